@@ -1,0 +1,39 @@
+# vmferry: `make demo` and `make test` install what they need (Debian packages, a virtualenv) and run.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SYSTEM_STAMP := .venv-system.stamp
+SAMPLE ?= tests/data/cot/input.ovf
+
+.PHONY: all system venv demo test lint bench clean
+
+all: test
+
+system:
+	@./.ci/install-system
+
+$(STAMP): pyproject.toml .ci/apt-packages.txt
+	@./.ci/install-system
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip >/dev/null
+	@$(PY) -m pip install -q -e '.[all,test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	@./scripts/demo.sh
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	LIBGUESTFS_BACKEND_SETTINGS=force_tcg $(VENV)/bin/pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/inspect.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

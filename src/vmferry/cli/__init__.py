@@ -1,0 +1,1 @@
+"""The ``vmferry`` command: thin sub-commands over the library."""
