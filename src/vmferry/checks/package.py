@@ -1,0 +1,119 @@
+"""Package integrity: referenced files present with their declared sizes, manifest digests, certificate.
+
+Problems of *content integrity* (a digest that does not match, a file larger or smaller than declared,
+a signature that does not verify) raise, so the command ends with exit status 2 naming the file:
+such a package must not be used. Everything else is a finding. Each byte is read once: every member
+the manifest lists is hashed in one pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from vmferry.errors import ManifestMismatch, SizeMismatch
+from vmferry.findings import Finding
+from vmferry.package.base import Package, safe_href
+from vmferry.package.certificate import verify_certificate
+from vmferry.package.manifest import ALGORITHMS, parse_manifest
+
+
+
+@dataclass
+class IntegrityReport:
+    findings: list[Finding]
+    files_checked: int = 0
+    bytes_hashed: int = 0
+    manifest: str | None = None
+    signed_by: str | None = None
+
+
+def _where(pkg: Package, name: str) -> str:
+    return f"{pkg.path}:{name}" if pkg.container == "ova" else (pkg.members[name].fs_path or name)
+
+
+def check_references(pkg: Package) -> list[Finding]:
+    """Every File of References is in the package with its declared size (chunked: the sum)."""
+    out: list[Finding] = []
+    env = pkg.envelope
+    for f in env.references:
+        if not f.href or safe_href(f.href) is None:
+            continue  # reported by descriptor rules; never opened
+        stored = pkg.stored_size(f.href, f.chunk_size)
+        if stored is None:
+            out.append(Finding("VMF-REF-003", "error", f"File '{f.id}' ('{f.href}') is not in the package",
+                               f.location))
+            continue
+        declared = f.size
+        if declared is not None and declared != stored:
+            raise SizeMismatch(f"'{f.href}' is {stored} bytes but the descriptor declares ovf:size={declared}",
+                               path=_where(pkg, pkg.parts_of(f.href, f.chunk_size)[0]))
+        if declared is None:
+            out.append(Finding("VMF-REF-011", "info", f"File '{f.id}' ('{f.href}') declares no ovf:size "
+                               f"({stored} bytes in the package)", f.location, "convert fills it in"))
+    return out
+
+
+def check_integrity(pkg: Package, *, reporter=None) -> IntegrityReport:
+    """Verify the manifest (every referenced file covered, nothing unknown, each digest) and the
+    certificate; raise :class:`ManifestMismatch` / :class:`CertificateError` on a bad digest/signature."""
+    report = IntegrityReport(findings=[])
+    mf_name = pkg.manifest_name
+    if mf_name is None:
+        report.findings.append(Finding("VMF-PKG-003", "info", "package has no manifest; file integrity is not "
+                                       "verifiable", pkg.path, "convert and pack write a SHA256 manifest"))
+        if pkg.certificate_name:
+            report.findings.append(Finding("VMF-PKG-023", "error", "package has a certificate but no manifest "
+                                           "to sign", _where(pkg, pkg.certificate_name)))
+        return report
+    report.manifest = mf_name
+    mf_bytes = pkg.read_member(mf_name)
+    manifest = parse_manifest(mf_bytes, _where(pkg, mf_name))
+    report.findings.extend(manifest.findings)
+    listed = manifest.by_name()
+    # coverage: descriptor and every referenced file (each chunk) must be listed
+    must = [pkg.descriptor_name]
+    for f in pkg.envelope.references:
+        if f.href and safe_href(f.href):
+            must.extend(pkg.parts_of(f.href, f.chunk_size))
+    for name in must:
+        if name not in listed:
+            report.findings.append(Finding("VMF-PKG-013", "error", f"'{name}' is not covered by the manifest",
+                                           _where(pkg, mf_name)))
+    if pkg.container == "ova":
+        for name in pkg.members:
+            if name not in listed and name not in (mf_name, pkg.certificate_name):
+                report.findings.append(Finding("VMF-PKG-014", "warning", f"archive member '{name}' is not "
+                                               "listed in the manifest", _where(pkg, mf_name)))
+    algos = {e.algorithm for e in manifest.entries}
+    if "SHA1" in algos:
+        report.findings.append(Finding("VMF-PKG-016", "info", "manifest uses SHA1 (OVF 1.x); OVF 2.x and "
+                                       "current VMware releases expect SHA256", _where(pkg, mf_name),
+                                       "convert writes SHA256"))
+    total = sum(pkg.members[n].size for n in (safe_href(e.name) for e in manifest.entries) if n in pkg.members)
+    step = reporter.step("verify", total) if reporter is not None else None
+    for entry in manifest.entries:
+        name = safe_href(entry.name)
+        if name is None or name not in pkg.members:
+            report.findings.append(Finding("VMF-PKG-012", "error", f"manifest lists '{entry.name}', which is "
+                                           "not in the package", f"{_where(pkg, mf_name)} (line {entry.line})"))
+            continue
+        digest = hashlib.new(ALGORITHMS[entry.algorithm])
+        for block in pkg.raw_blocks([name]):
+            digest.update(block)
+            report.bytes_hashed += len(block)
+            if step is not None:
+                step.advance(len(block))
+        if digest.hexdigest() != entry.digest:
+            raise ManifestMismatch(f"{entry.algorithm} digest does not match the manifest "
+                                   f"(manifest {entry.digest[:16]}…, file {digest.hexdigest()[:16]}…)",
+                                   path=_where(pkg, name))
+        report.files_checked += 1
+    if step is not None:
+        step.finish()
+    if pkg.certificate_name:
+        cert = verify_certificate(pkg.read_member(pkg.certificate_name), _where(pkg, pkg.certificate_name),
+                                  mf_bytes, mf_name)
+        report.signed_by = cert.subject
+        report.findings.extend(cert.findings)
+    return report

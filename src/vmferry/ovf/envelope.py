@@ -1,0 +1,294 @@
+"""The OVF ``Envelope``: a lossless view on one descriptor.
+
+``Envelope.from_bytes(data)`` parses safely (:mod:`vmferry.ovf.xmlsafe`) and keeps the live lxml tree;
+``to_bytes()`` writes it back. Nothing is re-built from a model, so what vmferry does not understand
+survives a round trip (C14N-equal to the input when unchanged).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from functools import cached_property
+
+from lxml import etree
+
+from vmferry.errors import UnsupportedVersion
+from vmferry.findings import Finding
+from vmferry.ovf import names as N
+from vmferry.ovf.hardware import HardwareSection
+from vmferry.ovf.sections import (
+    Annotation,
+    DeploymentOption,
+    DiskDef,
+    Eula,
+    FileRef,
+    NetworkDef,
+    OperatingSystem,
+    ProductSection,
+    StartupItem,
+    find_sections,
+)
+from vmferry.ovf.xmlmodel import ChildText, Node, OvfAttr, first_child, iter_children, localname, namespace
+from vmferry.ovf.xmlsafe import parse_bytes, to_c14n
+
+
+class VirtualSystem(Node):
+    """A ``VirtualSystem`` (0.9: ``Content xsi:type="ovf:VirtualSystem_Type"``)."""
+
+    id = OvfAttr("id")
+    info = ChildText("ovf", "Info")
+    name_text = ChildText("ovf", "Name")
+
+    def __init__(self, envelope, element, path: tuple[str, ...] = ()) -> None:
+        super().__init__(envelope, element)
+        self.path = path  # ids of enclosing collections
+
+    @property
+    def name(self) -> str | None:
+        return self.name_text or self.id
+
+    def sections(self, name: str) -> Iterator[etree._Element]:
+        return find_sections(self.element, name)
+
+    @cached_property
+    def hardware_sections(self) -> list[HardwareSection]:
+        return [HardwareSection(self.envelope, el) for el in self.sections("VirtualHardwareSection")]
+
+    @property
+    def hardware(self) -> HardwareSection | None:
+        """The first VirtualHardwareSection (the one most consumers read)."""
+        return self.hardware_sections[0] if self.hardware_sections else None
+
+    @property
+    def operating_system(self) -> OperatingSystem | None:
+        el = next(self.sections("OperatingSystemSection"), None)
+        return OperatingSystem(self.envelope, el) if el is not None else None
+
+    @property
+    def product_sections(self) -> list[ProductSection]:
+        return [ProductSection(self.envelope, el) for el in self.sections("ProductSection")]
+
+    @property
+    def eulas(self) -> list[Eula]:
+        return [Eula(self.envelope, el) for el in self.sections("EulaSection")]
+
+    @property
+    def annotation(self) -> Annotation | None:
+        el = next(self.sections("AnnotationSection"), None)
+        return Annotation(self.envelope, el) if el is not None else None
+
+    @property
+    def is_collection(self) -> bool:
+        return False
+
+
+class VirtualSystemCollection(VirtualSystem):
+    """A ``VirtualSystemCollection``: nested systems, a StartupSection, shared ProductSections."""
+
+    @property
+    def is_collection(self) -> bool:
+        return True
+
+    def children(self) -> list[VirtualSystem]:
+        return [self.envelope._wrap_entity(el, (*self.path, self.id or "")) for el in
+                _entity_elements(self.element)]
+
+    @property
+    def startup(self) -> list[StartupItem]:
+        out = []
+        for sec in self.sections("StartupSection"):
+            out.extend(StartupItem(self.envelope, el) for el in iter_children(sec, "ovf", "Item"))
+        return out
+
+
+def _entity_kind(el: etree._Element) -> str | None:
+    name = localname(el)
+    if name in ("VirtualSystem", "VirtualSystemCollection"):
+        return name
+    if name == "Content":
+        from vmferry.ovf.xmlmodel import xsi_type
+
+        t = xsi_type(el) or ""
+        return t[:-5] if t.endswith("_Type") else "VirtualSystem"
+    return None
+
+
+def _entity_elements(parent: etree._Element) -> Iterator[etree._Element]:
+    for child in iter_children(parent, "ovf"):
+        if _entity_kind(child):
+            yield child
+
+
+class Envelope:
+    """One OVF descriptor, parsed safely and kept losslessly."""
+
+    def __init__(self, tree: etree._ElementTree, *, path: str | os.PathLike | None = None) -> None:
+        self.tree = tree
+        self.root = tree.getroot()
+        self.path = os.fspath(path) if path is not None else None
+        self.ovf_ns = namespace(self.root) or ""
+        self.findings: list[Finding] = []
+        version = N.envelope_version(self.ovf_ns)
+        if localname(self.root) != "Envelope" or version is None:
+            raise UnsupportedVersion(
+                f"not an OVF descriptor: root element is {{{self.ovf_ns}}}{localname(self.root)}; "
+                "vmferry reads OVF 0.9, 1.x and 2.x envelopes", path=self.path)
+        self.version = version
+        self.names = N.names_for(version)
+        if self.ovf_ns not in N.ENVELOPE_VERSIONS:
+            self.findings.append(Finding(
+                "VMF-OVF-002", "warning", f"envelope namespace '{self.ovf_ns}' is misspelt; read as OVF "
+                f"{version} ({self.names.ovf})", self.location(self.root)))
+        declared = self.root.get(f"{{{self.ovf_ns}}}version") or self.root.get("version")
+        self.declared_version = declared
+
+    # -- construction / serialisation ------------------------------------------------------
+    @classmethod
+    def from_bytes(cls, data: bytes, *, path: str | os.PathLike | None = None) -> Envelope:
+        return cls(parse_bytes(data, path=path), path=path)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> Envelope:
+        from vmferry.errors import MissingFile
+
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError as exc:
+            raise MissingFile("no such file", path=path) from exc
+        except OSError as exc:
+            raise MissingFile(f"cannot read: {exc.strerror}", path=path) from exc
+        return cls.from_bytes(data, path=path)
+
+    def to_bytes(self) -> bytes:
+        """The document as bytes (UTF-8, with an XML declaration)."""
+        return etree.tostring(self.tree, xml_declaration=True, encoding="UTF-8")
+
+    def c14n(self) -> bytes:
+        return to_c14n(self.tree)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def location(self, el: etree._Element) -> str:
+        from vmferry.ovf.xmlmodel import location
+
+        return location(el)
+
+    def ns_for_role(self, role: str) -> str:
+        """The URI this document uses for ``role`` (its own spelling if declared), else the canonical."""
+        for uri in self.root.nsmap.values():
+            if uri and N.role_of(uri) == role:
+                return uri
+        return N.CANONICAL.get(role, self.ovf_ns)
+
+    @cached_property
+    def _strings(self) -> dict[str, str]:
+        """Message bundle of the envelope's default language (``Strings`` sections)."""
+        lang_attr = f"{{{N.XML}}}lang"
+        default_lang = self.root.get(lang_attr)
+        bundles = list(iter_children(self.root, "ovf", "Strings"))
+        bundles.sort(key=lambda b: 0 if b.get(lang_attr) == default_lang else 1)
+        out: dict[str, str] = {}
+        for bundle in bundles:
+            for msg in iter_children(bundle, "ovf", "Msg"):
+                mid = msg.get(f"{{{self.ovf_ns}}}msgid") or msg.get("msgid")
+                if mid and mid not in out:
+                    out[mid] = (msg.text or "").strip()
+        return out
+
+    def resolve_msg(self, el: etree._Element) -> str | None:
+        text = (el.text or "").strip()
+        if text:
+            return text
+        mid = el.get(f"{{{self.ovf_ns}}}msgid") or el.get("msgid")
+        if mid:
+            return self._strings.get(mid) or None
+        return text if el.text is not None else None
+
+    # -- envelope-level sections ------------------------------------------------------------
+    @cached_property
+    def references(self) -> list[FileRef]:
+        refs = first_child(self.root, "ovf", "References")
+        if refs is None:
+            return []
+        return [FileRef(self, el) for el in iter_children(refs, "ovf", "File")]
+
+    def file_by_id(self, file_id: str) -> FileRef | None:
+        return next((f for f in self.references if f.id == file_id), None)
+
+    @cached_property
+    def disks(self) -> list[DiskDef]:
+        out = []
+        for sec in find_sections(self.root, "DiskSection"):
+            out.extend(DiskDef(self, el) for el in iter_children(sec, "ovf", "Disk"))
+        return out
+
+    def disk_by_id(self, disk_id: str) -> DiskDef | None:
+        return next((d for d in self.disks if d.disk_id == disk_id), None)
+
+    @cached_property
+    def networks(self) -> list[NetworkDef]:
+        out = []
+        for sec in find_sections(self.root, "NetworkSection"):
+            out.extend(NetworkDef(self, el) for el in iter_children(sec, "ovf", "Network"))
+        return out
+
+    @cached_property
+    def deployment_options(self) -> list[DeploymentOption]:
+        out = []
+        for sec in find_sections(self.root, "DeploymentOptionSection"):
+            out.extend(DeploymentOption(self, el) for el in iter_children(sec, "ovf", "Configuration"))
+        return out
+
+    @property
+    def default_profile(self) -> str | None:
+        """The default deployment profile's id (``ovf:default="true"``, else the first), or None."""
+        options = self.deployment_options
+        if not options:
+            return None
+        return next((o.id for o in options if o.is_default), options[0].id)
+
+    # -- virtual systems --------------------------------------------------------------------
+    def _wrap_entity(self, el: etree._Element, path: tuple[str, ...]) -> VirtualSystem:
+        cls = VirtualSystemCollection if _entity_kind(el) == "VirtualSystemCollection" else VirtualSystem
+        return cls(self, el, path)
+
+    @cached_property
+    def entity(self) -> VirtualSystem | None:
+        """The top-level VirtualSystem or VirtualSystemCollection."""
+        el = next(_entity_elements(self.root), None)
+        return self._wrap_entity(el, ()) if el is not None else None
+
+    @cached_property
+    def systems(self) -> list[VirtualSystem]:
+        """Every VirtualSystem, collections flattened depth-first (collections themselves excluded)."""
+        out: list[VirtualSystem] = []
+
+        def walk(entity: VirtualSystem) -> None:
+            if isinstance(entity, VirtualSystemCollection):
+                for child in entity.children():
+                    walk(child)
+            else:
+                out.append(entity)
+
+        for el in _entity_elements(self.root):
+            walk(self._wrap_entity(el, ()))
+        return out
+
+    @cached_property
+    def all_product_sections(self) -> list[ProductSection]:
+        out: list[ProductSection] = []
+        for el in self.root.iter():
+            if isinstance(el.tag, str) and localname(el) in ("ProductSection", "Section"):
+                if localname(el) == "ProductSection" or (el.get(f"{{{N.XSI}}}type") or "").endswith(
+                        "ProductSection_Type"):
+                    out.append(ProductSection(self, el))
+        return out
+
+    def property_default(self, key: str) -> str | None:
+        """Default value of a ProductSection property by key (``${key}`` references)."""
+        for product in self.all_product_sections:
+            for prop in product.properties():
+                if prop.key == key:
+                    return prop.default
+        return None

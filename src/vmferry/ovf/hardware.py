@@ -1,0 +1,170 @@
+"""``VirtualHardwareSection`` and its ``Item`` / ``StorageItem`` / ``EthernetPortItem`` entries.
+
+An Item may apply to every deployment profile or only to some (``ovf:configuration="a b"``); several
+Items may share an InstanceID, one per profile (COT's ``OVFItem`` idea). :meth:`HardwareSection.items_for`
+resolves the set of Items that hold for one profile.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from vmferry.ovf.rasd import ResourceType, controller_kind
+from vmferry.ovf.units import parse_byte_units, parse_int
+from vmferry.ovf.xmlmodel import Node, OvfAttr, first_child, iter_children, localname
+
+ITEM_TAGS = ("Item", "StorageItem", "EthernetPortItem")
+
+
+class Item(Node):
+    """One hardware item. RASD/SASD/EPASD properties are read by case-insensitive local name, so
+    0.9's ``InstanceId`` and 1.x's ``InstanceID`` are the same."""
+
+    configuration_text = OvfAttr("configuration")
+    bound = OvfAttr("bound")
+    required_text = OvfAttr("required")
+
+    @cached_property
+    def _props(self) -> dict[str, list[str]]:
+        props: dict[str, list[str]] = {}
+        for child in self.element:
+            if not isinstance(child.tag, str):
+                continue
+            props.setdefault(localname(child).lower(), []).append((child.text or "").strip())
+        return props
+
+    def get(self, name: str) -> str | None:
+        values = self._props.get(name.lower())
+        return values[0] if values else None
+
+    def get_all(self, name: str) -> list[str]:
+        return list(self._props.get(name.lower(), []))
+
+    @property
+    def kind(self) -> str:
+        return localname(self.element)
+
+    @property
+    def instance_id(self) -> str | None:
+        return self.get("InstanceID")
+
+    @property
+    def resource_type(self) -> int | None:
+        return parse_int(self.get("ResourceType"))
+
+    @property
+    def resource_subtype(self) -> str | None:
+        return self.get("ResourceSubType")
+
+    @property
+    def element_name(self) -> str | None:
+        return self.get("ElementName") or self.get("Caption")
+
+    @property
+    def parent(self) -> str | None:
+        return self.get("Parent")
+
+    @property
+    def address_on_parent(self) -> str | None:
+        return self.get("AddressOnParent")
+
+    @property
+    def host_resources(self) -> list[str]:
+        return self.get_all("HostResource")
+
+    @property
+    def connections(self) -> list[str]:
+        return [c for c in self.get_all("Connection") if c]
+
+    @property
+    def virtual_quantity(self) -> int | None:
+        return parse_int(self.get("VirtualQuantity"))
+
+    @property
+    def allocation_units(self) -> str | None:
+        return self.get("AllocationUnits") or self.get("VirtualQuantityUnits")
+
+    @property
+    def configurations(self) -> set[str] | None:
+        text = self.configuration_text
+        return set(text.split()) if text else None
+
+    @property
+    def required(self) -> bool:
+        return (self.required_text or "true").strip().lower() != "false"
+
+    def applies_to(self, profile: str | None) -> bool:
+        configs = self.configurations
+        return configs is None or (profile is not None and profile in configs)
+
+    @property
+    def memory_mib(self) -> int | None:
+        qty = self.virtual_quantity
+        if qty is None:
+            return None
+        units = self.allocation_units
+        mult = parse_byte_units(units) if units else 1 << 20  # MiB when unstated (common practice)
+        if mult is None:
+            return None
+        return (qty * mult) >> 20
+
+    @property
+    def controller_kind(self) -> str:
+        return controller_kind(self.resource_type, self.resource_subtype)
+
+
+class HardwareSection(Node):
+    """One ``VirtualHardwareSection`` of a virtual system."""
+
+    transport = OvfAttr("transport")
+
+    @cached_property
+    def items(self) -> list[Item]:
+        return [Item(self.envelope, el) for el in iter_children(self.element, None)
+                if localname(el) in ITEM_TAGS]
+
+    @property
+    def system_types(self) -> list[str]:
+        """Hardware families (``vmx-08``, ``virtualbox-2.2``, ...); a value may list several."""
+        system = first_child(self.element, "ovf", "System")
+        if system is None:
+            return []
+        out: list[str] = []
+        for child in system:
+            if isinstance(child.tag, str) and localname(child) == "VirtualSystemType" and child.text:
+                out.extend(child.text.split())
+        return out
+
+    @property
+    def system_identifier(self) -> str | None:
+        system = first_child(self.element, "ovf", "System")
+        if system is None:
+            return None
+        for child in system:
+            if isinstance(child.tag, str) and localname(child) == "VirtualSystemIdentifier":
+                return (child.text or "").strip() or None
+        return None
+
+    def items_for(self, profile: str | None) -> list[Item]:
+        """The Items that hold for ``profile``: per InstanceID, the profile-specific one if any, else the
+        general one. Items without InstanceID are kept when they apply."""
+        chosen: dict[str, Item] = {}
+        order: list[str] = []
+        loose: list[Item] = []
+        for item in self.items:
+            if not item.applies_to(profile):
+                continue
+            iid = item.instance_id
+            if not iid:
+                loose.append(item)
+                continue
+            if iid not in chosen:
+                order.append(iid)
+                chosen[iid] = item
+            elif item.configurations is not None and chosen[iid].configurations is None:
+                chosen[iid] = item
+        return [chosen[i] for i in order] + loose
+
+    def by_type(self, profile: str | None, *types: ResourceType) -> list[Item]:
+        wanted = {int(t) for t in types}
+        return [i for i in self.items_for(profile) if i.resource_type in wanted]

@@ -1,0 +1,90 @@
+"""OVA archives: a plain tar, read as a stream of headers without unpacking.
+
+:func:`scan_ova` walks the tar headers (seeking over the data), and refuses anything that could hurt:
+absolute paths, ``..``, symbolic and hard links, devices, FIFOs, sparse members, duplicate names, too
+many members, members that run past the end of the file (truncation). Every member is a contiguous
+byte range ``[offset, offset + size)`` of the ``.ova``, which lets disks be converted straight out of the
+archive.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import tarfile
+from dataclasses import dataclass
+
+from vmferry.errors import PackageError, TruncatedArchive, UnsafeArchive
+
+MAX_MEMBERS = 10_000
+MAX_NAME = 1024
+
+
+@dataclass(frozen=True)
+class TarMember:
+    name: str
+    offset: int   # byte offset of the member's data in the archive
+    size: int
+    header_offset: int = 0
+
+
+def _check_name(name: str, ova: str) -> str:
+    if not name or len(name) > MAX_NAME:
+        raise UnsafeArchive(f"member name is empty or longer than {MAX_NAME} characters", path=ova)
+    if "\x00" in name or "\\" in name:
+        raise UnsafeArchive(f"member '{name[:80]}' has a forbidden character in its name", path=ova)
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        raise UnsafeArchive(f"member '{name}' has an absolute path", path=ova)
+    norm = posixpath.normpath(name)
+    if norm.startswith("../") or norm == ".." or "/../" in f"/{name}/":
+        raise UnsafeArchive(f"member '{name}' escapes the archive with '..'", path=ova)
+    return norm[2:] if norm.startswith("./") else norm
+
+
+def scan_ova(path: str | os.PathLike) -> list[TarMember]:
+    """The regular-file members of an OVA, in archive order; raise on anything unsafe."""
+    ova = os.fspath(path)
+    try:
+        total = os.path.getsize(ova)
+    except OSError as exc:
+        raise PackageError(f"cannot read: {exc.strerror}", path=ova) from exc
+    members: list[TarMember] = []
+    seen: set[str] = set()
+    try:
+        with tarfile.open(ova, mode="r:") as tar:
+            for info in tar:
+                if len(members) >= MAX_MEMBERS:
+                    raise UnsafeArchive(f"more than {MAX_MEMBERS} members (tar bomb?)", path=ova)
+                name = _check_name(info.name, ova)
+                if info.issym() or info.islnk():
+                    raise UnsafeArchive(f"member '{info.name}' is a link (to '{info.linkname}'); OVA members "
+                                        "must be regular files", path=ova)
+                if info.isdir():
+                    continue
+                if info.ischr() or info.isblk() or info.isfifo() or info.isdev():
+                    raise UnsafeArchive(f"member '{info.name}' is a device or FIFO", path=ova)
+                if info.issparse():
+                    raise UnsafeArchive(f"member '{info.name}' is a sparse tar member, which OVA does not "
+                                        "allow", path=ova)
+                if not info.isreg():
+                    raise UnsafeArchive(f"member '{info.name}' is not a regular file (type "
+                                        f"{info.type!r})", path=ova)
+                if name in seen:
+                    raise UnsafeArchive(f"member '{name}' appears twice", path=ova)
+                if info.offset_data + info.size > total:
+                    raise TruncatedArchive(f"archive is truncated: member '{name}' needs "
+                                           f"{info.offset_data + info.size} bytes, file has {total}", path=ova)
+                seen.add(name)
+                members.append(TarMember(name, info.offset_data, info.size, info.offset))
+    except tarfile.ReadError as exc:
+        msg = str(exc)
+        if "unexpected end" in msg or "truncated" in msg.lower():
+            raise TruncatedArchive(f"archive is truncated ({msg})", path=ova) from exc
+        raise PackageError(f"not a tar archive ({msg})", path=ova) from exc
+    except tarfile.TarError as exc:
+        raise PackageError(f"unreadable tar archive ({exc})", path=ova) from exc
+    except EOFError as exc:
+        raise TruncatedArchive("archive is truncated", path=ova) from exc
+    if not members:
+        raise PackageError("archive holds no files", path=ova)
+    return members
