@@ -1,0 +1,89 @@
+"""Inspect and convert disk images: `disk info IMAGE`, `disk convert IMAGE -O FMT -o OUT`,
+`disk formats`. IMAGE may be `X.ova:MEMBER` to read a disk inside an OVA without unpacking it."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict
+
+from vmferry.disks import FORMATS, convert_disk, default_format, get_format, open_disk
+from vmferry.disks.ova_read import import_disk, members
+from vmferry.disks.safety import sigterm_as_interrupt
+from vmferry.disks.vmdk_stream import DEFAULT_LEVEL
+from vmferry.errors import MissingFile, UsageError
+from vmferry.progress import make_reporter
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="disk_command", metavar="ACTION")
+    info = sub.add_parser("info", help="format (from content), sizes, allocation")
+    info.add_argument("image", help="a disk image, or X.ova:MEMBER")
+    info.add_argument("--json", action="store_true")
+    conv = sub.add_parser("convert", help="convert to another format (atomic, free space checked)")
+    conv.add_argument("image", help="a disk image, or X.ova:MEMBER")
+    conv.add_argument("-o", "--output", required=True)
+    conv.add_argument("-O", "--disk-format", help=f"one of {', '.join(FORMATS)}")
+    conv.add_argument("--target", help="pick the usual format of a target (vmware, kvm, xen, azure...)")
+    conv.add_argument("--adapter", default="lsilogic", help="VMDK ddb.adapterType (default lsilogic)")
+    conv.add_argument("--level", type=int, default=DEFAULT_LEVEL, choices=range(1, 10), metavar="1-9")
+    conv.add_argument("--force", action="store_true")
+    conv.add_argument("--json", action="store_true")
+    sub.add_parser("formats", help="list the formats vmferry writes")
+
+
+def _split_ova(image: str) -> tuple[str, str | None]:
+    if ":" in image and not os.path.exists(image):
+        ova, member = image.rsplit(":", 1)
+        if ova.lower().endswith(".ova"):
+            return ova, member
+    return image, None
+
+
+def _open(image: str):
+    path, member = _split_ova(image)
+    if member is None:
+        return open_disk(path)
+    found = {m.name: m for m in members(path)}
+    if member not in found:
+        raise MissingFile(f"{member} is not in the archive", path=path)
+    return open_disk(path, found[member].offset, found[member].size)
+
+
+def _emit(doc: dict, text: str, as_json: bool) -> None:
+    if as_json:
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(text)
+
+
+def run(args) -> int:
+    action = getattr(args, "disk_command", None)
+    if action == "formats":
+        for f in FORMATS.values():
+            print(f"{f.name:<12} {f.description}")
+        return 0
+    if action == "info":
+        disk = _open(args.image)
+        doc = {"path": disk.path, "offset": disk.offset, "format": disk.format,
+               "subformat": disk.subformat, "virtual_size": disk.virtual_size, "detail": disk.detected.detail}
+        _emit(doc, f"{args.image}: {disk.format}, {disk.virtual_size} bytes ({disk.detected.detail})",
+              args.json)
+        return 0
+    if action == "convert":
+        if bool(args.disk_format) == bool(args.target):
+            raise UsageError("give exactly one of -O/--disk-format and --target")
+        fmt = get_format(args.disk_format) if args.disk_format else default_format(args.target)
+        reporter = make_reporter(args.json)
+        kwargs = {"adapter": args.adapter, "level": args.level, "force": args.force, "reporter": reporter}
+        with sigterm_as_interrupt():
+            path, member = _split_ova(args.image)
+            if member is not None:
+                result = import_disk(path, member, args.output, fmt.name, **kwargs)
+            else:
+                result = convert_disk(open_disk(path), args.output, fmt, **kwargs)
+        _emit(asdict(result), f"{result.path}: {result.format}, {result.virtual_size} bytes", args.json)
+        return 0
+    raise UsageError("disk needs an action: info, convert or formats")

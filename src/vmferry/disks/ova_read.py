@@ -1,0 +1,282 @@
+"""Reading disks out of an OVA without unpacking it, verifying it, unpacking it.
+
+A tar member is a contiguous byte range of the ``.ova``: :func:`import_disk` converts a disk
+member straight from that range (qemu-img opens it through a ``raw`` layer with ``offset`` and
+``size``) while a thread hashes the same bytes against the manifest; the only thing written is the
+output. :func:`verify_ova` and :func:`unpack_ova` read each byte of the archive once.
+
+Members are listed by ``vmferry.package.ova.scan_ova`` (the safe OVA reader) when it is present,
+else by a local scanner with the same refusals (absolute paths, "..", links, devices, truncation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tarfile
+import tempfile
+import threading
+import zlib
+from dataclasses import dataclass
+
+from vmferry.disks import safety
+from vmferry.disks.convert import ConvertResult, convert_disk, open_disk
+from vmferry.errors import (
+    DiskError,
+    ManifestMismatch,
+    MissingFile,
+    PackageError,
+    TruncatedArchive,
+    UnsafeArchive,
+)
+from vmferry.progress import Reporter
+
+READ_CHUNK = 4 << 20
+MANIFEST_LINE = re.compile(r"^(SHA1|SHA256|SHA512)\s*\((.+)\)\s*=\s*([0-9a-fA-F]+)\s*$")
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    offset: int
+    size: int
+
+
+def members(ova: str | os.PathLike) -> list[Member]:
+    """The regular-file members of ``ova`` with their data byte ranges."""
+    ova = os.fspath(ova)
+    try:
+        from vmferry.package.ova import scan_ova  # the OVA reader, when it exists
+    except ImportError:
+        scan_ova = None
+    if scan_ova is not None:
+        return [Member(m.name, m.offset, m.size) for m in scan_ova(ova)]
+    return _scan(ova)
+
+
+def _scan(ova: str) -> list[Member]:
+    out = []
+    total = os.path.getsize(ova)
+    try:
+        with tarfile.open(ova, "r:") as tar:
+            for info in tar:
+                name = info.name
+                if name.startswith("/") or ".." in name.split("/") or "/" in name.strip("/"):
+                    raise UnsafeArchive(f"member {name!r} is not a plain file name", path=ova)
+                if not info.isreg():
+                    raise UnsafeArchive(f"member {name!r} is not a regular file", path=ova)
+                if info.offset_data + info.size > total:
+                    raise TruncatedArchive(f"member {name!r} ends past the end of the archive", path=ova)
+                out.append(Member(name, info.offset_data, info.size))
+    except tarfile.TarError as exc:
+        raise PackageError(f"not a valid tar archive: {exc}", path=ova) from exc
+    except OSError as exc:
+        raise PackageError(f"cannot read: {exc.strerror}", path=ova) from exc
+    return out
+
+
+def _read_range(ova: str, m: Member) -> bytes:
+    with open(ova, "rb") as f:
+        return os.pread(f.fileno(), m.size, m.offset)
+
+
+def manifest(ova: str, listing: list[Member]) -> dict[str, tuple[str, str]]:
+    """name -> (algorithm, hex digest) from the ``.mf`` member ({} when there is none)."""
+    mf = [m for m in listing if m.name.lower().endswith(".mf")]
+    if not mf:
+        return {}
+    if mf[0].size > 1 << 20:
+        raise PackageError("the manifest is larger than 1 MiB", path=ova)
+    out = {}
+    for line in _read_range(ova, mf[0]).decode("utf-8", "replace").splitlines():
+        if not line.strip():
+            continue
+        match = MANIFEST_LINE.match(line.strip())
+        if not match:
+            raise PackageError(f"{mf[0].name}: unreadable manifest line {line.strip()[:60]!r}", path=ova)
+        out[match.group(2)] = (match.group(1).lower(), match.group(3).lower())
+    return out
+
+
+def _hash_range(ova: str, m: Member, algo: str, step=None, sink=None) -> str:
+    h = hashlib.new(algo)
+    with open(ova, "rb") as f:
+        f.seek(m.offset)
+        left = m.size
+        buf = bytearray(READ_CHUNK)
+        view = memoryview(buf)
+        while left:
+            n = f.readinto(view[:min(READ_CHUNK, left)])
+            if not n:
+                raise TruncatedArchive(f"{m.name} is truncated", path=ova)
+            h.update(view[:n])
+            if sink is not None:
+                sink.write(view[:n])
+            if step is not None:
+                step.advance(n)
+            left -= n
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    path: str
+    checked: dict[str, str]      # name -> algorithm
+    unlisted: list[str]          # members the manifest does not cover
+
+
+def verify_ova(ova: str | os.PathLike, *, reporter: Reporter | None = None,
+               require_manifest: bool = True) -> VerifyResult:
+    """Check every member against the manifest, reading each byte once."""
+    ova = os.fspath(ova)
+    reporter = reporter or Reporter()
+    listing = members(ova)
+    mf = manifest(ova, listing)
+    if not mf and require_manifest:
+        raise MissingFile("the OVA has no manifest", path=ova)
+    names = {m.name for m in listing}
+    for name in mf:
+        if name not in names:
+            raise MissingFile(f"{name} is listed in the manifest but not in the archive", path=ova)
+    checked, unlisted = {}, []
+    todo = [m for m in listing if m.name in mf]
+    with reporter.step("verify", sum(m.size for m in todo)) as step:
+        for m in listing:
+            if m.name not in mf:
+                if not m.name.lower().endswith((".mf", ".cert")):
+                    unlisted.append(m.name)
+                continue
+            algo, want = mf[m.name]
+            if _hash_range(ova, m, algo, step) != want:
+                raise ManifestMismatch(f"{m.name}: {algo.upper()} does not match the manifest", path=ova)
+            checked[m.name] = algo
+    return VerifyResult(ova, checked, unlisted)
+
+
+def unpack_ova(ova: str | os.PathLike, out_dir: str | os.PathLike, *, force: bool = False,
+               reporter: Reporter | None = None, verify: bool = True) -> list[str]:
+    """Extract ``ova`` into ``out_dir``, verifying digests on the way (one read per byte).
+
+    On any error nothing is left in ``out_dir`` (the files are written in a temporary directory).
+    """
+    ova = os.fspath(ova)
+    reporter = reporter or Reporter()
+    listing = members(ova)
+    mf = manifest(ova, listing) if verify else {}
+    safety.ensure_free_space(os.path.dirname(os.path.abspath(os.fspath(out_dir))),
+                             sum(m.size for m in listing) + (1 << 20), what="the unpacked files")
+    with safety.atomic_directory(out_dir, force=force) as tmp, \
+            reporter.step("unpack", sum(m.size for m in listing)) as step:
+        for m in listing:
+            algo = mf.get(m.name, ("sha256", ""))[0]
+            with open(os.path.join(tmp, m.name), "xb") as sink:
+                digest = _hash_range(ova, m, algo, step, sink)
+            if m.name in mf and digest != mf[m.name][1]:
+                raise ManifestMismatch(f"{m.name}: {algo.upper()} does not match the manifest", path=ova)
+    return [m.name for m in listing]
+
+
+def import_disk(ova: str | os.PathLike, href: str, out: str | os.PathLike, fmt: str, *,
+                compression: str | None = None, chunk_size: int | None = None, force: bool = False,
+                reporter: Reporter | None = None, verify: bool = True, **convert_kwargs) -> ConvertResult:
+    """Convert the disk ``href`` of ``ova`` to ``out`` without extracting it.
+
+    Plain members are converted from their byte range while a thread checks the manifest digest
+    of the same bytes; a mismatch removes the output and raises :class:`ManifestMismatch`.
+    gzip-compressed (``ovf:compression="gzip"``) or chunked (``ovf:chunkSize``) members cannot be
+    opened by range: they are decompressed/joined into a temporary file beside ``out`` first.
+    """
+    ova = os.fspath(ova)
+    reporter = reporter or Reporter()
+    listing = {m.name: m for m in members(ova)}
+    mf = manifest(ova, list(listing.values())) if verify else {}
+    if compression or chunk_size:
+        return _import_streamed(ova, listing, mf, href, out, fmt, compression, force, reporter,
+                                convert_kwargs)
+    if href not in listing:
+        raise MissingFile(f"{href} is not in the archive", path=ova)
+    m = listing[href]
+    disk = open_disk(ova, m.offset, m.size)
+    if href not in mf:
+        return convert_disk(disk, out, fmt, force=force, reporter=reporter, **convert_kwargs)
+    algo, want = mf[href]
+    got: dict[str, object] = {}
+
+    def digest() -> None:
+        try:
+            got["hex"] = _hash_range(ova, m, algo)
+        except (OSError, PackageError) as exc:
+            got["error"] = exc
+
+    hasher = threading.Thread(target=digest, name="ova-digest", daemon=True)
+    hasher.start()
+    result = convert_disk(disk, out, fmt, force=force, reporter=reporter, **convert_kwargs)
+    hasher.join()
+    if got.get("hex") != want:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(result.path)
+        if "error" in got:
+            raise PackageError(f"{href}: cannot be hashed: {got['error']}", path=ova)
+        raise ManifestMismatch(f"{href}: {algo.upper()} does not match the manifest", path=ova)
+    return result
+
+
+def _chunk_members(listing: dict[str, Member], href: str) -> list[Member]:
+    parts = sorted(n for n in listing if re.fullmatch(re.escape(href) + r"\.\d{9}", n))
+    return [listing[n] for n in parts]
+
+
+def _import_streamed(ova, listing, mf, href, out, fmt, compression, force, reporter, convert_kwargs):
+    parts = _chunk_members(listing, href) or ([listing[href]] if href in listing else [])
+    if not parts:
+        raise MissingFile(f"{href} (or its chunks) is not in the archive", path=ova)
+    if compression not in (None, "gzip", "identity"):
+        raise DiskError(f"unknown ovf:compression {compression!r}", path=ova)
+    parent = os.path.dirname(os.path.abspath(os.fspath(out)))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(os.fspath(out))}{safety.TEMP_MARK}", dir=parent)
+    try:
+        with os.fdopen(fd, "wb") as joined:
+            for part in parts:
+                algo, want = mf.get(part.name, ("sha256", ""))
+                with _Tee(joined, compression == "gzip") as sink:
+                    digest = _hash_range(ova, part, algo, None, sink)
+                if part.name in mf and digest != want:
+                    raise ManifestMismatch(f"{part.name}: {algo.upper()} does not match the manifest",
+                                           path=ova)
+        return convert_disk(open_disk(tmp), out, fmt, force=force, reporter=reporter, **convert_kwargs)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+class _Tee:
+    """A sink that writes to ``out``, gunzipping on the way when ``gunzip`` (bounded memory)."""
+
+    def __init__(self, out, gunzip: bool) -> None:
+        self.out, self.gunzip = out, gunzip
+        self._d = None
+
+    def __enter__(self):
+        if self.gunzip:
+            self._d = zlib.decompressobj(wbits=31)
+        return self
+
+    def write(self, data) -> None:
+        if self._d is None:
+            self.out.write(data)
+            return
+        try:
+            while data:
+                self.out.write(self._d.decompress(data, READ_CHUNK))
+                data = self._d.unconsumed_tail
+        except zlib.error as exc:
+            raise DiskError(f"corrupt gzip stream: {exc}") from exc
+
+    def __exit__(self, exc_type, *rest) -> None:
+        if self._d is not None and exc_type is None:
+            self.out.write(self._d.flush())
+            if not self._d.eof:
+                raise DiskError("the gzip stream is truncated")
+

@@ -1,0 +1,163 @@
+"""``vmferry pack DIR``: an OVF directory into an OVA, in one pass.
+
+The descriptor is filled in from what was written by :func:`fill_descriptor`, a small lxml
+function kept apart on purpose: it will be replaced by the OVF model (:mod:`vmferry.ovf`) when
+that exists. It only touches ``File/@href``, ``@size``, ``@compression``, ``@chunkSize`` and
+``Disk/@capacity``, ``@capacityAllocationUnits``, ``@populatedSize``, ``@format``; everything else
+in the document is kept byte for byte as lxml serialises it.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+
+from lxml import etree
+
+from vmferry.disks import formats
+from vmferry.disks.convert import open_disk
+from vmferry.disks.reader import open_raw
+from vmferry.errors import MissingFile, UsageError, XmlError
+from vmferry.package.ova_writer import PackResult, PackSource, WrittenFile, pack_ova
+from vmferry.progress import Reporter
+
+UNIT_SHIFT = {"byte": 0, "byte * 2^10": 10, "byte * 2^20": 20, "byte * 2^30": 30, "byte * 2^40": 40}
+
+
+@dataclass(frozen=True)
+class DescribedFile:
+    id: str
+    href: str
+    disk_format: str | None   # ovf:format of the Disk using it (None: not a disk)
+
+
+def _parse(xml: bytes, path: str) -> etree._ElementTree:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        return etree.ElementTree(etree.fromstring(xml, parser))
+    except etree.XMLSyntaxError as exc:
+        raise XmlError(f"not well-formed XML: {exc}", path=path) from exc
+
+
+def _ns(root) -> str:
+    return etree.QName(root).namespace or ""
+
+
+def _attr(el, ns: str, name: str) -> str | None:
+    return el.get(f"{{{ns}}}{name}") if ns else el.get(name)
+
+
+def _local(el) -> str:
+    return etree.QName(el).localname if isinstance(el.tag, str) else ""
+
+
+def described_files(xml: bytes, path: str = "descriptor") -> list[DescribedFile]:
+    root = _parse(xml, path).getroot()
+    ns = _ns(root)
+    disks = {}
+    for el in root.iter():
+        if _local(el) == "Disk" and _attr(el, ns, "fileRef"):
+            disks[_attr(el, ns, "fileRef")] = _attr(el, ns, "format")
+    out = []
+    for el in root.iter():
+        if _local(el) == "File" and _attr(el, ns, "href"):
+            fid = _attr(el, ns, "id") or ""
+            out.append(DescribedFile(fid, _attr(el, ns, "href"), disks.get(fid)))
+    return out
+
+
+def fill_descriptor(xml: bytes, written: dict[str, WrittenFile], renames: dict[str, str]) -> bytes:
+    """The descriptor with sizes, capacities and formats taken from the written files.
+
+    ``renames`` maps an original ``href`` to its name in the OVA; ``written`` is keyed by the new
+    name (and may be empty: the first, provisional rendering).
+    """
+    tree = _parse(xml, "descriptor")
+    root = tree.getroot()
+    ns = _ns(root)
+    q = (lambda n: f"{{{ns}}}{n}") if ns else (lambda n: n)
+    by_id: dict[str, WrittenFile] = {}
+    for el in root.iter():
+        if _local(el) != "File" or not _attr(el, ns, "href"):
+            continue
+        new = renames.get(_attr(el, ns, "href"), _attr(el, ns, "href"))
+        el.set(q("href"), new)
+        for gone in ("compression", "chunkSize"):
+            el.attrib.pop(q(gone), None)
+        w = written.get(new)
+        if w is not None:
+            el.set(q("size"), str(w.size))
+            by_id[_attr(el, ns, "id") or ""] = w
+    for el in root.iter():
+        if _local(el) != "Disk":
+            continue
+        w = by_id.get(_attr(el, ns, "fileRef") or "")
+        if w is None:
+            continue
+        if w.capacity is not None:
+            unit = (_attr(el, ns, "capacityAllocationUnits") or "byte").strip()
+            shift = UNIT_SHIFT.get(unit)
+            if shift is not None and w.capacity % (1 << shift) == 0:
+                el.set(q("capacity"), str(w.capacity >> shift))
+            else:
+                el.set(q("capacity"), str(w.capacity))
+                el.attrib.pop(q("capacityAllocationUnits"), None)
+        if w.populated is not None:
+            el.set(q("populatedSize"), str(w.populated))
+        if w.format_uri:
+            el.set(q("format"), w.format_uri)
+    return etree.tostring(tree, xml_declaration=True, encoding="UTF-8") + b"\n"
+
+
+def find_descriptor(directory: str) -> str:
+    found = sorted(glob.glob(os.path.join(glob.escape(directory), "*.ovf")))
+    if len(found) != 1:
+        raise UsageError(f"{directory} must hold exactly one .ovf descriptor ({len(found)} found)",
+                         path=directory)
+    return found[0]
+
+
+def pack_directory(directory: str | os.PathLike, out: str | os.PathLike, *, disk_format: str | None = None,
+                   force: bool = False, reporter: Reporter | None = None, level: int | None = None,
+                   workers: int | None = None) -> PackResult:
+    """Pack the OVF package in ``directory`` into ``out``.
+
+    ``disk_format="vmdk-stream"`` writes every disk that is not already streamOptimized as such
+    (renamed ``*.vmdk``); ``None`` copies files unchanged. The manifest is always regenerated
+    (SHA256); a certificate is not carried over since the contents change.
+    """
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise UsageError("not a directory", path=directory)
+    desc_path = find_descriptor(directory)
+    with open(desc_path, "rb") as fh:
+        xml = fh.read()
+    if disk_format not in (None, "vmdk-stream"):
+        formats.get_format(disk_format)
+        raise UsageError("pack writes disks as they are or as vmdk-stream; use `vmferry disk convert` first")
+    sources, renames = [], {}
+    for df in described_files(xml, desc_path):
+        path = os.path.join(directory, df.href)
+        if os.path.basename(df.href) != df.href:
+            raise UsageError(f"file reference {df.href!r} is not a plain file name", path=desc_path)
+        if not os.path.isfile(path):
+            raise MissingFile(f"{df.href} is referenced by the descriptor but missing", path=desc_path)
+        disk = None
+        stream = False
+        if df.disk_format is not None:
+            disk = open_disk(path)
+            if disk_format == "vmdk-stream" and disk.format != "vmdk-stream":
+                with open_raw(disk.spec, disk.virtual_size) as reader:
+                    stream = reader.plain
+                if not stream:
+                    raise UsageError(f"{df.href}: compressed clusters; convert it to qcow2 or raw first",
+                                     path=path)
+        name = df.href
+        if stream and not name.lower().endswith(".vmdk"):
+            name = os.path.splitext(name)[0] + ".vmdk"
+            renames[df.href] = name
+        sources.append(PackSource(name, path, disk, stream))
+    kwargs = {"level": level} if level is not None else {}
+    return pack_ova(out, os.path.basename(desc_path), lambda w: fill_descriptor(xml, w, renames), sources,
+                    force=force, reporter=reporter, workers=workers, **kwargs)
