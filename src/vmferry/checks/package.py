@@ -11,12 +11,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from vmferry.errors import ManifestMismatch, SizeMismatch
+from vmferry.errors import ManifestMismatch, SizeMismatch, UnsafeArchive
 from vmferry.findings import Finding
 from vmferry.package.base import Package, safe_href
 from vmferry.package.certificate import verify_certificate
 from vmferry.package.manifest import ALGORITHMS, parse_manifest
-
 
 
 @dataclass
@@ -37,8 +36,11 @@ def check_references(pkg: Package) -> list[Finding]:
     out: list[Finding] = []
     env = pkg.envelope
     for f in env.references:
-        if not f.href or safe_href(f.href) is None:
-            continue  # reported by descriptor rules; never opened
+        if not f.href:
+            continue  # reported by descriptor rules
+        if safe_href(f.href) is None:
+            raise UnsafeArchive(f"File '{f.id}' has href '{f.href}', outside the package (absolute, '..' or "
+                                "URL); refused", path=env.path or pkg.path)
         stored = pkg.stored_size(f.href, f.chunk_size)
         if stored is None:
             out.append(Finding("VMF-REF-003", "error", f"File '{f.id}' ('{f.href}') is not in the package",

@@ -66,9 +66,9 @@ def schema_findings(envelope) -> list[Finding]:
 
 
 def _shorten_ns(text: str) -> str:
-    from vmferry.ovf.names import role_of
-
     import re
+
+    from vmferry.ovf.names import role_of
 
     def repl(m):
         role = role_of(m.group(1))

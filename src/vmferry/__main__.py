@@ -1,0 +1,5 @@
+import sys
+
+from vmferry.cli.main import main
+
+sys.exit(main())
