@@ -104,9 +104,8 @@ def _output_options(fmt: DiskFormat, adapter: str) -> dict[str, str]:
 
 
 def estimate_output(disk: OpenedDisk, fmt: DiskFormat) -> int:
-    """Bytes the output may take: the stored data plus metadata (fixed VHD: the whole size)."""
-    if fmt.name in ("vhd-fixed",):
-        return disk.virtual_size + (1 << 20)
+    """Bytes the output may take: the stored data plus metadata. qemu-img writes zero ranges as
+    holes in every format (fixed VHD and raw included), so the data is what counts."""
     data = sum(e.length for e in qemu_img.map_extents(disk.spec) if e.data and not e.zero)
     return data + data // 50 + (4 << 20) + disk.virtual_size // 8192
 

@@ -1,0 +1,58 @@
+"""Round trips between every pair of formats, and the sample VMDKs into every format."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.disks.conftest import ODD_REGIONS, ODD_SIZE, SAMPLE_VMDKS, leftovers, make_raw, sample
+from vmferry.disks import FORMATS, convert_disk, open_disk
+from vmferry.tools import qemu_img
+from vmferry.tools.qemu_img import ImageSpec
+
+
+@pytest.fixture(scope="module")
+def firsts(tmp_path_factory):
+    """odd.raw converted by vmferry into every format once."""
+    d = tmp_path_factory.mktemp("rt")
+    raw = make_raw(d / "odd.raw", ODD_SIZE, ODD_REGIONS, seed=7)
+    out = {}
+    for name in FORMATS:
+        target = os.fspath(d / f"first-{name}{FORMATS[name].extension}")
+        result = convert_disk(open_disk(raw), target, name)
+        assert result.virtual_size == ODD_SIZE
+        out[name] = target
+    return d, raw, out
+
+
+@pytest.mark.parametrize("second", list(FORMATS))
+@pytest.mark.parametrize("first", list(FORMATS))
+def test_every_pair(firsts, tmp_path, first, second):
+    _, raw, made = firsts
+    src = open_disk(made[first])
+    assert src.format == first and src.virtual_size == ODD_SIZE
+    out = os.fspath(tmp_path / f"second{FORMATS[second].extension}")
+    convert_disk(src, out, second)
+    back = open_disk(out)
+    assert back.format == second
+    assert back.virtual_size == ODD_SIZE
+    assert qemu_img.compare(ImageSpec(raw, "raw"), back.spec)
+    assert leftovers(tmp_path) == []
+
+
+def test_a_different_disk_does_not_compare_identical(firsts, tmp_path):
+    _, raw, made = firsts
+    other = make_raw(tmp_path / "other.raw", ODD_SIZE, ODD_REGIONS, seed=8)
+    assert not qemu_img.compare(ImageSpec(other, "raw"), open_disk(made["vmdk-stream"]).spec)
+
+
+@pytest.mark.parametrize("target", list(FORMATS))
+@pytest.mark.parametrize("name", SAMPLE_VMDKS)
+def test_samples_convert_to_every_format(tmp_path, name, target):
+    src = open_disk(sample(name))
+    out = os.fspath(tmp_path / f"out{FORMATS[target].extension}")
+    convert_disk(src, out, target)
+    back = open_disk(out)
+    assert back.virtual_size == src.virtual_size
+    assert qemu_img.compare(src.spec, back.spec)
