@@ -15,8 +15,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from vmferry.errors import LocatorError
-from vmferry.locator.model import Eid, Mapping
+from vmferry.locator.model import Eid, InvalidRequest, Mapping
 
 _WIDTH = {4: 32, 6: 128}
 
@@ -28,7 +27,7 @@ def parse_address(text: str) -> tuple[int, int]:
             return 6, int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
         return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
     except (OSError, ValueError, TypeError) as exc:
-        raise LocatorError(f"invalid address {text!r}") from exc
+        raise InvalidRequest(f"invalid address {text!r}") from exc
 
 
 def format_prefix(family: int, value: int, length: int) -> str:

@@ -29,8 +29,12 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+class InvalidRequest(LocatorError):
+    """An EID, locator or mapping field is malformed or out of range."""
+
+
 def _bad(message: str) -> LocatorError:
-    return LocatorError(message)
+    return InvalidRequest(message)
 
 
 def normalize_name(text: str) -> str:

@@ -1,0 +1,180 @@
+"""The DNS front: answers A, AAAA and SRV queries for name EIDs from the current locators.
+
+* ``A`` / ``AAAA`` for a name EID: its usable locators of that address family, best priority only,
+  in weighted random order, with the mapping's record TTL.
+* ``SRV`` for a name EID such as ``_http._tcp.app.example.com``: one record per usable locator that
+  has a port (priority and weight from the locator). The targets are synthetic names under the
+  queried name (``ip4-192-0-2-7.<name>``, ``ip6-<32 hex>.<name>``), answered here too, and their
+  addresses are given in the additional section.
+* A name with no registration gets NXDOMAIN; a registered name with nothing of the asked type gets
+  an empty NOERROR answer. The server is authoritative (AA) for what it answers and recurses for
+  nothing. UDP only; answers that do not fit 512 bytes (or the client's EDNS size) are truncated.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random
+import socket
+import threading
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from vmferry.locator.model import Locator, Mapping, weighted_choice
+from vmferry.locator.service import LocatorService
+
+log = logging.getLogger("vmferry.locator.dns")
+
+
+def target_label(loc: Locator) -> str:
+    addr = ipaddress.ip_address(loc.address)
+    if addr.version == 4:
+        return "ip4-" + loc.address.replace(".", "-")
+    return "ip6-" + addr.packed.hex()
+
+
+def _label_address(label: str) -> str | None:
+    try:
+        if label.startswith("ip4-"):
+            return str(ipaddress.IPv4Address(label[4:].replace("-", ".")))
+        if label.startswith("ip6-") and len(label) == 36:
+            return str(ipaddress.IPv6Address(bytes.fromhex(label[4:])))
+    except ValueError:
+        return None
+    return None
+
+
+def weighted_order(locators: list[Locator], rng: random.Random) -> list[Locator]:
+    pool, out = list(locators), []
+    while pool:
+        chosen = weighted_choice(pool, rng)
+        pool.remove(chosen)
+        out.append(chosen)
+    return out
+
+
+class DnsFront:
+    """A UDP DNS server on ``host:port`` in a background thread. ``port=0`` picks a free port."""
+
+    def __init__(self, service: LocatorService, host: str = "127.0.0.1", port: int = 0, *,
+                 instance_id: int = 0) -> None:
+        self.service = service
+        self.instance_id = instance_id
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.bind((host, port))
+        self.sock.settimeout(0.5)
+        self.address = self.sock.getsockname()[:2]
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._rng = random.Random()
+
+    def start(self) -> DnsFront:
+        self._thread = threading.Thread(target=self._serve, name="locator-dns", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.sock.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                wire, peer = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            reply = self.answer(wire)
+            if reply is not None:
+                try:
+                    self.sock.sendto(reply, peer)
+                except OSError as exc:
+                    log.debug("cannot answer %s: %s", peer, exc)
+
+    # -- answering -------------------------------------------------------------------------------
+    def answer(self, wire: bytes) -> bytes | None:
+        """The wire reply to one query (None when the query cannot even be parsed)."""
+        try:
+            query = dns.message.from_wire(wire)
+        except dns.exception.DNSException:
+            return None
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.AA
+        response.flags &= ~dns.flags.RA
+        if query.opcode() != dns.opcode.QUERY or len(query.question) != 1:
+            response.set_rcode(dns.rcode.NOTIMP if query.opcode() != dns.opcode.QUERY else dns.rcode.FORMERR)
+            return response.to_wire()
+        question = query.question[0]
+        if question.rdclass != dns.rdataclass.IN:
+            response.set_rcode(dns.rcode.REFUSED)
+            return response.to_wire()
+        self._fill(response, question.name, question.rdtype)
+        limit = max(512, query.payload if query.edns >= 0 else 512)
+        try:
+            return response.to_wire(max_size=limit)
+        except dns.exception.TooBig:
+            response.flags |= dns.flags.TC
+            del response.answer[:]
+            del response.additional[:]
+            return response.to_wire()
+
+    def _mapping(self, name: str) -> Mapping | None:
+        mapping = self.service.index.lookup_name(name, self.instance_id)
+        if mapping is None or mapping.expired(self.service.clock()):
+            return None
+        return mapping
+
+    def _fill(self, response: dns.message.Message, qname: dns.name.Name, rdtype: int) -> None:
+        name = qname.to_text(omit_final_dot=True).lower()
+        mapping = self._mapping(name)
+        if mapping is None:
+            label, _, parent = name.partition(".")
+            parent_mapping = self._mapping(parent) if parent else None
+            address = _label_address(label)
+            if parent_mapping is not None and address is not None and any(
+                    loc.address == address and loc.usable for loc in parent_mapping.locators):
+                self._addresses(response.answer, qname, [Locator(address)], parent_mapping.ttl, rdtype)
+                return
+            response.set_rcode(dns.rcode.NXDOMAIN)
+            return
+        usable = [loc for loc in mapping.locators if loc.usable]
+        if rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.ANY):
+            self._addresses(response.answer, qname, usable, mapping.ttl, rdtype)
+        if rdtype in (dns.rdatatype.SRV, dns.rdatatype.ANY):
+            with_port = [loc for loc in usable if loc.port]
+            if with_port:
+                rrset = response.find_rrset(response.answer, qname, dns.rdataclass.IN, dns.rdatatype.SRV,
+                                            create=True)
+                rrset.update_ttl(mapping.ttl)
+                for loc in sorted(with_port, key=lambda x: (x.priority, -x.weight)):
+                    target = dns.name.Name((target_label(loc).encode(),) + qname.labels)
+                    rrset.add(dns.rdata.from_text("IN", "SRV", f"{loc.priority} {loc.weight} {loc.port} {target}"))
+                    self._addresses(response.additional, target, [loc], mapping.ttl, dns.rdatatype.ANY)
+
+    def _addresses(self, section: list, owner: dns.name.Name, locators: list[Locator], ttl: int,
+                   rdtype: int) -> None:
+        for family, rtype in ((4, dns.rdatatype.A), (6, dns.rdatatype.AAAA)):
+            if rdtype not in (rtype, dns.rdatatype.ANY):
+                continue
+            candidates = [loc for loc in locators if loc.family == family]
+            if not candidates:
+                continue
+            best = min(loc.priority for loc in candidates)
+            chosen = weighted_order([loc for loc in candidates if loc.priority == best], self._rng)
+            rrset = dns.rrset.from_text_list(owner, ttl, "IN", dns.rdatatype.to_text(rtype),
+                                             [loc.address for loc in chosen])
+            section.append(rrset)
