@@ -8,9 +8,8 @@ import shutil
 
 import pytest
 
-from vmferry.tools import qemu_img
-
 from tests.conftest import COT
+from vmferry.tools import qemu_img
 
 # The sample VMDKs of ../shared/samples, as copied into tests/data/cot (byte-identical).
 SAMPLES = os.fspath(COT)

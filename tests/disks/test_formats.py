@@ -8,7 +8,15 @@ import struct
 import pytest
 
 from tests.disks.conftest import ODD_SIZE, SAMPLE_VMDKS, sample
-from vmferry.disks import FORMATS, convert_disk, default_format, detect, format_mismatch, get_format, open_disk
+from vmferry.disks import (
+    FORMATS,
+    convert_disk,
+    default_format,
+    detect,
+    format_mismatch,
+    get_format,
+    open_disk,
+)
 from vmferry.errors import DiskError, UsageError
 from vmferry.tools import qemu_img
 
