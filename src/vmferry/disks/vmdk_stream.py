@@ -157,7 +157,7 @@ def write_stream_vmdk(read: Callable[[int, int], bytes], virtual_size: int,
                     raise DiskError("streamOptimized VMDK larger than 2 TiB of compressed data")
                 table[grain % GTES_PER_GT] = sector
                 table_used = True
-                populated += GRAIN
+                populated += min(GRAIN, capacity * SECTOR - grain * GRAIN)
                 emit(record)
             if progress:
                 progress(min(count * GRAIN, virtual_size - first * GRAIN))
@@ -187,7 +187,7 @@ def write_stream_vmdk(read: Callable[[int, int], bytes], virtual_size: int,
     emit(_metadata_marker(1, MARKER_FOOTER))
     emit(_header(capacity, gd_offset))
     emit(_metadata_marker(0, MARKER_EOS))
-    return StreamResult(pos, capacity * SECTOR, min(populated, capacity * SECTOR))
+    return StreamResult(pos, capacity * SECTOR, populated)
 
 
 class _done:

@@ -1,0 +1,169 @@
+"""One-pass OVA packing, verification, unpacking and import straight from the archive."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import tarfile
+
+import pytest
+
+from tests.conftest import COT
+from tests.disks.conftest import leftovers, make_raw, sample
+from vmferry.disks import convert_disk, open_disk
+from vmferry.disks.ova_read import import_disk, members, unpack_ova, verify_ova
+from vmferry.disks.packdir import pack_directory
+from vmferry.errors import ManifestMismatch, MissingFile, PackageError
+from vmferry.package.ova_writer import PackSource, pack_ova, tar_header
+from vmferry.tools import qemu_img
+from vmferry.tools.qemu_img import ImageSpec
+
+MiB = 1 << 20
+SIZE = 6 * MiB + 512 * 5
+
+
+@pytest.fixture
+def ovf_dir(tmp_path):
+    """vmware.ovf (a real vSphere export) pointing at a generated qcow2 disk instead of input.vmdk."""
+    d = tmp_path / "pkg"
+    d.mkdir()
+    xml = (COT / "vmware.ovf").read_bytes().replace(b"input.vmdk", b"disk.qcow2")
+    (d / "vm.ovf").write_bytes(xml)
+    raw = make_raw(tmp_path / "disk.raw", SIZE, [(0, 300_000), (4 * MiB, 70_000)], seed=11)
+    convert_disk(open_disk(raw), d / "disk.qcow2", "qcow2")
+    return d, raw
+
+
+@pytest.fixture
+def packed(ovf_dir, tmp_path):
+    d, raw = ovf_dir
+    out = tmp_path / "vm.ova"
+    result = pack_directory(d, out, disk_format="vmdk-stream")
+    return out, raw, result
+
+
+def test_pack_writes_descriptor_first_manifest_last_and_true_sizes(packed):
+    out, raw, result = packed
+    with tarfile.open(out) as tar:
+        names = tar.getnames()
+        assert names == ["vm.ovf", "disk.vmdk", "vm.mf"]
+        xml = tar.extractfile("vm.ovf").read()
+        disk = tar.extractfile("disk.vmdk").read()
+        mf = tar.extractfile("vm.mf").read().decode()
+    assert f'ovf:size="{len(disk)}"'.encode() in xml
+    assert f'ovf:capacity="{SIZE}"'.encode() in xml
+    assert b'ovf:populatedSize="' in xml and b"vmdk.html#streamOptimized" in xml
+    assert b"disk.qcow2" not in xml
+    assert f"SHA256(disk.vmdk)= {hashlib.sha256(disk).hexdigest()}" in mf
+    assert f"SHA256(vm.ovf)= {hashlib.sha256(xml).hexdigest()}" in mf
+    assert xml.rstrip().endswith(b"</ovf:Envelope>")
+    assert os.path.getsize(out) % 10240 == 0
+    assert leftovers(out.parent) == []
+
+
+def test_packed_ova_passes_the_package_validator(packed):
+    from vmferry.validate import validate_package
+
+    out, _, _ = packed
+    report = validate_package(out, schema=False)
+    bad = [f for f in report.findings if f.severity == "error"]
+    assert bad == [], [f.to_dict() for f in bad]
+    assert report.files_checked >= 2
+
+
+def test_verify_reads_each_member_and_detects_tampering(packed, tmp_path):
+    out, _, _ = packed
+    result = verify_ova(out)
+    assert set(result.checked) == {"vm.ovf", "disk.vmdk"} and result.unlisted == []
+    member = next(m for m in members(out) if m.name == "disk.vmdk")
+    data = bytearray(out.read_bytes())
+    data[member.offset + member.size // 2] ^= 0x01
+    bad = tmp_path / "bad.ova"
+    bad.write_bytes(data)
+    with pytest.raises(ManifestMismatch, match="disk.vmdk"):
+        verify_ova(bad)
+    with pytest.raises(ManifestMismatch):
+        unpack_ova(bad, tmp_path / "never")
+    assert not (tmp_path / "never").exists() and leftovers(tmp_path) == []
+
+
+def test_unpack_then_disk_is_identical(packed, tmp_path):
+    out, raw, _ = packed
+    names = unpack_ova(out, tmp_path / "un")
+    assert sorted(names) == sorted(os.listdir(tmp_path / "un"))
+    assert qemu_img.compare(ImageSpec(raw, "raw"), ImageSpec(os.fspath(tmp_path / "un" / "disk.vmdk"), "vmdk"))
+
+
+def test_import_straight_from_the_archive(packed, tmp_path):
+    out, raw, _ = packed
+    dest = tmp_path / "imp"
+    dest.mkdir()
+    result = import_disk(out, "disk.vmdk", dest / "disk.qcow2", "qcow2")
+    assert os.listdir(dest) == ["disk.qcow2"]
+    assert result.virtual_size == SIZE
+    assert qemu_img.compare(ImageSpec(raw, "raw"), ImageSpec(os.fspath(dest / "disk.qcow2"), "qcow2"))
+
+
+def test_import_refuses_a_tampered_disk_and_leaves_nothing(packed, tmp_path):
+    out, _, _ = packed
+    member = next(m for m in members(out) if m.name == "disk.vmdk")
+    data = bytearray(out.read_bytes())
+    data[member.offset + 600] ^= 0xFF  # inside the descriptor text: still a readable disk
+    bad = tmp_path / "bad.ova"
+    bad.write_bytes(data)
+    with pytest.raises(ManifestMismatch):
+        import_disk(bad, "disk.vmdk", tmp_path / "x.qcow2", "qcow2")
+    assert not (tmp_path / "x.qcow2").exists() and leftovers(tmp_path) == []
+
+
+def _ova_by_hand(path, files: dict[str, bytes]) -> None:
+    with open(path, "wb") as f:
+        for name, data in files.items():
+            f.write(tar_header(name, len(data)) + data + bytes(-len(data) % 512))
+        f.write(bytes(1024))
+
+
+def test_import_gzip_and_chunked_members(tmp_path):
+    raw = make_raw(tmp_path / "g.raw", 3 * MiB + 512, [(0, 200_000)], seed=5)
+    vmdk = tmp_path / "g.vmdk"
+    convert_disk(open_disk(raw), vmdk, "vmdk-stream")
+    body = vmdk.read_bytes()
+    gz = gzip.compress(body, 1)
+    half = len(body) // 2
+    files = {"vm.ovf": b"<Envelope/>", "g.vmdk": gz,
+             "c.vmdk.000000000": body[:half], "c.vmdk.000000001": body[half:]}
+    mf = "".join(f"SHA256({n})= {hashlib.sha256(b).hexdigest()}\n" for n, b in files.items())
+    files["vm.mf"] = mf.encode()
+    ova = tmp_path / "x.ova"
+    _ova_by_hand(ova, files)
+    a = import_disk(ova, "g.vmdk", tmp_path / "a.qcow2", "qcow2", compression="gzip")
+    b = import_disk(ova, "c.vmdk", tmp_path / "b.raw", "raw", chunk_size=half)
+    for res, fmt in ((a, "qcow2"), (b, "raw")):
+        assert qemu_img.compare(ImageSpec(raw, "raw"), ImageSpec(res.path, fmt))
+    assert leftovers(tmp_path) == []
+    with pytest.raises(MissingFile):
+        import_disk(ova, "nothere.vmdk", tmp_path / "n.qcow2", "qcow2")
+
+
+def test_sample_stream_vmdk_is_copied_unchanged(tmp_path):
+    src = sample("input.vmdk")
+    disk = open_disk(src)
+    out = tmp_path / "s.ova"
+    res = pack_ova(out, "s.ovf", lambda w: b"<Envelope/>", [PackSource("input.vmdk", src, disk)])
+    with tarfile.open(out) as tar:
+        assert tar.extractfile("input.vmdk").read() == open(src, "rb").read()
+    assert res.files["input.vmdk"].capacity == 1 << 30
+
+
+def test_descriptor_that_outgrows_its_reservation_fails_cleanly(tmp_path, odd_raw):
+    calls = []
+
+    def render(written):
+        calls.append(1)
+        return b"<E/>" if not written else b"<E>" + b"x" * 20000 + b"</E>"
+
+    disk = open_disk(odd_raw)
+    with pytest.raises(PackageError, match="reserved"):
+        pack_ova(tmp_path / "o.ova", "o.ovf", render, [PackSource("d.vmdk", odd_raw, disk, True)])
+    assert not (tmp_path / "o.ova").exists() and leftovers(tmp_path) == []
