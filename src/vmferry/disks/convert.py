@@ -107,7 +107,7 @@ def estimate_output(disk: OpenedDisk, fmt: DiskFormat) -> int:
     """Bytes the output may take: the stored data plus metadata. qemu-img writes zero ranges as
     holes in every format (fixed VHD and raw included), so the data is what counts."""
     data = sum(e.length for e in qemu_img.map_extents(disk.spec) if e.data and not e.zero)
-    return data + data // 50 + (4 << 20) + disk.virtual_size // 8192
+    return data + data // 50 + (1 << 20) + disk.virtual_size // 8192
 
 
 def convert_disk(disk: OpenedDisk, out: str | os.PathLike, fmt: DiskFormat | str, *, force: bool = False,
