@@ -17,7 +17,6 @@ larger than ``max_body``), 422 (malformed request), 503 (the store is unreachabl
 of a write is logged on the ``vmferry.locator.audit`` logger.
 """
 
-from __future__ import annotations
 
 import asyncio
 import json
