@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from functools import cached_property
 
 from lxml import etree
 
@@ -29,7 +28,16 @@ from vmferry.ovf.sections import (
     StartupItem,
     find_sections,
 )
-from vmferry.ovf.xmlmodel import ChildText, Node, OvfAttr, first_child, iter_children, localname, namespace
+from vmferry.ovf.xmlmodel import (
+    ChildText,
+    Node,
+    OvfAttr,
+    cached,
+    first_child,
+    iter_children,
+    localname,
+    namespace,
+)
 from vmferry.ovf.xmlsafe import parse_bytes, to_c14n
 
 
@@ -51,7 +59,7 @@ class VirtualSystem(Node):
     def sections(self, name: str) -> Iterator[etree._Element]:
         return find_sections(self.element, name)
 
-    @cached_property
+    @cached
     def hardware_sections(self) -> list[HardwareSection]:
         return [HardwareSection(self.envelope, el) for el in self.sections("VirtualHardwareSection")]
 
@@ -65,7 +73,7 @@ class VirtualSystem(Node):
         el = next(self.sections("OperatingSystemSection"), None)
         return OperatingSystem(self.envelope, el) if el is not None else None
 
-    @property
+    @cached
     def product_sections(self) -> list[ProductSection]:
         return [ProductSection(self.envelope, el) for el in self.sections("ProductSection")]
 
@@ -129,6 +137,12 @@ class Envelope:
         self.path = os.fspath(path) if path is not None else None
         self.ovf_ns = namespace(self.root) or ""
         self.findings: list[Finding] = []
+        # other spellings of the envelope namespace used in this document (attributes may use them)
+        self.ovf_alt_ns: tuple[str, ...] = tuple(sorted({
+            uri for el in (self.root, *self.root[:8]) if isinstance(el.tag, str)
+            for uri in (el.nsmap or {}).values() if uri and uri != self.ovf_ns and N.role_of(uri) == "ovf"}))
+        self._qnames: dict[str, str] = {}
+        self._tags: dict[str, tuple[str, ...]] = {}
         version = N.envelope_version(self.ovf_ns)
         if localname(self.root) != "Envelope" or version is None:
             raise UnsupportedVersion(
@@ -169,6 +183,21 @@ class Envelope:
         return to_c14n(self.tree)
 
     # -- helpers ----------------------------------------------------------------------------
+    def ovf_qname(self, local: str) -> str:
+        """``{envelope-ns}local``, memoised (hot path of every attribute read)."""
+        q = self._qnames.get(local)
+        if q is None:
+            q = self._qnames[local] = f"{{{self.ovf_ns}}}{local}"
+        return q
+
+    def ovf_tags(self, local: str) -> tuple[str, ...]:
+        """Every spelling of the element ``ovf:local`` in this document (for lxml's fast tag filter)."""
+        tags = self._tags.get(local)
+        if tags is None:
+            tags = self._tags[local] = (f"{{{self.ovf_ns}}}{local}",
+                                        *(f"{{{ns}}}{local}" for ns in self.ovf_alt_ns), local)
+        return tags
+
     def location(self, el: etree._Element) -> str:
         from vmferry.ovf.xmlmodel import location
 
@@ -181,7 +210,7 @@ class Envelope:
                 return uri
         return N.CANONICAL.get(role, self.ovf_ns)
 
-    @cached_property
+    @cached
     def _strings(self) -> dict[str, str]:
         """Message bundle of the envelope's default language (``Strings`` sections)."""
         lang_attr = f"{{{N.XML}}}lang"
@@ -200,13 +229,15 @@ class Envelope:
         text = (el.text or "").strip()
         if text:
             return text
-        mid = el.get(f"{{{self.ovf_ns}}}msgid") or el.get("msgid")
+        from vmferry.ovf.xmlmodel import get_ovf_attr
+
+        mid = get_ovf_attr(el, self.ovf_ns, "msgid", self.ovf_alt_ns)
         if mid:
             return self._strings.get(mid) or None
         return text if el.text is not None else None
 
     # -- envelope-level sections ------------------------------------------------------------
-    @cached_property
+    @cached
     def references(self) -> list[FileRef]:
         refs = first_child(self.root, "ovf", "References")
         if refs is None:
@@ -216,7 +247,7 @@ class Envelope:
     def file_by_id(self, file_id: str) -> FileRef | None:
         return next((f for f in self.references if f.id == file_id), None)
 
-    @cached_property
+    @cached
     def disks(self) -> list[DiskDef]:
         out = []
         for sec in find_sections(self.root, "DiskSection"):
@@ -226,14 +257,14 @@ class Envelope:
     def disk_by_id(self, disk_id: str) -> DiskDef | None:
         return next((d for d in self.disks if d.disk_id == disk_id), None)
 
-    @cached_property
+    @cached
     def networks(self) -> list[NetworkDef]:
         out = []
         for sec in find_sections(self.root, "NetworkSection"):
             out.extend(NetworkDef(self, el) for el in iter_children(sec, "ovf", "Network"))
         return out
 
-    @cached_property
+    @cached
     def deployment_options(self) -> list[DeploymentOption]:
         out = []
         for sec in find_sections(self.root, "DeploymentOptionSection"):
@@ -253,13 +284,13 @@ class Envelope:
         cls = VirtualSystemCollection if _entity_kind(el) == "VirtualSystemCollection" else VirtualSystem
         return cls(self, el, path)
 
-    @cached_property
+    @cached
     def entity(self) -> VirtualSystem | None:
         """The top-level VirtualSystem or VirtualSystemCollection."""
         el = next(_entity_elements(self.root), None)
         return self._wrap_entity(el, ()) if el is not None else None
 
-    @cached_property
+    @cached
     def systems(self) -> list[VirtualSystem]:
         """Every VirtualSystem, collections flattened depth-first (collections themselves excluded)."""
         out: list[VirtualSystem] = []
@@ -275,7 +306,7 @@ class Envelope:
             walk(self._wrap_entity(el, ()))
         return out
 
-    @cached_property
+    @cached
     def all_product_sections(self) -> list[ProductSection]:
         out: list[ProductSection] = []
         for el in self.root.iter():

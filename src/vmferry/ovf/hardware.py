@@ -7,30 +7,39 @@ resolves the set of Items that hold for one profile.
 
 from __future__ import annotations
 
-from functools import cached_property
-
 from vmferry.ovf.rasd import ResourceType, controller_kind
 from vmferry.ovf.units import parse_byte_units, parse_int
-from vmferry.ovf.xmlmodel import Node, OvfAttr, first_child, iter_children, localname
+from vmferry.ovf.xmlmodel import Node, OvfAttr, cached, first_child, iter_children, localname
 
 ITEM_TAGS = ("Item", "StorageItem", "EthernetPortItem")
 
 
 class Item(Node):
     """One hardware item. RASD/SASD/EPASD properties are read by case-insensitive local name, so
-    0.9's ``InstanceId`` and 1.x's ``InstanceID`` are the same."""
+    0.9's ``InstanceId`` and 1.x's ``InstanceID`` are the same.
+
+    An Item is a read view: its values are cached on first use. Code that edits the element builds a
+    fresh Item (or a fresh Envelope) afterwards."""
 
     configuration_text = OvfAttr("configuration")
     bound = OvfAttr("bound")
     required_text = OvfAttr("required")
 
-    @cached_property
+    @cached
     def _props(self) -> dict[str, list[str]]:
         props: dict[str, list[str]] = {}
         for child in self.element:
-            if not isinstance(child.tag, str):
+            tag = child.tag
+            if not isinstance(tag, str):
                 continue
-            props.setdefault(localname(child).lower(), []).append((child.text or "").strip())
+            name = tag[tag.rfind("}") + 1:].lower()
+            text = child.text
+            value = text.strip() if text else ""
+            entry = props.get(name)
+            if entry is None:
+                props[name] = [value]
+            else:
+                entry.append(value)
         return props
 
     def get(self, name: str) -> str | None:
@@ -44,11 +53,11 @@ class Item(Node):
     def kind(self) -> str:
         return localname(self.element)
 
-    @property
+    @cached
     def instance_id(self) -> str | None:
         return self.get("InstanceID")
 
-    @property
+    @cached
     def resource_type(self) -> int | None:
         return parse_int(self.get("ResourceType"))
 
@@ -84,7 +93,7 @@ class Item(Node):
     def allocation_units(self) -> str | None:
         return self.get("AllocationUnits") or self.get("VirtualQuantityUnits")
 
-    @property
+    @cached
     def configurations(self) -> set[str] | None:
         text = self.configuration_text
         return set(text.split()) if text else None
@@ -118,7 +127,7 @@ class HardwareSection(Node):
 
     transport = OvfAttr("transport")
 
-    @cached_property
+    @cached
     def items(self) -> list[Item]:
         return [Item(self.envelope, el) for el in iter_children(self.element, None)
                 if localname(el) in ITEM_TAGS]
@@ -146,6 +155,12 @@ class HardwareSection(Node):
         return None
 
     def items_for(self, profile: str | None) -> list[Item]:
+        cache = self.__dict__.setdefault("_items_for", {})
+        if profile not in cache:
+            cache[profile] = self._resolve_items(profile)
+        return list(cache[profile])
+
+    def _resolve_items(self, profile: str | None) -> list[Item]:
         """The Items that hold for ``profile``: per InstanceID, the profile-specific one if any, else the
         general one. Items without InstanceID are kept when they apply."""
         chosen: dict[str, Item] = {}

@@ -154,6 +154,9 @@ class ProductSection(Node):
     vendor_url = ChildText("ovf", "VendorUrl")
 
     def properties(self) -> list[Property]:
+        cached = self.__dict__.get("_properties")
+        if cached is not None:
+            return list(cached)
         out: list[Property] = []
         category: str | None = None
         for child in iter_children(self.element, "ovf"):
@@ -162,7 +165,8 @@ class ProductSection(Node):
                 category = self.envelope.resolve_msg(child)
             elif tag == "Property":
                 out.append(Property(self.envelope, child, self, category))
-        return out
+        self.__dict__["_properties"] = out
+        return list(out)
 
 
 class OperatingSystem(Node):

@@ -62,17 +62,20 @@ def first_child(el: etree._Element, role: str | None, local: str) -> etree._Elem
     return next(iter_children(el, role, local), None)
 
 
-def get_ovf_attr(el: etree._Element, ovf_ns: str, local: str) -> str | None:
-    """Value of ``ovf:local`` on ``el``, tolerant of missing or misspelt namespaces."""
-    value = el.get(f"{{{ovf_ns}}}{local}")
+def get_ovf_attr(el: etree._Element, ovf_ns: str, local: str, alt_ns: tuple[str, ...] = ()) -> str | None:
+    """Value of ``ovf:local`` on ``el``, tolerant of missing or misspelt namespaces (``alt_ns``: other
+    URIs the document uses for the envelope namespace)."""
+    attrib = el.attrib
+    value = attrib.get(f"{{{ovf_ns}}}{local}")
     if value is not None:
         return value
-    value = el.get(local)
+    value = attrib.get(local)
     if value is not None:
         return value
-    for key, val in el.attrib.items():
-        if key.endswith("}" + local) and role_of(key[1:].split("}", 1)[0]) == "ovf":
-            return val
+    for ns in alt_ns:
+        value = attrib.get(f"{{{ns}}}{local}")
+        if value is not None:
+            return value
     return None
 
 
@@ -100,6 +103,22 @@ def location(el: etree._Element) -> str:
     return f"{path} (line {line})" if line else path
 
 
+class cached:
+    """A lock-free cached property (functools.cached_property takes a lock on every read in 3.11)."""
+
+    def __init__(self, func) -> None:
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        value = self.func(obj)
+        obj.__dict__[self.name] = value
+        return value
+
+
 class Node:
     """A live view on one element of an :class:`Envelope`."""
 
@@ -111,8 +130,25 @@ class Node:
     def location(self) -> str:
         return location(self.element)
 
+    @cached
+    def _attrs(self) -> dict[str, str]:
+        """The element's ``ovf:`` attributes by local name, read once (unprefixed ones as fallback)."""
+        env = self.envelope
+        out: dict[str, str] = {}
+        plain: dict[str, str] = {}
+        for key, value in self.element.attrib.items():
+            if key[0] != "{":
+                plain[key] = value
+                continue
+            ns, _, local = key[1:].partition("}")
+            if ns == env.ovf_ns or ns in env.ovf_alt_ns:
+                out[local] = value
+        for key, value in plain.items():
+            out.setdefault(key, value)
+        return out
+
     def ovf_attr(self, local: str) -> str | None:
-        return get_ovf_attr(self.element, self.envelope.ovf_ns, local)
+        return self._attrs.get(local)
 
     def set_ovf_attr(self, local: str, value: object | None) -> None:
         key = f"{{{self.envelope.ovf_ns}}}{local}"
@@ -122,9 +158,13 @@ class Node:
             self.element.attrib.pop(key, None)
         else:
             self.element.set(key, str(value))
+        self.__dict__.pop("_attrs", None)
 
     def child_text(self, role: str, local: str) -> str | None:
-        child = first_child(self.element, role, local)
+        if role == "ovf":
+            child = next(self.element.iterchildren(*self.envelope.ovf_tags(local)), None)
+        else:
+            child = first_child(self.element, role, local)
         if child is None:
             return None
         return self.envelope.resolve_msg(child)
@@ -146,7 +186,10 @@ class OvfAttr:
     def __get__(self, node: Node | None, owner=None):
         if node is None:
             return self
-        value = node.ovf_attr(self.local)
+        attrs = node.__dict__.get("_attrs")
+        if attrs is None:
+            attrs = node._attrs
+        value = attrs.get(self.local)
         if value is None or self.convert is None:
             return value
         return self.convert(value)
