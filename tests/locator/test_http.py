@@ -129,6 +129,8 @@ def test_watch_in_order_without_gaps_and_resume_after_restart(sqlite_locator):
     while time.monotonic() < deadline and len([c for c in seen_all if isinstance(c, Change)]) < 30:
         time.sleep(0.05)
     stop.set()
+    for t in threads:
+        t.join(timeout=5)
     changes = [c.version for c in seen_all if isinstance(c, Change)]
     assert changes[:30] == versions
     app = [c for c in seen_app if isinstance(c, Change)]
