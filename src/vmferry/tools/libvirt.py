@@ -1,0 +1,197 @@
+"""libvirt adapter over the libvirt Python binding: connect, define, start, read the serial console,
+stop and remove. Every ``libvirt.libvirtError`` becomes a :class:`~vmferry.errors.TargetError` whose
+one line names the URI, the step and libvirt's own message.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from lxml import etree
+
+from vmferry.errors import TargetError, ToolMissing, XmlError
+
+STATES = {0: "nostate", 1: "running", 2: "blocked", 3: "paused", 4: "shutdown", 5: "shutoff", 6: "crashed",
+          7: "pmsuspended"}
+
+
+def _libvirt():
+    try:
+        import libvirt
+    except ImportError as exc:
+        raise ToolMissing("the libvirt Python binding is not installed (pip install 'vmferry[kvm]')") from exc
+    return libvirt
+
+
+def _message(exc: Exception) -> str:
+    get = getattr(exc, "get_error_message", None)
+    text = get() if get else None
+    return " ".join(str(text or exc).split())
+
+
+@dataclass(frozen=True)
+class DomainInfo:
+    name: str
+    uuid: str
+    state: str
+    active: bool
+    persistent: bool
+
+
+class Connection:
+    """An open libvirt connection. Use :func:`connect`."""
+
+    def __init__(self, uri: str, conn) -> None:
+        self.uri = uri
+        self._conn = conn
+
+    def _fail(self, step: str, exc: Exception, name: str | None = None) -> TargetError:
+        what = f" domain {name}" if name else ""
+        return TargetError(f"libvirt {self.uri}: {step}{what} failed: {_message(exc)}")
+
+    def _lookup(self, name: str):
+        libvirt = _libvirt()
+        try:
+            return self._conn.lookupByName(name)
+        except libvirt.libvirtError as exc:
+            raise self._fail("lookup of", exc, name) from exc
+
+    def info(self, name: str) -> DomainInfo:
+        libvirt = _libvirt()
+        dom = self._lookup(name)
+        try:
+            state = dom.state()[0]
+            return DomainInfo(dom.name(), dom.UUIDString(), STATES.get(state, str(state)), bool(dom.isActive()),
+                              bool(dom.isPersistent()))
+        except libvirt.libvirtError as exc:
+            raise self._fail("reading state of", exc, name) from exc
+
+    def define(self, xml: str) -> DomainInfo:
+        """Define (persistently) the domain described by ``xml``; return its info."""
+        libvirt = _libvirt()
+        try:
+            dom = self._conn.defineXML(xml)
+        except libvirt.libvirtError as exc:
+            raise self._fail("define", exc) from exc
+        return self.info(dom.name())
+
+    def start(self, name: str) -> DomainInfo:
+        libvirt = _libvirt()
+        dom = self._lookup(name)
+        try:
+            dom.create()
+        except libvirt.libvirtError as exc:
+            raise self._fail("start of", exc, name) from exc
+        return self.info(name)
+
+    def destroy(self, name: str) -> None:
+        """Stop a running domain at once (no error when it is not running)."""
+        libvirt = _libvirt()
+        dom = self._lookup(name)
+        try:
+            if dom.isActive():
+                dom.destroy()
+        except libvirt.libvirtError as exc:
+            raise self._fail("destroy of", exc, name) from exc
+
+    def undefine(self, name: str) -> None:
+        libvirt = _libvirt()
+        dom = self._lookup(name)
+        try:
+            if dom.isActive():
+                dom.destroy()
+            flags = getattr(libvirt, "VIR_DOMAIN_UNDEFINE_NVRAM", 0)
+            try:
+                dom.undefineFlags(flags)
+            except libvirt.libvirtError:
+                dom.undefine()  # drivers without NVRAM support refuse the flag
+        except libvirt.libvirtError as exc:
+            raise self._fail("undefine of", exc, name) from exc
+
+    def names(self) -> list[str]:
+        libvirt = _libvirt()
+        try:
+            return sorted(d.name() for d in self._conn.listAllDomains())
+        except libvirt.libvirtError as exc:
+            raise self._fail("listing domains", exc) from exc
+
+    def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
+
+
+@contextmanager
+def connect(uri: str) -> Iterator[Connection]:
+    """Open ``uri`` (e.g. ``qemu:///system``, ``test:///default``) for the ``with`` block."""
+    libvirt = _libvirt()
+    try:
+        raw = libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        raise TargetError(f"libvirt: cannot connect to {uri}: {_message(exc)}") from exc
+    conn = Connection(uri, raw)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def domain_name(xml: str, path: str | None = None) -> str:
+    """The ``<name>`` of a domain XML document (parsed safely)."""
+    try:
+        root = etree.fromstring(xml.encode(), etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError as exc:
+        raise XmlError(f"domain XML is not well-formed: {exc}", path=path) from exc
+    if root.tag != "domain":
+        raise XmlError(f"not a libvirt domain XML (root element <{root.tag}>)", path=path)
+    name = root.findtext("name")
+    if not name:
+        raise XmlError("domain XML has no <name>", path=path)
+    return name.strip()
+
+
+@dataclass(frozen=True)
+class ConsoleResult:
+    found: str | None      # the first marker that appeared, or None on timeout
+    text: str              # everything read from the console log
+    seconds: float
+
+
+def wait_console(log: str | os.PathLike, markers: Sequence[str], timeout: float, *,
+                 poll: float = 0.25, stop_when=None) -> ConsoleResult:
+    """Read a serial console log (``<serial type='file'>``) until one of ``markers`` appears.
+
+    ``stop_when`` is an optional callable returning true when waiting is pointless (e.g. the domain has
+    shut off); the log is read one last time before giving up.
+    """
+    start = time.monotonic()
+    text = ""
+    while True:
+        try:
+            with open(log, "rb") as fh:
+                text = fh.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            text = ""
+        hits = [(text.find(m), m) for m in markers if m in text]
+        if hits:
+            return ConsoleResult(min(hits)[1], text, time.monotonic() - start)
+        elapsed = time.monotonic() - start
+        if elapsed >= timeout:
+            return ConsoleResult(None, text, elapsed)
+        if stop_when is not None and stop_when():
+            with open(log, "rb") if os.path.exists(log) else _empty() as fh:
+                text = fh.read().decode("utf-8", "replace")
+            hits = [(text.find(m), m) for m in markers if m in text]
+            return ConsoleResult(min(hits)[1] if hits else None, text, time.monotonic() - start)
+        time.sleep(poll)
+
+
+@contextmanager
+def _empty():
+    import io
+
+    yield io.BytesIO(b"")

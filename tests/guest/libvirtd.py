@@ -1,0 +1,93 @@
+"""A private, real ``libvirtd`` for the tests: session mode, in a temp dir, stopped afterwards.
+
+As root the daemon runs as ``nobody`` (a session daemon needs a non-root user; it then keeps all its
+state, sockets and logs under the temp dir and never touches the system libvirt). Without root it runs
+as the current user. The URI is ``qemu:///session?socket=<dir>/run/libvirt/libvirt-sock``; it listens
+on no network address at all.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Libvirtd:
+    uri: str
+    workdir: Path          # writable by the daemon's user: put disks, ISOs and console logs here
+    uid: int
+    gid: int
+    log: Path
+
+    def own(self, path: Path) -> Path:
+        """Give ``path`` to the daemon's user so QEMU can open it."""
+        os.chown(path, self.uid, self.gid)
+        return path
+
+
+def _find_libvirtd() -> str:
+    found = shutil.which("libvirtd") or ("/usr/sbin/libvirtd" if os.path.exists("/usr/sbin/libvirtd") else None)
+    if not found:
+        raise RuntimeError("libvirtd is not installed (Debian package libvirt-daemon-system)")
+    return found
+
+
+def start(timeout: float = 30) -> tuple[Libvirtd, subprocess.Popen]:
+    import libvirt
+
+    base = Path(tempfile.mkdtemp(prefix="vmferry-libvirtd-"))
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("nobody")
+        uid, gid = user.pw_uid, user.pw_gid
+        prefix = ["runuser", "-u", "nobody", "--"]
+    else:
+        uid, gid = os.getuid(), os.getgid()
+        prefix = []
+    for sub in ("run", "config", "cache", "data", "work"):
+        (base / sub).mkdir(mode=0o700)
+    for p in [base, *base.iterdir()]:
+        os.chown(p, uid, gid)
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": str(base),
+           "XDG_RUNTIME_DIR": str(base / "run"), "XDG_CONFIG_HOME": str(base / "config"),
+           "XDG_CACHE_HOME": str(base / "cache"), "XDG_DATA_HOME": str(base / "data"), "LANG": "C"}
+    log = base / "libvirtd.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*prefix, "env", *(f"{k}={v}" for k, v in env.items()), _find_libvirtd()],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    sock = base / "run" / "libvirt" / "libvirt-sock"
+    uri = f"qemu:///session?socket={sock}"
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"libvirtd exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        if sock.exists():
+            try:
+                libvirt.open(uri).close()
+                break
+            except libvirt.libvirtError:
+                pass
+        if time.monotonic() > deadline:
+            stop(proc, base)
+            raise RuntimeError(f"libvirtd did not answer within {timeout} s: {log.read_text()[-2000:]}")
+        time.sleep(0.2)
+    return Libvirtd(uri, base / "work", uid, gid, log), proc
+
+
+def stop(proc: subprocess.Popen, base: Path) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    shutil.rmtree(base, ignore_errors=True)
