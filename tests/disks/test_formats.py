@@ -46,14 +46,15 @@ def test_detect_by_content_not_name(every_format, name):
 
 
 def test_fixed_vhd_size_is_exact_though_qemu_counts_the_footer(tmp_path):
-    # For this size qemu-img 7.2 reports the file size (data + 512-byte footer) as virtual size.
+    # qemu-img 7.2 sometimes reports a fixed VHD's file size (data + footer) as its virtual size
+    # (seen with `qemu-img create -f vpc -o subformat=fixed,force_size=on X 5000704`); vmferry
+    # reads the data part by the footer's current_size instead.
     from tests.disks.conftest import make_raw
     raw = make_raw(tmp_path / "s.raw", 5000704, [(0, 100_000), (4_990_000, 10_704)])
     vhd = os.fspath(tmp_path / "s.vhd")
     convert_disk(open_disk(raw), vhd, "vhd-fixed")
     disk = open_disk(vhd)
     assert disk.virtual_size == 5000704
-    assert qemu_img.info(qemu_img.ImageSpec(vhd, "vpc")).virtual_size == 5000704 + 512
     assert qemu_img.compare(qemu_img.ImageSpec(raw, "raw"), disk.spec)
 
 

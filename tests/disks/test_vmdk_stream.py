@@ -99,3 +99,17 @@ def test_source_in_qcow2_is_read_directly(tmp_path):
     assert open(out, "rb").read(4) == b"KDMV"
     assert VMDK_HEADER.unpack_from(open(out, "rb").read(512))[9] == 0xFFFFFFFFFFFFFFFF  # our writer
     assert same(raw, "raw", out, "vmdk")
+
+
+def test_compressible_grains_are_deflated_random_ones_stored(tmp_path):
+    size = 4 * MiB
+    text = (b"vmferry moves virtual machines between hypervisors. " * 40000)[:2 * MiB]
+    payload = text + os.urandom(2 * MiB)
+    chunks = []
+    write_stream_vmdk(lambda off, n: payload[off:off + n], size, chunks.append)
+    vmdk = b"".join(chunks)
+    assert len(vmdk) < 2 * MiB + 2 * MiB // 10 + 64 * 1024, "text must shrink, random may not grow much"
+    assert len(vmdk) > 2 * MiB
+    (tmp_path / "m.vmdk").write_bytes(vmdk)
+    (tmp_path / "m.raw").write_bytes(payload)
+    assert same(os.fspath(tmp_path / "m.raw"), "raw", os.fspath(tmp_path / "m.vmdk"), "vmdk")

@@ -7,23 +7,27 @@ Public API::
     disk = open_disk("in.qcow2")                    # or open_disk("x.ova", offset, size)
     convert_disk(disk, "out.vmdk", "vmdk-stream")    # atomic, free space checked first
 
+Names are imported on first use (PEP 562) so that ``vmferry unpack --verify-only`` starts fast.
 See ``docs/disks.md``.
 """
 
-from vmferry.disks.convert import ConvertResult, OpenedDisk, convert_disk, estimate_output, open_disk
-from vmferry.disks.formats import (
-                                   FORMATS,
-                                   Detected,
-                                   DiskFormat,
-                                   Finding,
-                                   default_format,
-                                   detect,
-                                   format_mismatch,
-                                   get_format,
-                                   ovf_uri_format,
-)
-from vmferry.disks.vmdk_stream import StreamResult, write_stream_vmdk
+from __future__ import annotations
 
-__all__ = ["FORMATS", "ConvertResult", "Detected", "DiskFormat", "Finding", "OpenedDisk", "StreamResult",
-           "convert_disk", "default_format", "detect", "estimate_output", "format_mismatch", "get_format",
-           "open_disk", "ovf_uri_format", "write_stream_vmdk"]
+import importlib
+
+_EXPORTS = {
+    "ConvertResult": "convert", "OpenedDisk": "convert", "convert_disk": "convert",
+    "estimate_output": "convert", "open_disk": "convert",
+    "FORMATS": "formats", "Detected": "formats", "DiskFormat": "formats", "Finding": "formats",
+    "default_format": "formats", "detect": "formats", "format_mismatch": "formats",
+    "get_format": "formats", "ovf_uri_format": "formats",
+    "StreamResult": "vmdk_stream", "write_stream_vmdk": "vmdk_stream",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'vmferry.disks' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"vmferry.disks.{_EXPORTS[name]}"), name)

@@ -1,0 +1,159 @@
+"""Benchmark of issue 4: vmferry's disk/OVA paths against the usual tool chains, side by side.
+
+On a 1 GiB raw disk, half random and half zeros, in one run:
+
+* export: ``vmferry pack --disk-format vmdk-stream`` (streamOptimized VMDK + SHA256 manifest, one
+  pass) vs ``qemu-img convert -O vmdk -o subformat=streamOptimized`` + ``sha256sum`` + ``tar``;
+  goal ratio <= 0.5;
+* import: ``vmferry disk convert X.ova:disk.vmdk -O qcow2`` (from the byte range, digest checked
+  concurrently, nothing extracted) vs ``tar -x`` + ``sha256sum`` + ``qemu-img convert -O qcow2``;
+  goal ratio <= 0.6;
+* verification: ``vmferry unpack --verify-only`` vs ``openssl dgst -sha256`` on the same bytes;
+  goal throughput ratio >= 0.9;
+* peak resident memory of every vmferry command (``wait4`` rusage): goal <= 200 MiB.
+
+Run: ``.venv/bin/python bench/disks.py [--dir DIR] [--size-mib 1024]``. Not part of ``make test``.
+Each step runs ``--repeat`` times (default 2) and the best time counts, for both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+MiB = 1 << 20
+HERE = os.path.dirname(os.path.abspath(__file__))
+OVF = os.path.join(HERE, "..", "tests", "data", "cot", "vmware.ovf")
+
+
+def timed(argv: list[str], cwd: str | None = None) -> tuple[float, int]:
+    """Run ``argv``; return (seconds, peak RSS in KiB of it and its children)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    proc.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"bench: {' '.join(argv)} failed: {err.strip()}")
+    return elapsed, usage.ru_maxrss
+
+
+def chain(steps: list[list[str]], cwd: str | None = None) -> tuple[float, int]:
+    total, peak = 0.0, 0
+    for argv in steps:
+        t, rss = timed(argv, cwd)
+        total += t
+        peak = max(peak, rss)
+    return total, peak
+
+
+def best(fn, repeat: int, cleanup=None):
+    results = []
+    for _ in range(repeat):
+        if cleanup:
+            cleanup()
+        results.append(fn())
+    return min(results, key=lambda r: r[0])
+
+
+def make_disk(path: str, size: int) -> None:
+    with open(path, "wb") as f:
+        for _ in range(size // 2 // (4 * MiB)):
+            f.write(os.urandom(4 * MiB))
+        f.truncate(size)
+
+
+def rm(*paths: str) -> None:
+    for p in paths:
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        elif os.path.exists(p):
+            os.unlink(p)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", help="work directory (default: a new temporary directory)")
+    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--repeat", type=int, default=2)
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="vmferry-bench-", dir=args.dir)
+    vmferry = [sys.executable, "-m", "vmferry"]
+    try:
+        pkg = os.path.join(work, "pkg")
+        os.mkdir(pkg)
+        disk = os.path.join(pkg, "disk.raw")
+        make_disk(disk, args.size_mib * MiB)
+        with open(OVF, "rb") as f:
+            xml = f.read().replace(b"input.vmdk", b"disk.raw")
+        with open(os.path.join(pkg, "vm.ovf"), "wb") as f:
+            f.write(xml)
+        timed(["cat", disk])  # warm the page cache for both sides alike
+        print(f"disk: {args.size_mib} MiB raw, half random, half zeros; {os.cpu_count()} cores; "
+              f"best of {args.repeat}")
+
+        # --- export -------------------------------------------------------------------------
+        ours_ova = os.path.join(work, "ours.ova")
+        ours_exp = best(lambda: timed([*vmferry, "pack", pkg, "--disk-format", "vmdk-stream", "-o", ours_ova]),
+                        args.repeat, lambda: rm(ours_ova))
+        base = os.path.join(work, "base")
+        os.mkdir(base)
+        bvmdk = os.path.join(base, "disk.vmdk")
+        with open(os.path.join(base, "vm.ovf"), "wb") as f:
+            f.write(xml.replace(b"disk.raw", b"disk.vmdk"))
+        shell_mf = "sha256sum vm.ovf disk.vmdk | awk '{print \"SHA256(\" $2 \")= \" $1}' > vm.mf"
+        base_exp = best(lambda: chain([
+            ["qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", disk, bvmdk],
+            ["sh", "-c", shell_mf],
+            ["tar", "-cf", os.path.join(work, "base.ova"), "vm.ovf", "disk.vmdk", "vm.mf"]], cwd=base),
+            args.repeat, lambda: rm(bvmdk, os.path.join(work, "base.ova")))
+
+        # --- import (both from the OVA vmferry wrote) ----------------------------------------
+        ours_q = os.path.join(work, "ours.qcow2")
+        ours_imp = best(lambda: timed([*vmferry, "disk", "convert", f"{ours_ova}:disk.vmdk", "-O", "qcow2",
+                                       "-o", ours_q]), args.repeat, lambda: rm(ours_q))
+        ext = os.path.join(work, "ext")
+        base_q = os.path.join(work, "base.qcow2")
+        base_imp = best(lambda: chain([
+            ["tar", "-xf", ours_ova, "-C", ext],
+            ["sha256sum", os.path.join(ext, "disk.vmdk")],
+            ["qemu-img", "convert", "-O", "qcow2", os.path.join(ext, "disk.vmdk"), base_q]]),
+            args.repeat, lambda: (rm(ext, base_q), os.mkdir(ext)))
+        left = sorted(n for n in os.listdir(work) if n not in ("pkg", "base", "ext", "ours.ova", "base.ova",
+                                                               "ours.qcow2", "base.qcow2"))
+        check = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "qcow2", disk, ours_q],
+                               capture_output=True)
+        if check.returncode != 0:
+            sys.exit("bench: the imported disk differs from the source")
+
+        # --- verification -------------------------------------------------------------------
+        size = os.path.getsize(ours_ova)
+        ours_ver = best(lambda: timed([*vmferry, "unpack", ours_ova, "--verify-only"]), args.repeat)
+        base_ver = best(lambda: timed(["openssl", "dgst", "-sha256", ours_ova]), args.repeat)
+
+        print(f"{'step':<10} {'vmferry s':>10} {'baseline s':>11} {'ratio':>7} {'goal':>8} "
+              f"{'vmferry peak RSS':>17}")
+        rows = [("export", ours_exp, base_exp, "<= 0.50"), ("import", ours_imp, base_imp, "<= 0.60")]
+        for name, ours, baseline, goal in rows:
+            print(f"{name:<10} {ours[0]:>10.2f} {baseline[0]:>11.2f} {ours[0] / baseline[0]:>7.2f} {goal:>8} "
+                  f"{ours[1] / 1024:>13.0f} MiB")
+        tp_ours, tp_base = size / ours_ver[0] / MiB, size / base_ver[0] / MiB
+        print(f"{'verify':<10} {ours_ver[0]:>10.2f} {base_ver[0]:>11.2f} {tp_ours / tp_base:>7.2f} {'>= 0.90':>8} "
+              f"{ours_ver[1] / 1024:>13.0f} MiB   ({tp_ours:.0f} vs {tp_base:.0f} MiB/s, throughput ratio)")
+        print(f"OVA {size / MiB:.0f} MiB (baseline OVA {os.path.getsize(os.path.join(work, 'base.ova')) / MiB:.0f}"
+              f" MiB); import left no extracted copy: {left == []}; imported disk identical: yes")
+        peak = max(ours_exp[1], ours_imp[1], ours_ver[1]) / 1024
+        print(f"peak RSS of vmferry commands: {peak:.0f} MiB (goal <= 200 MiB)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
