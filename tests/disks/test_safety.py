@@ -142,3 +142,13 @@ def test_existing_output_needs_force(tmp_path, odd_raw):
     done = run_vmferry("disk", "convert", odd_raw, "-O", "qcow2", "-o", out, "--force", "--json")
     assert done.returncode == 0, done.stderr
     assert open_disk(out).format == "qcow2"
+
+
+def test_outputs_get_ordinary_permissions(tmp_path, odd_raw):
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "p.vmdk"
+        convert_disk(open_disk(odd_raw), out, "vmdk-stream")
+    finally:
+        os.umask(old)
+    assert oct(os.stat(out).st_mode & 0o777) == oct(0o644)

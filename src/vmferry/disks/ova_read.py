@@ -34,6 +34,7 @@ from vmferry.errors import (
 from vmferry.progress import Reporter
 
 READ_CHUNK = 4 << 20
+WINDOW = 32 << 20
 MANIFEST_LINE = re.compile(r"^(SHA1|SHA256|SHA512)\s*\((.+)\)\s*=\s*([0-9a-fA-F]+)\s*$")
 
 
@@ -101,32 +102,25 @@ def manifest(ova: str, listing: list[Member]) -> dict[str, tuple[str, str]]:
 
 
 def _hash_range(ova: str, m: Member, algo: str, step=None, sink=None) -> str:
-    """Digest of the member's bytes, hashed straight from the page cache (``mmap``, no copy);
-    ``sink`` (a file) receives the same bytes, so unpacking reads each byte once."""
+    """Digest of the member's bytes, hashed straight from the page cache (``mmap``, no copy) in
+    windows of :data:`WINDOW` bytes, so resident memory stays bounded; ``sink`` (a file) receives
+    the same bytes, so unpacking reads each byte once."""
     h = hashlib.new(algo)
-    if m.size == 0:
-        return h.hexdigest()
     with open(ova, "rb") as f:
         if os.fstat(f.fileno()).st_size < m.offset + m.size:
             raise TruncatedArchive(f"{m.name} is truncated", path=ova)
-        start = m.offset - m.offset % mmap.ALLOCATIONGRANULARITY
-        with mmap.mmap(f.fileno(), m.offset + m.size - start, access=mmap.ACCESS_READ, offset=start) as mm:
-            view = memoryview(mm)
-            try:
-                pos = m.offset - start
-                end = pos + m.size
-                while pos < end:
-                    n = min(READ_CHUNK, end - pos)
-                    chunk = view[pos:pos + n]
-                    h.update(chunk)
-                    if sink is not None:
-                        sink.write(chunk)
-                    if step is not None:
-                        step.advance(n)
-                    chunk.release()
-                    pos += n
-            finally:
-                view.release()
+        pos, end = m.offset, m.offset + m.size
+        while pos < end:
+            base = pos - pos % mmap.ALLOCATIONGRANULARITY
+            length = min(end, base + WINDOW) - base
+            with mmap.mmap(f.fileno(), length, access=mmap.ACCESS_READ, offset=base) as mm, \
+                    memoryview(mm) as view, view[pos - base:] as chunk:
+                h.update(chunk)
+                if sink is not None:
+                    sink.write(chunk)
+            if step is not None:
+                step.advance(base + length - pos)
+            pos = base + length
     return h.hexdigest()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import tempfile
@@ -35,8 +36,13 @@ def atomic_output(path: str | os.PathLike, *, force: bool = False) -> Iterator[s
     """Yield a temporary path next to ``path``; rename it to ``path`` when the block succeeds."""
     final = check_output_path(path, force=force)
     parent, base = os.path.split(final)
-    fd, temp = tempfile.mkstemp(prefix=f".{base}{TEMP_MARK}", dir=parent)
-    os.close(fd)
+    while True:  # like mkstemp, but with the usual 0666 & ~umask permissions of a new file
+        temp = os.path.join(parent, f".{base}{TEMP_MARK}{secrets.token_hex(4)}")
+        try:
+            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         yield temp
         os.replace(temp, final)
