@@ -1,0 +1,123 @@
+"""The OVF environment document (DSP0243 §11, schema DSP8027): ``ovf-env.xml``.
+
+::
+
+    <Environment xmlns="http://schemas.dmtf.org/ovf/environment/1" oe:id="vm">
+      <PlatformSection> Kind Version Vendor Locale [Timezone] </PlatformSection>
+      <PropertySection> <Property oe:key="class.key.instance" oe:value="..."/> ... </PropertySection>
+      [<ve:EthernetAdapterSection> <ve:Adapter ve:mac=".." ve:network=".." ve:unitNumber=".."/> ]
+    </Environment>
+
+Only the DMTF namespace is used, except for the optional ``EthernetAdapterSection``, which exists
+solely as VMware's extension (``http://www.vmware.com/schema/ovfenv``) and is written only when asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from vmferry.errors import XmlError
+
+OE_NS = "http://schemas.dmtf.org/ovf/environment/1"
+VE_NS = "http://www.vmware.com/schema/ovfenv"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+
+
+def _oe(name: str) -> str:
+    return f"{{{OE_NS}}}{name}"
+
+
+def _ve(name: str) -> str:
+    return f"{{{VE_NS}}}{name}"
+
+
+@dataclass
+class Platform:
+    """``PlatformSection``: what deployed the VM."""
+
+    kind: str | None = "vmferry"
+    version: str | None = None
+    vendor: str | None = "vmferry"
+    locale: str | None = "en"
+    timezone: int | None = None      # minutes from UTC, per DSP8027
+
+
+@dataclass
+class Adapter:
+    """One NIC as VMware's ``EthernetAdapterSection`` describes it."""
+
+    mac: str
+    network: str | None = None
+    unit_number: int | None = None
+
+
+@dataclass
+class Environment:
+    """An OVF environment: the id of the virtual system, its platform and its properties (in order)."""
+
+    id: str
+    properties: dict[str, str] = field(default_factory=dict)
+    platform: Platform | None = field(default_factory=Platform)
+    adapters: list[Adapter] = field(default_factory=list)
+
+    def to_xml(self) -> bytes:
+        """The document as UTF-8 bytes with an XML declaration."""
+        root = etree.Element(_oe("Environment"), nsmap={None: OE_NS, "oe": OE_NS, "xsi": XSI_NS})
+        root.set(_oe("id"), self.id)
+        if self.platform is not None:
+            plat = etree.SubElement(root, _oe("PlatformSection"))
+            for tag, value in (("Kind", self.platform.kind), ("Version", self.platform.version),
+                               ("Vendor", self.platform.vendor), ("Locale", self.platform.locale),
+                               ("Timezone", self.platform.timezone)):
+                if value is not None:
+                    etree.SubElement(plat, _oe(tag)).text = str(value)
+        section = etree.SubElement(root, _oe("PropertySection"))
+        for key, value in self.properties.items():
+            prop = etree.SubElement(section, _oe("Property"))
+            prop.set(_oe("key"), key)
+            prop.set(_oe("value"), value)
+        if self.adapters:
+            eth = etree.SubElement(root, _ve("EthernetAdapterSection"), nsmap={"ve": VE_NS})
+            for a in self.adapters:
+                el = etree.SubElement(eth, _ve("Adapter"))
+                el.set(_ve("mac"), a.mac)
+                if a.network is not None:
+                    el.set(_ve("network"), a.network)
+                if a.unit_number is not None:
+                    el.set(_ve("unitNumber"), str(a.unit_number))
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def parse_environment(data: bytes, *, path: str | None = None) -> Environment:
+    """Read an ``ovf-env.xml`` back (safely: no DTD, no entities, no network)."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        raise XmlError(f"not well-formed XML: {exc}", path=path) from exc
+    if root.tag != _oe("Environment"):
+        raise XmlError(f"root element is {root.tag}, not an OVF Environment", path=path)
+    if root.getroottree().docinfo.internalDTD is not None:
+        raise XmlError("a DTD is not allowed in an OVF environment", path=path)
+    env = Environment(id=root.get(_oe("id"), ""), platform=None)
+    plat = root.find(_oe("PlatformSection"))
+    if plat is not None:
+        def text(tag: str) -> str | None:
+            el = plat.find(_oe(tag))
+            return el.text if el is not None else None
+        tz = text("Timezone")
+        env.platform = Platform(text("Kind"), text("Version"), text("Vendor"), text("Locale"),
+                                int(tz) if tz and tz.lstrip("-").isdigit() else None)
+    section = root.find(_oe("PropertySection"))
+    if section is not None:
+        for prop in section.findall(_oe("Property")):
+            env.properties[prop.get(_oe("key"), "")] = prop.get(_oe("value"), "")
+    eth = root.find(_ve("EthernetAdapterSection"))
+    if eth is not None:
+        for a in eth.findall(_ve("Adapter")):
+            unit = a.get(_ve("unitNumber"))
+            env.adapters.append(Adapter(a.get(_ve("mac"), ""), a.get(_ve("network")),
+                                        int(unit) if unit and unit.isdigit() else None))
+    return env
