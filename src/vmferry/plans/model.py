@@ -1,0 +1,237 @@
+"""The application model: components (VMs), what they depend on, and the sites they can live in.
+
+Plain typed dataclasses, no YAML here (:mod:`vmferry.plans.manifest` reads and validates the file).
+Addresses are kept as text in canonical form (``ipaddress`` compressed) so plans serialise to JSON
+as they are; helpers turn them back into ``ipaddress`` objects where arithmetic is needed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+IDENTITY_KINDS = ("ldap", "kerberos", "oidc", "saml", "radius", "ad")
+
+
+@dataclass(frozen=True)
+class NicSpec:
+    """One NIC of a component at the source site."""
+
+    index: int
+    network: str
+    address: str | None = None      # without prefix; None: DHCP or unknown
+    prefix: int | None = None
+
+    @property
+    def interface(self) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None:
+        if self.address is None:
+            return None
+        return ipaddress.ip_interface(f"{self.address}/{self.prefix}" if self.prefix is not None
+                                      else self.address)
+
+
+@dataclass(frozen=True)
+class Component:
+    """A VM of the application: a package (OVF/OVA), optionally one system of a collection."""
+
+    name: str
+    package: str                    # path, resolved against the manifest's directory
+    system: str | None = None       # VirtualSystem id inside the package
+    nics: tuple[NicSpec, ...] = ()
+    eids: tuple[str, ...] = ()      # locator EIDs; default: the first NIC's source address
+    ports: tuple[int, ...] = ()     # ports it listens on (helps discovery tell direction)
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service outside the application (LDAP, DNS, NTP, a database...)."""
+
+    name: str
+    kind: str
+    host: str
+    port: int
+    protocol: str = "tcp"
+    scope: str = "site"             # "site": each site has its own; "global": reachable from anywhere
+
+    @property
+    def is_identity(self) -> bool:
+        return self.kind in IDENTITY_KINDS
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.host}:{self.port}/{self.protocol}"
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """``source`` (a component) calls ``target`` (a component or a service) on ``port``."""
+
+    source: str
+    target: str
+    target_kind: str                # "component" or "service"
+    port: int | None = None
+    protocol: str = "tcp"
+
+
+@dataclass(frozen=True)
+class DnsRecord:
+    """A record of the application's zone. ``target_kind``: component, pool, address or name."""
+
+    name: str                       # fully qualified, no trailing dot
+    type: str                       # A, AAAA, CNAME
+    target_kind: str
+    targets: tuple[str, ...]
+    ttl: int = 60
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    kind: str = "tcp"               # tcp or http
+    path: str | None = None         # http only
+    interval_ms: int = 2000
+
+
+@dataclass(frozen=True)
+class LbPool:
+    """A load-balancer pool (an HAProxy backend) whose members are components."""
+
+    name: str
+    port: int
+    members: tuple[str, ...]
+    health: HealthCheck = field(default_factory=HealthCheck)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One side of a firewall rule: ``any``, a component, a service or a literal prefix."""
+
+    kind: str                       # any, component, service, cidr
+    value: str = ""
+
+    def __str__(self) -> str:
+        return self.kind if self.kind == "any" else f"{self.kind}:{self.value}" if self.kind != "cidr" \
+            else self.value
+
+
+@dataclass(frozen=True)
+class FirewallRule:
+    name: str
+    source: Endpoint
+    dest: Endpoint
+    port: int | None = None
+    protocol: str = "tcp"
+    action: str = "accept"
+
+
+@dataclass(frozen=True)
+class Certificate:
+    name: str
+    components: tuple[str, ...]
+    dns_names: tuple[str, ...] = ()
+    ip_sans: tuple[str, ...] = ()
+    file: str | None = None         # PEM the SANs were read from, when given
+
+
+@dataclass(frozen=True)
+class SiteNetwork:
+    name: str
+    subnet: str
+    gateway: str | None = None
+    dns_servers: tuple[str, ...] = ()
+    mtu: int = 1500
+    pool: tuple[str, str] | None = None      # first and last address the site may hand out
+
+    @property
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return ipaddress.ip_network(self.subnet)
+
+
+@dataclass(frozen=True)
+class Tsig:
+    name: str
+    secret: str = field(repr=False)
+    algorithm: str = "hmac-sha256"
+
+
+@dataclass(frozen=True)
+class SiteDns:
+    server: str                     # host
+    port: int = 53
+    tsig: Tsig | None = None
+
+
+@dataclass(frozen=True)
+class SiteLb:
+    kind: str                       # haproxy
+    runtime: str | None = None      # unix socket path or host:port of the runtime API
+    vips: tuple[tuple[str, str], ...] = ()   # (pool, address) pairs
+
+    def vip(self, pool: str) -> str | None:
+        return dict(self.vips).get(pool)
+
+
+@dataclass(frozen=True)
+class SiteLocator:
+    url: str
+    key_id: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    ttl: int = 60
+    instance_id: int = 0
+
+
+@dataclass(frozen=True)
+class SiteFirewall:
+    ruleset: str                    # where --apply writes the nftables ruleset
+    table: str = "vmferry"
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    networks: dict[str, SiteNetwork]
+    services: dict[str, Service] = field(default_factory=dict)
+    in_use: tuple[str, ...] = ()    # addresses already taken at the site
+    dns: SiteDns | None = None
+    lb: SiteLb | None = None
+    locator: SiteLocator | None = None
+    firewall: SiteFirewall | None = None
+
+
+@dataclass(frozen=True)
+class SubnetRule:
+    """Re-address ``source`` → ``target`` keeping the host part."""
+
+    source: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Move:
+    """How to go from one site to another: network mapping and re-addressing rules."""
+
+    source: str
+    target: str
+    networks: tuple[tuple[str, str], ...] = ()         # (source network, target network)
+    subnets: tuple[SubnetRule, ...] = ()
+    pools: tuple[str, ...] = ()                        # target networks whose NICs take pool addresses
+    overrides: tuple[tuple[str, int, str], ...] = ()   # (component, nic index, address)
+
+
+@dataclass
+class App:
+    name: str
+    path: str                       # the manifest file
+    zone: str | None
+    components: dict[str, Component]
+    services: dict[str, Service] = field(default_factory=dict)
+    dependencies: list[Dependency] = field(default_factory=list)
+    dns_records: list[DnsRecord] = field(default_factory=list)
+    pools: list[LbPool] = field(default_factory=list)
+    firewall: list[FirewallRule] = field(default_factory=list)
+    certificates: list[Certificate] = field(default_factory=list)
+    sites: dict[str, Site] = field(default_factory=dict)
+    moves: list[Move] = field(default_factory=list)
+
+    def move(self, source: str, target: str) -> Move:
+        found = next((m for m in self.moves if m.source == source and m.target == target), None)
+        return found or Move(source, target)
