@@ -167,3 +167,21 @@ def test_descriptor_that_outgrows_its_reservation_fails_cleanly(tmp_path, odd_ra
     with pytest.raises(PackageError, match="reserved"):
         pack_ova(tmp_path / "o.ova", "o.ovf", render, [PackSource("d.vmdk", odd_raw, disk, True)])
     assert not (tmp_path / "o.ova").exists() and leftovers(tmp_path) == []
+
+
+def test_real_cot_package_packs_and_validates(tmp_path):
+    from vmferry.validate import validate_package
+
+    d = tmp_path / "cot"
+    d.mkdir()
+    for name in ("input.ovf", "input.vmdk", "input.iso", "sample_cfg.txt", "input.mf"):
+        (d / name).write_bytes((COT / name).read_bytes())
+    out = tmp_path / "input.ova"
+    result = pack_directory(d, out)
+    assert list(result.files) == ["input.ovf", "input.vmdk", "input.iso", "sample_cfg.txt"]
+    with tarfile.open(out) as tar:
+        assert tar.getnames() == ["input.ovf", "input.vmdk", "input.iso", "sample_cfg.txt", "input.mf"]
+        assert tar.extractfile("input.iso").read() == (COT / "input.iso").read_bytes()
+    report = validate_package(out)
+    assert report.ok, [f.to_dict() for f in report.findings]
+    assert report.files_checked == 4
