@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import subprocess
 import tarfile
 
 import pytest
@@ -14,6 +15,7 @@ from tests.disks.conftest import leftovers, make_raw, sample
 from vmferry.disks import convert_disk, open_disk
 from vmferry.disks.ova_read import import_disk, members, unpack_ova, verify_ova
 from vmferry.disks.packdir import pack_directory
+from vmferry.disks.reader import open_raw
 from vmferry.errors import ManifestMismatch, MissingFile, PackageError
 from vmferry.package.ova_writer import PackSource, pack_ova, tar_header
 from vmferry.tools import qemu_img
@@ -185,3 +187,23 @@ def test_real_cot_package_packs_and_validates(tmp_path):
     report = validate_package(out)
     assert report.ok, [f.to_dict() for f in report.findings]
     assert report.files_checked == 4
+
+
+def test_pack_converts_a_compressed_source_and_reports_format_mismatch(ovf_dir, tmp_path):
+    d, raw = ovf_dir
+    # a compressed qcow2: not readable directly, so qemu-img makes the streamOptimized copy
+    (d / "disk.qcow2").unlink()
+    subprocess.run(["qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", raw, os.fspath(d / "disk.qcow2")],
+                   check=True)
+    with open_raw(open_disk(d / "disk.qcow2").spec, SIZE) as reader:
+        assert not reader.plain
+    kept = pack_directory(d, tmp_path / "keep.ova")
+    assert [f.rule for f in kept.findings] == ["VMF-DISK-001"]   # ovf:format says streamOptimized
+    out = tmp_path / "conv.ova"
+    result = pack_directory(d, out, disk_format="vmdk-stream")
+    assert result.findings == []
+    assert "disk.vmdk" in result.files
+    dest = tmp_path / "back.qcow2"
+    import_disk(out, "disk.vmdk", dest, "qcow2")
+    assert qemu_img.compare(ImageSpec(raw, "raw"), ImageSpec(os.fspath(dest), "qcow2"))
+    assert leftovers(tmp_path) == [] and leftovers(d) == []

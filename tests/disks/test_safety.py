@@ -152,3 +152,25 @@ def test_outputs_get_ordinary_permissions(tmp_path, odd_raw):
     finally:
         os.umask(old)
     assert oct(os.stat(out).st_mode & 0o777) == oct(0o644)
+
+
+def test_sigterm_while_qemu_img_converts_kills_it_and_leaves_nothing(big_random, tmp_path):
+    # A streamOptimized source has compressed grains, so qemu-img does this conversion itself
+    # (single-threaded streamOptimized output: slow enough to be interrupted).
+    src = tmp_path / "src"
+    src.mkdir()
+    vmdk = src / "big.vmdk"
+    convert_disk(open_disk(big_random), vmdk, "vmdk-stream")
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = _start(["disk", "convert", vmdk, "-O", "vmdk-stream", "-o", work / "again.vmdk"], tmp_path)
+    code, _, err = _terminate_when_writing(proc, work)
+    assert code == 130, err
+    assert os.listdir(work) == []
+    time.sleep(0.2)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                assert os.fspath(work).encode() not in f.read(), "qemu-img still running"
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue

@@ -32,8 +32,11 @@ def run(args) -> int:
                                 force=args.force, reporter=reporter, level=args.level)
     if args.json:
         json.dump({"path": result.path, "size": result.size,
-                   "files": [asdict(w) for w in result.files.values()]}, sys.stdout, indent=2)
+                   "files": [asdict(w) for w in result.files.values()],
+                   "findings": [asdict(f) for f in result.findings]}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         print(f"{result.path}: {result.size} bytes, {len(result.files)} files")
+        for f in result.findings:
+            print(f"  {f.severity.upper():<8}{f.rule} {f.message} ({f.fix})")
     return 0

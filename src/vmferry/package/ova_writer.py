@@ -22,7 +22,7 @@ import os
 import tarfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vmferry.disks import safety
 from vmferry.disks.convert import OpenedDisk, estimate_output
@@ -69,6 +69,7 @@ class PackResult:
     path: str
     size: int
     files: dict[str, WrittenFile]
+    findings: list = field(default_factory=list)   # e.g. VMF-DISK-001 from the caller
 
 
 class _Sink:
