@@ -1,0 +1,151 @@
+"""--apply against real servers on 127.0.0.1: BIND 9 (RFC 2136 + TSIG), HAProxy's runtime API, the
+locator service, and an nftables ruleset checked with ``nft -c``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from tests.plans.servers import LOCATOR_SECRET, ZONE, Locator, edit_yaml
+from vmferry.cli.main import main
+from vmferry.locator.client import LocatorClient
+from vmferry.locator.devservers import free_port
+
+
+def cloud_site(named, haproxy, locator_url: str, ruleset: Path) -> dict:
+    """The cloud site re-addressed into 127.20.0.0/16, with its real servers."""
+    return {
+        "networks": {
+            "web-net": {"subnet": "127.20.1.0/24", "gateway": "127.20.1.1", "dns": ["127.20.0.2"]},
+            "app-net": {"subnet": "127.20.2.0/24", "gateway": "127.20.2.1", "dns": ["127.20.0.2"]},
+            "data": {"subnet": "127.20.3.0/24", "gateway": "127.20.3.1", "mtu": 9000,
+                     "pool": "127.20.3.100-127.20.3.199"},
+        },
+        "in_use": ["127.20.1.10", "127.20.3.100"],
+        "services": {"ldap": {"kind": "ldap", "host": "127.20.9.10", "port": 636}},
+        "dns": {"server": f"127.0.0.1:{named.port}",
+                "tsig": {"name": named.key_name, "algorithm": "hmac-sha256", "secret": named.secret}},
+        "load_balancer": {"kind": "haproxy", "runtime": f"unix:{haproxy.socket}", "vips": {"web": "127.20.1.10"}},
+        "locator": {"url": locator_url, "key_id": "cloud-1", "secret": LOCATOR_SECRET, "ttl": 30},
+        "firewall": {"ruleset": str(ruleset), "table": "vmferry_shop"},
+    }
+
+
+def prepare(example: Path, named, haproxy, locator_url: str) -> tuple[Path, Path]:
+    ruleset = example.parent / "cloud.nft"
+
+    def change(doc):
+        doc["moves"][0]["readdress"] = [{"from": "10.1.1.0/24", "to": "127.20.1.0/24"},
+                                        {"from": "10.1.2.0/24", "to": "127.20.2.0/24"}, {"pool": "data"}]
+    edit_yaml(example, change)
+    sites = example.parent / "sites.yaml"
+    sites.write_text(yaml.safe_dump({"sites": {"cloud": cloud_site(named, haproxy, locator_url, ruleset)}}))
+    return sites, ruleset
+
+
+def dig(named, name: str) -> list[str]:
+    out = subprocess.run(["dig", "+yaml", "@127.0.0.1", "-p", str(named.port), name, "A"], capture_output=True,
+                         text=True, check=True, timeout=20).stdout
+    doc = yaml.safe_load(out)[0]["message"]["response_message_data"]
+    return sorted(rr.split()[-1] for rr in doc.get("ANSWER_SECTION", []))
+
+
+def soa_serial(named) -> int:
+    out = subprocess.run(["dig", "+yaml", "@127.0.0.1", "-p", str(named.port), ZONE, "SOA"], capture_output=True,
+                         text=True, check=True, timeout=20).stdout
+    return int(yaml.safe_load(out)[0]["message"]["response_message_data"]["ANSWER_SECTION"][0].split()[6])
+
+
+def run_plan(capsys, *args) -> tuple[int, dict]:
+    code = main(["plan", *args, "--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def test_apply_interrupted_resumed_then_noop(example, named, haproxy, tmp_path, capsys):
+    locator = Locator(tmp_path / "locator", port=free_port())     # not started yet: the apply fails there
+    sites, ruleset = prepare(example, named, haproxy, locator.url)
+    state = tmp_path / "state.json"
+    args = [str(example), "--from", "dc1", "--to", "cloud", "--sites", str(sites), "--state", str(state)]
+
+    # the dry run lists the steps and changes nothing
+    code, dry = run_plan(capsys, *args)
+    assert code == 0, dry["risks"]
+    kinds = [s["kind"] for s in dry["steps"]]
+    assert kinds == ["dns"] * 3 + ["locator"] * 4 + ["lb"] * 2 + ["firewall"]
+    assert dig(named, f"www.{ZONE}") == [] and not state.exists() and not ruleset.exists()
+
+    # first apply: DNS done, then the locator is unreachable; the rest is not reached
+    code, first = run_plan(capsys, *args, "--apply")
+    assert code == 2
+    status = {r["id"]: r["status"] for r in first["results"]}
+    assert [status[s["id"]] for s in first["steps"] if s["kind"] == "dns"] == ["applied"] * 3
+    assert status["locator:10.1.1.11/32"] == "failed"
+    assert all(v == "pending" for k, v in status.items() if k.startswith(("lb:", "firewall:")))
+    assert dig(named, f"www.{ZONE}") == ["127.20.1.10"]
+    assert haproxy.state() == {"web1": "10.1.1.11:80"}          # untouched
+    assert not ruleset.exists()
+
+    locator.start()
+    try:
+        serial = soa_serial(named)
+        code, second = run_plan(capsys, *args, "--apply")
+        assert code == 0, second["results"]
+        status = {r["id"]: r["status"] for r in second["results"]}
+        assert [v for k, v in status.items() if k.startswith("dns:")] == ["skipped"] * 3
+        assert all(v == "applied" for k, v in status.items() if not k.startswith("dns:"))
+        assert soa_serial(named) == serial                        # DNS was not touched again
+
+        assert dig(named, f"www.{ZONE}") == ["127.20.1.10"]
+        assert dig(named, f"app.{ZONE}") == ["127.20.2.20"]
+        assert dig(named, f"db.{ZONE}") == ["127.20.3.102"]
+        assert haproxy.state() == {"web1": "127.20.1.11:80", "web2": "127.20.1.12:80"}
+        with LocatorClient(locator.url) as client:
+            for old, new in [("10.1.1.11", "127.20.1.11"), ("10.1.1.12", "127.20.1.12"),
+                             ("10.1.2.20", "127.20.2.20"), ("10.1.3.30", "127.20.3.102")]:
+                res = client.resolve(old)
+                assert [loc.address for loc in res.mapping.locators] == [new]
+            version = client.status()
+        text = ruleset.read_text()
+        assert "ip daddr 127.20.3.102 tcp dport 5432" in text and "10.1.3.30" not in text
+        assert "ip daddr 127.20.9.10 tcp dport 636" in text          # LDAP rule, now with a counterpart
+        mtime = ruleset.stat().st_mtime_ns
+
+        # third apply: nothing changes anywhere
+        code, third = run_plan(capsys, *args, "--apply")
+        assert code == 0
+        assert {r["status"] for r in third["results"]} == {"skipped"}
+        assert soa_serial(named) == serial
+        with LocatorClient(locator.url) as client:
+            assert client.status() == version
+        assert ruleset.stat().st_mtime_ns == mtime
+        assert haproxy.state() == {"web1": "127.20.1.11:80", "web2": "127.20.1.12:80"}
+    finally:
+        locator.close()
+
+
+def test_apply_without_journal_is_still_idempotent(example, named, haproxy, tmp_path, capsys):
+    """Losing the journal (a crash between a step and its record) re-runs steps that then change nothing."""
+    locator = Locator(tmp_path / "locator").start()
+    try:
+        sites, ruleset = prepare(example, named, haproxy, locator.url)
+        args = [str(example), "--from", "dc1", "--to", "cloud", "--sites", str(sites)]
+        code, first = run_plan(capsys, *args, "--apply", "--state", str(tmp_path / "a.json"))
+        assert code == 0 and {r["status"] for r in first["results"]} == {"applied"}
+        serial = soa_serial(named)
+        code, again = run_plan(capsys, *args, "--apply", "--state", str(tmp_path / "b.json"))
+        assert code == 0
+        assert {r["detail"] for r in again["results"]} == {"already in place"}
+        assert soa_serial(named) == serial
+    finally:
+        locator.close()
+
+
+def test_apply_refuses_a_plan_with_error_risks(example, capsys):
+    code = main(["plan", str(example), "--from", "dc1", "--to", "cloud", "--apply"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert "risk(s) of severity error" in captured.err and len(captured.err.strip().splitlines()) == 1
