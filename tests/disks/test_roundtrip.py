@@ -56,3 +56,22 @@ def test_samples_convert_to_every_format(tmp_path, name, target):
     back = open_disk(out)
     assert back.virtual_size == src.virtual_size
     assert qemu_img.compare(src.spec, back.spec)
+
+
+def test_data_in_other_files_is_never_read_from_the_wrong_one(tmp_path):
+    """A VMDK text descriptor with separate sparse extents, and a qcow2 over a backing file: the
+    allocation map's offsets point into other files, so vmferry must not pread them itself."""
+    import subprocess
+
+    raw = make_raw(tmp_path / "r.raw", 3 * 1048576, [(0, 400_000), (2 * 1048576, 5000)], seed=9)
+    split = os.fspath(tmp_path / "split.vmdk")
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=twoGbMaxExtentSparse",
+                    raw, split], check=True)
+    base = os.fspath(tmp_path / "base.qcow2")
+    convert_disk(open_disk(raw), base, "qcow2")
+    top = os.fspath(tmp_path / "top.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", top], check=True)
+    for src in (split, top):
+        out = os.fspath(tmp_path / (os.path.basename(src) + ".stream.vmdk"))
+        convert_disk(open_disk(src), out, "vmdk-stream")
+        assert qemu_img.compare(ImageSpec(raw, "raw"), ImageSpec(out, "vmdk")), src

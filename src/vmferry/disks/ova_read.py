@@ -175,7 +175,15 @@ def unpack_ova(ova: str | os.PathLike, out_dir: str | os.PathLike, *, force: boo
             reporter.step("unpack", sum(m.size for m in listing)) as step:
         for m in listing:
             algo = mf.get(m.name, ("sha256", ""))[0]
-            with open(os.path.join(tmp, m.name), "xb") as sink:
+            target = os.path.join(tmp, *m.name.split("/"))
+            try:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                sink = open(target, "xb")  # noqa: SIM115 - closed just below
+            except FileExistsError as exc:
+                raise UnsafeArchive(f"member {m.name!r} appears twice", path=ova) from exc
+            except OSError as exc:
+                raise PackageError(f"cannot write {m.name}: {exc.strerror}", path=ova) from exc
+            with sink:
                 digest = _hash_range(ova, m, algo, step, sink)
             if m.name in mf and digest != mf[m.name][1]:
                 raise ManifestMismatch(f"{m.name}: {algo.upper()} does not match the manifest", path=ova)

@@ -25,6 +25,7 @@ class RawReader:
     spec: ImageSpec
     virtual_size: int
     extents: list[Extent]
+    single_file: bool = True   # the map's offsets point into spec.path (no separate extent files)
     fd: int = -1
 
     def __post_init__(self) -> None:
@@ -33,7 +34,8 @@ class RawReader:
     @property
     def plain(self) -> bool:
         """True when every data range can be read straight from the file."""
-        return all(e.offset is not None for e in self.extents if e.data and not e.zero)
+        return self.single_file and all(e.offset is not None and e.depth == 0
+                                        for e in self.extents if e.data and not e.zero)
 
     @property
     def data_bytes(self) -> int:
@@ -74,8 +76,8 @@ class RawReader:
             lo, hi = max(start, e.start), min(end, e.start + e.length)
             if hi <= lo or not e.data or e.zero:
                 continue
-            if e.offset is None:
-                raise DiskError("compressed clusters cannot be read directly", path=self.spec.path)
+            if e.offset is None or e.depth or not self.single_file:
+                raise DiskError("these clusters cannot be read directly", path=self.spec.path)
             host = e.offset + (lo - e.start)
             chunk = os.pread(self.fd, hi - lo, host)
             if len(chunk) != hi - lo:
@@ -93,7 +95,11 @@ def open_raw(spec: ImageSpec, virtual_size: int) -> RawReader:
     the raw range layer, so ``spec.offset`` is added here.
     """
     extents = qemu_img.map_extents(spec)
+    single = True
+    if spec.fmt == "vmdk":  # a text descriptor keeps its data in other files
+        with open(spec.path, "rb") as f:
+            single = os.pread(f.fileno(), 4, spec.offset) == b"KDMV"
     if spec.fmt != "raw" and spec.offset:
         extents = [Extent(e.start, e.length, e.data, e.zero,
                           None if e.offset is None else e.offset + spec.offset) for e in extents]
-    return RawReader(spec, virtual_size, extents)
+    return RawReader(spec, virtual_size, extents, single)
