@@ -11,39 +11,44 @@ from vmferry.disks import FORMATS, convert_disk, open_disk
 from vmferry.tools import qemu_img
 from vmferry.tools.qemu_img import ImageSpec
 
+# Two odd sizes: 5 MiB + 7 sectors (several grains/clusters, random and zero regions) and
+# 1 MiB + 1 sector (the last grain, cluster and VHD block hold one sector).
+SIZES = {ODD_SIZE: ODD_REGIONS, 1048576 + 512: [(0, 1000), (300_000, 65536), (1048576 - 100, 612)]}
 
-@pytest.fixture(scope="module")
-def firsts(tmp_path_factory):
-    """odd.raw converted by vmferry into every format once."""
+
+@pytest.fixture(scope="module", params=list(SIZES), ids=lambda s: f"{s}B")
+def firsts(request, tmp_path_factory):
+    """A generated raw image converted by vmferry into every format once."""
+    size = request.param
     d = tmp_path_factory.mktemp("rt")
-    raw = make_raw(d / "odd.raw", ODD_SIZE, ODD_REGIONS, seed=7)
+    raw = make_raw(d / "odd.raw", size, SIZES[size], seed=7)
     out = {}
     for name in FORMATS:
         target = os.fspath(d / f"first-{name}{FORMATS[name].extension}")
         result = convert_disk(open_disk(raw), target, name)
-        assert result.virtual_size == ODD_SIZE
+        assert result.virtual_size == size
         out[name] = target
-    return d, raw, out
+    return size, raw, out
 
 
 @pytest.mark.parametrize("second", list(FORMATS))
 @pytest.mark.parametrize("first", list(FORMATS))
 def test_every_pair(firsts, tmp_path, first, second):
-    _, raw, made = firsts
+    size, raw, made = firsts
     src = open_disk(made[first])
-    assert src.format == first and src.virtual_size == ODD_SIZE
+    assert src.format == first and src.virtual_size == size
     out = os.fspath(tmp_path / f"second{FORMATS[second].extension}")
     convert_disk(src, out, second)
     back = open_disk(out)
     assert back.format == second
-    assert back.virtual_size == ODD_SIZE
+    assert back.virtual_size == size
     assert qemu_img.compare(ImageSpec(raw, "raw"), back.spec)
     assert leftovers(tmp_path) == []
 
 
 def test_a_different_disk_does_not_compare_identical(firsts, tmp_path):
-    _, raw, made = firsts
-    other = make_raw(tmp_path / "other.raw", ODD_SIZE, ODD_REGIONS, seed=8)
+    size, raw, made = firsts
+    other = make_raw(tmp_path / "other.raw", size, SIZES[size], seed=8)
     assert not qemu_img.compare(ImageSpec(other, "raw"), open_disk(made["vmdk-stream"]).spec)
 
 
