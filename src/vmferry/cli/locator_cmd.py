@@ -224,7 +224,8 @@ def _serve(args) -> int:
         print(f"vmferry locator: store {store.name} at version {service.version}, "
               f"http://{http_host}:{http_port}" + (f", dns {dns_addr[0]}:{dns_addr[1]}" if dns_addr else ""),
               file=sys.stderr, flush=True)
-        uvicorn.Server(config).run(sockets=[_listen(http_host, http_port)])
+        _listen(http_host, http_port).close()  # fail in one line now rather than inside uvicorn
+        uvicorn.Server(config).run()
     finally:
         for extra in reversed(extras):
             extra.close()

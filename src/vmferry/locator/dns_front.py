@@ -17,6 +17,7 @@ import ipaddress
 import logging
 import random
 import socket
+import struct
 import threading
 
 import dns.exception
@@ -108,6 +109,9 @@ class DnsFront:
     # -- answering -------------------------------------------------------------------------------
     def answer(self, wire: bytes) -> bytes | None:
         """The wire reply to one query (None when the query cannot even be parsed)."""
+        fast = self._fast_answer(wire)
+        if fast is not None:
+            return fast
         try:
             query = dns.message.from_wire(wire)
         except dns.exception.DNSException:
@@ -131,6 +135,72 @@ class DnsFront:
             del response.answer[:]
             del response.additional[:]
             return response.to_wire()
+
+    def _fast_answer(self, wire: bytes) -> bytes | None:
+        """Plain A/AAAA queries answered without building message objects; None means "use the
+        general path" (anything unusual: other types, EDNS options we would have to echo, SRV
+        targets, answers that would be truncated)."""
+        if len(wire) < 17:
+            return None
+        qid, flags, qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHHHH", wire)
+        if flags & 0xF800 or qdcount != 1 or ancount or nscount or arcount > 1:
+            return None  # a response, not a standard query, or more than one question
+        pos, labels = 12, []
+        while True:
+            if pos >= len(wire):
+                return None
+            length = wire[pos]
+            if length == 0:
+                pos += 1
+                break
+            if length & 0xC0:
+                return None
+            labels.append(wire[pos + 1:pos + 1 + length])
+            pos += 1 + length
+        if pos + 4 > len(wire):
+            return None
+        qtype, qclass = struct.unpack_from("!HH", wire, pos)
+        qend = pos + 4
+        if qclass != 1 or qtype not in (1, 28):
+            return None
+        edns = False
+        if arcount:
+            # an OPT record (root name, type 41, version 0); its options (e.g. a cookie) are ignored
+            if len(wire) < qend + 11 or wire[qend] != 0 or struct.unpack_from("!H", wire, qend + 1)[0] != 41:
+                return None
+            if wire[qend + 6] != 0:  # EDNS version
+                return None
+            edns = True
+        try:
+            name = b".".join(labels).decode("ascii").lower()
+        except UnicodeDecodeError:
+            return None
+        if name.startswith(("ip4-", "ip6-")):
+            return None
+        mapping = self._mapping(name)
+        rcode = 3 if mapping is None else 0
+        records = b""
+        count = 0
+        if mapping is not None:
+            family = 4 if qtype == 1 else 6
+            candidates = [loc for loc in mapping.locators if loc.usable and loc.family == family]
+            if candidates:
+                best = min(loc.priority for loc in candidates)
+                chosen = weighted_order([loc for loc in candidates if loc.priority == best], self._rng)
+                af = socket.AF_INET if family == 4 else socket.AF_INET6
+                parts = []
+                for loc in chosen:
+                    raw = socket.inet_pton(af, loc.address)
+                    parts.append(struct.pack("!HHHIH", 0xC00C, qtype, 1, mapping.ttl, len(raw)) + raw)
+                records, count = b"".join(parts), len(parts)
+        out_flags = 0x8000 | 0x0400 | (flags & 0x0100) | rcode  # QR, AA, RD copied, no RA
+        reply = (struct.pack("!HHHHHH", qid, out_flags, 1, count, 0, 1 if edns else 0)
+                 + wire[12:qend] + records
+                 + (b"\x00" + struct.pack("!HHIH", 41, 1232, 0, 0) if edns else b""))
+        limit = 512
+        if edns:
+            limit = max(512, struct.unpack_from("!H", wire, qend + 3)[0])
+        return reply if len(reply) <= limit else None
 
     def _mapping(self, name: str) -> Mapping | None:
         mapping = self.service.index.lookup_name(name, self.instance_id)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from vmferry.locator.model import Eid, InvalidRequest, Mapping
 
 _WIDTH = {4: 32, 6: 128}
+_pton, _AF4, _AF6 = socket.inet_pton, socket.AF_INET, socket.AF_INET6
 
 
 def parse_address(text: str) -> tuple[int, int]:
@@ -108,6 +109,7 @@ class PrefixIndex:
 
     def __init__(self) -> None:
         self._families: dict[tuple[int, int], _Family] = {}
+        self._by_family: dict[int, dict[int, _Family]] = {4: {}, 6: {}}  # family -> instance id -> table
         self._names: dict[tuple[int, str], Mapping] = {}
         self._by_eid: dict[Eid, Mapping] = {}
 
@@ -130,6 +132,7 @@ class PrefixIndex:
         fam = self._families.get((eid.instance_id, net.version))
         if fam is None:
             fam = self._families[(eid.instance_id, net.version)] = _Family(net.version)
+            self._by_family[net.version][eid.instance_id] = fam
         fam.add(net.prefixlen, int(net.network_address), mapping)
 
     def remove(self, eid: Eid) -> Mapping | None:
@@ -148,9 +151,32 @@ class PrefixIndex:
     def lookup_name(self, name: str, instance_id: int = 0) -> Mapping | None:
         return self._names.get((instance_id, name))
 
+    def match(self, address: str, instance_id: int = 0) -> Mapping | None:
+        """The fast path: the longest registered prefix covering ``address``, or None."""
+        try:
+            if ":" in address:
+                fam = self._by_family[6].get(instance_id)
+                value = int.from_bytes(_pton(_AF6, address), "big")
+            else:
+                fam = self._by_family[4].get(instance_id)
+                value = int.from_bytes(_pton(_AF4, address), "big")
+        except (OSError, TypeError) as exc:
+            raise InvalidRequest(f"invalid address {address!r}") from exc
+        if fam is None:
+            return None
+        for _length, mask, table in fam.probes:
+            hit = table.get(value & mask)
+            if hit is not None:
+                return hit
+        return None
+
     def lookup_address(self, address: str, instance_id: int = 0,
                        max_length: int | None = None) -> tuple[Mapping | None, str | None]:
         """Longest-prefix match of an address; on a miss also the negative prefix."""
+        if max_length is None:
+            hit = self.match(address, instance_id)
+            if hit is not None:
+                return hit, None
         family, value = parse_address(address)
         width = _WIDTH[family]
         fam = self._families.get((instance_id, family))

@@ -112,6 +112,23 @@ class LocatorService:
         self._await(version)
         return mapping.with_version(version)
 
+    def register_many(self, site: Site, items: Sequence[tuple[str | Eid, Sequence[Locator]]], *,
+                      ttl: int = 60, expires_in: int = DEFAULT_EXPIRY, instance_id: int = 0) -> list[int]:
+        """Bulk import: register many EIDs (one transaction where the store supports it)."""
+        expires_in = _check_expiry(expires_in)
+        now = self.clock()
+        mappings = []
+        for eid, locators in items:
+            eid = eid if isinstance(eid, Eid) else Eid.parse(eid, instance_id)
+            self.authorize(site, eid)
+            mappings.append(Mapping(eid=eid, locators=tuple(locators), ttl=ttl, expires_at=now + expires_in,
+                                    site=site.name, registered_at=now))
+        put_many = getattr(self.store, "put_many", None)
+        versions = put_many("register", mappings) if put_many else [self.store.put("register", m) for m in mappings]
+        if versions:
+            self._await(max(versions))
+        return versions
+
     def refresh(self, site: Site, eid: str | Eid, *, expires_in: int = DEFAULT_EXPIRY,
                 instance_id: int = 0) -> Mapping:
         """Extend the registration of ``eid`` without changing its locators."""
@@ -178,8 +195,7 @@ class LocatorService:
 
     def lookup_address(self, address: str, instance_id: int = 0) -> Mapping | None:
         """The fast path: longest-prefix match of one address, no negative answer."""
-        mapping, _ = self.index.lookup_address(address, instance_id)
-        return mapping
+        return self.index.match(address, instance_id)
 
     def get(self, eid: str | Eid, instance_id: int = 0) -> Mapping | None:
         eid = eid if isinstance(eid, Eid) else Eid.parse(eid, instance_id)

@@ -128,6 +128,31 @@ class SqliteStore:
             self._after_write(Change(version, kind, eid, stored, mapping.site))
         return version
 
+    def put_many(self, kind: str, mappings: list[Mapping]) -> list[int]:
+        """Store many mappings in one transaction (bulk import); returns their versions."""
+        changes = []
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                for mapping in mappings:
+                    eid = mapping.eid
+                    cur = self._db.execute("INSERT INTO changes (kind, iid, eid, site, body) VALUES (?,?,?,?,'')",
+                                           (kind, eid.instance_id, eid.text, mapping.site))
+                    version = int(cur.lastrowid)
+                    stored = mapping.with_version(version)
+                    body = json.dumps(stored.to_dict(), separators=(",", ":"))
+                    self._db.execute("UPDATE changes SET body=? WHERE version=?", (body, version))
+                    self._db.execute("INSERT OR REPLACE INTO mappings (iid, eid, body, version) VALUES (?,?,?,?)",
+                                     (eid.instance_id, eid.text, body, version))
+                    changes.append(Change(version, kind, eid, stored, mapping.site))
+                self._db.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                self._rollback()
+                raise LocatorError(f"cannot write the locator database: {exc}", path=self.path) from exc
+            for change in changes:
+                self._after_write(change)
+        return [c.version for c in changes]
+
     def delete(self, eid: Eid, site: str, *, if_version: int | None = None) -> int | None:
         with self._lock:
             try:
