@@ -69,6 +69,8 @@ SPELLINGS: tuple[ControllerSpelling, ...] = (
     S(IDE, "PIIX3", "ide", "piix3", "VirtualBox"),
     S(IDE, "PIIX4", "ide", "piix4", "VirtualBox, COT"),
     S(IDE, "ICH6", "ide", None, "VirtualBox", "ICH6 IDE; no portable model"),
+    S(IDE, "virtio", "ide", None, "Cisco IOSv",
+      "written on an IDE controller to ask KVM for a virtio disk bus; the Item is still IDE"),
     S(IDE, "Microsoft:Hyper-V:Emulated IDE Controller", "ide", "piix4", "Hyper-V",
       "Hyper-V Gen 1 emulates an Intel PIIX4 IDE controller"),
     S(SCSI, None, "scsi", None, "producers that do not name the HBA"),

@@ -20,10 +20,10 @@ import re
 from functools import cache
 
 from vmferry.portable import OsSpec
-from vmferry.tables.os_data import FALLBACK, ROWS, VENDORS, OsRow
+from vmferry.tables.os_data import CIM_OS_NAMES, FALLBACK, ROWS, VENDORS, OsRow
 
 __all__ = ["OsRow", "ROWS", "from_cim", "from_vmware", "from_virtualbox", "from_libosinfo", "resolve",
-           "to_cim", "to_vmware", "to_virtualbox", "to_libosinfo", "to_spec", "rows_for"]
+           "to_cim", "to_vmware", "to_virtualbox", "to_libosinfo", "to_spec", "rows_for", "cim_name"]
 
 
 def _norm(value: str | int) -> str:
@@ -41,6 +41,11 @@ def _index(vendor: str) -> dict[str, tuple[OsRow, ...]]:
         for alias in row.also(vendor):
             out.setdefault(_norm(alias), []).append(row)
     return {k: tuple(v) for k, v in out.items()}
+
+
+def cim_name(code: int | None) -> str | None:
+    """The DMTF name of a CIM OSType code (``94`` → ``"Ubuntu 64-Bit"``), or None."""
+    return CIM_OS_NAMES.get(code) if code is not None else None
 
 
 def rows_for(vendor: str, value: str | int | None) -> tuple[OsRow, ...]:
@@ -66,7 +71,8 @@ def _pick(vendor: str, rows: tuple[OsRow, ...], version: str | None, bits: int |
     if bits in (32, 64):
         pool = tuple(r for r in pool if r.bits == bits) or pool
     if version:
-        versioned = tuple(r for r in pool if _version_matches(r, version))
+        exact = tuple(r for r in pool if r.version is not None and _norm(r.version) == _norm(version))
+        versioned = exact or tuple(r for r in pool if _version_matches(r, version))
         if versioned:
             pool = versioned
     # the row marked primary, else a version-less one, else the first; 64-bit when bits are unknown
@@ -144,25 +150,47 @@ def from_libosinfo(short_id: str | None, *, bits: int | None = None) -> OsRow | 
     return _pick("libosinfo", generic, None, bits) if generic else None
 
 
+# How much each agreeing field counts in :func:`resolve`: a vendor's own id says more than a CIM code.
+_WEIGHTS = {"vmware": 8, "virtualbox": 8, "libosinfo": 6, "cim": 4, "version": 3, "distro": 2, "bits": 1}
+
+
 def resolve(spec: OsSpec | OsRow | None) -> OsRow | None:
-    """The row a portable OS description stands for: vendor ids first (most specific), then the CIM
-    code with version and bits hints, then distro/version/bits."""
+    """The row a portable OS description stands for: the candidate agreeing with most of its fields,
+    vendor ids weighing most (a ``vmw:osType`` wins over a CIM code that contradicts it)."""
     if spec is None or isinstance(spec, OsRow):
         return spec
-    hints = {"version": spec.version, "bits": spec.bits}
-    for row in (from_vmware(spec.vmware, **hints), from_virtualbox(spec.virtualbox, **hints),
-                from_libosinfo(spec.libosinfo, bits=spec.bits)):
-        if row is not None:
-            return row
-    if spec.cim_id is not None:
-        row = from_cim(spec.cim_id, **hints)
-        if row is not None and row.family != "other":
-            return row
+    given = {"vmware": spec.vmware, "virtualbox": spec.virtualbox, "libosinfo": spec.libosinfo,
+             "cim": spec.cim_id}
+    fuzzy = {"vmware": from_vmware(spec.vmware, version=spec.version, bits=spec.bits),
+             "virtualbox": from_virtualbox(spec.virtualbox, version=spec.version, bits=spec.bits),
+             "libosinfo": from_libosinfo(spec.libosinfo, bits=spec.bits),
+             "cim": from_cim(spec.cim_id, version=spec.version, bits=spec.bits)}
+    candidates = [r for vendor, value in given.items() for r in rows_for(vendor, value)]
+    candidates += [r for r in fuzzy.values() if r is not None]
     if spec.distro:
-        rows = tuple(r for r in ROWS if r.distro == _norm(spec.distro))
-        if rows:
-            return _pick("", rows, spec.version, spec.bits)
-    return from_cim(spec.cim_id, **hints) if spec.cim_id is not None else None
+        candidates += [r for r in ROWS if r.distro == _norm(spec.distro)]
+    if not candidates:
+        return None
+
+    def score(row: OsRow) -> tuple[int, int]:
+        points = 0
+        for vendor, value in given.items():
+            if value is not None and row in rows_for(vendor, value):
+                points += _WEIGHTS[vendor]
+            elif fuzzy[vendor] is row:
+                points += _WEIGHTS[vendor] // 2
+        if spec.version is None and row.version is None:
+            points += 1
+        elif spec.version is not None and row.version is not None:
+            points += _WEIGHTS["version"] if _norm(spec.version) == _norm(row.version) else \
+                _WEIGHTS["version"] // 2 if _version_matches(row, spec.version) else 0
+        points += _WEIGHTS["distro"] if spec.distro and row.distro == _norm(spec.distro) else 0
+        points += _WEIGHTS["bits"] if spec.bits == row.bits else 0
+        primary = sum(1 for vendor, value in given.items() if value is not None and vendor in row.primary)
+        return points, primary
+
+    best = max(score(r) for r in candidates)
+    return next(r for r in ROWS if r in candidates and score(r) == best)
 
 
 def _family_bits(spec: OsSpec | OsRow | None) -> tuple[str, int]:

@@ -278,3 +278,29 @@ FALLBACK: dict[str, dict[tuple[str, int], str | int]] = {
                   ("solaris", 32): "unknown", ("solaris", 64): "unknown",
                   ("other", 32): "unknown", ("other", 64): "unknown"},
 }
+
+# DMTF CIM_OperatingSystem.OSType: code -> name (the ValueMap/Values pairs; 116-120 as VirtualBox lists
+# them for CIM 2.52). OVF writers put the name in OperatingSystemSection/Description.
+CIM_OS_NAMES: dict[int, str] = dict(enumerate((
+    "Unknown", "Other", "MACOS", "ATTUNIX", "DGUX", "DECNT", "Tru64 UNIX", "OpenVMS", "HPUX", "AIX", "MVS",
+    "OS400", "OS/2", "JavaVM", "MSDOS", "WIN3x", "WIN95", "WIN98", "WINNT", "WINCE", "NCR3000", "NetWare",
+    "OSF", "DC/OS", "Reliant UNIX", "SCO UnixWare", "SCO OpenServer", "Sequent", "IRIX", "Solaris", "SunOS",
+    "U6000", "ASERIES", "HP NonStop OS", "HP NonStop OSS", "BS2000", "LINUX", "Lynx", "XENIX", "VM",
+    "Interactive UNIX", "BSDUNIX", "FreeBSD", "NetBSD", "GNU Hurd", "OS9", "MACH Kernel", "Inferno", "QNX",
+    "EPOC", "IxWorks", "VxWorks", "MiNT", "BeOS", "HP MPE", "NextStep", "PalmPilot", "Rhapsody",
+    "Windows 2000", "Dedicated", "OS/390", "VSE", "TPF", "Windows (R) Me", "Caldera Open UNIX", "OpenBSD",
+    "Not Applicable", "Windows XP", "z/OS", "Microsoft Windows Server 2003",
+    "Microsoft Windows Server 2003 64-Bit", "Windows XP 64-Bit", "Windows XP Embedded", "Windows Vista",
+    "Windows Vista 64-Bit", "Windows Embedded for Point of Service", "Microsoft Windows Server 2008",
+    "Microsoft Windows Server 2008 64-Bit", "FreeBSD 64-Bit", "RedHat Enterprise Linux",
+    "RedHat Enterprise Linux 64-Bit", "Solaris 64-Bit", "SUSE", "SUSE 64-Bit", "SLES", "SLES 64-Bit",
+    "Novell OES", "Novell Linux Desktop", "Sun Java Desktop System", "Mandriva", "Mandriva 64-Bit",
+    "TurboLinux", "TurboLinux 64-Bit", "Ubuntu", "Ubuntu 64-Bit", "Debian", "Debian 64-Bit", "Linux 2.4.x",
+    "Linux 2.4.x 64-Bit", "Linux 2.6.x", "Linux 2.6.x 64-Bit", "Linux 64-Bit", "Other 64-Bit",
+    "Microsoft Windows Server 2008 R2", "VMware ESXi", "Microsoft Windows 7", "CentOS 32-bit",
+    "CentOS 64-bit", "Oracle Linux 32-bit", "Oracle Linux 64-bit", "eComStation 32-bitx",
+    "Microsoft Windows Server 2011", "Microsoft Windows Server 2012", "Microsoft Windows 8",
+    "Microsoft Windows 8 64-bit", "Microsoft Windows Server 2012 R2", "Microsoft Windows 8.1",
+    "Microsoft Windows 8.1 64-bit", "Microsoft Windows Server 2016", "Microsoft Windows 10",
+    "Microsoft Windows 10 64-bit",
+)))
