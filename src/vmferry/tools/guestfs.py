@@ -13,13 +13,23 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from vmferry.errors import GuestError, ToolFailed
-from vmferry.tools.proc import run
+from vmferry.tools.proc import run, which
 
 _PID = re.compile(r"GUESTFISH_PID=(\d+)")
+_SEP = "@@vmferry-batch@@"
+
+
+def _quote(arg: str) -> str:
+    """Quote one argument for guestfish's command parser."""
+    if arg and all(c.isalnum() or c in "/._-=:+,@" for c in arg):
+        return arg
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
 
 
 def guestfs_env() -> dict[str, str]:
@@ -62,8 +72,10 @@ def mapping(text: str) -> dict[str, str]:
 class Appliance:
     """A read-only libguestfs appliance over some disk images; use as a context manager."""
 
-    def __init__(self, disks: Sequence[str | os.PathLike], *, readonly: bool = True, timeout: float = 900):
+    def __init__(self, disks: Sequence[str | os.PathLike], *, formats: Sequence[str] | None = None,
+                 readonly: bool = True, timeout: float = 900):
         self.disks = [os.fspath(d) for d in disks]
+        self.formats = list(formats) if formats else [None] * len(self.disks)
         for d in self.disks:
             if not os.path.exists(d):
                 raise GuestError("no such disk image", path=d)
@@ -72,16 +84,25 @@ class Appliance:
         self.pid: str | None = None
 
     def __enter__(self) -> Appliance:
-        argv = ["guestfish", "--listen"]
+        argv = [which("guestfish"), "--listen"]
         if self.readonly:
             argv.append("--ro")
-        for d in self.disks:
-            argv += ["-a", d]
-        try:
-            res = run(argv, env=guestfs_env(), timeout=60)
-        except ToolFailed as exc:
-            raise GuestError(f"cannot start libguestfs: {exc}", path=self.disks[0]) from exc
-        m = _PID.search(res.stdout)
+        for d, fmt in zip(self.disks, self.formats, strict=True):
+            # an explicit format: libguestfs must not guess it from a (possibly hostile) raw image
+            argv += [f"--format={fmt}" if fmt else "--format", "-a", d]
+        # The forked guestfish server keeps the standard streams it was given: hand it files, not the
+        # runner's pipes, or the runner would wait for the server to exit.
+        with tempfile.TemporaryDirectory(prefix="vmferry-gfs-") as tmp:
+            out, err = os.path.join(tmp, "out"), os.path.join(tmp, "err")
+            try:
+                run(["sh", "-c", 'o=$1; e=$2; shift 2; exec "$@" >"$o" 2>"$e" </dev/null', "sh", out, err, *argv],
+                    env=guestfs_env(), timeout=120)
+            except ToolFailed as exc:
+                detail = open(err, errors="replace").read().strip() if os.path.exists(err) else str(exc)
+                raise GuestError(f"cannot start libguestfs: {' '.join(detail.split())}", path=self.disks[0]) from exc
+            with open(out, errors="replace") as fh:
+                stdout = fh.read()
+        m = _PID.search(stdout)
         if not m:
             raise GuestError("guestfish --listen did not print its PID", path=self.disks[0])
         self.pid = m.group(1)
@@ -113,6 +134,37 @@ class Appliance:
             msg = " ".join((exc.stderr or str(exc)).split())
             raise GuestError(f"libguestfs {args[0]} failed: {msg}", path=self.disks[0]) from exc
         return res.stdout
+
+    def batch(self, commands: Sequence[Sequence[str]]) -> list[str]:
+        """Run several commands in one round trip; a command that fails yields "" (not an error).
+
+        Each remote call costs a process start and a round trip to the appliance (about half a second
+        under TCG), so inspections send their commands in batches.
+        """
+        if not commands:
+            return []
+        if not self.pid:
+            raise GuestError("libguestfs appliance is not running")
+        script = []
+        for i, cmd in enumerate(commands):
+            script.append(f"echo {_SEP}{i}")
+            script.append("-" + " ".join(_quote(a) for a in cmd))
+        script.append(f"echo {_SEP}end")
+        res = run(["guestfish", f"--remote={self.pid}"], input="\n".join(script) + "\n", env=guestfs_env(),
+                  timeout=self.timeout, check=False)
+        outputs = [""] * len(commands)
+        current: int | None = None
+        chunks: list[str] = []
+        for line in res.stdout.splitlines():
+            if line.startswith(_SEP):
+                if current is not None:
+                    outputs[current] = "\n".join(chunks)
+                tag = line[len(_SEP):]
+                current = int(tag) if tag.isdigit() else None
+                chunks = []
+            else:
+                chunks.append(line)
+        return outputs
 
     def lines(self, *args: str) -> list[str]:
         return [ln for ln in self.call(*args).splitlines() if ln.strip()]

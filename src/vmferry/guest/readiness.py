@@ -1,0 +1,262 @@
+"""Per-target readiness of an inspected guest: ``ready``, ``needs-fixes`` or ``will-not-boot``.
+
+Each reason is a :class:`Finding` with a stable rule id (``VMF-GUEST-0xx``, documented in
+docs/guest.md), a severity (``fatal`` -> will not boot, ``warning`` -> needs fixes, ``info`` -> a note)
+and the fix. The target's disk bus and NIC model default to the ones vmferry would choose for it
+(:data:`TARGETS`) and can be overridden, e.g. ``readiness(report, "kvm", bus="sata")``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from vmferry.errors import UsageError
+from vmferry.guest.collect import WINDOWS_DRIVERS
+from vmferry.guest.model import GuestReport
+
+# disk bus -> drivers the guest needs before its root file system is mounted
+BUS_DRIVERS: dict[str, tuple[str, ...]] = {
+    "virtio": ("virtio_pci", "virtio_blk"),
+    "virtio-scsi": ("virtio_pci", "virtio_scsi", "sd_mod"),
+    "sata": ("ahci", "sd_mod"),
+    "ide": ("ata_piix", "sd_mod"),
+    "lsilogic": ("mptspi", "sd_mod"),
+    "lsisas1068": ("mptsas", "sd_mod"),
+    "pvscsi": ("vmw_pvscsi", "sd_mod"),
+    "xen": ("xen_blkfront",),
+    "hyperv": ("hv_vmbus", "hv_storvsc", "sd_mod"),
+}
+# device-name prefix the first disk gets on each bus (libata and SCSI disks are all "sd")
+BUS_PREFIX = {"virtio": "vd", "xen": "xvd"}
+NIC_DRIVERS: dict[str, tuple[str, ...]] = {
+    "virtio": ("virtio_pci", "virtio_net"), "e1000": ("e1000",), "e1000e": ("e1000e",),
+    "vmxnet3": ("vmxnet3",), "xen": ("xen_netfront",), "hyperv": ("hv_vmbus", "hv_netvsc"),
+}
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    bus: str                          # default boot disk bus
+    nic: str                          # default NIC model
+    buses: tuple[str, ...]            # every bus the target offers (fallbacks)
+    nics: tuple[str, ...]
+    agent: str                        # the target's guest agent
+    datasources: tuple[str, ...]      # cloud-init datasources that work there
+
+
+TARGETS: dict[str, TargetSpec] = {
+    "kvm": TargetSpec("virtio", "virtio", ("virtio", "virtio-scsi", "sata", "ide"), ("virtio", "e1000", "e1000e"),
+                      "qemu-guest-agent", ("NoCloud", "ConfigDrive", "OVF")),
+    "vmware": TargetSpec("lsilogic", "vmxnet3", ("pvscsi", "lsilogic", "lsisas1068", "sata", "ide"),
+                         ("vmxnet3", "e1000", "e1000e"), "open-vm-tools", ("VMware", "OVF")),
+    "virtualbox": TargetSpec("sata", "e1000", ("sata", "ide", "lsilogic", "lsisas1068", "virtio-scsi"),
+                             ("e1000", "virtio"), "virtualbox-guest-additions", ("NoCloud", "OVF")),
+    "xen": TargetSpec("xen", "xen", ("xen", "ide"), ("xen", "e1000"), "xe-guest-utilities",
+                      ("NoCloud", "ConfigDrive", "Ec2")),
+    "hyperv": TargetSpec("hyperv", "hyperv", ("hyperv", "ide"), ("hyperv",), "hyperv-daemons",
+                         ("Azure", "NoCloud")),
+}
+# Tools of these vendors run services that fight each other (time sync, memory balloon, shutdown).
+CONFLICTING_VENDORS = {"vmware", "virtualbox", "xen"}
+
+READY, NEEDS_FIXES, WILL_NOT_BOOT = "ready", "needs-fixes", "will-not-boot"
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: str                     # fatal, warning, info
+    message: str
+    fix: str
+
+
+@dataclass
+class Readiness:
+    target: str
+    bus: str
+    nic: str
+    status: str
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def reasons(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity != "info"]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _drivers(report: GuestReport) -> tuple[set[str], set[str]]:
+    """(drivers usable at boot, drivers usable once running) of the default kernel."""
+    if report.os.type == "windows":
+        present = {WINDOWS_DRIVERS[n] for n in report.windows_drivers}
+        present.add("sd_mod")  # Windows has its own disk class driver
+        return present, present
+    kernel = report.default_kernel
+    if kernel is None:
+        return set(), set()
+    boot = kernel.boot_drivers()
+    return boot, boot | kernel.all_drivers()
+
+
+def _check_disk(report: GuestReport, target: str, spec: TargetSpec, bus: str, boot: set[str]) -> list[Finding]:
+    missing = [d for d in BUS_DRIVERS[bus] if d not in boot]
+    if report.os.type == "windows":
+        if missing:
+            return [Finding("VMF-GUEST-001", "fatal",
+                            f"on {target} the disk is on {bus}, and Windows has no driver file for it "
+                            f"({', '.join(missing)} equivalent missing in System32\\drivers)",
+                            "install the driver (e.g. virtio-win viostor) and make it boot-start before "
+                            "moving, or attach the disk on a bus Windows has a driver for")]
+        return [Finding("VMF-GUEST-002", "warning",
+                        f"the Windows driver for {bus} is present, but whether it starts at boot is not checked",
+                        "make sure the driver's service has Start=0 (boot) before moving")]
+    if not missing:
+        return []
+    kernel = report.default_kernel
+    if kernel is None:
+        return [Finding("VMF-GUEST-003", "fatal", "no Linux kernel found in /boot",
+                        "check that /boot is on the inspected disk")]
+    where = f"the initramfs of kernel {kernel.version}" if kernel.initramfs else \
+        f"kernel {kernel.version} (no initramfs found for it)"
+    fallbacks = [b for b in spec.buses if b != bus and all(d in boot for d in BUS_DRIVERS[b])]
+    alt = f"; or put the disk on {' or '.join(fallbacks)}, which the guest can boot from" if fallbacks else ""
+    on_disk = [d for d in missing if d in kernel.modules]
+    how = ("rebuild the initramfs with " + ", ".join(missing) +
+           " (initramfs-tools: list them in /etc/initramfs-tools/modules and run update-initramfs -u; "
+           "dracut: dracut -f --add-drivers '" + " ".join(missing) + "')")
+    if len(on_disk) < len(missing):
+        how = "install a kernel that has " + ", ".join(d for d in missing if d not in on_disk) + ", then " + how
+    return [Finding("VMF-GUEST-001", "fatal",
+                    f"on {target} the boot disk is on {bus}, and {where} has no {', '.join(missing)}: "
+                    "the root file system will not be found", how + alt)]
+
+
+def _check_names(report: GuestReport, target: str, bus: str) -> list[Finding]:
+    out = []
+    new_prefix = BUS_PREFIX.get(bus, "sd")
+    for name in report.disk_names:
+        old = name.device_prefix
+        if old is None or old == new_prefix or (old == "hd" and new_prefix == "sd"):
+            continue
+        renamed = f"{name.spec} (becomes /dev/{new_prefix}… on {bus})"
+        if name.mountpoint == "root=":
+            out.append(Finding("VMF-GUEST-010", "fatal", f"{name.where} boots root={renamed}",
+                               "use root=UUID=<uuid of the root file system> in the bootloader configuration"))
+        elif name.mountpoint == "/":
+            out.append(Finding("VMF-GUEST-011", "fatal", f"{name.where} mounts / from {renamed}",
+                               "name the root file system by UUID= or LABEL= in /etc/fstab"))
+        else:
+            out.append(Finding("VMF-GUEST-012", "warning", f"{name.where} mounts {name.mountpoint} from {renamed}",
+                               "name the file system by UUID= or LABEL= in /etc/fstab"))
+    return out
+
+
+def _check_nic(report: GuestReport, target: str, spec: TargetSpec, nic: str, running: set[str]) -> list[Finding]:
+    missing = [d for d in NIC_DRIVERS[nic] if d not in running]
+    if not missing:
+        return []
+    others = [n for n in spec.nics if n != nic and all(d in running for d in NIC_DRIVERS[n])]
+    alt = f"; or give the VM a {' or '.join(others)} NIC, which the guest has a driver for" if others else ""
+    return [Finding("VMF-GUEST-020", "warning",
+                    f"on {target} the NIC is {nic}, and the guest has no {', '.join(missing)}: no network",
+                    f"install the driver ({', '.join(missing)}){alt}")]
+
+
+def _check_network(report: GuestReport) -> list[Finding]:
+    out = []
+    for b in report.network:
+        if b.kind == "mac":
+            out.append(Finding("VMF-GUEST-021", "warning",
+                               f"{b.where} binds {b.interface} to MAC {b.mac}",
+                               "keep the MAC address (vmferry keeps it unless --new-macs), "
+                               "or remove the MAC match from the guest's network configuration"))
+        elif b.slot_bound:
+            out.append(Finding("VMF-GUEST-022", "warning",
+                               f"{b.where} configures {b.interface}, a name tied to the NIC's PCI slot",
+                               "configure the interface by driver/match rule, or rename it after the move"))
+    return out
+
+
+def _check_tools(report: GuestReport, target: str, spec: TargetSpec) -> list[Finding]:
+    out = []
+    vendors = {t.hypervisor for t in report.tools}
+    names = {t.name for t in report.tools}
+    fighting = sorted(vendors & CONFLICTING_VENDORS)
+    if len(fighting) > 1:
+        out.append(Finding("VMF-GUEST-030", "warning",
+                           "guest tools of several hypervisors are installed (" + ", ".join(fighting) + "); "
+                           "their time sync and balloon services fight",
+                           "remove the tools of every hypervisor but the target's"))
+    if {"open-vm-tools", "vmware-tools"} <= names:
+        out.append(Finding("VMF-GUEST-031", "warning", "VMware Tools (tarball) and open-vm-tools are both installed",
+                           "uninstall VMware Tools (vmware-uninstall-tools.pl) and keep open-vm-tools"))
+    for t in report.tools:
+        if t.hypervisor != target:
+            out.append(Finding("VMF-GUEST-032", "info", f"{t.name} ({t.hypervisor}) does nothing on {target}",
+                               f"remove {t.name} after the move"))
+    if report.os.type == "linux" and spec.agent not in names:
+        out.append(Finding("VMF-GUEST-033", "info", f"{spec.agent} is not installed",
+                           f"install {spec.agent} for clean shutdown and guest information on {target}"))
+    return out
+
+
+def _check_cloud_init(report: GuestReport, target: str, spec: TargetSpec) -> list[Finding]:
+    ci = report.cloud_init
+    if not ci or not ci.installed or not ci.datasources:
+        return []
+    if any(d in spec.datasources for d in ci.datasources):
+        return []
+    return [Finding("VMF-GUEST-040", "warning",
+                    f"cloud-init only tries {', '.join(ci.datasources)} ({ci.where}); none works on {target}",
+                    f"add one of {', '.join(spec.datasources)} to datasource_list")]
+
+
+def _check_firmware(report: GuestReport, target: str) -> list[Finding]:
+    if report.firmware == "uefi":
+        return [Finding("VMF-GUEST-050", "info", "the guest boots with UEFI only",
+                        "give the VM UEFI firmware (OVMF on kvm, generation 2 on hyperv, efi on vmware)")]
+    if report.firmware == "unknown" and report.os.type == "linux":
+        return [Finding("VMF-GUEST-051", "info", "the firmware the guest needs could not be determined",
+                        "check the partition table: GPT with an EFI system partition means UEFI")]
+    return []
+
+
+def readiness(report: GuestReport, target: str, *, bus: str | None = None, nic: str | None = None) -> Readiness:
+    """Readiness of the guest for ``target``, with its disk on ``bus`` and its NIC of model ``nic``."""
+    if target not in TARGETS:
+        raise UsageError(f"unknown target {target!r} (one of {', '.join(TARGETS)})")
+    spec = TARGETS[target]
+    bus = bus or spec.bus
+    nic = nic or spec.nic
+    if bus not in BUS_DRIVERS:
+        raise UsageError(f"unknown disk bus {bus!r} (one of {', '.join(BUS_DRIVERS)})")
+    if nic not in NIC_DRIVERS:
+        raise UsageError(f"unknown NIC model {nic!r} (one of {', '.join(NIC_DRIVERS)})")
+    boot, running = _drivers(report)
+    findings: list[Finding] = []
+    if report.os.type not in ("linux", "windows"):
+        findings.append(Finding("VMF-GUEST-060", "warning", f"{report.os.type} guests are not checked",
+                                "check drivers and configuration by hand"))
+    else:
+        findings += _check_disk(report, target, spec, bus, boot)
+        if report.os.type == "linux":
+            findings += _check_names(report, target, bus)
+            findings += _check_nic(report, target, spec, nic, running)
+            findings += _check_network(report)
+            findings += _check_cloud_init(report, target, spec)
+        findings += _check_tools(report, target, spec)
+        findings += _check_firmware(report, target)
+    if report.os.type == "windows":
+        findings.append(Finding("VMF-GUEST-061", "info", "Windows: " + "; ".join(report.not_checked) +
+                                " are not checked", "verify these by hand before the move"))
+    severities = {f.severity for f in findings}
+    status = WILL_NOT_BOOT if "fatal" in severities else NEEDS_FIXES if "warning" in severities else READY
+    return Readiness(target, bus, nic, status, findings)
+
+
+def readiness_matrix(report: GuestReport, *, buses: dict[str, str] | None = None,
+                     nics: dict[str, str] | None = None) -> dict[str, Readiness]:
+    """Readiness for every target in :data:`TARGETS` (bus/NIC per target overridable)."""
+    buses, nics = buses or {}, nics or {}
+    return {t: readiness(report, t, bus=buses.get(t), nic=nics.get(t)) for t in TARGETS}
