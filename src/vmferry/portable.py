@@ -83,6 +83,7 @@ class Controller:
                                   # "virtio-scsi", "ahci", "piix4", ...
     source_model: str | None = None  # ResourceSubType as written
     profiles: tuple[str, ...] | None = None
+    address: str | None = None    # bus number (rasd:Address), e.g. IDE 0 / IDE 1
 
 
 @dataclass
@@ -264,6 +265,7 @@ class PortablePackage:
     networks: list[tuple[str, str | None]] = field(default_factory=list)   # (name, description)
     files: list[FileSpec] = field(default_factory=list)
     profiles: list[Profile] = field(default_factory=list)
+    spare_disks: list[Disk] = field(default_factory=list)   # DiskSection disks no system attaches
     collection_id: str | None = None          # set when the source was a VirtualSystemCollection
     collection_products: list[ProductInfo] = field(default_factory=list)
     startup: list[StartupEntry] = field(default_factory=list)

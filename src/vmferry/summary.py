@@ -189,6 +189,7 @@ def system_info(env: Envelope, system: VirtualSystem) -> SystemInfo:
 
 def summarize_envelope(env: Envelope, *, path: str, container: str) -> Summary:
     from vmferry.checks.descriptor import descriptor_findings
+    from vmferry.dialects import detect
 
     return Summary(
         path=path, container=container, ovf_version=env.version,
@@ -198,6 +199,7 @@ def summarize_envelope(env: Envelope, *, path: str, container: str) -> Summary:
                         d.format) for d in env.disks],
         systems=[system_info(env, s) for s in env.systems],
         findings=descriptor_findings(env),
+        dialect=detect(env).to_dict(),
     )
 
 

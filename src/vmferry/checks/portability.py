@@ -1,0 +1,302 @@
+"""Portability rules: what a target will reject or silently lose, and what ``convert`` does about it.
+
+``portability_findings(envelope, package, target)`` reads the envelope (for locations and raw
+spellings) and the portable profile (for meaning). Each rule has a stable id, documented in
+``docs/rules.md``; ``fix`` says what ``vmferry convert --to TARGET`` does automatically.
+"""
+
+from __future__ import annotations
+
+from vmferry.findings import Finding
+from vmferry.ovf import names as N
+from vmferry.ovf.envelope import Envelope
+from vmferry.ovf.xmlmodel import localname, location
+from vmferry.portable import PortablePackage, PortableVM
+from vmferry.targets.styles import STYLES
+
+TARGETS = ("dmtf", "vmware", "virtualbox", "xen", "kvm")
+VMWARE_OUI = ("00:50:56", "00:0c:29", "00:05:69", "00:1c:14")
+VBOX_OUI = ("08:00:27",)
+MAX_NICS = {"vmware": 10, "virtualbox": 8, "xen": 7, "kvm": 32, "dmtf": 1000}
+VHD_LIMIT = 2040 << 30
+GUESTINFO = "com.vmware.guestInfo"
+
+
+def _f(rule, severity, message, where="", fix=None) -> Finding:
+    return Finding(rule, severity, message, where, fix)
+
+
+def portability_findings(env: Envelope, pkg: PortablePackage, target: str) -> list[Finding]:
+    out: list[Finding] = []
+    out += _version_rules(env, target)
+    out += _namespace_rules(env, target)
+    for vm in pkg.systems:
+        out += _family_rules(vm, target, env)
+        out += _os_rules(vm, target, env)
+        out += _nic_rules(vm, target)
+        out += _storage_rules(vm, pkg, target)
+        out += _firmware_rules(vm, target)
+        out += _extension_rules(vm, target)
+        out += _device_rules(vm, target)
+        out += _property_rules(vm, target)
+    out += _package_rules(env, pkg, target)
+    return out
+
+
+def _version_rules(env: Envelope, target: str) -> list[Finding]:
+    out = []
+    where = location(env.root)
+    if env.version == "2.x" and target in ("vmware", "virtualbox", "xen"):
+        items2 = [el for el in env.root.iter() if isinstance(el.tag, str)
+                  and localname(el) in ("StorageItem", "EthernetPortItem")]
+        if items2:
+            out.append(_f("VMF-VER-001", "error", f"{len(items2)} OVF 2.x StorageItem/EthernetPortItem elements: "
+                          f"{target} reads OVF 1.x Items only", location(items2[0]),
+                          "rewritten as OVF 1.x rasd Items"))
+        out.append(_f("VMF-VER-003", "error" if target in ("vmware", "xen") else "warning",
+                      f"OVF 2.x envelope: {target} imports OVF 1.x descriptors", where,
+                      "written as OVF 1.x (envelope/1)"))
+    if env.version == "0.9" and target != "vmware":
+        out.append(_f("VMF-VER-002", "error", "OVF 0.9 is VMware's pre-standard format; other consumers reject it",
+                      where, "rewritten as OVF 1.x with named sections"))
+    if env.version == "0.9" and target == "vmware":
+        out.append(_f("VMF-VER-002", "warning", "OVF 0.9 is deprecated; current vSphere releases import 1.x",
+                      where, "rewritten as OVF 1.x with named sections"))
+    return out
+
+
+def _namespace_rules(env: Envelope, target: str) -> list[Finding]:
+    out = []
+    for prefix, uri in (env.root.nsmap or {}).items():
+        if uri and not N.is_canonical(uri):
+            out.append(_f("VMF-EXT-003", "warning", f"namespace {prefix}='{uri}' is misspelt; strict consumers "
+                          "do not recognise its elements", location(env.root), "written with the standard URI"))
+    return out
+
+
+def _family_rules(vm: PortableVM, target: str, env: Envelope) -> list[Finding]:
+    out = []
+    style = STYLES.get(target)
+    fam = vm.hardware_family
+    if not fam:
+        out.append(_f("VMF-FAM-003", "warning", f"system '{vm.id}' states no hardware family (VirtualSystemType)",
+                      vm.id, "the target's default family is written" if style and style.default_family else None))
+        return out
+    if len(fam) > 1:
+        out.append(_f("VMF-FAM-002", "info", f"system '{vm.id}' lists {len(fam)} hardware families "
+                      f"({' '.join(fam)}); the target uses the first it knows", vm.id))
+    if style is not None and target != "dmtf":
+        if not any(f.startswith(p) for f in fam for p in style.accepts_family):
+            out.append(_f("VMF-FAM-001", "error", f"hardware family {' '.join(fam)} is not accepted by {target}",
+                          vm.id, f"replaced by a {target} family ({style.default_family} or newer as the "
+                          "hardware needs)"))
+    if target == "vmware":
+        from vmferry.tables import families
+
+        for f in fam:
+            info = families.vmware_family(f) if hasattr(families, "vmware_family") else None
+            if info is None:
+                continue
+            cpu_max = getattr(info, "max_vcpus", None)
+            counts = [v.value.count for v in vm.cpus]
+            if cpu_max and counts and max(counts) > cpu_max:
+                out.append(_f("VMF-CPU-001", "error", f"{max(counts)} vCPUs exceed the {cpu_max} that {f} allows",
+                              vm.id, "a newer vmx family is chosen"))
+            mem_max = getattr(info, "max_memory_mib", None)
+            mems = [v.value for v in vm.memory_mib]
+            if mem_max and mems and max(mems) > mem_max:
+                out.append(_f("VMF-MEM-001", "error", f"{max(mems)} MiB exceed the {mem_max} MiB that {f} allows",
+                              vm.id, "a newer vmx family is chosen"))
+    return out
+
+
+def _os_rules(vm: PortableVM, target: str, env: Envelope) -> list[Finding]:
+    out = []
+    os = vm.os
+    if os.cim_id is None and not (os.vmware or os.virtualbox):
+        out.append(_f("VMF-OS-002", "warning", f"system '{vm.id}' states no operating system", vm.id,
+                      "VMware gets 'other' (otherGuest64); other targets choose the OS at import"))
+        return out
+    if os.cim_id in (0, 1) and not (os.vmware or os.virtualbox):
+        out.append(_f("VMF-OS-001", "warning", f"system '{vm.id}' declares only CIM 'Other' ({os.cim_id}); "
+                      f"{target} will pick a generic guest type", vm.id))
+    from vmferry.tables import os as ostable
+
+    if os.vmware and ostable.from_vmware(os.vmware) is None:
+        out.append(_f("VMF-OS-003", "warning", f"VMware guest type '{os.vmware}' is not in vmferry's tables",
+                      vm.id, "mapped from the CIM id instead"))
+    if os.virtualbox and ostable.from_virtualbox(os.virtualbox) is None:
+        out.append(_f("VMF-OS-003", "warning", f"VirtualBox OS type '{os.virtualbox}' is not in vmferry's tables",
+                      vm.id, "mapped from the CIM id instead"))
+    vendor_row = (ostable.from_vmware(os.vmware) if os.vmware else None) or \
+        (ostable.from_virtualbox(os.virtualbox) if os.virtualbox else None)
+    cim_of_vendor = getattr(vendor_row, "cim", None) if vendor_row is not None else None
+    if cim_of_vendor is not None and os.cim_id is not None and os.cim_id not in (cim_of_vendor, 1) \
+            and ostable.from_cim(os.cim_id) is not None \
+            and getattr(ostable.from_cim(os.cim_id), "family", None) != getattr(vendor_row, "family", None):
+        out.append(_f("VMF-OS-004", "warning", f"CIM OS id {os.cim_id} and vendor type "
+                      f"'{os.vmware or os.virtualbox}' name different OS families", vm.id,
+                      "the vendor type is trusted"))
+    if target in ("vmware", "virtualbox") and (os.vmware if target == "vmware" else os.virtualbox) is None:
+        out.append(_f("VMF-OS-005", "info", f"no {target} guest type in the source; mapped from "
+                      f"{'the ' + ('VirtualBox' if os.virtualbox else 'VMware') + ' type' if (os.virtualbox or os.vmware) else 'CIM id ' + str(os.cim_id)}",
+                      vm.id, f"the {target} type is written"))
+    return out
+
+
+def _nic_rules(vm: PortableVM, target: str) -> list[Finding]:
+    out = []
+    style = STYLES.get(target)
+    for nic in vm.nics:
+        where = f"{vm.id} NIC {nic.index}"
+        if nic.source_model and len(nic.source_model.split()) > 1:
+            out.append(_f("VMF-NIC-002", "info", f"NIC {nic.index} lists alternative models "
+                          f"'{nic.source_model}'; {target} takes one", where, "the first the target knows"))
+        if style is not None and nic.model and nic.model not in style.nic_models:
+            out.append(_f("VMF-NIC-001", "warning", f"NIC {nic.index} model {nic.source_model} is not available on "
+                          f"{target}", where, f"mapped to {style.nic_fallback or 'the default model'}"))
+        if target == "kvm" and nic.model in ("vmxnet3", "pcnet32", "netvsc", "netfront"):
+            out.append(_f("VMF-NIC-001", "warning", f"NIC {nic.index} model {nic.source_model} is not available on "
+                          "KVM", where, "virtio if the guest has its driver, else e1000"))
+        mac = (nic.mac or "").lower().replace("-", ":")
+        if mac and ((target != "vmware" and mac.startswith(VMWARE_OUI)) or
+                    (target != "virtualbox" and mac.startswith(VBOX_OUI))):
+            out.append(_f("VMF-NIC-003", "warning", f"NIC {nic.index} has the fixed MAC {nic.mac} from another "
+                          f"vendor's range; {target} may refuse it or it may clash", where,
+                          "kept; use --new-macs to regenerate"))
+        if not nic.network:
+            out.append(_f("VMF-NIC-004", "warning", f"NIC {nic.index} is connected to no network", where))
+    limit = MAX_NICS.get(target)
+    if limit and len(vm.nics_for(None) or vm.nics) > limit:
+        out.append(_f("VMF-NIC-005", "error", f"{len(vm.nics)} NICs: {target} supports {limit}", vm.id))
+    return out
+
+
+def _storage_rules(vm: PortableVM, pkg: PortablePackage, target: str) -> list[Finding]:
+    out = []
+    style = STYLES.get(target)
+    for c in vm.controllers:
+        where = f"{vm.id} controller {c.id}"
+        if c.kind == "sata" and target == "xen":
+            out.append(_f("VMF-DISK-001", "warning", "SATA controller: Xen's OVF import knows IDE and SCSI only",
+                          where, "its disks move to the IDE controller"))
+        if c.kind == "scsi" and style is not None and c.model not in style.scsi_models:
+            out.append(_f("VMF-DISK-002", "warning", f"SCSI controller model {c.source_model} is not available on "
+                          f"{target}", where, f"mapped to {next(iter(style.scsi_models.values()))}"))
+        if c.kind == "nvme" and target in ("xen", "virtualbox"):
+            out.append(_f("VMF-DISK-003", "error", f"NVMe controller: {target} cannot import it from OVF", where))
+        if c.kind == "sata" and c.source_model and target == "vmware" and c.source_model != "vmware.sata.ahci":
+            out.append(_f("VMF-DISK-009", "warning", f"SATA controller written as '{c.source_model}': VMware reads "
+                          "vmware.sata.ahci", where, "rewritten as ResourceType 20 vmware.sata.ahci"))
+    for d in vm.disks:
+        where = f"{vm.id} disk {d.id}"
+        if d.capacity_bytes is None:
+            out.append(_f("VMF-DISK-005", "error", f"disk {d.id} has no usable capacity", where))
+        elif target == "xen" and d.capacity_bytes > VHD_LIMIT:
+            out.append(_f("VMF-DISK-007", "error", f"disk {d.id} is {d.capacity_bytes >> 30} GiB; VHD holds "
+                          "2040 GiB at most", where))
+        if d.file_id is None:
+            out.append(_f("VMF-DISK-008", "info", f"disk {d.id} is blank (no file): the target creates it empty",
+                          where))
+        elif style is not None and d.format and target != "dmtf":
+            want = {"vmdk-streamOptimized": "vmdk-stream", "vhd": "vhd"}.get(style.disk_format, style.disk_format)
+            have = {"vmdk-streamOptimized": "vmdk-stream"}.get(d.format, d.format)
+            if have != want:
+                out.append(_f("VMF-DISK-004", "warning", f"disk {d.id} is {d.format}; {target} imports "
+                              f"{style.disk_format}", where, f"converted to {style.disk_format}"))
+    for f in pkg.files:
+        if f.compression or f.chunk_size:
+            out.append(_f("VMF-DISK-006", "warning" if target in ("virtualbox", "xen", "kvm") else "info",
+                          f"file {f.href} is {'gzip-compressed' if f.compression else ''}"
+                          f"{' and ' if f.compression and f.chunk_size else ''}{'chunked' if f.chunk_size else ''}; "
+                          "not every consumer reads that", f.href, "written as one plain file"))
+    return out
+
+
+def _firmware_rules(vm: PortableVM, target: str) -> list[Finding]:
+    out = []
+    if vm.firmware.kind == "efi" and target in ("dmtf", "xen", "virtualbox"):
+        out.append(_f("VMF-FW-001", "warning", f"system '{vm.id}' needs EFI firmware, which only a vendor "
+                      f"extension states; {target} boots BIOS unless told at deployment", vm.id,
+                      "stated in the conversion report; set EFI at deployment"))
+    if vm.firmware.secure_boot and target not in ("vmware", "kvm"):
+        out.append(_f("VMF-FW-002", "warning", f"system '{vm.id}' requests secure boot, which {target}'s OVF "
+                      "import cannot set", vm.id))
+    return out
+
+
+def _extension_rules(vm: PortableVM, target: str) -> list[Finding]:
+    out = []
+    groups: dict[str, list] = {}
+    for np in vm.not_portable:
+        if np.origin != "descriptor":  # repairs of a broken descriptor are reported by validate's rules
+            groups.setdefault(np.origin, []).append(np)
+    for origin, items in groups.items():
+        if origin == target or (origin == "vmware" and target == "vmware"):
+            continue
+        machine = [n for n in items if n.what == "vbox:Machine"]
+        if machine:
+            out.append(_f("VMF-EXT-002", "warning", f"VirtualBox machine settings (vbox:Machine) are read by "
+                          f"VirtualBox only; {target} ignores them", machine[0].location,
+                          "dropped; the portable facts (OS type, firmware) are kept"))
+        rest = [n for n in items if n.what != "vbox:Machine"]
+        if rest:
+            names = sorted({n.what for n in rest})
+            out.append(_f("VMF-EXT-001", "info", f"{len(rest)} {origin} extension(s) have no portable meaning: "
+                          f"{', '.join(names[:6])}{' …' if len(names) > 6 else ''}", rest[0].location,
+                          "dropped, each listed in the conversion report"))
+    return out
+
+
+def _device_rules(vm: PortableVM, target: str) -> list[Finding]:
+    out = []
+    for dev in vm.devices:
+        if dev.kind == "other":
+            out.append(_f("VMF-DEV-001", "info", f"device '{dev.name or dev.instance_id}' ({dev.model or 'other'}) "
+                          "has no portable meaning", f"{vm.id} item {dev.instance_id}", "dropped"))
+        if dev.kind == "sound" and target in ("xen", "dmtf"):
+            out.append(_f("VMF-DEV-003", "info", f"sound device {dev.model or ''} is not carried to {target}",
+                          f"{vm.id} item {dev.instance_id}", "dropped" if target == "xen" else None))
+    if target == "kvm" and any(d.kind == "floppy" for d in vm.drives):
+        out.append(_f("VMF-DEV-002", "warning", "floppy drive: the q35 machine type has no floppy controller",
+                      vm.id, "dropped, or use --machine pc"))
+    return out
+
+
+def _property_rules(vm: PortableVM, target: str) -> list[Finding]:
+    out = []
+    props = vm.properties()
+    if any(p.password for p in props) and target in ("xen", "kvm"):
+        out.append(_f("VMF-PROP-011", "warning", f"{sum(p.password for p in props)} password properties: "
+                      f"{target} has no masked entry; values travel in clear in the OVF environment", vm.id))
+    if GUESTINFO in vm.transports and target != "vmware":
+        out.append(_f("VMF-PROP-012", "warning", f"transport {GUESTINFO} exists only on VMware; {target} "
+                      "delivers the OVF environment by ISO", vm.id, "transport 'iso' is written"))
+    for index, cfg in sorted(vm.net_config.items()):
+        origin = cfg.origin or "vendor"
+        if origin not in ("vmferry",) and target in ("dmtf", "kvm", "xen", "virtualbox"):
+            out.append(_f("VMF-PROP-010", "info", f"NIC {index} network settings are in the {origin} property "
+                          f"convention, which guests on {target} do not read", vm.id,
+                          "also written under vmferry's portable keys (vmferry.net.N.*) and into the OVF "
+                          "environment in cloud-init's form"))
+    return out
+
+
+def _package_rules(env: Envelope, pkg: PortablePackage, target: str) -> list[Finding]:
+    out = []
+    if pkg.profiles and target in ("xen", "kvm"):
+        out.append(_f("VMF-PROF-010", "warning", f"{len(pkg.profiles)} deployment profiles: {target} imports one "
+                      f"configuration (the default, '{pkg.default_profile}')", "DeploymentOptionSection",
+                      "all profiles are kept in the descriptor; --profile chooses one"))
+    if pkg.collection_id is not None and target in ("virtualbox", "kvm"):
+        out.append(_f("VMF-COLL-001", "warning", f"VirtualSystemCollection '{pkg.collection_id}' with "
+                      f"{len(pkg.systems)} systems: {target} imports them as separate VMs", pkg.collection_id))
+    if pkg.startup and target == "vmware":
+        extra = [el for el in env.root.iter() if isinstance(el.tag, str) and localname(el) == "StartupSection"
+                 and any(isinstance(c.tag, str) and N.role_of(c.tag[1:].split("}")[0]) not in ("ovf", None)
+                         for c in el.iter())]
+        if extra:
+            out.append(_f("VMF-START-001", "warning", "StartupSection carries vendor extensions (as XenCenter "
+                          "writes them) that VMware Workstation rejects", location(extra[0]),
+                          "rewritten with standard attributes only"))
+    return out

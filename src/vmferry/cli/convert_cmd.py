@@ -1,0 +1,66 @@
+"""Convert a package for a target: the descriptor in the target's dialect and OVF version, disks in
+the target's format, a fresh SHA256 manifest, and a report of every change and every element dropped.
+
+Targets: dmtf (the generic portable profile: DMTF elements only), vmware, virtualbox, xen; and kvm
+(qcow2 disks and a libvirt domain XML).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from vmferry.cli.common import emit_json, print_findings
+
+TARGETS = ("dmtf", "vmware", "virtualbox", "xen", "kvm")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("path", metavar="PATH", help=".ovf descriptor, OVF directory or .ova")
+    p.add_argument("--to", required=True, choices=TARGETS, help="the target")
+    p.add_argument("-o", "--output", required=True, help="output directory (or .ova with --ova, or .ovf with "
+                   "--descriptor-only)")
+    p.add_argument("--ova", action="store_true", help="write an OVA archive")
+    p.add_argument("--descriptor-only", action="store_true", help="translate the descriptor alone (no disks, "
+                   "no manifest)")
+    p.add_argument("--disk-format", help="disk format to write (default: the target's)")
+    p.add_argument("--force", action="store_true", help="overwrite the output")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    kvm = p.add_argument_group("kvm target")
+    kvm.add_argument("--network-map", action="append", default=[], metavar="SRC=DST",
+                     help="map a source network to a libvirt network (repeatable)")
+    kvm.add_argument("--new-macs", action="store_true", help="generate new MAC addresses")
+    kvm.add_argument("--profile", help="deployment profile to use (default: the package's default)")
+
+
+def run(args) -> int:
+    from vmferry.progress import make_reporter
+
+    reporter = make_reporter(json_mode=args.json)
+    if args.to == "kvm":
+        from vmferry.targets.kvm import convert_to_kvm
+
+        report = convert_to_kvm(args.path, args.output, descriptor_only=args.descriptor_only,
+                                network_map=args.network_map, new_macs=args.new_macs, profile=args.profile,
+                                disk_format=args.disk_format, force=args.force, reporter=reporter)
+    else:
+        from vmferry.conversion import convert_package
+
+        report = convert_package(args.path, args.to, args.output, ova=args.ova,
+                                 descriptor_only=args.descriptor_only, disk_format=args.disk_format,
+                                 force=args.force, reporter=reporter)
+    if args.json:
+        emit_json(report.to_dict())
+        return 0
+    out = sys.stdout
+    out.write(f"{report.source} -> {report.output} ({report.target}, OVF {report.ovf_version}, "
+              f"source dialect {report.dialect})\n")
+    for f in report.files:
+        out.write(f"  wrote {f['href']} ({f['size']} bytes)\n")
+    if report.changes:
+        out.write("Changes:\n")
+        for c in report.changes:
+            out.write(f"  {c.kind:9} {c.what}" + (f": {c.detail}" if c.detail else "") + "\n")
+    if report.findings:
+        out.write("Findings:\n")
+        print_findings(report.findings)
+    return 0

@@ -1,0 +1,1 @@
+"""Targets: what each consumer really accepts (VMware, VirtualBox, Xen, generic DMTF OVF, KVM/libvirt)."""
