@@ -207,3 +207,32 @@ def test_pack_converts_a_compressed_source_and_reports_format_mismatch(ovf_dir, 
     import_disk(out, "disk.vmdk", dest, "qcow2")
     assert qemu_img.compare(ImageSpec(raw, "raw"), ImageSpec(os.fspath(dest), "qcow2"))
     assert leftovers(tmp_path) == [] and leftovers(d) == []
+
+
+def test_repack_members_of_an_ova_by_byte_range(packed, tmp_path):
+    """OVA to OVA: a streamOptimized member is copied from its byte range, not re-encoded, even
+    when streamOptimized output is asked for; a qcow2 member range is streamed through the writer."""
+    out, raw, _ = packed
+    m = next(m for m in members(out) if m.name == "disk.vmdk")
+    disk = open_disk(out, m.offset, m.size)
+    q = tmp_path / "d.qcow2"
+    convert_disk(open_disk(raw), q, "qcow2")
+    inner = tmp_path / "inner.ova"
+    pack_ova(inner, "i.ovf", lambda w: b"<Envelope/>", [PackSource("q.qcow2", os.fspath(q), open_disk(q))])
+    qm = next(m for m in members(inner) if m.name == "q.qcow2")
+    sources = [PackSource("a.vmdk", os.fspath(out), disk, stream_vmdk=True),
+               PackSource("b.vmdk", os.fspath(out), disk),
+               PackSource("c.vmdk", os.fspath(inner), open_disk(inner, qm.offset, qm.size), stream_vmdk=True)]
+    again = tmp_path / "again.ova"
+    res = pack_ova(again, "x.ovf", lambda w: b"<Envelope/>", sources)
+    original = out.read_bytes()[m.offset:m.offset + m.size]
+    with tarfile.open(again) as tar:
+        assert tar.extractfile("a.vmdk").read() == original
+        assert tar.extractfile("b.vmdk").read() == original
+        c = tar.extractfile("c.vmdk").read()
+    assert c[:4] == b"KDMV" and c != original
+    assert res.files["a.vmdk"].populated == res.files["c.vmdk"].populated
+    for name in ("a.vmdk", "c.vmdk"):
+        mm = next(x for x in members(again) if x.name == name)
+        assert qemu_img.compare(ImageSpec(raw, "raw"), ImageSpec(os.fspath(again), "vmdk", mm.offset, mm.size))
+    assert verify_ova(again).checked.keys() == {"x.ovf", "a.vmdk", "b.vmdk", "c.vmdk"}

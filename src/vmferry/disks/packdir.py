@@ -9,18 +9,15 @@ in the document is kept byte for byte as lxml serialises it.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import glob
 import os
-import tempfile
 from dataclasses import dataclass
 
 from lxml import etree
 
-from vmferry.disks import formats, safety
-from vmferry.disks.convert import convert_disk, open_disk
-from vmferry.disks.reader import open_raw
+from vmferry.disks import formats
+from vmferry.disks.convert import open_disk
 from vmferry.errors import MissingFile, UsageError, XmlError
 from vmferry.package.ova_writer import PackResult, PackSource, WrittenFile, pack_ova
 from vmferry.progress import Reporter
@@ -139,18 +136,7 @@ def pack_directory(directory: str | os.PathLike, out: str | os.PathLike, *, disk
     if disk_format not in (None, "vmdk-stream"):
         formats.get_format(disk_format)
         raise UsageError("pack writes disks as they are or as vmdk-stream; use `vmferry disk convert` first")
-    sources, renames, findings, temps = [], {}, [], []
-    try:
-        return _pack(directory, desc_path, xml, out, disk_format, force, reporter, level, workers,
-                     sources, renames, findings, temps)
-    finally:
-        for temp in temps:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-
-
-def _pack(directory, desc_path, xml, out, disk_format, force, reporter, level, workers, sources, renames,
-          findings, temps) -> PackResult:
+    sources, renames, findings = [], {}, []
     for df in described_files(xml, desc_path):
         path = os.path.join(directory, df.href)
         if os.path.basename(df.href) != df.href:
@@ -164,41 +150,13 @@ def _pack(directory, desc_path, xml, out, disk_format, force, reporter, level, w
             finding = formats.format_mismatch(disk.detected, df.disk_format, path=path)
             if finding is not None and disk_format is None:
                 findings.append(finding)
-            if disk_format == "vmdk-stream" and disk.format != "vmdk-stream":
-                with open_raw(disk.spec, disk.virtual_size) as reader:
-                    stream = reader.plain
-                if not stream:
-                    # compressed clusters: qemu-img writes a streamOptimized copy beside the output
-                    temp = _temp_beside(out)
-                    temps.append(temp)
-                    convert_disk(disk, temp, "vmdk-stream", force=True, reporter=reporter)
-                    disk = open_disk(temp)
-                    path = temp
-                    renames[df.href] = os.path.splitext(df.href)[0] + ".vmdk"
-        name = renames.get(df.href, df.href)
+            stream = disk_format == "vmdk-stream" and disk.format != "vmdk-stream"
+        name = df.href
         if stream and not name.lower().endswith(".vmdk"):
             name = os.path.splitext(name)[0] + ".vmdk"
             renames[df.href] = name
         sources.append(PackSource(name, path, disk, stream))
     kwargs = {"level": level} if level is not None else {}
-    result = pack_ova(out, os.path.basename(desc_path), lambda w: _fill(xml, w, renames, sources), sources,
+    result = pack_ova(out, os.path.basename(desc_path), lambda w: fill_descriptor(xml, w, renames), sources,
                       force=force, reporter=reporter, workers=workers, **kwargs)
     return dataclasses.replace(result, findings=findings)
-
-
-def _fill(xml: bytes, written: dict[str, WrittenFile], renames: dict[str, str],
-          sources: list[PackSource]) -> bytes:
-    """Disks converted by qemu-img beforehand are copied, yet their format changed: say so."""
-    stream_uri = formats.FORMATS["vmdk-stream"].ovf_uri
-    fixed = {n: dataclasses.replace(w, format_uri=stream_uri)
-             if n in renames.values() and w.format_uri is None and
-             any(s.name == n and s.disk is not None and s.disk.format == "vmdk-stream" for s in sources)
-             else w for n, w in written.items()}
-    return fill_descriptor(xml, fixed, renames)
-
-
-def _temp_beside(out) -> str:
-    parent = os.path.dirname(os.path.abspath(os.fspath(out)))
-    fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(os.fspath(out))}{safety.TEMP_MARK}", dir=parent)
-    os.close(fd)
-    return temp

@@ -17,9 +17,11 @@ The archive is written under a temporary name and renamed when complete.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from vmferry.disks.reader import open_raw
 from vmferry.disks.vmdk_stream import DEFAULT_LEVEL, write_stream_vmdk
 from vmferry.errors import DiskError, PackageError, UsageError
 from vmferry.progress import Reporter
+from vmferry.tools import qemu_img
 
 BLOCK = 512
 RECORD = 20 * BLOCK
@@ -43,8 +46,10 @@ class PackSource:
     """One file to put in the OVA under ``name``.
 
     ``disk`` set and ``stream_vmdk`` true: the disk is written as streamOptimized VMDK by vmferry's
-    writer (its bytes must be directly readable, see :attr:`RawReader.plain`). Otherwise the bytes
-    of ``path`` are copied as they are.
+    writer when its bytes can be read directly (:attr:`RawReader.plain`), copied as it is when it
+    already is streamOptimized, else converted by qemu-img beside the archive first. ``disk`` set
+    alone: its bytes (the byte range ``disk.offset``/``disk.size`` of ``disk.path``, e.g. an OVA
+    member) are copied. Otherwise the file ``path`` is copied.
     """
 
     name: str
@@ -127,8 +132,12 @@ def pack_ova(out: str | os.PathLike, descriptor_name: str,
     reserve = len(first) + max(4096, len(first) // 4)
     needed = reserve + 3 * BLOCK * (len(files) + 2) + RECORD
     for src in files:
-        needed += estimate_output(src.disk, FORMATS["vmdk-stream"]) if src.stream_vmdk and src.disk \
-            else os.path.getsize(src.path)
+        if src.stream_vmdk and src.disk is not None and src.disk.format != "vmdk-stream":
+            needed += estimate_output(src.disk, FORMATS["vmdk-stream"])
+        elif src.disk is not None and src.disk.size is not None:
+            needed += src.disk.size
+        else:
+            needed += os.path.getsize(src.path)
     out = safety.check_output_path(out, force=force)
     safety.ensure_free_space(os.path.dirname(out), needed, what=os.path.basename(out))
     written: dict[str, WrittenFile] = {}
@@ -157,33 +166,71 @@ def pack_ova(out: str | os.PathLike, descriptor_name: str,
     return PackResult(out, size, written)
 
 
+def _copy(path: str, offset: int, total: int, sink: _Sink, reporter: Reporter, label: str) -> None:
+    with open(path, "rb") as inp, reporter.step(f"pack {label}", total) as step:
+        inp.seek(offset)
+        left = total
+        while left:
+            chunk = inp.read(min(COPY_CHUNK, left))
+            if not chunk:
+                raise DiskError(f"{label}: the source ended {left} bytes early", path=path)
+            sink.write(chunk)
+            step.advance(len(chunk))
+            left -= len(chunk)
+
+
+def _populated(disk: OpenedDisk) -> int:
+    return sum(e.length for e in qemu_img.map_extents(disk.spec) if e.data and not e.zero)
+
+
+@contextlib.contextmanager
+def _converted_beside(archive, disk: OpenedDisk, reporter: Reporter):
+    """A streamOptimized copy of ``disk`` made by qemu-img next to the archive being written."""
+    from vmferry.disks.convert import convert_disk
+
+    parent = os.path.dirname(os.path.abspath(archive.name))
+    fd, tmp = tempfile.mkstemp(prefix=f".disk{safety.TEMP_MARK}", dir=parent)
+    os.close(fd)
+    try:
+        result = convert_disk(disk, tmp, "vmdk-stream", force=True, reporter=reporter)
+        yield tmp, result.populated
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
 def _write_member(f, src: PackSource, mtime: int, reporter: Reporter, level: int,
                   workers: int | None) -> WrittenFile:
     header_at = f.tell()
     f.write(b"\0" * BLOCK)  # the header, rewritten once the size is known
     sink = _Sink(f)
     capacity = populated = uri = None
-    if src.stream_vmdk:
-        if src.disk is None:
-            raise UsageError(f"{src.name}: streamOptimized conversion needs an opened disk")
-        disk = src.disk
+    if src.stream_vmdk and src.disk is None:
+        raise UsageError(f"{src.name}: streamOptimized conversion needs an opened disk")
+    disk = src.disk
+    if src.stream_vmdk and disk.format != "vmdk-stream":
         with open_raw(disk.spec, disk.virtual_size) as reader:
-            if not reader.plain:
-                raise DiskError("compressed clusters: convert the disk to qcow2 or raw before packing",
-                                path=disk.path)
-            with reporter.step(f"pack {src.name}", disk.virtual_size) as step:
-                res = write_stream_vmdk(reader.pread, disk.virtual_size, sink.write, is_zero=reader.is_zero,
-                                        name=src.name, adapter=src.adapter, level=level, workers=workers,
-                                        progress=step.advance)
-        capacity, populated, uri = disk.virtual_size, res.populated, FORMATS["vmdk-stream"].ovf_uri
+            if reader.plain:
+                with reporter.step(f"pack {src.name}", disk.virtual_size) as step:
+                    res = write_stream_vmdk(reader.pread, disk.virtual_size, sink.write, is_zero=reader.is_zero,
+                                            name=src.name, adapter=src.adapter, level=level, workers=workers,
+                                            progress=step.advance)
+                capacity, populated = disk.virtual_size, res.populated
+            else:  # compressed clusters: qemu-img writes a streamOptimized copy beside the archive
+                with _converted_beside(f, disk, reporter) as (tmp, populated):
+                    _copy(tmp, 0, os.path.getsize(tmp), sink, reporter, src.name)
+                capacity = disk.virtual_size
+        uri = FORMATS["vmdk-stream"].ovf_uri
+    elif disk is not None:
+        # a disk copied as it is, possibly a byte range of an archive (an OVA member)
+        total = disk.size if disk.size is not None else os.path.getsize(disk.path) - disk.offset
+        _copy(disk.path, disk.offset, total, sink, reporter, src.name)
+        capacity = disk.virtual_size
+        if disk.format == "vmdk-stream":
+            populated = _populated(disk)
+            uri = FORMATS["vmdk-stream"].ovf_uri if src.stream_vmdk else None
     else:
-        total = os.path.getsize(src.path)
-        with open(src.path, "rb") as inp, reporter.step(f"pack {src.name}", total) as step:
-            while chunk := inp.read(COPY_CHUNK):
-                sink.write(chunk)
-                step.advance(len(chunk))
-        if src.disk is not None:
-            capacity = src.disk.virtual_size
+        _copy(src.path, 0, os.path.getsize(src.path), sink, reporter, src.name)
     size = sink.count
     f.write(_pad(size))
     end = f.tell()
