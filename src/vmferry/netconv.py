@@ -51,6 +51,7 @@ BAD_MODE = "VMF-NETCFG-010"
 NIC_NAME_ASSUMED = "VMF-NETCFG-011"
 BAD_SEARCH = "VMF-NETCFG-012"
 EXTRA_ADDRESS = "VMF-NETCFG-013"
+CONVENTIONS_DISAGREE = "VMF-NETCFG-014"
 
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
@@ -498,24 +499,33 @@ def detect(props: Props) -> list[tuple[float, Convention]]:
     return sorted(((s, c) for s, c in scored if s > 0), key=lambda sc: -sc[0])
 
 
-def _merge(into: NetConfig, other: NetConfig) -> None:
-    for name in ("dhcp", "address", "prefix", "gateway", "hostname"):
-        if getattr(into, name) is None and getattr(other, name) is not None:
-            setattr(into, name, getattr(other, name))
-    for name in ("dns_servers", "search_domains"):
-        if not getattr(into, name):
-            setattr(into, name, list(getattr(other, name)))
+def _merge(into: NetConfig, other: NetConfig, n: int, out: NetReading) -> None:
+    for name in ("dhcp", "address", "prefix", "gateway", "hostname", "dns_servers", "search_domains"):
+        mine, theirs = getattr(into, name), getattr(other, name)
+        if mine is None or mine == []:
+            setattr(into, name, list(theirs) if isinstance(theirs, list) else theirs)
+        elif theirs is not None and theirs != [] and theirs != mine:
+            out.finding(CONVENTIONS_DISAGREE, "warning",
+                        f"NIC {n}: {name} is {_show(mine)} in the {into.origin} convention but {_show(theirs)} "
+                        f"in the {other.origin} convention; {_show(mine)} is used")
 
 
-def read_network(props: Props) -> NetReading:
-    """Read every matching convention, best first; a better convention's values win field by field."""
+def _show(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def read_network(props: Props, *, prefer: str | None = None) -> NetReading:
+    """Read every matching convention, best first (``prefer`` first of all); a better convention's
+    values win field by field, and disagreements between conventions are findings."""
     out = NetReading()
-    for _score, conv in detect(props):
+    ranked = detect(props)
+    ranked.sort(key=lambda sc: sc[1].name != prefer)
+    for _score, conv in ranked:
         got = conv.read(props)
         out.findings.extend(got.findings)
         for n, cfg in got.configs.items():
             if n in out.configs:
-                _merge(out.configs[n], cfg)
+                _merge(out.configs[n], cfg, n, out)
             else:
                 out.configs[n] = replace(cfg, dns_servers=list(cfg.dns_servers),
                                          search_domains=list(cfg.search_domains))
@@ -532,3 +542,34 @@ def read_properties(props: Props) -> tuple[dict[int, NetConfig], list[Finding]]:
 def write_properties(configs: dict[int, NetConfig], convention_name: str = "vmferry") -> list[PropertySpec]:
     """Properties carrying ``configs`` in one convention (``vmferry`` for the portable DMTF profile)."""
     return convention(convention_name).write(configs)
+
+
+def write(configs: dict[int, NetConfig], convention_name: str = "vmferry") -> list[PropertySpec]:
+    """Alias of :func:`write_properties` (vmferry's portable keys by default)."""
+    return write_properties(configs, convention_name)
+
+
+def write_profiled(properties: list[PropertySpec], profiles: list[str],
+                   convention_name: str = "vmferry") -> list[PropertySpec]:
+    """Properties in ``convention_name`` for the network settings that ``properties`` carry in any
+    convention, per deployment profile: ``value`` holds the default, ``values`` a
+    :class:`~vmferry.portable.Variant` for each profile whose value differs (so ``ip0`` with a
+    ``lab``-profile value gives ``vmferry.net.0.address`` with a ``lab`` variant too)."""
+    from vmferry.portable import Variant, pick
+
+    def props_for(profile: str | None) -> dict[str, str]:
+        out = {}
+        for p in properties:
+            value = (pick(p.values, profile) if profile is not None else None)
+            value = value if value is not None else p.value
+            if value is not None:
+                out[p.key] = value
+        return out
+
+    base = {p.key: p for p in write_properties(read_network(props_for(None)).configs, convention_name)}
+    for profile in profiles:
+        for p in write_properties(read_network(props_for(profile)).configs, convention_name):
+            spec = base.setdefault(p.key, replace(p, value=""))
+            if p.value != spec.value:
+                spec.values.append(Variant(p.value or "", (profile,)))
+    return list(base.values())

@@ -45,7 +45,7 @@ def run(args) -> int:
     sp = package_properties(args.path, profile=args.profile, system=args.system)
     changed = apply_sets(sp, sets, allow_new=args.allow_new)
     result = build_environment(sp.system_id, sp.properties, nics=sp.nics, cloud_init=args.cloud_init,
-                               adapters=args.adapters)
+                               adapters=args.adapters, changed=changed)
     failed = has_errors(result.findings)
     if not failed:
         xml = result.environment.to_xml()

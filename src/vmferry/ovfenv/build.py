@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from vmferry import __version__
 from vmferry.findings import Finding
-from vmferry.netconv import read_network
+from vmferry.netconv import detect, read_network
 from vmferry.ovfenv.document import Adapter, Environment, Platform
 from vmferry.ovfenv.netcfg import encode_network_config
 from vmferry.portable import NetConfig
@@ -66,6 +66,15 @@ def lookup_map(props: list[EnvProperty]) -> dict[str, str]:
     return out
 
 
+def preferred_convention(props: list[EnvProperty], changed: list[str] | tuple[str, ...]) -> str | None:
+    """The network convention the user's changes are written in, if any."""
+    edited = [p for p in props if p.full_key in set(changed)]
+    if not edited:
+        return None
+    ranked = detect(lookup_map(edited))
+    return ranked[0][1].name if ranked else None
+
+
 def instance_id(system_id: str, properties: dict[str, str]) -> str:
     h = hashlib.sha256(system_id.encode())
     for key, value in sorted(properties.items()):
@@ -74,11 +83,14 @@ def instance_id(system_id: str, properties: dict[str, str]) -> str:
 
 
 def build_environment(system_id: str, props: list[EnvProperty], *, nics: list[NicInfo] | None = None,
-                      cloud_init: bool = True, adapters: bool = False,
-                      platform: Platform | None = None) -> EnvResult:
-    """The environment for one virtual system, with cloud-init's keys added when ``cloud_init``."""
+                      cloud_init: bool = True, adapters: bool = False, platform: Platform | None = None,
+                      changed: list[str] | tuple[str, ...] = ()) -> EnvResult:
+    """The environment for one virtual system, with cloud-init's keys added when ``cloud_init``.
+
+    ``changed`` lists the full keys the user set: the network convention they belong to is read
+    first, so that a value the user just set wins over a stale copy in another convention."""
     values = {p.full_key: p.value for p in props}
-    net = read_network(lookup_map(props))
+    net = read_network(lookup_map(props), prefer=preferred_convention(props, changed))
     result = EnvResult(Environment(id=system_id, properties=dict(values),
                                    platform=platform or Platform(version=__version__)),
                        net.configs, findings=list(net.findings))
