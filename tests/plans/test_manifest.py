@@ -25,10 +25,10 @@ def test_addresses_from_package_properties(example):
     pkg = example.parent / "packages" / "web.ovf"
     pkg.write_text(pkg.read_text().replace('ovf:key="0.address" ovf:type="string" ovf:userConfigurable="true" '
                                            'ovf:value=""', 'ovf:key="0.address" ovf:type="string" '
-                                           'ovf:userConfigurable="true" ovf:value="10.1.1.50"'))
+                                           'ovf:userConfigurable="true" ovf:value="10.1.1.50/25"'))
     edit_yaml(example, lambda d: d["components"]["web2"].pop("nics"))
     nic = load_app(example).components["web2"].nics[0]
-    assert (nic.network, nic.address, nic.prefix) == ("front", "10.1.1.50", 24)
+    assert (nic.network, nic.address, nic.prefix) == ("front", "10.1.1.50", 25)
 
 
 CASES = [

@@ -25,8 +25,8 @@ def test_plan_lists_every_change(example):
                      ("app", 1): ("10.1.3.20", "10.20.3.101"),     # pool; .100 is in use at cloud
                      ("db", 0): ("10.1.3.30", "10.20.3.102")}
     app_props = next(v.properties for v in plan.vm_settings if v.component == "app")
-    assert app_props["vmferry.net.1.address"] == "10.20.3.101"
-    assert app_props["vmferry.net.0.gateway"] == "10.20.2.1" and app_props["vmferry.net.1.prefix"] == "24"
+    assert app_props["vmferry.net.1.address"] == "10.20.3.101/24"
+    assert app_props["vmferry.net.0.gateway"] == "10.20.2.1" and app_props["vmferry.net.1.dns"] == "10.20.0.2"
     assert {(d.name, tuple(d.old), tuple(d.new)) for d in plan.dns} == {
         ("www.shop.example.test", ("10.1.1.10",), ("10.20.1.10",)),
         ("app.shop.example.test", ("10.1.2.20",), ("10.20.2.20",)),

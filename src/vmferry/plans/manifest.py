@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vmferry.errors import PlanError, VmferryError
+from vmferry.netconv import read_properties
 from vmferry.plans.model import (
     App,
     Certificate,
@@ -246,7 +247,8 @@ def _component(ctx: _Ctx, name: str, data: Any) -> Component:
         chosen = systems[0]
     else:
         raise ctx.fail(w, f"{package} holds {len(systems)} systems: say which one with system:")
-    props = {p.full_key or p.key: p.value for p in chosen.properties}
+    props = {p.full_key or p.key: p.value or "" for p in chosen.properties}
+    from_props, _findings = read_properties(props)   # any known convention: vmferry, VMware vApp, Cisco...
     pkg_nics = chosen.nics
     given = ctx.seq(d.get("nics"), f"{w}.nics")
     if len(given) > len(pkg_nics):
@@ -254,10 +256,8 @@ def _component(ctx: _Ctx, name: str, data: Any) -> Component:
     nics = []
     for i, pkg_nic in enumerate(pkg_nics):
         network, address, prefix = pkg_nic.network, None, None
-        if props.get(f"vmferry.net.{i}.address"):
-            address, prefix = ctx.interface(props[f"vmferry.net.{i}.address"], f"{package} vmferry.net.{i}.address")
-            pfx = props.get(f"vmferry.net.{i}.prefix")
-            prefix = int(pfx) if pfx and str(pfx).isdigit() else prefix
+        if i in from_props and from_props[i].address and not from_props[i].dhcp:
+            address, prefix = from_props[i].address, from_props[i].prefix
         if i < len(given):
             nw = f"{w}.nics[{i}]"
             g = ctx.mapping(given[i], nw, {"network", "address"})
