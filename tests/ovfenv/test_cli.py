@@ -112,3 +112,18 @@ def test_adapters_section(vmferry, tmp_path):
     assert vmferry("env", DATA / "vapp.ovf", "-o", out, "--xml-only", "--adapters").returncode == 0
     (adapter,) = parse_environment(out.read_bytes()).adapters
     assert (adapter.mac, adapter.network) == ("00:50:56:AB:CD:01", "VM Network")
+
+
+def test_the_edited_convention_wins(vmferry, tmp_path):
+    text = (DATA / "vapp.ovf").read_text().replace(
+        '<Property ovf:key="ssh-enabled"',
+        '<Property ovf:key="vmferry.net.0.address" ovf:type="string" ovf:value="192.0.2.10/24"/>\n'
+        '      <Property ovf:key="ssh-enabled"', 1)
+    pkg = tmp_path / "both.ovf"
+    pkg.write_text(text)
+    got = vmferry("env", pkg, "-o", tmp_path / "a.iso", "--json", "--set", "ip0=192.0.2.44")
+    doc = json.loads(got.stdout)
+    assert doc["network"]["0"]["address"] == "192.0.2.44" and doc["network"]["0"]["origin"] == "vmware-vapp"
+    assert [f["rule"] for f in doc["findings"]] == ["VMF-NETCFG-014"]
+    got = vmferry("env", pkg, "-o", tmp_path / "b.iso", "--json", "--set", "vmferry.net.0.address=192.0.2.55/24")
+    assert json.loads(got.stdout)["network"]["0"]["address"] == "192.0.2.55"

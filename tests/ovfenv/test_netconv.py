@@ -276,3 +276,15 @@ def test_garbage_never_raises(props):
     for cfg in r.configs.values():
         if cfg.address:
             ipaddress.ip_address(cfg.address)
+
+
+def test_disagreeing_conventions():
+    props = {"vmferry.net.0.address": "192.0.2.10/24", "ip0": "198.51.100.10", "netmask0": "255.255.255.128"}
+    r = read_network(props)
+    assert (r.configs[0].address, r.configs[0].prefix, r.configs[0].origin) == ("192.0.2.10", 24, "vmferry")
+    assert rules(r) == ["VMF-NETCFG-014", "VMF-NETCFG-014"]
+    assert "198.51.100.10" in r.findings[0].message
+    preferred = read_network(props, prefer="vmware")
+    assert (preferred.configs[0].address, preferred.configs[0].prefix) == ("198.51.100.10", 25)
+    agreeing = {"vmferry.net.0.address": "192.0.2.10/24", "ip0": "192.0.2.10", "netmask0": "24"}
+    assert read_network(agreeing).findings == []
