@@ -255,9 +255,6 @@ def _convert_to_directory(pkg, portable, style, fmt, output, force, reporter, re
             new_files.append(replace(f, href=name, size=written, compression=None, chunk_size=None))
             digests.append((name, digest))
             report.files.append({"id": f.id, "href": name, "size": written, "sha256": digest})
-        for d in (d for vm in portable.systems for d in vm.disks if d.file_id in disks):
-            if d.format == "vmdk-stream":
-                d.format = "vmdk-streamOptimized"
         portable.files = new_files
         data, changes = write_descriptor(portable, style)
         report.changes[:0] = changes
@@ -316,8 +313,7 @@ def _convert_to_ova(pkg, portable, style, fmt, output, force, reporter, report) 
                     if w is not None and w.populated is not None:
                         d.populated_bytes = w.populated
                     if f.id in disks:
-                        d.format, d.format_uri = ("vmdk-streamOptimized" if fmt.name == "vmdk-stream" else fmt.name,
-                                                  fmt.ovf_uri)
+                        d.format, d.format_uri = fmt.name, fmt.ovf_uri
             return write_descriptor(replace(portable, files=files), style)[0]
 
         result = pack_ova(output, f"{stem}.ovf", render, sources, force=force, reporter=reporter)

@@ -100,7 +100,7 @@ class Disk:
     id: str                       # diskId
     capacity_bytes: int | None
     file_id: str | None = None    # None: a blank disk created at deployment
-    format: str | None = None     # short format name (vmdk-streamOptimized, vhd, qcow2, raw, ...)
+    format: str | None = None     # short format name (vmdk-stream, vhd, qcow2, raw, ...)
     format_uri: str | None = None
     populated_bytes: int | None = None
     controller_id: str | None = None

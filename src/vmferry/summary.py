@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 from vmferry.findings import Finding
 from vmferry.ovf.envelope import Envelope, VirtualSystem
-from vmferry.ovf.formats import short_format
+from vmferry.ovf.formats import format_of_uri
 from vmferry.ovf.rasd import NIC_TYPES, ResourceType
 
 
@@ -195,7 +195,7 @@ def summarize_envelope(env: Envelope, *, path: str, container: str) -> Summary:
         path=path, container=container, ovf_version=env.version,
         files=[FileInfo(f.id, f.href, f.size, f.compression, f.chunk_size) for f in env.references],
         networks=[NetworkInfo(n.name, n.description) for n in env.networks],
-        disks=[DiskInfo(d.disk_id, d.file_ref, d.capacity_bytes, d.populated_bytes, short_format(d.format),
+        disks=[DiskInfo(d.disk_id, d.file_ref, d.capacity_bytes, d.populated_bytes, format_of_uri(d.format),
                         d.format) for d in env.disks],
         systems=[system_info(env, s) for s in env.systems],
         findings=descriptor_findings(env),

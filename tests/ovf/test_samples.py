@@ -104,7 +104,7 @@ def test_vmware_property_and_files():
     prop = summary.systems[0].properties[0]
     assert (prop.key, prop.type, prop.value) == ("custom-property", "string", "custom-value")
     assert [(f.id, f.href, f.size) for f in summary.files] == [("file1", "input.vmdk", 152576)]
-    assert summary.disks[0].format == "vmdk-streamOptimized"
+    assert summary.disks[0].format == "vmdk-stream"
 
 
 def test_ubuntu_file_without_size_and_vbox_namespace_findings():

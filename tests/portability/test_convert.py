@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-from tests.conftest import ALL_SAMPLES, COT, run_vmferry
 
+from tests.conftest import ALL_SAMPLES, COT, run_vmferry
 from vmferry.ovf import names as N
 from vmferry.summary import summarize
 from vmferry.validate import validate_package

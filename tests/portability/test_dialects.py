@@ -4,8 +4,8 @@ from their documented conventions."""
 from __future__ import annotations
 
 import pytest
-from tests.conftest import COT, V2V
 
+from tests.conftest import COT, V2V
 from vmferry.dialects import detect
 from vmferry.ovf import Envelope
 

@@ -29,7 +29,6 @@ def _f(rule, severity, message, where="", fix=None) -> Finding:
 def portability_findings(env: Envelope, pkg: PortablePackage, target: str) -> list[Finding]:
     out: list[Finding] = []
     out += _version_rules(env, target)
-    out += _namespace_rules(env, target)
     for vm in pkg.systems:
         out += _family_rules(vm, target, env)
         out += _os_rules(vm, target, env)
@@ -62,15 +61,6 @@ def _version_rules(env: Envelope, target: str) -> list[Finding]:
     if env.version == "0.9" and target == "vmware":
         out.append(_f("VMF-VER-002", "warning", "OVF 0.9 is deprecated; current vSphere releases import 1.x",
                       where, "rewritten as OVF 1.x with named sections"))
-    return out
-
-
-def _namespace_rules(env: Envelope, target: str) -> list[Finding]:
-    out = []
-    for prefix, uri in (env.root.nsmap or {}).items():
-        if uri and not N.is_canonical(uri):
-            out.append(_f("VMF-EXT-003", "warning", f"namespace {prefix}='{uri}' is misspelt; strict consumers "
-                          "do not recognise its elements", location(env.root), "written with the standard URI"))
     return out
 
 
@@ -199,9 +189,8 @@ def _storage_rules(vm: PortableVM, pkg: PortablePackage, target: str) -> list[Fi
             out.append(_f("VMF-DISK-008", "info", f"disk {d.id} is blank (no file): the target creates it empty",
                           where))
         elif style is not None and d.format and target != "dmtf":
-            want = {"vmdk-streamOptimized": "vmdk-stream", "vhd": "vhd"}.get(style.disk_format, style.disk_format)
-            have = {"vmdk-streamOptimized": "vmdk-stream"}.get(d.format, d.format)
-            if have != want:
+            want, have = style.disk_format, d.format
+            if have != want and not (want == "vhd" and have == "vhd-fixed"):
                 out.append(_f("VMF-DISK-004", "warning", f"disk {d.id} is {d.format}; {target} imports "
                               f"{style.disk_format}", where, f"converted to {style.disk_format}"))
     for f in pkg.files:

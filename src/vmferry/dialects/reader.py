@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from vmferry.dialects import vendor, vocab
 from vmferry.ovf.envelope import Envelope, VirtualSystem, VirtualSystemCollection
-from vmferry.ovf.formats import short_format
+from vmferry.ovf.formats import format_of_uri
 from vmferry.ovf.hardware import Item
 from vmferry.ovf.rasd import ResourceType
 from vmferry.portable import (
@@ -109,7 +109,7 @@ def read_system(env: Envelope, system: VirtualSystem) -> PortableVM:
                         f"'{ddef.file_ref}' is not in References: the disk is written blank", ddef.location))
                 vm.disks.append(Disk(
                     id=ddef.disk_id or "disk", name=item.element_name, capacity_bytes=ddef.capacity_bytes,
-                    file_id=file_ref, format=short_format(ddef.format) if file_ref else None,
+                    file_id=file_ref, format=format_of_uri(ddef.format) if file_ref else None,
                     format_uri=ddef.format if file_ref else None,
                     populated_bytes=ddef.populated_bytes if file_ref else None, controller_id=item.parent,
                     address=item.address_on_parent, profiles=profiles, instance_id=item.instance_id))
@@ -154,7 +154,7 @@ def read_envelope(env: Envelope, dialect: str | None = None) -> PortablePackage:
         if ddef.disk_id and ddef.disk_id not in attached:
             file_ref = ddef.file_ref if ddef.file_ref and env.file_by_id(ddef.file_ref) else None
             pkg.spare_disks.append(Disk(ddef.disk_id, ddef.capacity_bytes, file_ref,
-                                        short_format(ddef.format) if file_ref else None,
+                                        format_of_uri(ddef.format) if file_ref else None,
                                         ddef.format if file_ref else None, ddef.populated_bytes))
     for vm in pkg.systems:
         _fill_os(vm)

@@ -165,25 +165,10 @@ def _detect_vhd(footer: bytes, path: str, total: int, *, dynamic: bool) -> Detec
 
 def ovf_uri_format(uri: str | None) -> str | None:
     """The :data:`FORMATS` key an ``ovf:format`` URI announces (None when unknown or absent)."""
-    if not uri:
-        return None
-    low = uri.lower()
-    if "vmdk" in low:
-        frag = low.rsplit("#", 1)[-1] if "#" in low else ""
-        return {"streamoptimized": "vmdk-stream", "sparse": "vmdk-sparse",
-                "monolithicsparse": "vmdk-sparse", "monolithicflat": "vmdk-flat",
-                "flat": "vmdk-flat"}.get(frag, "vmdk-sparse")
-    if "hh831446" in low or "vhdx" in low:
-        return "vhdx"
-    if "bb676673" in low or "vhd" in low:
-        return "vhd"
-    if "qcow" in low:
-        return "qcow2"
-    if "raw" in low:
-        return "raw"
-    if "vdi" in low or "virtualbox" in low:
-        return "vdi"
-    return None
+    from vmferry.ovf.formats import format_of_uri
+
+    name = format_of_uri(uri)
+    return None if name in (None, "unknown", "iso") else name
 
 
 @dataclass(frozen=True)

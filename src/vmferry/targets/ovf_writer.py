@@ -248,11 +248,13 @@ class _Writer:
                            "ResourceType": 14 if drv.kind == "floppy" else 15}, drv.profiles, required=False)
         for nic in vm.nics:
             sub = style.nic_models.get(nic.model or "")
+            if sub is not None and nic.source_model and sub.lower() == nic.source_model.split()[0].lower():
+                sub = nic.source_model.split()[0]  # the source's own spelling, when it means the same
             if sub is None and nic.model:
                 sub = style.nic_fallback
                 self.changes.append(Change("mapped", f"NIC {nic.index} model",
                                            f"{nic.source_model} -> {sub or '(target default)'}"))
-            elif nic.source_model and sub and sub != nic.source_model:
+            elif nic.source_model and sub and sub.lower() != nic.source_model.lower():
                 self.changes.append(Change("mapped", f"NIC {nic.index} model", f"{nic.source_model} -> {sub}"))
             self.item(hw, {"Address": nic.mac, "AutomaticAllocation": "true", "Connection": nic.network,
                            "ElementName": nic.name or f"ethernet{nic.index}",
@@ -300,7 +302,7 @@ class _Writer:
             if sub is None:
                 sub = next(iter(style.scsi_models.values()))
                 self.changes.append(Change("mapped", f"SCSI controller {c.id}", f"{c.source_model} -> {sub}"))
-            elif c.source_model and sub != c.source_model:
+            elif c.source_model and sub.lower() != c.source_model.lower():
                 self.changes.append(Change("mapped", f"SCSI controller {c.id}", f"{c.source_model} -> {sub}"))
             return 6, sub
         if c.kind == "sata":

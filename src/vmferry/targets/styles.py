@@ -28,7 +28,7 @@ class OvfStyle:
 
 DMTF = OvfStyle(
     name="dmtf", ovf_version="1.x", declared_version="1.1", vendor_ns={}, default_family=None,
-    accepts_family=("",), os_attr=None, os_element=None, disk_format="vmdk-streamOptimized",
+    accepts_family=("",), os_attr=None, os_element=None, disk_format="vmdk-stream",
     nic_models={"e1000": "E1000", "e1000e": "E1000e", "vmxnet3": "VmxNet3", "pcnet32": "PCNet32",
                 "virtio": "virtio", "rtl8139": "rtl8139", "netvsc": "netvsc"},
     nic_fallback=None, sata=(20, "AHCI"),
@@ -37,7 +37,7 @@ DMTF = OvfStyle(
 
 VMWARE = OvfStyle(
     name="vmware", ovf_version="1.x", declared_version="1.0", vendor_ns={"vmw": N.VMW}, default_family="vmx-10",
-    accepts_family=("vmx-",), os_attr="vmw:osType", os_element=None, disk_format="vmdk-streamOptimized",
+    accepts_family=("vmx-",), os_attr="vmw:osType", os_element=None, disk_format="vmdk-stream",
     nic_models={"e1000": "E1000", "e1000e": "E1000e", "vmxnet3": "VmxNet3", "pcnet32": "PCNet32",
                 "vmxnet2": "VmxNet2"},
     nic_fallback="E1000", sata=(20, "vmware.sata.ahci"),
@@ -48,7 +48,7 @@ VMWARE = OvfStyle(
 VIRTUALBOX = OvfStyle(
     name="virtualbox", ovf_version="1.x", declared_version="1.0", vendor_ns={"vbox": N.VBOX},
     default_family="virtualbox-2.2", accepts_family=("virtualbox",), os_attr=None, os_element="vbox:OSType",
-    disk_format="vmdk-streamOptimized",
+    disk_format="vmdk-stream",
     nic_models={"e1000": "E1000", "pcnet32": "PCNet32", "virtio": "virtio"},
     nic_fallback="E1000", sata=(20, "AHCI"),
     scsi_models={"lsilogic": "lsilogic", "lsisas1068": "lsilogicsas", "buslogic": "buslogic"})
