@@ -92,7 +92,8 @@ def _locator(step: Step, site: Site) -> str:
         if now.mapping and now.mapping.eid.text == p["eid"] and [loc.address for loc in now.mapping.locators] == [
                 p["locator"]] and now.mapping.ttl == p["ttl"]:
             return "already in place"
-        client.register(p["eid"], [Locator(p["locator"])], ttl=p["ttl"], instance_id=p["instance_id"])
+        client.register(p["eid"], [Locator(p["locator"])], ttl=p["ttl"], expires_in=p["expires_in"],
+                        instance_id=p["instance_id"])
     return "registered"
 
 

@@ -19,7 +19,7 @@ from vmferry.tools.proc import run
 
 
 def _q(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def to_dot(app: App, plan: Plan) -> str:
@@ -32,7 +32,7 @@ def to_dot(app: App, plan: Plan) -> str:
                               f"{n.new_address or '?'}" for n in nics]
         changed = any(n.changed or n.source_network != n.target_network for n in nics)
         style = 'color="darkorange", penwidth=2' if changed else ""
-        lines.append(f"  c_{comp.name} [shape=box, label={_q(chr(10).join(rows))}{', ' + style if style else ''}];")
+        lines.append(f"  {_q('c_' + comp.name)} [shape=box, label={_q(chr(10).join(rows))}{', ' + style if style else ''}];")
     for svc in app.services.values():
         change = next((s for s in plan.services if s.service == svc.name), None)
         label = f"{svc.name} ({svc.kind})\n{svc.endpoint}"
@@ -43,11 +43,11 @@ def to_dot(app: App, plan: Plan) -> str:
         elif change and change.new and change.new != change.old:
             label += f"\n-> {change.new}"
             attrs += ', color="darkorange"'
-        lines.append(f"  s_{svc.name} [{attrs}, label={_q(label)}];")
+        lines.append(f"  {_q('s_' + svc.name)} [{attrs}, label={_q(label)}];")
     for pool in app.pools:
-        lines.append(f"  p_{pool.name} [shape=note, label={_q(f'pool {pool.name} :{pool.port}')}];")
+        lines.append(f"  {_q('p_' + pool.name)} [shape=note, label={_q(f'pool {pool.name} :{pool.port}')}];")
         for m in pool.members:
-            lines.append(f'  p_{pool.name} -> c_{m} [style=dashed, label="member"];')
+            lines.append(f'  {_q("p_" + pool.name)} -> {_q("c_" + m)} [style=dashed, label="member"];')
     for i, d in enumerate(plan.dns):
         color = ', color="darkorange"' if d.changed else ""
         label = f"{d.name} {d.type}\n{', '.join(d.old)} -> {', '.join(d.new)}" if d.changed else f"{d.name} {d.type}"
@@ -56,12 +56,12 @@ def to_dot(app: App, plan: Plan) -> str:
         for t in rec.targets:
             node = f"c_{t}" if rec.target_kind == "component" else f"p_{t}" if rec.target_kind == "pool" else None
             if node:
-                lines.append(f"  d_{i} -> {node} [style=dotted];")
+                lines.append(f"  d_{i} -> {_q(node)} [style=dotted];")
     for dep in app.dependencies:
         dst = f"c_{dep.target}" if dep.target_kind == "component" else f"s_{dep.target}"
         color = ', color="red"' if dep.target_kind == "service" and dep.target in missing else ""
         label = f"{dep.port}/{dep.protocol}" if dep.port else dep.protocol
-        lines.append(f"  c_{dep.source} -> {dst} [label={_q(label)}{color}];")
+        lines.append(f"  {_q('c_' + dep.source)} -> {_q(dst)} [label={_q(label)}{color}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ from vmferry.plans.model import (
     SubnetRule,
     Tsig,
 )
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 class _Ctx:
@@ -71,6 +74,12 @@ class _Ctx:
         if not isinstance(value, str | int) or isinstance(value, bool) or str(value).strip() == "":
             raise self.fail(where, f"must be a non-empty string, not {value!r}")
         return str(value).strip()
+
+    def name(self, value: Any, where: str) -> str:
+        text = self.text(value, where)
+        if not _NAME.match(text):
+            raise self.fail(where, f"{text!r} is not a valid name (letters, digits, _ . -; at most 63)")
+        return text
 
     def integer(self, value: Any, where: str, low: int, high: int) -> int:
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
@@ -191,11 +200,12 @@ def _site(ctx: _Ctx, name: str, data: Any) -> Site:
         lb = SiteLb(kind, runtime, vips)
     if data.get("locator"):
         d = ctx.mapping(data["locator"], f"{w}.locator", {"url", "key_id", "secret", "secret_file", "ttl",
-                                                           "instance_id"}, {"url"})
+                                                           "instance_id", "expires_in"}, {"url"})
         locator = SiteLocator(ctx.text(d["url"], f"{w}.locator.url"),
                               str(d["key_id"]) if d.get("key_id") else None, ctx.secret(d, f"{w}.locator"),
                               ctx.integer(d.get("ttl", 60), f"{w}.locator.ttl", 0, 86400),
-                              ctx.integer(d.get("instance_id", 0), f"{w}.locator.instance_id", 0, 2**24 - 1))
+                              ctx.integer(d.get("instance_id", 0), f"{w}.locator.instance_id", 0, 2**24 - 1),
+                              ctx.integer(d.get("expires_in", 86400), f"{w}.locator.expires_in", 1, 7 * 86400))
     if data.get("firewall"):
         d = ctx.mapping(data["firewall"], f"{w}.firewall", {"ruleset", "table"}, {"ruleset"})
         table = ctx.text(d.get("table", "vmferry"), f"{w}.firewall.table")
@@ -305,10 +315,10 @@ def load_app(path: str | os.PathLike, *, sites_file: str | os.PathLike | None = 
     if not comps:
         raise ctx.fail("components", "needs at least one component")
     for name, data in comps.items():
-        app.components[str(name)] = _component(ctx, str(name), data)
+        app.components[str(name)] = _component(ctx, ctx.name(name, f"components.{name}"), data)
     for name, data in (ctx.mapping(doc.get("services") or {}, "services",
                                    set(map(str, doc.get("services") or {})))).items():
-        app.services[str(name)] = _service(ctx, str(name), data, f"services.{name}")
+        app.services[str(name)] = _service(ctx, ctx.name(name, f"services.{name}"), data, f"services.{name}")
     _relations(ctx, doc, app)
     _sites_into(ctx, doc.get("sites"), app)
     if sites_file is not None:
@@ -350,10 +360,12 @@ def _relations(ctx: _Ctx, doc: dict, app: App) -> None:
         w = f"dns.records[{i}]"
         rec = ctx.mapping(rec, w, {"name", "type", "component", "pool", "address", "target", "ttl"}, {"name"})
         name = ctx.text(rec["name"], f"{w}.name").rstrip(".").lower()
-        if "." not in name or (app.zone and not (name == app.zone or name.endswith("." + app.zone))):
+        if "." not in name:                    # relative to the zone
             if not app.zone:
                 raise ctx.fail(f"{w}.name", f"{name!r} is not fully qualified and there is no zone:")
             name = f"{name}.{app.zone}"
+        elif app.zone and not (name == app.zone or name.endswith("." + app.zone)):
+            raise ctx.fail(f"{w}.name", f"{name!r} is not inside the zone {app.zone}")
         rtype = str(rec.get("type", "A")).upper()
         kinds = [k for k in ("component", "pool", "address", "target") if k in rec]
         if len(kinds) != 1:
@@ -384,7 +396,7 @@ def _relations(ctx: _Ctx, doc: dict, app: App) -> None:
         kind = str(hc.get("type", "tcp"))
         if kind not in ("tcp", "http"):
             raise ctx.fail(f"{w}.health_check.type", f"must be tcp or http, not {kind!r}")
-        app.pools.append(LbPool(ctx.text(pool["name"], f"{w}.name"), ctx.integer(pool["port"], f"{w}.port", 1, 65535),
+        app.pools.append(LbPool(ctx.name(pool["name"], f"{w}.name"), ctx.integer(pool["port"], f"{w}.port", 1, 65535),
                                 members, HealthCheck(kind, hc.get("path"),
                                                      ctx.integer(hc.get("interval_ms", 2000),
                                                                  f"{w}.health_check.interval_ms", 100, 3600000))))

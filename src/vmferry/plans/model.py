@@ -177,6 +177,7 @@ class SiteLocator:
     secret: str | None = field(default=None, repr=False)
     ttl: int = 60
     instance_id: int = 0
+    expires_in: int = 86400         # registrations expire unless refreshed (vmferry locator refresh)
 
 
 @dataclass(frozen=True)

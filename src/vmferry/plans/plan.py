@@ -332,7 +332,8 @@ def _steps(plan: Plan, target: Site, zone: str | None) -> tuple[list[Step], list
         for c in loc_changes:
             steps.append(Step(f"locator:{c.eid}", "locator", f"locator {target.locator.url}: register {c.eid} -> "
                               f"{c.new}", {"eid": c.eid, "locator": c.new, "ttl": target.locator.ttl,
-                                           "instance_id": target.locator.instance_id}))
+                                           "instance_id": target.locator.instance_id,
+                                           "expires_in": target.locator.expires_in}))
     lb_changes = [c for c in plan.lb if c.new]
     if lb_changes and (target.lb is None or not target.lb.runtime):
         missing("load balancer runtime API", "load-balancer")
