@@ -1,5 +1,5 @@
 """Inspect and convert disk images: `disk info IMAGE`, `disk convert IMAGE -O FMT -o OUT`,
-`disk formats`. IMAGE may be `X.ova:MEMBER` to read a disk inside an OVA without unpacking it."""
+`disk check IMAGE`, `disk compare A B`, `disk formats`. IMAGE may be `X.ova:MEMBER` to read a disk inside an OVA without unpacking it."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from vmferry.disks.safety import sigterm_as_interrupt
 from vmferry.disks.vmdk_stream import DEFAULT_LEVEL
 from vmferry.errors import MissingFile, UsageError
 from vmferry.progress import make_reporter
+from vmferry.tools import qemu_img
 
 
 def add_arguments(parser) -> None:
@@ -30,6 +31,13 @@ def add_arguments(parser) -> None:
     conv.add_argument("--level", type=int, default=DEFAULT_LEVEL, choices=range(1, 10), metavar="1-9")
     conv.add_argument("--force", action="store_true")
     conv.add_argument("--json", action="store_true")
+    chk = sub.add_parser("check", help="qemu-img check of an image (exit 1 when it is corrupt)")
+    chk.add_argument("image", help="a disk image, or X.ova:MEMBER")
+    chk.add_argument("--json", action="store_true")
+    cmp_ = sub.add_parser("compare", help="do two images hold the same guest bytes and size? (exit 1 if not)")
+    cmp_.add_argument("a")
+    cmp_.add_argument("b")
+    cmp_.add_argument("--json", action="store_true")
     sub.add_parser("formats", help="list the formats vmferry writes")
 
 
@@ -72,6 +80,22 @@ def run(args) -> int:
         _emit(doc, f"{args.image}: {disk.format}, {disk.virtual_size} bytes ({disk.detected.detail})",
               args.json)
         return 0
+    if action == "check":
+        disk = _open(args.image)
+        report = qemu_img.check(disk.spec)
+        problems = sum(int(report.get(k, 0) or 0) for k in ("check-errors", "corruptions", "leaks"))
+        doc = {"path": disk.path, "format": disk.format, "ok": problems == 0,
+               **{k: v for k, v in report.items() if not k.startswith("_")}}
+        detail = f": {report['error']}" if report.get("error") else ""
+        _emit(doc, f"{args.image}: {'no errors' if problems == 0 else f'{problems} problems'} ({disk.format})"
+              f"{detail}", args.json)
+        return 0 if problems == 0 else 1
+    if action == "compare":
+        a, b = _open(args.a), _open(args.b)
+        same = a.virtual_size == b.virtual_size and qemu_img.compare(a.spec, b.spec)
+        _emit({"a": args.a, "b": args.b, "identical": same, "size_a": a.virtual_size, "size_b": b.virtual_size},
+              f"{'identical' if same else 'different'}: {args.a} ({a.format}) vs {args.b} ({b.format})", args.json)
+        return 0 if same else 1
     if action == "convert":
         if bool(args.disk_format) == bool(args.target):
             raise UsageError("give exactly one of -O/--disk-format and --target")
@@ -86,4 +110,4 @@ def run(args) -> int:
                 result = convert_disk(open_disk(path), args.output, fmt, **kwargs)
         _emit(asdict(result), f"{result.path}: {result.format}, {result.virtual_size} bytes", args.json)
         return 0
-    raise UsageError("disk needs an action: info, convert or formats")
+    raise UsageError("disk needs an action: info, convert, check, compare or formats")

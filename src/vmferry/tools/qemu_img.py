@@ -134,7 +134,11 @@ def check(spec: ImageSpec, *, timeout: float = 300) -> dict:
     except json.JSONDecodeError as exc:
         raise DiskError("qemu-img check printed output that is not JSON", path=spec.path) from exc
     if result.returncode not in (0, 2, 3) and not doc:
-        raise DiskError(f"qemu-img check failed: {result.stderr.strip()}", path=spec.path)
+        # exit 1: the check could not complete, which for a readable file means it is corrupt
+        lines = [ln.removeprefix("qemu-img: ") for ln in result.stderr.strip().splitlines() if ln.strip()]
+        if result.returncode != 1 or not lines:
+            raise DiskError(f"qemu-img check failed: {' '.join(lines)}", path=spec.path)
+        doc = {"check-errors": 1, "error": lines[0]}
     doc.setdefault("check-errors", 0)
     doc["_exit"] = result.returncode
     return doc
