@@ -111,7 +111,7 @@ TARGET_MODELS: tuple[TargetModel, ...] = (
     T("dmtf", "rtl8139", "rtl8139", 5),
 )
 
-_E1000 = "E1000 is emulated by every hypervisor and has inbox drivers in Windows and Linux"
+_E1000 = "E1000 is emulated by VMware, VirtualBox, QEMU and Xen and has inbox drivers in Windows and Linux"
 F = Fallback
 FALLBACKS: tuple[Fallback, ...] = (
     F("vmware", "virtio", "e1000", "VMware has no virtio devices; " + _E1000),

@@ -213,9 +213,9 @@ GENERIC: tuple[OsRow, ...] = (
     R("linux24-64", "Linux 2.4 (64-bit)", "linux", None, "2.4", 64, 98, "other24xLinux64Guest", "Linux24_64",
       None),
     R("linux26-32", "Linux 2.6 (32-bit)", "linux", None, "2.6", 32, 99, "other26xLinuxGuest", "Linux26",
-      "linux2016", primary=(C, X, L)),
-    R("linux26-64", "Linux 2.6 (64-bit)", "linux", None, "2.6", 64, 100, "other26xLinux64Guest", "Linux26_64",
       "linux2016", primary=(C, X)),
+    R("linux26-64", "Linux 2.6 (64-bit)", "linux", None, "2.6", 64, 100, "other26xLinux64Guest", "Linux26_64",
+      "linux2016", primary=(C, X, L)),
     R("linux3-32", "Linux 3.x (32-bit)", "linux", None, "3", 32, 36, "other3xLinuxGuest", "Linux26",
       "linux2016"),
     R("linux3-64", "Linux 3.x (64-bit)", "linux", None, "3", 64, 101, "other3xLinux64Guest", "Linux26_64",
@@ -246,8 +246,9 @@ GENERIC: tuple[OsRow, ...] = (
     R("solaris11-64", "Solaris 11", "solaris", "solaris", "11", 64, 81, "solaris11_64Guest", "Solaris11_64",
       "solaris11"),
     R("other-32", "Other (32-bit)", "other", None, None, 32, 1, "otherGuest", "Other", "unknown",
-      primary=(L,), virtualbox_also=("Other_32",)),
-    R("other-64", "Other (64-bit)", "other", None, None, 64, 102, "otherGuest64", "Other_64", "unknown"),
+      virtualbox_also=("Other_32",)),
+    R("other-64", "Other (64-bit)", "other", None, None, 64, 102, "otherGuest64", "Other_64", "unknown",
+      primary=(L,)),
 )
 
 ROWS: tuple[OsRow, ...] = WINDOWS + REDHAT + SUSE_DEBIAN_UBUNTU + GENERIC
