@@ -7,9 +7,9 @@ import json
 import os
 
 import pytest
+
 from tests.conftest import COT
 from tests.ovfenv.conftest import DATA
-
 from vmferry.ovfenv import parse_environment, read_iso_file, volume_label
 
 
@@ -127,3 +127,18 @@ def test_the_edited_convention_wins(vmferry, tmp_path):
     assert [f["rule"] for f in doc["findings"]] == ["VMF-NETCFG-014"]
     got = vmferry("env", pkg, "-o", tmp_path / "b.iso", "--json", "--set", "vmferry.net.0.address=192.0.2.55/24")
     assert json.loads(got.stdout)["network"]["0"]["address"] == "192.0.2.55"
+
+
+def test_from_ova(vmferry, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("input.ovf", "input.vmdk", "input.iso", "sample_cfg.txt"):
+        (src / name).write_bytes((COT / name).read_bytes())
+    ova = tmp_path / "input.ova"
+    assert vmferry("pack", src, "-o", ova).returncode == 0
+    got = vmferry("env", ova, "-o", tmp_path / "seed.iso", "--json", "--set", "mgmt-ipv4-addr=192.0.2.7/24")
+    assert got.returncode == 0, got.stderr
+    doc = json.loads(got.stdout)
+    assert doc["system"] == "test" and doc["network"]["0"]["address"] == "192.0.2.7"
+    env = parse_environment(read_iso_file(tmp_path / "seed.iso"))
+    assert env.properties["mgmt-ipv4-addr"] == "192.0.2.7/24"
