@@ -91,6 +91,8 @@ def _drivers(report: GuestReport) -> tuple[set[str], set[str]]:
     if report.os.type == "windows":
         present = {WINDOWS_DRIVERS[n] for n in report.windows_drivers}
         present.add("sd_mod")  # Windows has its own disk class driver
+        if present & {"virtio_blk", "virtio_scsi", "virtio_net"}:
+            present.add("virtio_pci")  # virtio-win drivers bind the PCI device themselves
         return present, present
     kernel = report.default_kernel
     if kernel is None:

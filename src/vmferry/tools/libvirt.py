@@ -24,7 +24,13 @@ def _libvirt():
         import libvirt
     except ImportError as exc:
         raise ToolMissing("the libvirt Python binding is not installed (pip install 'vmferry[kvm]')") from exc
+    # libvirt's default handler prints every error on stderr as well; vmferry reports it once, itself.
+    libvirt.registerErrorHandler(_ignore_error, None)
     return libvirt
+
+
+def _ignore_error(_ctx, _err) -> None:
+    return None
 
 
 def _message(exc: Exception) -> str:
