@@ -7,7 +7,6 @@ import json
 import re
 
 from tests.ovfenv.conftest import DATA
-
 from vmferry.netconv import write_profiled
 from vmferry.portable import PropertySpec, Variant
 
