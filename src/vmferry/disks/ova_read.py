@@ -243,56 +243,77 @@ def _chunk_members(listing: dict[str, Member], href: str) -> list[Member]:
 
 
 def _import_streamed(ova, listing, mf, href, out, fmt, compression, force, reporter, convert_kwargs):
-    from vmferry.disks.convert import convert_disk, open_disk
+    """gzip-compressed and/or chunked members: a streamOptimized VMDK is streamed straight into
+    the output (:mod:`vmferry.disks.stream_import`); any other content is first joined into a
+    temporary file beside the output."""
+    from vmferry.disks.convert import ConvertResult, convert_disk, open_disk
+    from vmferry.disks.formats import get_format
+    from vmferry.disks.stream_import import ByteStream, stream_import, streamable
 
     parts = _chunk_members(listing, href) or ([listing[href]] if href in listing else [])
     if not parts:
         raise MissingFile(f"{href} (or its chunks) is not in the archive", path=ova)
     if compression not in (None, "gzip", "identity"):
         raise DiskError(f"unknown ovf:compression {compression!r}", path=ova)
+    gunzip = compression == "gzip"
+    head = ByteStream(_logical_blocks(ova, parts[:1], {}, gunzip, check_end=False))
+    try:
+        first = head.read(512)
+    except DiskError:
+        first = b""
+    fmt = get_format(fmt)
+    if streamable(first):
+        try:
+            vsize, populated = stream_import(_logical_blocks(ova, parts, mf, gunzip), out, fmt, force=force,
+                                             reporter=reporter, workers=convert_kwargs.get("workers"),
+                                             needed=sum(p.size for p in parts))
+        except DiskError as exc:
+            raise DiskError(f"{href}: {exc.message}", path=ova) from exc
+        return ConvertResult(os.path.abspath(os.fspath(out)), fmt.name, vsize, os.path.getsize(out), populated)
     parent = os.path.dirname(os.path.abspath(os.fspath(out)))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(os.fspath(out))}{safety.TEMP_MARK}", dir=parent)
     try:
         with os.fdopen(fd, "wb") as joined:
-            for part in parts:
-                algo, want = mf.get(part.name, ("sha256", ""))
-                with _Tee(joined, compression == "gzip") as sink:
-                    digest = _hash_range(ova, part, algo, None, sink)
-                if part.name in mf and digest != want:
-                    raise ManifestMismatch(f"{part.name}: {algo.upper()} does not match the manifest",
-                                           path=ova)
+            for block in _logical_blocks(ova, parts, mf, gunzip):
+                joined.write(block)
         return convert_disk(open_disk(tmp), out, fmt, force=force, reporter=reporter, **convert_kwargs)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
 
 
-class _Tee:
-    """A sink that writes to ``out``, gunzipping on the way when ``gunzip`` (bounded memory)."""
-
-    def __init__(self, out, gunzip: bool) -> None:
-        self.out, self.gunzip = out, gunzip
-        self._d = None
-
-    def __enter__(self):
-        if self.gunzip:
-            self._d = zlib.decompressobj(wbits=31)
-        return self
-
-    def write(self, data) -> None:
-        if self._d is None:
-            self.out.write(data)
-            return
-        try:
-            while data:
-                self.out.write(self._d.decompress(data, READ_CHUNK))
-                data = self._d.unconsumed_tail
-        except zlib.error as exc:
-            raise DiskError(f"corrupt gzip stream: {exc}") from exc
-
-    def __exit__(self, exc_type, *rest) -> None:
-        if self._d is not None and exc_type is None:
-            self.out.write(self._d.flush())
-            if not self._d.eof:
-                raise DiskError("the gzip stream is truncated")
-
+def _logical_blocks(ova: str, parts: list[Member], mf: dict, gunzip: bool, *, check_end: bool = True):
+    """The content of a file stored as ``parts`` (chunks), gunzipped when ``gunzip``; each part's
+    digest is checked against the manifest as soon as it has been read."""
+    d = zlib.decompressobj(wbits=31) if gunzip else None
+    with open(ova, "rb") as f:
+        for part in parts:
+            algo, want = mf.get(part.name, ("sha256", ""))
+            h = hashlib.new(algo)
+            f.seek(part.offset)
+            left = part.size
+            while left:
+                block = f.read(min(READ_CHUNK, left))
+                if not block:
+                    raise TruncatedArchive(f"{part.name} is truncated", path=ova)
+                left -= len(block)
+                h.update(block)
+                if d is None:
+                    yield block
+                    continue
+                try:
+                    while block:
+                        data = d.decompress(block, READ_CHUNK)
+                        if data:
+                            yield data
+                        block = d.unconsumed_tail
+                except zlib.error as exc:
+                    raise DiskError(f"corrupt gzip stream in {part.name}: {exc}", path=ova) from exc
+            if part.name in mf and h.hexdigest() != want:
+                raise ManifestMismatch(f"{part.name}: {algo.upper()} does not match the manifest", path=ova)
+    if d is not None and check_end:
+        tail = d.flush()
+        if tail:
+            yield tail
+        if not d.eof:
+            raise DiskError("the gzip stream is truncated", path=ova)
