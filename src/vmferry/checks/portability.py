@@ -142,10 +142,13 @@ def _nic_rules(vm: PortableVM, target: str) -> list[Finding]:
         if nic.source_model and len(nic.source_model.split()) > 1:
             out.append(_f("VMF-NIC-002", "info", f"NIC {nic.index} lists alternative models "
                           f"'{nic.source_model}'; {target} takes one", where, "the first the target knows"))
-        if style is not None and nic.model and nic.model not in style.nic_models:
+        from vmferry.dialects.vocab import nic_model
+
+        alternatives = {nic_model(t) for t in (nic.source_model or "").split()} or {nic.model}
+        if style is not None and nic.model and not alternatives & set(style.nic_models):
             out.append(_f("VMF-NIC-001", "warning", f"NIC {nic.index} model {nic.source_model} is not available on "
                           f"{target}", where, f"mapped to {style.nic_fallback or 'the default model'}"))
-        if target == "kvm" and nic.model in ("vmxnet3", "pcnet32", "netvsc", "netfront"):
+        if target == "kvm" and not alternatives & {"virtio", "e1000", "e1000e", "rtl8139"}:
             out.append(_f("VMF-NIC-001", "warning", f"NIC {nic.index} model {nic.source_model} is not available on "
                           "KVM", where, "virtio if the guest has its driver, else e1000"))
         mac = (nic.mac or "").lower().replace("-", ":")

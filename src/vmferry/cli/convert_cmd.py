@@ -30,6 +30,14 @@ def add_arguments(p) -> None:
                      help="map a source network to a libvirt network (repeatable)")
     kvm.add_argument("--new-macs", action="store_true", help="generate new MAC addresses")
     kvm.add_argument("--profile", help="deployment profile to use (default: the package's default)")
+    kvm.add_argument("--disk-bus", default="auto", choices=("auto", "virtio", "sata", "ide", "scsi"),
+                     help="boot disk bus (default: what the inspected guest can boot from)")
+    kvm.add_argument("--nic-model", default="auto", choices=("auto", "virtio", "e1000", "e1000e", "rtl8139"),
+                     help="NIC model (default: what the inspected guest has a driver for)")
+    kvm.add_argument("--no-guest", action="store_true", help="do not inspect the guest disks")
+    kvm.add_argument("--domain-type", choices=("kvm", "qemu"),
+                     help="libvirt domain type (default: kvm when /dev/kvm is usable, else qemu/TCG)")
+    kvm.add_argument("--machine", choices=("q35", "pc"), help="machine type (default: q35; pc for old guests)")
 
 
 def run(args) -> int:
@@ -41,7 +49,9 @@ def run(args) -> int:
 
         report = convert_to_kvm(args.path, args.output, descriptor_only=args.descriptor_only,
                                 network_map=args.network_map, new_macs=args.new_macs, profile=args.profile,
-                                disk_format=args.disk_format, force=args.force, reporter=reporter)
+                                disk_format=args.disk_format, force=args.force, reporter=reporter,
+                                disk_bus=args.disk_bus, nic_model=args.nic_model, inspect_guest=not args.no_guest,
+                                domain_type=args.domain_type, machine=args.machine)
     else:
         from vmferry.conversion import convert_package
 
@@ -55,7 +65,10 @@ def run(args) -> int:
     out.write(f"{report.source} -> {report.output} ({report.target}, OVF {report.ovf_version}, "
               f"source dialect {report.dialect})\n")
     for f in report.files:
-        out.write(f"  wrote {f['href']} ({f['size']} bytes)\n")
+        out.write(f"  wrote {f['href']}" + (f" ({f['size']} bytes)" if f.get("size") is not None else "") + "\n")
+    for c in getattr(report, "choices", []):
+        out.write(f"  {c['system']}: disk bus {c['disk_bus']}, NIC {c['nic_model']}, machine {c['machine']}, "
+                  f"domain type {c['domain_type']} ({c['why']})\n")
     if report.changes:
         out.write("Changes:\n")
         for c in report.changes:

@@ -1,0 +1,269 @@
+"""``convert --to kvm``: qcow2 disks and a libvirt domain XML that the guest can really boot.
+
+The disk bus and NIC model follow the guest: with the package's disks present, the boot disk is
+inspected (:mod:`vmferry.guest`, libguestfs) and virtio is used only when the guest's initramfs or
+kernel has the virtio drivers; otherwise SATA, then IDE (each checked the same way). Without disks
+(``descriptor_only``) or without inspection, the bus follows the source controller, and a finding
+says the guest was not checked.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from dataclasses import dataclass, field
+
+from vmferry.errors import UsageError
+from vmferry.findings import Finding
+from vmferry.portable import PortableVM
+from vmferry.targets.libvirt_xml import DiskPlan, DomainPlan, NicPlan, domain_xml, plan_topology
+
+BUS_ORDER = ("virtio", "sata", "ide")
+NIC_ORDER = ("virtio", "e1000")
+OLD_OS = ("winxp", "win2000", "win2003", "win2k")
+
+
+@dataclass
+class KvmReport:
+    source: str
+    output: str
+    dialect: str | None
+    domains: list[str] = field(default_factory=list)      # paths of the domain XML files
+    files: list[dict] = field(default_factory=list)
+    choices: list[dict] = field(default_factory=list)     # per system: bus, nic, machine, why
+    changes: list = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    target: str = "kvm"
+    ovf_version: str = "libvirt"
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "target": "kvm", "output": self.output, "dialect": self.dialect,
+                "domains": self.domains, "files": self.files, "choices": self.choices,
+                "changes": [c.to_dict() for c in self.changes], "findings": [f.to_dict() for f in self.findings]}
+
+
+def parse_network_map(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        src, sep, dst = pair.partition("=")
+        if not sep or not src or not dst:
+            raise UsageError(f"--network-map takes SRC=DST, not {pair!r}")
+        out[src] = dst
+    return out
+
+
+def domain_name(vm: PortableVM) -> str:
+    """A libvirt domain (and file) name from the system id: letters, digits, '.', '_' and '-'."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", vm.id or vm.name or "vm").strip("-") or "vm"
+
+
+def new_mac(rng: random.Random) -> str:
+    return "52:54:00:" + ":".join(f"{rng.randrange(256):02x}" for _ in range(3))
+
+
+def choose_machine(vm: PortableVM, requested: str | None) -> str:
+    if requested:
+        return requested
+    libosinfo = vm.os.libosinfo or ""
+    if libosinfo.startswith(OLD_OS) or any(d.kind == "floppy" for d in vm.drives):
+        return "pc"
+    return "q35"
+
+
+def fallback_bus(vm: PortableVM) -> str:
+    """The bus when the guest cannot be inspected: the source's own kind of controller."""
+    disks = vm.disks
+    ctrl = vm.controller(disks[0].controller_id) if disks else None
+    if ctrl is not None and ctrl.kind == "ide":
+        return "ide"
+    return "sata"
+
+
+def choose_bus(report, requested: str, vm: PortableVM) -> tuple[str, str, list[Finding]]:
+    """(bus, why, guest findings) for the boot disk."""
+    if requested != "auto":
+        return requested, "requested", []
+    if report is None:
+        return fallback_bus(vm), "guest not inspected: same kind of controller as the source", []
+    from vmferry.guest.readiness import WILL_NOT_BOOT, readiness
+
+    for bus in BUS_ORDER:
+        result = readiness(report, "kvm", bus=bus)
+        if result.status != WILL_NOT_BOOT:
+            return bus, f"the guest has the {bus} disk drivers at boot", []
+    result = readiness(report, "kvm", bus=BUS_ORDER[0])
+    return BUS_ORDER[0], "no bus the guest can boot from", [
+        Finding(f.rule, "error", f.message, "guest", f.fix) for f in result.reasons]
+
+
+def choose_nic(report, requested: str) -> str:
+    if requested != "auto":
+        return requested
+    if report is None:
+        return "e1000"
+    from vmferry.guest.readiness import readiness
+
+    for nic in NIC_ORDER:
+        result = readiness(report, "kvm", bus="ide", nic=nic)
+        if not any(f.rule.startswith("VMF-GUEST-02") and f.severity != "info" and nic in f.message
+                   for f in result.findings):
+            return nic
+    return "e1000"
+
+
+def convert_to_kvm(path: str | os.PathLike, output: str | os.PathLike, *, descriptor_only: bool = False,
+                   network_map: list[str] | tuple = (), new_macs: bool = False, profile: str | None = None,
+                   disk_format: str | None = None, force: bool = False, reporter=None, disk_bus: str = "auto",
+                   nic_model: str = "auto", inspect_guest: bool = True, domain_type: str | None = None,
+                   machine: str | None = None, seed: int | None = None) -> KvmReport:
+    from vmferry.conversion import load, prepare
+    from vmferry.disks.safety import atomic_directory, sigterm_as_interrupt
+
+    path, output = os.fspath(path), os.path.abspath(os.fspath(output))
+    envelope, pkg = load(path, descriptor_only)
+    portable, findings = prepare(envelope, "kvm")
+    report = KvmReport(path, output, portable.source_dialect, findings=list(findings))
+    chosen_profile = profile or portable.default_profile
+    if profile is not None and profile not in [p.id for p in portable.profiles]:
+        raise UsageError(f"no deployment profile {profile!r}", path=path)
+    netmap = parse_network_map(list(network_map))
+    rng = random.Random(seed)
+    dtype = domain_type or ("kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "qemu")
+    fmt_name = disk_format or "qcow2"
+    with sigterm_as_interrupt(), atomic_directory(output, force=force) as tmp:
+        for vm in portable.systems:
+            _convert_system(pkg, portable, vm, chosen_profile, tmp, output, report, netmap=netmap,
+                            new_macs=new_macs, rng=rng, fmt_name=fmt_name, reporter=reporter,
+                            disk_bus=disk_bus, nic_model=nic_model, inspect_guest=inspect_guest and not
+                            descriptor_only, dtype=dtype, machine=machine, descriptor_only=descriptor_only,
+                            source_path=path)
+    return report
+
+
+def _convert_system(pkg, portable, vm: PortableVM, profile, tmp, output, report: KvmReport, *, netmap, new_macs,
+                    rng, fmt_name, reporter, disk_bus, nic_model, inspect_guest, dtype, machine,
+                    descriptor_only, source_path) -> None:
+    name = domain_name(vm)
+    disks: list[DiskPlan] = []
+    boot_images = []
+    for order, disk in enumerate(vm.disks_for(profile), start=1):
+        fspec = portable.file(disk.file_id)
+        stem = os.path.basename(fspec.href).rsplit(".", 1)[0] if fspec else f"{vm.id}-{disk.id}"
+        fname = f"{stem}.{fmt_name}"
+        final = os.path.join(output, fname)
+        if not descriptor_only:
+            _write_disk(pkg, fspec, disk, os.path.join(tmp, fname), fmt_name, reporter, report)
+            boot_images.append(os.path.join(tmp, fname))
+        disks.append(DiskPlan(final, fmt_name, "pending", boot_order=order))
+    guest = None
+    if inspect_guest and boot_images:
+        guest = _inspect(boot_images[0], report)
+    bus, why, guest_findings = choose_bus(guest, disk_bus, vm)
+    report.findings += guest_findings
+    nic = choose_nic(guest, nic_model)
+    if guest is None and not descriptor_only and inspect_guest:
+        why += " (libguestfs could not inspect it)"
+    if guest is None:
+        report.findings.append(Finding("VMF-KVM-002", "warning", f"the guest of '{vm.id}' was not inspected; disk "
+                                       f"bus {bus} and NIC {nic} are a guess", vm.id,
+                                       "run 'vmferry guest' on the disk, or 'vmferry convert --to kvm' with the "
+                                       "disks present"))
+    for d in disks:
+        d.bus = bus
+    mach = choose_machine(vm, machine)
+    cd_bus = "sata" if mach == "q35" else "ide"
+    for drive in vm.drives:
+        fspec = portable.file(drive.file_id)
+        if drive.kind == "cdrom" and fspec is not None:
+            final = os.path.join(output, os.path.basename(fspec.href))
+            if not descriptor_only:
+                _copy_file(pkg, fspec, os.path.join(tmp, os.path.basename(fspec.href)), report)
+            disks.append(DiskPlan(final, "raw", cd_bus, device="cdrom", readonly=True))
+        elif drive.kind == "floppy":
+            report.changes.append(_change("dropped", f"floppy drive {drive.instance_id}", "not attached"))
+    if vm.properties() and pkg is not None:
+        iso = _env_iso(source_path, vm, profile, os.path.join(tmp, f"{name}-ovf-env.iso"), descriptor_only, report)
+        if iso:
+            disks.append(DiskPlan(os.path.join(output, os.path.basename(iso)), "raw", cd_bus, device="cdrom",
+                                  readonly=True))
+    nics = []
+    for n in vm.nics_for(profile):
+        dst = netmap.get(n.network or "")
+        if dst is None:
+            dst = "default"
+            report.findings.append(Finding("VMF-KVM-001", "warning", f"network '{n.network}' of NIC {n.index} is "
+                                           "not mapped; it is connected to libvirt's 'default' network",
+                                           f"{vm.id} NIC {n.index}", "pass --network-map SRC=DST"))
+        mac = new_mac(rng) if new_macs or not n.mac else n.mac
+        nics.append(NicPlan(dst, nic, mac))
+    vcpus, sockets, cores = plan_topology(vm, profile)
+    plan = DomainPlan(name=name, domain_type=dtype, machine=mach, vcpus=vcpus, sockets=sockets, cores=cores,
+                      memory_mib=vm.memory_for(profile) or 1024, firmware=vm.firmware.kind,
+                      secure_boot=vm.firmware.secure_boot, disks=disks, nics=nics,
+                      console_log=os.path.join(output, f"{name}-console.log"),
+                      description=f"converted by vmferry from {os.path.basename(source_path)}",
+                      libosinfo=vm.os.libosinfo)
+    xml_name = f"{name}.xml"
+    with open(os.path.join(tmp, xml_name), "w", encoding="utf-8") as fh:
+        fh.write(domain_xml(plan))
+    report.domains.append(os.path.join(output, xml_name))
+    report.choices.append({"system": vm.id, "disk_bus": bus, "nic_model": nic, "machine": mach,
+                           "domain_type": dtype, "why": why, "profile": profile})
+
+
+def _change(kind, what, detail=""):
+    from vmferry.targets.ovf_writer import Change
+
+    return Change(kind, what, detail)
+
+
+def _inspect(image: str, report: KvmReport):
+    from vmferry.errors import VmferryError
+    from vmferry.guest import inspect_image
+
+    try:
+        return inspect_image(image)
+    except VmferryError as exc:
+        report.findings.append(Finding("VMF-KVM-003", "warning", f"guest inspection failed: {exc}", image))
+        return None
+
+
+def _write_disk(pkg, fspec, disk, out: str, fmt_name: str, reporter, report: KvmReport) -> None:
+    from vmferry.conversion import _materialise
+    from vmferry.disks.convert import convert_disk, open_disk
+    from vmferry.tools.proc import run
+
+    if fspec is None:  # a blank disk: created empty at its capacity
+        run(["qemu-img", "create", "-q", "-f", fmt_name, out, str(disk.capacity_bytes or 1 << 30)])
+        report.files.append({"href": os.path.basename(out), "blank": True})
+        return
+    src, offset, size = _materialise(pkg, fspec, os.path.dirname(out))
+    result = convert_disk(open_disk(src, offset, size), out, fmt_name, reporter=reporter)
+    if src.startswith(os.path.dirname(out)):
+        os.unlink(src)
+    report.files.append({"href": os.path.basename(out), "size": result.file_size,
+                         "virtual_size": result.virtual_size})
+    report.changes.append(_change("converted", f"disk {fspec.href}", f"-> {fmt_name}"))
+
+
+def _copy_file(pkg, fspec, out: str, report: KvmReport) -> None:
+    from vmferry.conversion import _copy_range, _materialise
+
+    src, offset, size = _materialise(pkg, fspec, os.path.dirname(out))
+    written, digest = _copy_range(src, offset, size, out)
+    report.files.append({"href": os.path.basename(out), "size": written, "sha256": digest})
+
+
+def _env_iso(source_path: str, vm: PortableVM, profile, out: str, descriptor_only: bool, report: KvmReport):
+    """The OVF environment ISO (the "iso" transport) with the properties' values for ``profile``."""
+    from vmferry.ovfenv import build_environment, package_properties, write_iso
+
+    props = package_properties(source_path, profile=profile, system=vm.id)
+    result = build_environment(props.system_id, props.properties, nics=props.nics)
+    report.findings += result.findings
+    if descriptor_only:
+        return out
+    write_iso(result.environment.to_xml(), out)
+    report.files.append({"href": os.path.basename(out), "ovf_environment": True})
+    return out
