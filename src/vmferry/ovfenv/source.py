@@ -1,8 +1,8 @@
 """Where the environment's properties come from: a package's ProductSections, and the user's ``--set``.
 
-:func:`package_properties` is the one place that reads the package; it uses the OVF model directly
-(per-profile ``ovf:Value`` included). It can be switched to :func:`vmferry.dialects.read_package`
-without touching anything else.
+:func:`package_properties` is the one place that reads the package; it goes through
+:func:`vmferry.dialects.read_package` (the portable profile, per-profile ``ovf:Value`` included),
+so nothing else depends on how a package is read.
 """
 
 from __future__ import annotations
@@ -31,41 +31,41 @@ class SystemProperties:
 def package_properties(path: str | os.PathLike, *, profile: str | None = None,
                        system: str | None = None) -> SystemProperties:
     """Properties (values for ``profile``, default: the package's default profile) and NICs."""
-    from vmferry.ovf.rasd import NIC_TYPES
+    from vmferry.dialects import read_package
     from vmferry.package import open_package
 
     path = os.fspath(path)
-    env = open_package(path).envelope
-    profiles = [o.id for o in env.deployment_options if o.id]
+    pkg = read_package(open_package(path).envelope)
+    profiles = [p.id for p in pkg.profiles if p.id]
     if profile is not None and profile not in profiles:
         known = ", ".join(profiles) or "none"
         raise UsageError(f"no deployment profile {profile!r} (profiles: {known})", path=path)
-    chosen = profile if profile is not None else env.default_profile
-    systems = list(env.systems)
+    chosen = profile if profile is not None else pkg.default_profile
+    systems = pkg.systems
     if not systems:
         raise UsageError("the package has no virtual system", path=path)
     if system is not None:
         match = [s for s in systems if s.id == system]
         if not match:
-            raise UsageError(f"no virtual system {system!r} (systems: {', '.join(s.id or '?' for s in systems)})",
+            raise UsageError(f"no virtual system {system!r} (systems: {', '.join(s.id for s in systems)})",
                              path=path)
-        vs = match[0]
+        vm = match[0]
     elif len(systems) > 1:
         raise UsageError(f"the package has {len(systems)} virtual systems; choose one with --system "
-                         f"({', '.join(s.id or '?' for s in systems)})", path=path)
+                         f"({', '.join(s.id for s in systems)})", path=path)
     else:
-        vs = systems[0]
-    out = SystemProperties(path, vs.id or "vm", chosen, profiles)
-    for product in vs.product_sections:
-        for p in product.properties():
-            out.properties.append(EnvProperty(p.key or "", p.full_key, p.value_for(chosen) or "",
-                                              p.type or "string", p.password, p.user_configurable))
-    kinds = {int(t) for t in NIC_TYPES}
-    hw = vs.hardware
-    items = [i for i in (hw.items_for(chosen) if hw else []) if i.resource_type in kinds]
-    for index, item in enumerate(items):
-        out.nics.append(NicInfo(index, item.get("Address") or None,
-                                item.connections[0] if item.connections else None))
+        vm = systems[0]
+    out = SystemProperties(path, vm.id or "vm", chosen, profiles)
+    for product in vm.products:
+        for p in product.properties:
+            # DSP0243 §9.5: the environment names a property class.key.instance (absent parts left out)
+            full_key = ".".join(x for x in (product.product_class, p.key, product.instance) if x)
+            value = next((v.value for v in p.values if v.profiles and chosen in v.profiles), p.value)
+            out.properties.append(EnvProperty(p.key, full_key, value or "", p.type or "string", p.password,
+                                              p.user_configurable))
+    # NIC n is the n-th NIC of the deployed profile: what the guest sees as its n-th interface
+    for index, nic in enumerate(vm.nics_for(chosen)):
+        out.nics.append(NicInfo(index, nic.mac, nic.network))
     return out
 
 
