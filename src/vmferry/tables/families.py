@@ -45,7 +45,7 @@ _V10 = _V8 + ("sata",)
 _V13 = _V10 + ("nvme", "secure_boot")
 
 FAMILIES: tuple[HardwareFamily, ...] = (
-    _vmx(4, "3.0", "5.0", 4, 64, note="ESX 3.x"),
+    _vmx(4, "3.5", "5.0", 4, 64, note="ESX/ESXi 3.5"),
     _vmx(6, None, "6.0", None, None, note="Workstation 6.0 only"),
     _vmx(7, "4.0", "6.5", 8, 255, *_V7, note="ESX/ESXi 4.x"),
     _vmx(8, "5.0", "8.0", 32, 1011, *_V8),

@@ -17,7 +17,6 @@ return something the target accepts, falling back by family and bits.
 from __future__ import annotations
 
 import re
-from functools import cache
 
 from vmferry.portable import OsSpec
 from vmferry.tables.os_data import CIM_OS_NAMES, FALLBACK, ROWS, VENDORS, OsRow
@@ -30,8 +29,7 @@ def _norm(value: str | int) -> str:
     return str(value).strip().casefold()
 
 
-@cache
-def _index(vendor: str) -> dict[str, tuple[OsRow, ...]]:
+def _build_index(vendor: str) -> dict[str, tuple[OsRow, ...]]:
     """normalised vendor value -> rows holding it (table order); read-only aliases after real values."""
     out: dict[str, list[OsRow]] = {}
     for row in ROWS:
@@ -41,6 +39,9 @@ def _index(vendor: str) -> dict[str, tuple[OsRow, ...]]:
         for alias in row.also(vendor):
             out.setdefault(_norm(alias), []).append(row)
     return {k: tuple(v) for k, v in out.items()}
+
+
+_INDEX = {vendor: _build_index(vendor) for vendor in VENDORS}      # built once at import, never changed
 
 
 def cim_name(code: int | None) -> str | None:
@@ -54,7 +55,7 @@ def rows_for(vendor: str, value: str | int | None) -> tuple[OsRow, ...]:
         raise ValueError(f"unknown vendor {vendor!r}")
     if value is None or str(value).strip() == "":
         return ()
-    return _index(vendor).get(_norm(value), ())
+    return _INDEX[vendor].get(_norm(value), ())
 
 
 def _version_matches(row: OsRow, version: str) -> bool:

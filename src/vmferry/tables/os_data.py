@@ -245,8 +245,7 @@ GENERIC: tuple[OsRow, ...] = (
       "Solaris_64", "solaris10", primary=(C, L)),
     R("solaris11-64", "Solaris 11", "solaris", "solaris", "11", 64, 81, "solaris11_64Guest", "Solaris11_64",
       "solaris11"),
-    R("other-32", "Other (32-bit)", "other", None, None, 32, 1, "otherGuest", "Other", "unknown",
-      virtualbox_also=("Other_32",)),
+    R("other-32", "Other (32-bit)", "other", None, None, 32, 1, "otherGuest", "Other", "unknown"),
     R("other-64", "Other (64-bit)", "other", None, None, 64, 102, "otherGuest64", "Other_64", "unknown",
       primary=(L,)),
 )
