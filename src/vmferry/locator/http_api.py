@@ -188,7 +188,7 @@ def create_app(service: LocatorService, verifier: Verifier, *, max_body: int = D
 
     @app.get("/v1/resolve", summary="resolve an address, prefix or name",
              responses={422: {"model": Refusal, "description": "not an address, prefix or name"}})
-    def resolve(q: str = Query(..., max_length=300, description="address, prefix or DNS name"),
+    async def resolve(q: str = Query(..., max_length=300, description="address, prefix or DNS name"),
                 instance_id: int = Query(0, ge=0, le=MAX_INSTANCE_ID),
                 pick: bool = Query(False, description="also choose one locator by weight")) -> dict:
         answer = service.resolve(q, instance_id)
@@ -204,7 +204,7 @@ def create_app(service: LocatorService, verifier: Verifier, *, max_body: int = D
         return {"version": version, "mappings": [m.to_dict() for m in service.mappings(instance_id)]}
 
     @app.get("/v1/status", summary="service status")
-    def status() -> dict:
+    async def status() -> dict:
         return {"store": service.store.name, "version": service.version, "mappings": len(service.index)}
 
     @app.get("/v1/watch", summary="stream changes as JSON lines",
