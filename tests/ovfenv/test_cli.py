@@ -142,3 +142,14 @@ def test_from_ova(vmferry, tmp_path):
     assert doc["system"] == "test" and doc["network"]["0"]["address"] == "192.0.2.7"
     env = parse_environment(read_iso_file(tmp_path / "seed.iso"))
     assert env.properties["mgmt-ipv4-addr"] == "192.0.2.7/24"
+
+
+def test_guestinfo_only_transport_is_reported(vmferry, tmp_path):
+    pkg = tmp_path / "guestinfo.ovf"
+    pkg.write_text((DATA / "vapp.ovf").read_text().replace('ovf:transport="iso"',
+                                                            'ovf:transport="com.vmware.guestInfo"'))
+    got = vmferry("env", pkg, "-o", tmp_path / "a.iso", "--json")
+    assert got.returncode == 0, got.stderr
+    assert [f["rule"] for f in json.loads(got.stdout)["findings"]] == ["VMF-ENV-001"]
+    got = vmferry("env", DATA / "vapp.ovf", "-o", tmp_path / "b.iso", "--json")
+    assert json.loads(got.stdout)["findings"] == []

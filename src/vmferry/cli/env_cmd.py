@@ -39,6 +39,7 @@ def _masked(props, secret: set[str]) -> dict[str, str]:
 def run(args) -> int:
     from vmferry.findings import has_errors
     from vmferry.ovfenv import apply_sets, build_environment, package_properties, parse_sets
+    from vmferry.ovfenv.build import transport_findings
     from vmferry.ovfenv.iso import write_atomic, write_iso
 
     sets = parse_sets(args.sets)
@@ -46,6 +47,7 @@ def run(args) -> int:
     changed = apply_sets(sp, sets, allow_new=args.allow_new)
     result = build_environment(sp.system_id, sp.properties, nics=sp.nics, cloud_init=args.cloud_init,
                                adapters=args.adapters, changed=changed)
+    result.findings[:0] = transport_findings(sp.transports)
     failed = has_errors(result.findings)
     if not failed:
         xml = result.environment.to_xml()

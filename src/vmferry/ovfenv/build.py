@@ -54,6 +54,21 @@ class EnvResult:
     findings: list[Finding] = field(default_factory=list)
 
 
+TRANSPORT_NOT_ISO = "VMF-ENV-001"
+
+
+def transport_findings(transports: list[str]) -> list[Finding]:
+    """An info finding when the package asks for environment transports but not ``iso``: a guest built
+    for ``com.vmware.guestInfo`` alone may not look for a CD-ROM."""
+    if not transports or "iso" in transports:
+        return []
+    return [Finding(TRANSPORT_NOT_ISO, "info",
+                    f"the package declares the environment transport {', '.join(transports)}, not iso; "
+                    "the guest may not look for the ISO (cloud-init does)",
+                    location="VirtualHardwareSection/@ovf:transport",
+                    fix="vmferry convert sets ovf:transport=\"iso\" for targets other than vmware")]
+
+
 def lookup_map(props: list[EnvProperty]) -> dict[str, str]:
     """Full keys, plus plain keys where that is unambiguous: what the conventions are matched against."""
     out = {p.full_key: p.value for p in props}

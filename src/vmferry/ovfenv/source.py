@@ -26,6 +26,7 @@ class SystemProperties:
     profiles: list[str]
     properties: list[EnvProperty] = field(default_factory=list)
     nics: list[NicInfo] = field(default_factory=list)
+    transports: list[str] = field(default_factory=list)     # ovf:transport of the hardware section
 
 
 def package_properties(path: str | os.PathLike, *, profile: str | None = None,
@@ -55,7 +56,7 @@ def package_properties(path: str | os.PathLike, *, profile: str | None = None,
                          f"({', '.join(s.id for s in systems)})", path=path)
     else:
         vm = systems[0]
-    out = SystemProperties(path, vm.id or "vm", chosen, profiles)
+    out = SystemProperties(path, vm.id or "vm", chosen, profiles, transports=list(vm.transports))
     for product in vm.products:
         for p in product.properties:
             # DSP0243 §9.5: the environment names a property class.key.instance (absent parts left out)
