@@ -37,6 +37,9 @@ def _unpack_cloud_init(cache: Path) -> None:
         if os.geteuid() == 0:  # root: let apt write into our directory without its _apt sandbox user
             argv[1:1] = ["-o", "APT::Sandbox::User=root"]
         got = subprocess.run(argv, cwd=tmp, capture_output=True, text=True, timeout=300)
+        if got.returncode != 0 and os.geteuid() == 0:  # no package lists yet (fresh image): fetch them once
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=600)
+            got = subprocess.run(argv, cwd=tmp, capture_output=True, text=True, timeout=300)
         debs = list(Path(tmp).glob("cloud-init_*.deb"))
         if got.returncode != 0 or not debs:
             pytest.fail(f"cannot download Debian's cloud-init package: {got.stderr.strip()[-500:]}")
