@@ -15,6 +15,7 @@ gateway address.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from vmferry.findings import Finding
@@ -65,14 +66,12 @@ def map_networks(app: App, move: Move, source: Site, target: Site) -> tuple[dict
     return out, risks
 
 
-def _pool_addresses(net) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+def _pool_addresses(net) -> Iterator[ipaddress.IPv4Address | ipaddress.IPv6Address]:
     first, last = (ipaddress.ip_address(a) for a in net.pool)
-    out = []
     cur = first
-    while cur <= last and len(out) < 65536:
-        out.append(cur)
+    while cur <= last:
+        yield cur
         cur += 1
-    return out
 
 
 def readdress(app: App, move: Move, target: Site, netmap: dict[str, str | None]) -> tuple[list[NicPlan], list[Finding]]:
@@ -111,9 +110,11 @@ def readdress(app: App, move: Move, target: Site, netmap: dict[str, str | None])
                                      fix="add a subnet or pool rule, or an override, under moves[]"))
     taken = {ipaddress.ip_address(a) for a in target.in_use}
     taken |= {ipaddress.ip_address(p.new_address) for p in nics if p.new_address}
+    cursors: dict[str, Iterator] = {}       # one pass over each pool, however many NICs draw from it
     for plan in pending_pool:
         net = target.networks[plan.target_network]
-        free = next((a for a in _pool_addresses(net) if a not in taken), None)
+        cursor = cursors.setdefault(net.name, _pool_addresses(net))
+        free = next((a for a in cursor if a not in taken), None)
         if free is None:
             plan.rule = "pool exhausted"
             risks.append(Finding("VMF-APP-005", "error", f"pool of {target.name}/{net.name} has no free address "
@@ -163,9 +164,16 @@ def address_map(nics: list[NicPlan]) -> dict[str, str]:
     return {p.old_address: p.new_address for p in nics if p.old_address and p.new_address and p.changed}
 
 
-def primary_address(nics: list[NicPlan], component: str, *, new: bool) -> str | None:
-    """The first NIC's address of ``component`` (after the move when ``new``)."""
+def by_component(nics: list[NicPlan]) -> dict[str, list[NicPlan]]:
+    out: dict[str, list[NicPlan]] = {}
     for p in nics:
-        if p.component == component:
-            return p.new_address if new else p.old_address
-    return None
+        out.setdefault(p.component, []).append(p)
+    return out
+
+
+def primary_address(index: dict[str, list[NicPlan]], component: str, *, new: bool) -> str | None:
+    """The first NIC's address of ``component`` (after the move when ``new``); ``index`` from by_component."""
+    first = index.get(component)
+    if not first:
+        return None
+    return first[0].new_address if new else first[0].old_address

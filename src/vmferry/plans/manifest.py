@@ -48,6 +48,7 @@ class _Ctx:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.base = path.parent
+        self.summaries: dict[Any, Any] = {}     # package -> Summary, (package, system) -> NetConfigs
 
     def fail(self, where: str, problem: str) -> PlanError:
         return PlanError(f"{where}: {problem}" if where else problem, path=self.path)
@@ -134,7 +135,7 @@ def _yaml(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise PlanError("not UTF-8 text", path=path) from exc
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml when present
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
@@ -243,7 +244,10 @@ def _component(ctx: _Ctx, name: str, data: Any) -> Component:
     d = ctx.mapping(data, w, {"package", "system", "nics", "eids", "ports"}, {"package"})
     package = ctx.base / ctx.text(d["package"], f"{w}.package")
     try:
-        summary = summarize(package)
+        key = os.path.realpath(package)
+        if key not in ctx.summaries:
+            ctx.summaries[key] = summarize(package)
+        summary = ctx.summaries[key]
     except VmferryError as exc:
         raise ctx.fail(f"{w}.package", f"cannot read {package}: {exc}") from exc
     systems = summary.systems
@@ -257,8 +261,10 @@ def _component(ctx: _Ctx, name: str, data: Any) -> Component:
         chosen = systems[0]
     else:
         raise ctx.fail(w, f"{package} holds {len(systems)} systems: say which one with system:")
-    props = {p.full_key or p.key: p.value or "" for p in chosen.properties}
-    from_props, _findings = read_properties(props)   # any known convention: vmferry, VMware vApp, Cisco...
+    if (key, chosen.id) not in ctx.summaries:  # any known convention: vmferry, VMware vApp, Cisco...
+        props = {p.full_key or p.key: p.value or "" for p in chosen.properties}
+        ctx.summaries[(key, chosen.id)] = read_properties(props)[0]
+    from_props = ctx.summaries[(key, chosen.id)]
     pkg_nics = chosen.nics
     given = ctx.seq(d.get("nics"), f"{w}.nics")
     if len(given) > len(pkg_nics):

@@ -20,7 +20,14 @@ from dataclasses import asdict, dataclass, field
 
 from vmferry.errors import PlanError
 from vmferry.findings import Finding
-from vmferry.plans.addressing import NicPlan, address_map, map_networks, primary_address, readdress
+from vmferry.plans.addressing import (
+    NicPlan,
+    address_map,
+    by_component,
+    map_networks,
+    primary_address,
+    readdress,
+)
 from vmferry.plans.discover import Suggestion
 from vmferry.plans.model import App, Endpoint, FirewallRule, Move, Service, Site, SubnetRule
 from vmferry.plans.netprops import ovf_properties
@@ -163,13 +170,11 @@ def _services(app: App, source: Site, target: Site) -> tuple[list[ServiceChange]
     return out, risks
 
 
-def _vm_settings(app: App, nics: list[NicPlan], app_zone: str | None) -> list[VmSettings]:
+def _vm_settings(app: App, index: dict[str, list[NicPlan]], app_zone: str | None) -> list[VmSettings]:
     out = []
     for comp in app.components.values():
         configs = {}
-        for p in nics:
-            if p.component != comp.name:
-                continue
+        for p in index.get(comp.name, []):
             configs[p.index] = NetConfig(dhcp=True if p.rule == "dhcp" else None, address=p.new_address,
                                          prefix=p.prefix if p.new_address else None, gateway=p.gateway,
                                          dns_servers=list(p.dns_servers),
@@ -178,7 +183,7 @@ def _vm_settings(app: App, nics: list[NicPlan], app_zone: str | None) -> list[Vm
     return out
 
 
-def _dns(app: App, nics: list[NicPlan], source: Site, target: Site) -> list[DnsChange]:
+def _dns(app: App, index: dict[str, list[NicPlan]], source: Site, target: Site) -> list[DnsChange]:
     out = []
     pools = {p.name: p for p in app.pools}
     for rec in app.dns_records:
@@ -192,11 +197,11 @@ def _dns(app: App, nics: list[NicPlan], source: Site, target: Site) -> list[DnsC
             vals = []
             for t in rec.targets:
                 if rec.target_kind == "component":
-                    vals.append(primary_address(nics, t, new=new))
+                    vals.append(primary_address(index, t, new=new))
                 elif site.lb and site.lb.vip(t):
                     vals.append(site.lb.vip(t))
                 elif t in pools:
-                    vals += [primary_address(nics, m, new=new) for m in pools[t].members]
+                    vals += [primary_address(index, m, new=new) for m in pools[t].members]
             version = 6 if rec.type == "AAAA" else 4
             return sorted({v for v in vals if v and ipaddress.ip_address(v).version == version})
 
@@ -204,12 +209,12 @@ def _dns(app: App, nics: list[NicPlan], source: Site, target: Site) -> list[DnsC
     return out
 
 
-def _lb(app: App, nics: list[NicPlan]) -> list[LbChange]:
+def _lb(app: App, index: dict[str, list[NicPlan]]) -> list[LbChange]:
     out = []
     for pool in app.pools:
         check = "http GET " + (pool.health.path or "/") if pool.health.kind == "http" else "tcp"
         for m in pool.members:
-            old, new = primary_address(nics, m, new=False), primary_address(nics, m, new=True)
+            old, new = primary_address(index, m, new=False), primary_address(index, m, new=True)
             out.append(LbChange(pool.name, m, f"{old}:{pool.port}" if old else None,
                                 f"{new}:{pool.port}" if new else None, check))
     return out
@@ -227,13 +232,13 @@ def _map_prefix(text: str, amap: dict[str, str], rules: tuple[SubnetRule, ...]) 
     return net.compressed
 
 
-def resolve_endpoint(ep: Endpoint, app: App, nics: list[NicPlan], site: Site, new: bool,
-                     move: Move) -> list[str] | None:
+def resolve_endpoint(ep: Endpoint, app: App, index: dict[str, list[NicPlan]], amap: dict[str, str], site: Site,
+                     new: bool, move: Move) -> list[str] | None:
     """Prefixes an endpoint stands for at ``site`` (``[]`` for any; None if it cannot be expressed)."""
     if ep.kind == "any":
         return []
     if ep.kind == "component":
-        addrs = [(p.new_address if new else p.old_address) for p in nics if p.component == ep.value]
+        addrs = [(p.new_address if new else p.old_address) for p in index.get(ep.value, [])]
         return sorted({ipaddress.ip_network(a).compressed for a in addrs if a}) or None
     if ep.kind == "service":
         svc = app.services[ep.value]
@@ -245,7 +250,7 @@ def resolve_endpoint(ep: Endpoint, app: App, nics: list[NicPlan], site: Site, ne
         except ValueError:
             return None
     if new:
-        return [_map_prefix(ep.value, address_map(nics), move.subnets)]
+        return [_map_prefix(ep.value, amap, move.subnets)]
     return [ep.value]
 
 
@@ -267,11 +272,12 @@ def _rule_text(rule: FirewallRule, src: list[str], dst: list[str]) -> str:
 def _firewall(app: App, nics: list[NicPlan], source: Site, target: Site, move: Move
               ) -> tuple[list[FirewallChange], list[Finding]]:
     out, risks = [], []
+    index, amap = by_component(nics), address_map(nics)
     for rule in app.firewall:
-        old_s = resolve_endpoint(rule.source, app, nics, source, False, move)
-        old_d = resolve_endpoint(rule.dest, app, nics, source, False, move)
-        new_s = resolve_endpoint(rule.source, app, nics, target, True, move)
-        new_d = resolve_endpoint(rule.dest, app, nics, target, True, move)
+        old_s = resolve_endpoint(rule.source, app, index, amap, source, False, move)
+        old_d = resolve_endpoint(rule.dest, app, index, amap, source, False, move)
+        new_s = resolve_endpoint(rule.source, app, index, amap, target, True, move)
+        new_d = resolve_endpoint(rule.dest, app, index, amap, target, True, move)
         old = _rule_text(rule, old_s or [], old_d or [])
         if new_s is None or new_d is None:
             out.append(FirewallChange(rule.name, old, None, True))
@@ -292,10 +298,10 @@ def _firewall(app: App, nics: list[NicPlan], source: Site, target: Site, move: M
 
 def _certificates(app: App, nics: list[NicPlan]) -> tuple[list[CertIssue], list[Finding]]:
     issues = []
-    amap = address_map(nics)
+    amap, index = address_map(nics), by_component(nics)
     for cert in app.certificates:
         for comp in cert.components:
-            new_addrs = {p.new_address for p in nics if p.component == comp and p.new_address}
+            new_addrs = {p.new_address for p in index.get(comp, []) if p.new_address}
             for ip in cert.ip_sans:
                 if ip in amap and amap[ip] in new_addrs:
                     issues.append(CertIssue(cert.name, comp, f"IP SAN {ip} will not match the new address {amap[ip]}"))
@@ -365,7 +371,8 @@ def build_plan(app: App, source_name: str, target_name: str) -> Plan:
     netmap, risks = map_networks(app, move, source, target)
     nics, more = readdress(app, move, target, netmap)
     risks += more
-    dns = _dns(app, nics, source, target)
+    index = by_component(nics)
+    dns = _dns(app, index, source, target)
     services, more = _services(app, source, target)
     risks += more
     firewall, more = _firewall(app, nics, source, target, move)
@@ -374,7 +381,7 @@ def build_plan(app: App, source_name: str, target_name: str) -> Plan:
     risks += more
     locator = []
     for comp in app.components.values():
-        old, new = primary_address(nics, comp.name, new=False), primary_address(nics, comp.name, new=True)
+        old, new = primary_address(index, comp.name, new=False), primary_address(index, comp.name, new=True)
         eids = comp.eids or ((f"{old}/{ipaddress.ip_address(old).max_prefixlen}",) if old else ())
         locator += [LocatorChange(e, comp.name, old, new) for e in eids]
     groups, cycles = boot_order(app.components, [(d.source, d.target) for d in app.dependencies
@@ -388,7 +395,7 @@ def build_plan(app: App, source_name: str, target_name: str) -> Plan:
 
         table = target.firewall.table if target.firewall else "vmferry"
         ruleset = render_ruleset(table, app.name, [f.new for f in firewall if f.new])
-    plan = Plan(app.name, source_name, target_name, netmap, nics, _vm_settings(app, nics, app.zone), dns, _lb(app, nics),
+    plan = Plan(app.name, source_name, target_name, netmap, nics, _vm_settings(app, index, app.zone), dns, _lb(app, index),
                 firewall, ruleset, certs, locator, services, groups, cycles, risks)
     plan.steps, more = _steps(plan, target, app.zone)
     plan.risks += more
