@@ -198,7 +198,7 @@ def test_pack_converts_a_compressed_source_and_reports_format_mismatch(ovf_dir, 
     with open_raw(open_disk(d / "disk.qcow2").spec, SIZE) as reader:
         assert not reader.plain
     kept = pack_directory(d, tmp_path / "keep.ova")
-    assert [f.rule for f in kept.findings] == ["VMF-DISK-001"]   # ovf:format says streamOptimized
+    assert [f.rule for f in kept.findings] == ["VMF-DISK-020"]   # ovf:format says streamOptimized
     out = tmp_path / "conv.ova"
     result = pack_directory(d, out, disk_format="vmdk-stream")
     assert result.findings == []

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pty
+import select
 
 from tests.conftest import run_vmferry
 from vmferry.progress import Reporter, make_reporter
@@ -37,7 +38,9 @@ def test_quiet_when_not_a_terminal_and_bar_on_a_terminal():
         with rep.step("convert", 2048) as step:
             step.advance(2048)
         tty.flush()
-        text = os.read(master, 4096).decode()
+        text = ""
+        while "\n" not in text and select.select([master], [], [], 5)[0]:
+            text += os.read(master, 4096).decode()
     finally:
         os.close(master)
         tty.close()
