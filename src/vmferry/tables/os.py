@@ -173,10 +173,12 @@ def resolve(spec: OsSpec | OsRow | None) -> OsRow | None:
     if not candidates:
         return None
 
+    holding = {vendor: {id(r) for r in rows_for(vendor, value)} for vendor, value in given.items()}
+
     def score(row: OsRow) -> tuple[int, int]:
         points = 0
-        for vendor, value in given.items():
-            if value is not None and row in rows_for(vendor, value):
+        for vendor in given:
+            if id(row) in holding[vendor]:
                 points += _WEIGHTS[vendor]
             elif fuzzy[vendor] is row:
                 points += _WEIGHTS[vendor] // 2
@@ -190,8 +192,9 @@ def resolve(spec: OsSpec | OsRow | None) -> OsRow | None:
         primary = sum(1 for vendor, value in given.items() if value is not None and vendor in row.primary)
         return points, primary
 
-    best = max(score(r) for r in candidates)
-    return next(r for r in ROWS if r in candidates and score(r) == best)
+    scores = {id(r): score(r) for r in candidates}
+    best = max(scores.values())
+    return next(r for r in ROWS if scores.get(id(r)) == best)          # ties: table order
 
 
 def _family_bits(spec: OsSpec | OsRow | None) -> tuple[str, int]:
