@@ -153,3 +153,21 @@ def test_guestinfo_only_transport_is_reported(vmferry, tmp_path):
     assert [f["rule"] for f in json.loads(got.stdout)["findings"]] == ["VMF-ENV-001"]
     got = vmferry("env", DATA / "vapp.ovf", "-o", tmp_path / "b.iso", "--json")
     assert json.loads(got.stdout)["findings"] == []
+
+
+def test_collection_needs_system(vmferry, tmp_path):
+    text = (DATA / "vapp.ovf").read_text()
+    start, end = text.index("  <VirtualSystem "), text.index("</VirtualSystem>") + len("</VirtualSystem>")
+    vs = text[start:end]
+    second = vs.replace('ovf:id="appliance"', 'ovf:id="second"').replace(
+        'ovf:value="192.0.2.10"', 'ovf:value="192.0.2.11"')
+    pkg = tmp_path / "pair.ovf"
+    pkg.write_text(text[:start] + '  <VirtualSystemCollection ovf:id="pair">\n    <Info>two VMs</Info>\n'
+                   + vs + "\n" + second + "\n  </VirtualSystemCollection>" + text[end:])
+    _one_line_error(vmferry("env", pkg, "-o", tmp_path / "a.iso"), "2 virtual systems", "--system",
+                    "appliance, second")
+    got = vmferry("env", pkg, "-o", tmp_path / "a.iso", "--system", "second", "--json")
+    assert got.returncode == 0, got.stderr
+    doc = json.loads(got.stdout)
+    assert doc["system"] == "second" and doc["network"]["0"]["address"] == "192.0.2.11"
+    assert parse_environment(read_iso_file(tmp_path / "a.iso")).id == "second"
