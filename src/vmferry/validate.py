@@ -61,13 +61,14 @@ def validate_package(path: str | os.PathLike, *, descriptor_only: bool = False, 
             env = package.envelope
             report = ValidationReport(path, package.container, env.version, list(package.findings))
     else:
-        from vmferry.checks.package import check_integrity, check_references
+        from vmferry.checks.package import check_disk_formats, check_integrity, check_references
         from vmferry.package import open_package
 
         package = open_package(path)
         env = package.envelope
         report = ValidationReport(path, package.container, env.version, list(package.findings))
         report.findings += check_references(package)
+        report.findings += check_disk_formats(package)
         integrity = check_integrity(package, reporter=reporter)
         report.findings += integrity.findings
         report.files_checked, report.bytes_hashed = integrity.files_checked, integrity.bytes_hashed

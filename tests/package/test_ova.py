@@ -82,3 +82,25 @@ def test_gzip_and_chunked_files_are_read_transparently(tmp_path):
     data = b"".join(pkg.file_blocks(f.href, chunk_size=f.chunk_size, compression=f.compression))
     assert data == disk
     assert run_vmferry("validate", tmp_path / "c.ova").returncode == 0
+
+
+def test_disk_whose_content_is_not_its_declared_format_is_a_finding(tmp_path):
+    """The format is read from the bytes: a qcow2 image declared as streamOptimized VMDK is reported."""
+    from vmferry.tools.proc import run
+
+    run(["qemu-img", "create", "-q", "-f", "qcow2", str(tmp_path / "input.vmdk"), "64M"])
+    (tmp_path / "vm.ovf").write_bytes((COT / "vmware.ovf").read_bytes().replace(
+        b'ovf:size="152576"', f'ovf:size="{(tmp_path / "input.vmdk").stat().st_size}"'.encode()))
+    result = run_vmferry("validate", "--json", tmp_path / "vm.ovf")
+    doc = json.loads(result.stdout)
+    (finding,) = [f for f in doc["findings"] if f["rule"] == "VMF-DISK-020"]
+    assert "qcow2" in finding["message"] and "input.vmdk" in finding["location"]
+
+
+def test_file_that_is_no_disk_image_is_an_error(tmp_path):
+    (tmp_path / "input.vmdk").write_bytes(b"this is not a disk" * 100)
+    (tmp_path / "vm.ovf").write_bytes((COT / "vmware.ovf").read_bytes().replace(b'ovf:size="152576"',
+                                                                                 b'ovf:size="1800"'))
+    result = run_vmferry("validate", tmp_path / "vm.ovf")
+    assert result.returncode == 1
+    assert "VMF-DISK-021" in result.stdout and "input.vmdk" in result.stdout

@@ -56,6 +56,41 @@ def check_references(pkg: Package) -> list[Finding]:
     return out
 
 
+def check_disk_formats(pkg: Package) -> list[Finding]:
+    """Each disk's real format, detected from its content (headers only), against its ``ovf:format``."""
+    from vmferry.disks.formats import detect, format_mismatch
+    from vmferry.errors import DiskError
+    from vmferry.ovf.formats import format_of_uri
+
+    out: list[Finding] = []
+    env = pkg.envelope
+    for disk in env.disks:
+        f = env.file_by_id(disk.file_ref) if disk.file_ref else None
+        if f is None or not f.href or f.compression or f.chunk_size:
+            continue
+        parts = pkg.parts_of(f.href, None)
+        if not parts:
+            continue
+        member = pkg.members[parts[0]]
+        where = member.fs_path or pkg.path
+        try:
+            detected = detect(where, member.offset, member.size if member.fs_path is None else None)
+        except DiskError as exc:
+            out.append(Finding("VMF-DISK-021", "error", f"disk file '{f.href}' cannot be read as a disk image: "
+                               f"{exc.message}", _where(pkg, parts[0])))
+            continue
+        declared = format_of_uri(disk.format)
+        if detected.name == "raw" and declared not in (None, "raw", "unknown", "iso"):
+            out.append(Finding("VMF-DISK-021", "error", f"disk file '{f.href}' is declared {declared} but has no "
+                               f"{declared.split('-')[0].upper()} header: corrupt, or not a disk image",
+                               _where(pkg, parts[0])))
+            continue
+        finding = format_mismatch(detected, disk.format, path=_where(pkg, parts[0]))
+        if finding is not None:
+            out.append(finding)
+    return out
+
+
 def check_integrity(pkg: Package, *, reporter=None) -> IntegrityReport:
     """Verify the manifest (every referenced file covered, nothing unknown, each digest) and the
     certificate; raise :class:`ManifestMismatch` / :class:`CertificateError` on a bad digest/signature."""

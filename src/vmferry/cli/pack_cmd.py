@@ -38,5 +38,5 @@ def run(args) -> int:
     else:
         print(f"{result.path}: {result.size} bytes, {len(result.files)} files")
         for f in result.findings:
-            print(f"  {f.severity.upper():<8}{f.rule} {f.message} ({f.fix})")
+            print(f"  {f}" + (f" (fix: {f.fix})" if f.fix else ""))
     return 0

@@ -2,7 +2,7 @@
 
 Detection never trusts a file name or an ``ovf:format`` URI: it reads the magic numbers and
 headers, returns a :class:`Detected` with a confidence score, and :func:`format_mismatch` turns a
-disagreement with the descriptor into a finding (rule ``VMF-DISK-001``).
+disagreement with the descriptor into a finding (rule ``VMF-DISK-020``).
 
 VMware VMDK headers follow VMware's *Virtual Disk Format 5.0*; VHD and VHDX follow Microsoft's
 published specifications; qcow2 follows ``docs/interop/qcow2.txt`` of QEMU.
@@ -171,24 +171,18 @@ def ovf_uri_format(uri: str | None) -> str | None:
     return None if name in (None, "unknown", "iso") else name
 
 
-@dataclass(frozen=True)
-class Finding:
-    rule: str
-    severity: str
-    message: str
-    fix: str
-    path: str | None = None
+def format_mismatch(detected: Detected, ovf_format: str | None, *, path: str | None = None):
+    """``VMF-DISK-020`` when the descriptor's ``ovf:format`` does not say what the bytes are."""
+    from vmferry.findings import Finding
 
-
-def format_mismatch(detected: Detected, ovf_format: str | None, *, path: str | None = None) -> Finding | None:
-    """``VMF-DISK-001`` when the descriptor's ``ovf:format`` does not say what the bytes are."""
     declared = ovf_uri_format(ovf_format)
     if declared is None or detected.name == "gzip":
         return None
-    same_family = {declared, detected.name} <= {"vhd", "vhd-fixed"}
+    # "#sparse" is what OVF 0.9-era VMware tools wrote for streamOptimized disks: a sparse VMDK either way
+    same_family = {declared, detected.name} <= {"vhd", "vhd-fixed"} or \
+        {declared, detected.name} <= {"vmdk-sparse", "vmdk-stream"}
     if declared == detected.name or same_family:
         return None
-    return Finding("VMF-DISK-001", "warning",
+    return Finding("VMF-DISK-020", "warning",
                    f"ovf:format says {declared} ({ovf_format}) but the content is {detected.name}",
-                   "vmferry converts by content; fix ovf:format in the descriptor to silence this",
-                   path)
+                   path or "", "vmferry converts by content; fix ovf:format in the descriptor to silence this")

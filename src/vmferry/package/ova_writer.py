@@ -74,7 +74,7 @@ class PackResult:
     path: str
     size: int
     files: dict[str, WrittenFile]
-    findings: list = field(default_factory=list)   # e.g. VMF-DISK-001 from the caller
+    findings: list = field(default_factory=list)   # e.g. VMF-DISK-020 from the caller
 
 
 class _Sink:
