@@ -78,9 +78,15 @@ def test_apply_interrupted_resumed_then_noop(example, named, haproxy, tmp_path, 
     assert kinds == ["dns"] * 3 + ["locator"] * 4 + ["lb"] * 2 + ["firewall"]
     assert dig(named, f"www.{ZONE}") == [] and not state.exists() and not ruleset.exists()
 
+    assert main(["plan", *args]) == 0                              # the text dry run prints the same steps
+    text = capsys.readouterr().out
+    listed = [ln.split(". ", 1)[1] for ln in text.split("\nsteps (10):\n")[1].splitlines() if ". " in ln]
+    assert listed == [s["summary"] for s in dry["steps"]]
+
     # first apply: DNS done, then the locator is unreachable; the rest is not reached
     code, first = run_plan(capsys, *args, "--apply")
     assert code == 2
+    assert [r["id"] for r in first["results"]] == [s["id"] for s in dry["steps"]]
     status = {r["id"]: r["status"] for r in first["results"]}
     assert [status[s["id"]] for s in first["steps"] if s["kind"] == "dns"] == ["applied"] * 3
     assert status["locator:10.1.1.11/32"] == "failed"
@@ -149,3 +155,30 @@ def test_apply_refuses_a_plan_with_error_risks(example, capsys):
     captured = capsys.readouterr()
     assert code == 2 and captured.out == ""
     assert "risk(s) of severity error" in captured.err and len(captured.err.strip().splitlines()) == 1
+
+
+def test_changed_plan_reapplies_only_changed_steps(example, named, haproxy, tmp_path, capsys):
+    locator = Locator(tmp_path / "locator").start()
+    try:
+        sites, ruleset = prepare(example, named, haproxy, locator.url)
+        args = [str(example), "--from", "dc1", "--to", "cloud", "--sites", str(sites), "--state", str(tmp_path / "s.json")]
+        assert run_plan(capsys, *args, "--apply")[0] == 0
+        edit_yaml(example, lambda d: d["moves"][0].update(overrides={"web2": {0: "127.20.1.50"}}))
+        code, again = run_plan(capsys, *args, "--apply")
+        assert code == 0
+        applied = sorted(r["id"] for r in again["results"] if r["status"] == "applied")
+        assert applied == ["firewall:ruleset", "lb:web/web2", "locator:10.1.1.12/32"]
+        assert haproxy.state()["web2"] == "127.20.1.50:80"
+        assert "ip daddr 127.20.1.50 tcp dport 80" in ruleset.read_text()
+    finally:
+        locator.close()
+
+
+def test_journal_of_another_plan_is_refused(example, tmp_path, capsys):
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"app": "other", "from": "dc1", "to": "cloud", "done": {}}))
+    edit_yaml(example, lambda d: d["sites"]["cloud"].setdefault("services", {}).update(
+        ldap={"kind": "ldap", "host": "10.20.9.10", "port": 636}))
+    code = main(["plan", str(example), "--from", "dc1", "--to", "cloud", "--apply", "--state", str(state)])
+    err = capsys.readouterr().err
+    assert code == 2 and "belongs to other dc1->cloud" in err and str(state) in err

@@ -78,3 +78,20 @@ def test_unknown_site_and_usage(example, capsys):
     assert "give both --from and --to" in capsys.readouterr().err
     assert main(["plan", str(example), "--ss", "app"]) == 2
     assert "COMPONENT=FILE" in capsys.readouterr().err
+
+
+def test_vmware_vapp_addresses_are_read(example):
+    """Source addresses in VMware's vApp convention (ip0/netmask0) are understood through netconv."""
+    pkg = example.parent / "packages" / "web.ovf"
+    text = pkg.read_text()
+    start = text.index('<ProductSection ovf:class="vmferry.net"')
+    end = text.index("</ProductSection>", start) + len("</ProductSection>")
+    pkg.write_text(text[:start] + """<ProductSection>
+      <Info>vApp network settings</Info>
+      <Property ovf:key="ip0" ovf:type="string" ovf:value="10.1.1.77"/>
+      <Property ovf:key="netmask0" ovf:type="string" ovf:value="255.255.255.0"/>
+      <Property ovf:key="gateway" ovf:type="string" ovf:value="10.1.1.1"/>
+    </ProductSection>""" + text[end:])
+    edit_yaml(example, lambda d: d["components"]["web1"].pop("nics"))
+    nic = load_app(example).components["web1"].nics[0]
+    assert (nic.network, nic.address, nic.prefix) == ("front", "10.1.1.77", 24)
