@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
@@ -130,3 +131,17 @@ def test_dns_front_answers_srv_aaaa_and_negative(sqlite_locator):
     nodata = ask(port, f"v6.{ZONE}", "MX")
     assert nodata.rcode() == dns.rcode.NOERROR and not nodata.answer
     assert ask(port, f"nothing.{ZONE}").rcode() == dns.rcode.NXDOMAIN
+
+
+def test_dns_front_truncates_over_udp_and_answers_in_full_over_tcp(sqlite_locator):
+    port = sqlite_locator.dns_port
+    many = [Locator(f"2001:db8:1::{i:x}") for i in range(1, 41)]  # 40 AAAA records: over 512 bytes
+    with sqlite_locator.client() as east:
+        east.register(f"big.{ZONE}", many, ttl=10)
+    udp = dns.query.udp(dns.message.make_query(f"big.{ZONE}", "AAAA", use_edns=False), "127.0.0.1",
+                        port=port, timeout=2, raise_on_truncation=False)
+    assert udp.flags & dns.flags.TC and not udp.answer
+    tcp = dns.query.tcp(dns.message.make_query(f"big.{ZONE}", "AAAA"), "127.0.0.1", port=port, timeout=2)
+    assert sorted(addresses(tcp)) == sorted(loc.address for loc in many)
+    assert len(dig(port, f"big.{ZONE}", "AAAA")) == 40  # dig retries over TCP by itself
+    assert dig(port, f"big.{ZONE}", "A") == []

@@ -8,7 +8,8 @@
   addresses are given in the additional section.
 * A name with no registration gets NXDOMAIN; a registered name with nothing of the asked type gets
   an empty NOERROR answer. The server is authoritative (AA) for what it answers and recurses for
-  nothing. UDP only; answers that do not fit 512 bytes (or the client's EDNS size) are truncated.
+  nothing. UDP answers that do not fit 512 bytes (or the client's EDNS size) are truncated (TC);
+  the same port answers over TCP, where they fit.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from vmferry.errors import LocatorError
 from vmferry.locator.model import Locator, Mapping, weighted_choice
 from vmferry.locator.service import LocatorService
 
@@ -55,6 +57,16 @@ def _label_address(label: str) -> str | None:
     return None
 
 
+def _read_exactly(conn: socket.socket, size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
 def weighted_order(locators: list[Locator], rng: random.Random) -> list[Locator]:
     pool, out = list(locators), []
     while pool:
@@ -73,23 +85,65 @@ class DnsFront:
         self.instance_id = instance_id
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
-        self.sock.bind((host, port))
+        self.tcp = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self.sock.bind((host, port))
+            self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.tcp.bind((host, self.sock.getsockname()[1]))
+            self.tcp.listen(64)
+        except OSError as exc:
+            self.sock.close()
+            self.tcp.close()
+            raise LocatorError(f"DNS front cannot listen on {host}:{port}: {exc.strerror}") from exc
         self.sock.settimeout(0.5)
+        self.tcp.settimeout(0.5)
         self.address = self.sock.getsockname()[:2]
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._rng = random.Random()
 
     def start(self) -> DnsFront:
-        self._thread = threading.Thread(target=self._serve, name="locator-dns", daemon=True)
-        self._thread.start()
+        for target, name in ((self._serve, "locator-dns-udp"), (self._serve_tcp, "locator-dns-tcp")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
         return self
 
     def close(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
         self.sock.close()
+        self.tcp.close()
+
+    def _serve_tcp(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _peer = self.tcp.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._tcp_connection, args=(conn,), daemon=True).start()
+
+    def _tcp_connection(self, conn: socket.socket) -> None:
+        """Length-prefixed messages (RFC 1035 4.2.2) until the client closes or idles 10 s."""
+        conn.settimeout(10)
+        with conn:
+            try:
+                while not self._stop.is_set():
+                    head = _read_exactly(conn, 2)
+                    if head is None:
+                        return
+                    wire = _read_exactly(conn, struct.unpack("!H", head)[0])
+                    if wire is None:
+                        return
+                    reply = self.answer(wire, max_size=65535)
+                    if reply is None:
+                        return
+                    conn.sendall(struct.pack("!H", len(reply)) + reply)
+            except OSError:
+                return
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -107,9 +161,12 @@ class DnsFront:
                     log.debug("cannot answer %s: %s", peer, exc)
 
     # -- answering -------------------------------------------------------------------------------
-    def answer(self, wire: bytes) -> bytes | None:
-        """The wire reply to one query (None when the query cannot even be parsed)."""
-        fast = self._fast_answer(wire)
+    def answer(self, wire: bytes, max_size: int | None = None) -> bytes | None:
+        """The wire reply to one query (None when the query cannot even be parsed).
+
+        ``max_size`` is the largest reply allowed (TCP: 65535); by default the UDP limit: 512
+        bytes or the size the client announces with EDNS."""
+        fast = self._fast_answer(wire, max_size)
         if fast is not None:
             return fast
         try:
@@ -127,7 +184,7 @@ class DnsFront:
             response.set_rcode(dns.rcode.REFUSED)
             return response.to_wire()
         self._fill(response, question.name, question.rdtype)
-        limit = max(512, query.payload if query.edns >= 0 else 512)
+        limit = max_size or max(512, query.payload if query.edns >= 0 else 512)
         try:
             return response.to_wire(max_size=limit)
         except dns.exception.TooBig:
@@ -136,7 +193,7 @@ class DnsFront:
             del response.additional[:]
             return response.to_wire()
 
-    def _fast_answer(self, wire: bytes) -> bytes | None:
+    def _fast_answer(self, wire: bytes, max_size: int | None = None) -> bytes | None:
         """Plain A/AAAA queries answered without building message objects; None means "use the
         general path" (anything unusual: other types, EDNS options we would have to echo, SRV
         targets, answers that would be truncated)."""
@@ -197,8 +254,8 @@ class DnsFront:
         reply = (struct.pack("!HHHHHH", qid, out_flags, 1, count, 0, 1 if edns else 0)
                  + wire[12:qend] + records
                  + (b"\x00" + struct.pack("!HHIH", 41, 1232, 0, 0) if edns else b""))
-        limit = 512
-        if edns:
+        limit = max_size or 512
+        if edns and not max_size:
             limit = max(512, struct.unpack_from("!H", wire, qend + 3)[0])
         return reply if len(reply) <= limit else None
 
