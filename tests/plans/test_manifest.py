@@ -95,3 +95,16 @@ def test_vmware_vapp_addresses_are_read(example):
     edit_yaml(example, lambda d: d["components"]["web1"].pop("nics"))
     nic = load_app(example).components["web1"].nics[0]
     assert (nic.network, nic.address, nic.prefix) == ("front", "10.1.1.77", 24)
+
+
+def test_component_from_an_ova(example, tmp_path):
+    """A component may come from an OVA (read in place, not unpacked)."""
+    src = tmp_path / "db-dir"
+    src.mkdir()
+    (src / "backend.ovf").write_bytes((example.parent / "packages" / "backend.ovf").read_bytes())
+    ova = example.parent / "packages" / "backend.ova"
+    assert main(["pack", str(src), "-o", str(ova)]) == 0
+    edit_yaml(example, lambda d: d["components"]["db"].update(package="packages/backend.ova"))
+    app = load_app(example)
+    assert app.components["db"].package.endswith("backend.ova")
+    assert [(n.network, n.address) for n in app.components["db"].nics] == [("data", "10.1.3.30")]
