@@ -14,7 +14,7 @@ from vmferry.ovf.envelope import Envelope
 
 @dataclass
 class Evidence:
-    roles: dict[str, int] = field(default_factory=dict)        # namespace role -> uses (elements + attrs)
+    roles: dict[str, int] = field(default_factory=dict)        # namespace role -> distinct names used
     families: list[str] = field(default_factory=list)
     subtypes: list[str] = field(default_factory=list)
     product_classes: list[str] = field(default_factory=list)
@@ -27,23 +27,21 @@ class Evidence:
 
 def gather(env: Envelope) -> Evidence:
     ev = Evidence(version=env.version, envelope_ns=env.ovf_ns)
+    root = env.root
+    # one pass at C speed: the distinct element tags and the qualified attribute names in use
+    tags = {el.tag for el in root.iter() if isinstance(el.tag, str)}
+    attrs = {a.attrname for a in root.xpath("//@*[namespace-uri() != '']")}
     roles = ev.roles
-    for el in env.root.iter():
-        tag = el.tag
-        if not isinstance(tag, str):
+    for name in tags | attrs:
+        if name[0] != "{":
             continue
-        if tag[0] == "{":
-            ns, _, local = tag[1:].partition("}")
-            role = N.role_of(ns) or ns
-            roles[role] = roles.get(role, 0) + 1
-            if role == "ovf":
-                ev.local_names.add(local)
-        for key in el.attrib:
-            if key[0] == "{":
-                ns = key[1:].split("}", 1)[0]
-                role = N.role_of(ns) or ns
-                if role not in ("ovf", "xsi", "xml"):
-                    roles[role] = roles.get(role, 0) + 1
+        ns, _, local = name[1:].partition("}")
+        role = N.role_of(ns) or ns
+        if name in attrs and role in ("ovf", "xsi", "xml"):
+            continue
+        roles[role] = roles.get(role, 0) + 1
+        if role == "ovf" and name in tags:
+            ev.local_names.add(local)
     for system in env.systems:
         for hw in system.hardware_sections:
             ev.families.extend(hw.system_types)

@@ -128,6 +128,9 @@ class Property(Node):
         return ".".join(p for p in parts if p)
 
     def values(self) -> list[PropertyValue]:
+        """Per-profile ``Value`` children (none for most properties: checked without a scan)."""
+        if "Value" not in self._kids:
+            return []
         out = []
         for v in iter_children(self.element, "ovf", "Value"):
             value = v.get(f"{{{self.envelope.ovf_ns}}}value", v.get("value"))

@@ -160,9 +160,27 @@ class Node:
             self.element.set(key, str(value))
         self.__dict__.pop("_attrs", None)
 
+    @cached
+    def _kids(self) -> dict[str, etree._Element]:
+        """First child element of each local name in the envelope namespace (or none), read once."""
+        env = self.envelope
+        out: dict[str, etree._Element] = {}
+        for child in self.element:
+            tag = child.tag
+            if not isinstance(tag, str):
+                continue
+            if tag[0] == "{":
+                ns, _, local = tag[1:].partition("}")
+                if ns != env.ovf_ns and ns not in env.ovf_alt_ns:
+                    continue
+            else:
+                local = tag
+            out.setdefault(local, child)
+        return out
+
     def child_text(self, role: str, local: str) -> str | None:
         if role == "ovf":
-            child = next(self.element.iterchildren(*self.envelope.ovf_tags(local)), None)
+            child = self._kids.get(local)
         else:
             child = first_child(self.element, role, local)
         if child is None:
@@ -217,4 +235,5 @@ class ChildText:
                 return
             ns = node.envelope.ovf_ns if self.role == "ovf" else node.envelope.ns_for_role(self.role)
             child = etree.SubElement(node.element, f"{{{ns}}}{self.local}")
+            node.__dict__.pop("_kids", None)
         child.text = value
