@@ -322,12 +322,12 @@ def _steps(plan: Plan, target: Site, zone: str | None) -> tuple[list[Step], list
         risks.append(Finding("VMF-APP-013", "info", f"site {target.name} declares no {what}: {key} changes are "
                              "listed but not applied", location=f"sites.{target.name}"))
 
-    dns_changes = [d for d in plan.dns if d.changed]
+    dns_changes = [d for d in plan.dns if d.changed and d.new]   # never delete a name for want of an address
     if dns_changes and target.dns is None:
         missing("dns server", "DNS")
     elif dns_changes:
         for d in dns_changes:
-            verb = f"replace {d.name} {d.type} with {', '.join(d.new)}" if d.new else f"delete {d.name} {d.type}"
+            verb = f"replace {d.name} {d.type} with {', '.join(d.new)}"
             steps.append(Step(f"dns:{d.name}/{d.type}", "dns", f"DNS {target.dns.server}:{target.dns.port}: {verb}"
                               f" (ttl {d.ttl})", {"zone": zone or d.name.partition(".")[2], "name": d.name,
                                                      "type": d.type, "values": d.new, "ttl": d.ttl}))
