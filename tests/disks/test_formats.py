@@ -73,7 +73,7 @@ def test_samples_are_stream_optimized(name):
 def test_mismatch_with_descriptor_is_a_finding(every_format):
     det = detect(every_format["qcow2"])
     finding = format_mismatch(det, "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized")
-    assert finding is not None and finding.rule == "VMF-DISK-001" and "qcow2" in finding.message
+    assert finding is not None and finding.rule == "VMF-DISK-020" and "qcow2" in finding.message
     same = format_mismatch(detect(every_format["vmdk-stream"]),
                            "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized")
     assert same is None

@@ -18,7 +18,7 @@ import importlib
 _EXPORTS = {
     "ConvertResult": "convert", "OpenedDisk": "convert", "convert_disk": "convert",
     "estimate_output": "convert", "open_disk": "convert",
-    "FORMATS": "formats", "Detected": "formats", "DiskFormat": "formats", "Finding": "formats",
+    "FORMATS": "formats", "Detected": "formats", "DiskFormat": "formats",
     "default_format": "formats", "detect": "formats", "format_mismatch": "formats",
     "get_format": "formats", "ovf_uri_format": "formats",
     "StreamResult": "vmdk_stream", "write_stream_vmdk": "vmdk_stream",
