@@ -43,6 +43,7 @@ def test_plan_lists_every_change(example):
                                                       ("10.1.2.20/32", "10.20.2.20"), ("10.1.3.30/32", "10.20.3.102")}
     assert plan.boot_order == [["db"], ["app"], ["web1", "web2"]]
     assert {"VMF-APP-003", "VMF-APP-010", "VMF-APP-011", "VMF-APP-012"} <= rules(plan)
+    assert "VMF-APP-014" not in rules(plan)
     ldap = next(r for r in plan.risks if r.rule == "VMF-APP-010")
     assert "ldap" in ldap.message and ldap.severity == "error"
 
@@ -135,3 +136,10 @@ def test_graph_svg(example, tmp_path, capsys):
     assert nodes["s_ldap"].find("s:ellipse", ns).get("stroke") == "red"
     edges = {g.findtext("s:title", namespaces=ns) for g in root.iterfind(".//s:g[@class='edge']", ns)}
     assert {"c_app->c_db", "c_app->s_ldap", "c_web1->c_app", "p_web->c_web2"} <= edges
+
+
+def test_source_address_outside_its_network(example):
+    edit_yaml(example, lambda d: d["components"]["web2"].update(nics=[{"address": "10.1.7.12/24"}]))
+    plan = build_plan(load_app(example), "dc1", "cloud")
+    assert any(r.rule == "VMF-APP-014" and "10.1.7.12 is outside front 10.1.1.0/24" in r.message for r in plan.risks)
+    assert any(r.rule == "VMF-APP-004" and "web2" in r.message for r in plan.risks)   # no rule matches it

@@ -59,6 +59,16 @@ def map_networks(app: App, move: Move, source: Site, target: Site) -> tuple[dict
                                  fix="map it under moves[].networks or declare it at the target site"))
         out[name] = dst
         src_net = source.networks.get(name)
+        if src_net is None:
+            risks.append(Finding("VMF-APP-014", "warning", f"network {name} is not declared at site {source.name}",
+                                 location=f"network {name}", fix=f"declare it under sites.{source.name}.networks"))
+        else:
+            for c in app.components.values():
+                for nic in c.nics:
+                    if nic.network == name and nic.address and ipaddress.ip_address(nic.address) not in src_net.network:
+                        risks.append(Finding("VMF-APP-014", "warning", f"{c.name} NIC {nic.index} address {nic.address}"
+                                             f" is outside {name} {src_net.subnet} at site {source.name}",
+                                             location=f"component {c.name}"))
         if dst and src_net and target.networks[dst].mtu < src_net.mtu:
             risks.append(Finding("VMF-APP-003", "warning", f"MTU drops from {src_net.mtu} ({source.name}/{name}) "
                                  f"to {target.networks[dst].mtu} ({target.name}/{dst})", location=f"network {name}",
