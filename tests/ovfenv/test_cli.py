@@ -155,7 +155,7 @@ def test_guestinfo_only_transport_is_reported(vmferry, tmp_path):
     assert json.loads(got.stdout)["findings"] == []
 
 
-def test_collection_needs_system(vmferry, tmp_path):
+def test_collection_needs_system(vmferry, tmp_path, cloud_init_read):
     text = (DATA / "vapp.ovf").read_text()
     start, end = text.index("  <VirtualSystem "), text.index("</VirtualSystem>") + len("</VirtualSystem>")
     vs = text[start:end]
@@ -163,11 +163,22 @@ def test_collection_needs_system(vmferry, tmp_path):
         'ovf:value="192.0.2.10"', 'ovf:value="192.0.2.11"')
     pkg = tmp_path / "pair.ovf"
     pkg.write_text(text[:start] + '  <VirtualSystemCollection ovf:id="pair">\n    <Info>two VMs</Info>\n'
+                   '    <ProductSection ovf:class="app"><Info>shared</Info>'
+                   '<Property ovf:key="db-host" ovf:type="string" ovf:value="db.example"/></ProductSection>\n'
                    + vs + "\n" + second + "\n  </VirtualSystemCollection>" + text[end:])
     _one_line_error(vmferry("env", pkg, "-o", tmp_path / "a.iso"), "2 virtual systems", "--system",
                     "appliance, second")
-    got = vmferry("env", pkg, "-o", tmp_path / "a.iso", "--system", "second", "--json")
+    got = vmferry("env", pkg, "-o", tmp_path / "a.iso", "--system", "second", "--json",
+                  "--set", "app.db-host=db2.example")
     assert got.returncode == 0, got.stderr
     doc = json.loads(got.stdout)
     assert doc["system"] == "second" and doc["network"]["0"]["address"] == "192.0.2.11"
-    assert parse_environment(read_iso_file(tmp_path / "a.iso")).id == "second"
+    env = parse_environment(read_iso_file(tmp_path / "a.iso"))
+    assert env.id == "second" and env.properties["app.db-host"] == "db2.example"
+    # DSP0243: each sibling is an Entity carrying its properties
+    assert list(env.entities) == ["appliance"]
+    assert env.entities["appliance"]["vami.ip0.Appliance"] == "192.0.2.10"
+    # cloud-init reads the system's own PropertySection, not the sibling's
+    seen = cloud_init_read(tmp_path / "a.iso")
+    assert seen["properties"]["vami.ip0.Appliance"] == "192.0.2.11"
+    assert seen["interfaces"][0]["subnets"][0]["address"] == "192.0.2.11"

@@ -117,3 +117,11 @@ def test_write_atomic(tmp_path):
     with pytest.raises(VmferryError):
         write_atomic(b"def", out)
     assert out.read_bytes() == b"abc"
+
+
+def test_entities_round_trip():
+    env = Environment("web", {"app.role": "web"}, entities={"db": {"app.role": "db", "ip0": "192.0.2.5"}})
+    root = etree.fromstring(env.to_xml())
+    assert [c.tag for c in root][-1] == f"{OE}Entity"
+    back = parse_environment(env.to_xml())
+    assert back.properties == env.properties and back.entities == env.entities

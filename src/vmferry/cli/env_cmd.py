@@ -46,7 +46,8 @@ def run(args) -> int:
     sp = package_properties(args.path, profile=args.profile, system=args.system)
     changed = apply_sets(sp, sets, allow_new=args.allow_new)
     result = build_environment(sp.system_id, sp.properties, nics=sp.nics, cloud_init=args.cloud_init,
-                               adapters=args.adapters, changed=changed)
+                               adapters=args.adapters, changed=changed,
+                               siblings=sp.siblings)
     result.findings[:0] = transport_findings(sp.transports)
     failed = has_errors(result.findings)
     if not failed:

@@ -99,16 +99,20 @@ def instance_id(system_id: str, properties: dict[str, str]) -> str:
 
 def build_environment(system_id: str, props: list[EnvProperty], *, nics: list[NicInfo] | None = None,
                       cloud_init: bool = True, adapters: bool = False, platform: Platform | None = None,
-                      changed: list[str] | tuple[str, ...] = ()) -> EnvResult:
+                      changed: list[str] | tuple[str, ...] = (),
+                      siblings: dict[str, list[EnvProperty]] | None = None) -> EnvResult:
     """The environment for one virtual system, with cloud-init's keys added when ``cloud_init``.
 
     ``changed`` lists the full keys the user set: the network convention they belong to is read
-    first, so that a value the user just set wins over a stale copy in another convention."""
+    first, so that a value the user just set wins over a stale copy in another convention.
+    ``siblings`` (other systems of the same collection) become ``Entity`` elements."""
     values = {p.full_key: p.value for p in props}
     net = read_network(lookup_map(props), prefer=preferred_convention(props, changed))
     result = EnvResult(Environment(id=system_id, properties=dict(values),
                                    platform=platform or Platform(version=__version__)),
                        net.configs, findings=list(net.findings))
+    result.environment.entities = {sid: {p.full_key: p.value for p in sprops}
+                                   for sid, sprops in (siblings or {}).items()}
     nics = nics or []
     if adapters:
         result.environment.adapters = [Adapter(n.mac, n.network) for n in nics if n.mac]

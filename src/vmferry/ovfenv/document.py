@@ -6,7 +6,12 @@
       <PlatformSection> Kind Version Vendor Locale [Timezone] </PlatformSection>
       <PropertySection> <Property oe:key="class.key.instance" oe:value="..."/> ... </PropertySection>
       [<ve:EthernetAdapterSection> <ve:Adapter ve:mac=".." ve:network=".." ve:unitNumber=".."/> ]
+      [<Entity oe:id="sibling"> <PropertySection> ... </PropertySection> </Entity> ...]
     </Environment>
+
+For a virtual system inside a VirtualSystemCollection, the PropertySection holds its own properties and
+those of the collection, and one ``Entity`` per sibling virtual system carries the sibling's properties
+(so that, say, a web server learns its database's address).
 
 Only the DMTF namespace is used, except for the optional ``EthernetAdapterSection``, which exists
 solely as VMware's extension (``http://www.vmware.com/schema/ovfenv``) and is written only when asked.
@@ -61,6 +66,7 @@ class Environment:
     properties: dict[str, str] = field(default_factory=dict)
     platform: Platform | None = field(default_factory=Platform)
     adapters: list[Adapter] = field(default_factory=list)
+    entities: dict[str, dict[str, str]] = field(default_factory=dict)   # sibling id -> its properties
 
     def to_xml(self) -> bytes:
         """The document as UTF-8 bytes with an XML declaration."""
@@ -73,11 +79,7 @@ class Environment:
                                ("Timezone", self.platform.timezone)):
                 if value is not None:
                     etree.SubElement(plat, _oe(tag)).text = str(value)
-        section = etree.SubElement(root, _oe("PropertySection"))
-        for key, value in self.properties.items():
-            prop = etree.SubElement(section, _oe("Property"))
-            prop.set(_oe("key"), key)
-            prop.set(_oe("value"), value)
+        _property_section(root, self.properties)
         if self.adapters:
             eth = etree.SubElement(root, _ve("EthernetAdapterSection"), nsmap={"ve": VE_NS})
             for a in self.adapters:
@@ -87,7 +89,26 @@ class Environment:
                     el.set(_ve("network"), a.network)
                 if a.unit_number is not None:
                     el.set(_ve("unitNumber"), str(a.unit_number))
+        for entity_id, props in self.entities.items():
+            entity = etree.SubElement(root, _oe("Entity"))
+            entity.set(_oe("id"), entity_id)
+            _property_section(entity, props)
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _property_section(parent: etree._Element, properties: dict[str, str]) -> None:
+    section = etree.SubElement(parent, _oe("PropertySection"))
+    for key, value in properties.items():
+        prop = etree.SubElement(section, _oe("Property"))
+        prop.set(_oe("key"), key)
+        prop.set(_oe("value"), value)
+
+
+def _read_properties(parent: etree._Element) -> dict[str, str]:
+    section = parent.find(_oe("PropertySection"))
+    if section is None:
+        return {}
+    return {p.get(_oe("key"), ""): p.get(_oe("value"), "") for p in section.findall(_oe("Property"))}
 
 
 def parse_environment(data: bytes, *, path: str | None = None) -> Environment:
@@ -110,10 +131,9 @@ def parse_environment(data: bytes, *, path: str | None = None) -> Environment:
         tz = text("Timezone")
         env.platform = Platform(text("Kind"), text("Version"), text("Vendor"), text("Locale"),
                                 int(tz) if tz and tz.lstrip("-").isdigit() else None)
-    section = root.find(_oe("PropertySection"))
-    if section is not None:
-        for prop in section.findall(_oe("Property")):
-            env.properties[prop.get(_oe("key"), "")] = prop.get(_oe("value"), "")
+    env.properties = _read_properties(root)
+    for entity in root.findall(_oe("Entity")):
+        env.entities[entity.get(_oe("id"), "")] = _read_properties(entity)
     eth = root.find(_ve("EthernetAdapterSection"))
     if eth is not None:
         for a in eth.findall(_ve("Adapter")):

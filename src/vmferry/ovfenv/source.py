@@ -27,6 +27,7 @@ class SystemProperties:
     properties: list[EnvProperty] = field(default_factory=list)
     nics: list[NicInfo] = field(default_factory=list)
     transports: list[str] = field(default_factory=list)     # ovf:transport of the hardware section
+    siblings: dict[str, list[EnvProperty]] = field(default_factory=dict)   # other systems of the collection
 
 
 def package_properties(path: str | os.PathLike, *, profile: str | None = None,
@@ -57,16 +58,23 @@ def package_properties(path: str | os.PathLike, *, profile: str | None = None,
     else:
         vm = systems[0]
     out = SystemProperties(path, vm.id or "vm", chosen, profiles, transports=list(vm.transports))
-    for product in vm.products:
-        for p in product.properties:
-            # DSP0243 §9.5: the environment names a property class.key.instance (absent parts left out)
-            full_key = ".".join(x for x in (product.product_class, p.key, product.instance) if x)
-            value = next((v.value for v in p.values if v.profiles and chosen in v.profiles), p.value)
-            out.properties.append(EnvProperty(p.key, full_key, value or "", p.type or "string", p.password,
-                                              p.user_configurable))
+    out.properties = _properties(pkg.collection_products, chosen) + _properties(vm.products, chosen)
+    out.siblings = {s.id: _properties(s.products, chosen) for s in systems if s is not vm}
     # NIC n is the n-th NIC of the deployed profile: what the guest sees as its n-th interface
     for index, nic in enumerate(vm.nics_for(chosen)):
         out.nics.append(NicInfo(index, nic.mac, nic.network))
+    return out
+
+
+def _properties(products, profile: str | None) -> list[EnvProperty]:
+    out = []
+    for product in products:
+        for p in product.properties:
+            # DSP0243 §9.5: the environment names a property class.key.instance (absent parts left out)
+            full_key = ".".join(x for x in (product.product_class, p.key, product.instance) if x)
+            value = next((v.value for v in p.values if v.profiles and profile in v.profiles), p.value)
+            out.append(EnvProperty(p.key, full_key, value or "", p.type or "string", p.password,
+                                   p.user_configurable))
     return out
 
 
