@@ -6,9 +6,11 @@ import os
 import subprocess
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
-from vmferry.errors import ToolFailed, VmferryError, XmlError
+from vmferry.errors import ToolFailed, UsageError, VmferryError, XmlError
 from vmferry.ovfenv import (
     Adapter,
     Environment,
@@ -125,3 +127,20 @@ def test_entities_round_trip():
     assert [c.tag for c in root][-1] == f"{OE}Entity"
     back = parse_environment(env.to_xml())
     assert back.properties == env.properties and back.entities == env.entities
+
+
+xml_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00").filter(
+    lambda c: c in "\t\n\r" or ord(c) >= 0x20 and c not in "\ufffe\uffff"), max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(xml_text.filter(bool), xml_text, max_size=5))
+def test_any_text_round_trips(props):
+    back = parse_environment(Environment("vm", props).to_xml())
+    # XML normalises CR and CRLF in attribute values unless escaped; lxml escapes them, so all survive
+    assert back.properties == props
+
+
+def test_control_characters_are_a_usage_error():
+    with pytest.raises(UsageError, match="'k'"):
+        Environment("vm", {"k": "bell\x07"}).to_xml()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from vmferry.errors import XmlError
+from vmferry.errors import UsageError, XmlError
 
 OE_NS = "http://schemas.dmtf.org/ovf/environment/1"
 VE_NS = "http://www.vmware.com/schema/ovfenv"
@@ -100,8 +100,11 @@ def _property_section(parent: etree._Element, properties: dict[str, str]) -> Non
     section = etree.SubElement(parent, _oe("PropertySection"))
     for key, value in properties.items():
         prop = etree.SubElement(section, _oe("Property"))
-        prop.set(_oe("key"), key)
-        prop.set(_oe("value"), value)
+        try:
+            prop.set(_oe("key"), key)
+            prop.set(_oe("value"), value)
+        except ValueError as exc:  # control characters and the like cannot be carried by XML 1.0
+            raise UsageError(f"property {key!r}: the value cannot be written in XML ({exc})") from exc
 
 
 def _read_properties(parent: etree._Element) -> dict[str, str]:
