@@ -37,6 +37,7 @@ class HAProxy:
         self.workdir = workdir
         self.socket = workdir / "admin.sock"
         self.port = free_port()
+        self.admin_port = free_port()           # the same runtime API over TCP
         self.servers = servers
         self.proc: subprocess.Popen | None = None
 
@@ -46,6 +47,7 @@ class HAProxy:
         cfg = self.workdir / "haproxy.cfg"
         cfg.write_text(f"""global
     stats socket {self.socket} mode 600 level admin
+    stats socket ipv4@127.0.0.1:{self.admin_port} level admin
 defaults
     mode http
     timeout connect 1s

@@ -182,3 +182,31 @@ def test_journal_of_another_plan_is_refused(example, tmp_path, capsys):
     code = main(["plan", str(example), "--from", "dc1", "--to", "cloud", "--apply", "--state", str(state)])
     err = capsys.readouterr().err
     assert code == 2 and "belongs to other dc1->cloud" in err and str(state) in err
+
+
+def test_runtime_api_over_tcp(haproxy):
+    from vmferry.plans.haproxy import RuntimeApi
+
+    api = RuntimeApi(f"127.0.0.1:{haproxy.admin_port}")
+    assert {n: f"{s.address}:{s.port}" for n, s in api.servers("web").items()} == {"web1": "10.1.1.11:80"}
+    assert api.ensure_member("web", "web1", "127.20.1.11", 8080, check=False) == "moved from 10.1.1.11:80"
+    assert api.ensure_member("web", "web1", "127.20.1.11", 8080, check=False) == "already in place"
+    assert haproxy.state() == {"web1": "127.20.1.11:8080"}
+    try:
+        api.servers("nosuch")
+    except Exception as exc:  # noqa: BLE001 - the type is asserted
+        assert type(exc).__name__ == "PlanError" and "nosuch" in str(exc)
+    else:
+        raise AssertionError("an unknown backend was accepted")
+
+
+def test_wrong_tsig_key_fails_the_dns_step(example, named, haproxy, tmp_path, capsys):
+    sites, _ = prepare(example, named, haproxy, "http://127.0.0.1:9")
+    edit_yaml(sites, lambda d: d["sites"]["cloud"]["dns"]["tsig"].update(secret="d3Jvbmcgc2VjcmV0IGtleSAxMjM0NTY3ODkwMTI="))
+    code, out = run_plan(capsys, str(example), "--from", "dc1", "--to", "cloud", "--sites", str(sites), "--apply",
+                         "--state", str(tmp_path / "s.json"))
+    assert code == 2
+    first = out["results"][0]
+    assert first["status"] == "failed" and "www.shop.example.test" in first["detail"], first
+    assert {r["status"] for r in out["results"][1:]} == {"pending"}
+    assert dig(named, f"www.{ZONE}") == []
