@@ -182,3 +182,19 @@ def test_collection_needs_system(vmferry, tmp_path, cloud_init_read):
     seen = cloud_init_read(tmp_path / "a.iso")
     assert seen["properties"]["vami.ip0.Appliance"] == "192.0.2.11"
     assert seen["interfaces"][0]["subnets"][0]["address"] == "192.0.2.11"
+
+
+def test_unwritable_output_directory(vmferry, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if os.access(ro, os.W_OK):   # root ignores permissions: use a path under a regular file instead
+            target = tmp_path / "file"
+            target.write_text("x")
+            out = target / "seed.iso"
+            _one_line_error(vmferry("env", DATA / "vapp.ovf", "-o", out), "output directory does not exist")
+        else:
+            _one_line_error(vmferry("env", DATA / "vapp.ovf", "-o", ro / "seed.iso"), "cannot write")
+    finally:
+        ro.chmod(0o755)

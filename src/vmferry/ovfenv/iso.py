@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from vmferry.errors import ToolMissing, VmferryError
@@ -26,19 +28,28 @@ def _mkisofs() -> list[str]:
         return [proc.which("xorriso"), "-as", "mkisofs"]
 
 
+@contextmanager
+def _os_errors(out: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise VmferryError(f"cannot write the output: {exc.strerror or exc}", path=out) from exc
+
+
 def write_atomic(data: bytes, out_path: str | os.PathLike, *, force: bool = False) -> Path:
     """Write ``data`` to ``out_path`` through a temporary file in the same directory."""
     out = Path(out_path)
     _check_target(out, force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with _os_errors(out):
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, out)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return out
 
 
@@ -57,7 +68,7 @@ def write_iso(env_xml: bytes, out_path: str | os.PathLike, *, force: bool = Fals
     out = Path(out_path)
     _check_target(out, force)
     files = {ENV_NAME: env_xml, **(extra_files or {})}
-    with tempfile.TemporaryDirectory(prefix=".vmferry-env-", dir=out.parent) as staging:
+    with _os_errors(out), tempfile.TemporaryDirectory(prefix=".vmferry-env-", dir=out.parent) as staging:
         tree = Path(staging) / "root"
         tree.mkdir()
         for name, data in files.items():
