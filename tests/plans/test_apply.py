@@ -89,6 +89,8 @@ def test_apply_interrupted_resumed_then_noop(example, named, haproxy, tmp_path, 
     assert [r["id"] for r in first["results"]] == [s["id"] for s in dry["steps"]]
     status = {r["id"]: r["status"] for r in first["results"]}
     assert [status[s["id"]] for s in first["steps"] if s["kind"] == "dns"] == ["applied"] * 3
+    code, dry = run_plan(capsys, *args)
+    assert [s["id"] for s in dry["steps"] if s["already_applied"]] == [s["id"] for s in dry["steps"][:3]]
     assert status["locator:10.1.1.11/32"] == "failed"
     assert all(v == "pending" for k, v in status.items() if k.startswith(("lb:", "firewall:")))
     assert dig(named, f"www.{ZONE}") == ["127.20.1.10"]
@@ -119,6 +121,10 @@ def test_apply_interrupted_resumed_then_noop(example, named, haproxy, tmp_path, 
         assert "ip daddr 127.20.3.102 tcp dport 5432" in text and "10.1.3.30" not in text
         assert "ip daddr 127.20.9.10 tcp dport 636" in text          # LDAP rule, now with a counterpart
         mtime = ruleset.stat().st_mtime_ns
+
+        # the dry run now says every step is already applied
+        code, dry = run_plan(capsys, *args)
+        assert code == 0 and all(s["already_applied"] for s in dry["steps"])
 
         # third apply: nothing changes anywhere
         code, third = run_plan(capsys, *args, "--apply")

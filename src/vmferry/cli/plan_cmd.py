@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from vmferry.errors import UsageError
 
@@ -47,7 +48,7 @@ def _suggestions(app, args):
     return suggest(app, flows)
 
 
-def _print_plan(plan, out) -> None:
+def _print_plan(plan, out, done: set[str]) -> None:
     w = out.write
     w(f"plan: {plan.app} from {plan.source} to {plan.target}\n")
     w("\nnetworks:\n")
@@ -95,12 +96,13 @@ def _print_plan(plan, out) -> None:
             w(f"  {s.source} -> {s.target} {s.port}/{s.protocol} (seen {s.seen}x): {s.yaml}\n")
     w(f"\nsteps ({len(plan.steps)}):\n")
     for i, s in enumerate(plan.steps, 1):
-        w(f"  {i}. {s.summary}\n")
+        w(f"  {i}. {s.summary}{'  (already applied: skipped)' if s.id in done else ''}\n")
 
 
 def run(args: argparse.Namespace) -> int:
     from vmferry.cli.common import emit_json
     from vmferry.plans import apply_plan, build_plan, default_journal, load_app, write_svg
+    from vmferry.plans.apply import Journal
 
     if bool(args.source) != bool(args.target):
         raise UsageError("give both --from and --to")
@@ -121,17 +123,21 @@ def run(args: argparse.Namespace) -> int:
     plan.suggestions = suggestions
     if args.graph:
         write_svg(app, plan, args.graph)
+    journal = args.state or default_journal(args.manifest, plan)
     if not args.apply:
+        done = {s.id for s in plan.steps if Journal(journal, plan).is_done(s)} if Path(journal).exists() else set()
         if args.json:
-            emit_json({**plan.to_dict(), "dry_run": True})
+            doc = plan.to_dict()
+            for step in doc["steps"]:
+                step["already_applied"] = step["id"] in done
+            emit_json({**doc, "dry_run": True, "journal": str(journal)})
         else:
-            _print_plan(plan, sys.stdout)
+            _print_plan(plan, sys.stdout, done)
             print("\ndry run: nothing was changed (add --apply to run the steps)")
         return 1 if plan.has_errors else 0
     if plan.has_errors and not args.force:
         raise UsageError(f"the plan has {sum(r.severity == 'error' for r in plan.risks)} risk(s) of severity "
                          "error; fix them (see the dry run) or give --force")
-    journal = args.state or default_journal(args.manifest, plan)
 
     def progress(result) -> None:
         if not args.json:
