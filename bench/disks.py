@@ -13,7 +13,8 @@ On a 1 GiB raw disk, half random and half zeros, in one run:
 * peak resident memory of every vmferry command (``wait4`` rusage): goal <= 200 MiB.
 
 Run: ``.venv/bin/python bench/disks.py [--dir DIR] [--size-mib 1024]``. Not part of ``make test``.
-Each step runs ``--repeat`` times (default 2) and the best time counts, for both sides alike.
+Each step runs ``--repeat`` times (default 2; verification at least 5) and the best time counts,
+for both sides alike.
 """
 
 from __future__ import annotations
@@ -134,8 +135,8 @@ def main() -> int:
 
         # --- verification -------------------------------------------------------------------
         size = os.path.getsize(ours_ova)
-        ours_ver = best(lambda: timed([*vmferry, "unpack", ours_ova, "--verify-only"]), args.repeat)
-        base_ver = best(lambda: timed(["openssl", "dgst", "-sha256", ours_ova]), args.repeat)
+        ours_ver = best(lambda: timed([*vmferry, "unpack", ours_ova, "--verify-only"]), max(args.repeat, 5))
+        base_ver = best(lambda: timed(["openssl", "dgst", "-sha256", ours_ova]), max(args.repeat, 5))
 
         print(f"{'step':<10} {'vmferry s':>10} {'baseline s':>11} {'ratio':>7} {'goal':>8} "
               f"{'vmferry peak RSS':>17}")

@@ -34,7 +34,9 @@ from vmferry.errors import (
 from vmferry.progress import Reporter
 
 READ_CHUNK = 4 << 20
-WINDOW = 32 << 20
+WINDOW = 8 << 20
+# MAP_POPULATE maps a whole window at once instead of taking a page fault per 4 KiB page
+MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
 MANIFEST_LINE = re.compile(r"^(SHA1|SHA256|SHA512)\s*\((.+)\)\s*=\s*([0-9a-fA-F]+)\s*$")
 
 
@@ -113,7 +115,7 @@ def _hash_range(ova: str, m: Member, algo: str, step=None, sink=None) -> str:
         while pos < end:
             base = pos - pos % mmap.ALLOCATIONGRANULARITY
             length = min(end, base + WINDOW) - base
-            with mmap.mmap(f.fileno(), length, access=mmap.ACCESS_READ, offset=base) as mm, \
+            with mmap.mmap(f.fileno(), length, flags=MAP_FLAGS, prot=mmap.PROT_READ, offset=base) as mm, \
                     memoryview(mm) as view, view[pos - base:] as chunk:
                 h.update(chunk)
                 if sink is not None:
