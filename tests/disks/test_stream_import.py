@@ -114,3 +114,18 @@ def test_gzip_of_another_format_goes_through_a_temporary_file(tmp_path, stream_v
     res = import_disk(ova, "q.qcow2", tmp_path / "back.vhdx", "vhdx", compression="gzip")
     assert qemu_img.compare(ImageSpec(raw, "raw"), ImageSpec(res.path, "vhdx"))
     assert leftovers(tmp_path) == []
+
+
+def test_compression_and_chunks_are_recognised_without_being_told(tmp_path, stream_vmdk, no_fallback):
+    from tests.conftest import run_vmferry
+
+    raw, body = stream_vmdk
+    ova = tmp_path / "x.ova"
+    _ova(ova, {"vm.ovf": b"<Envelope/>", "g.vmdk": gzip.compress(body, 1), **_chunks(body, "c.vmdk", 2)})
+    a = import_disk(ova, "g.vmdk", tmp_path / "a.qcow2", "qcow2")
+    b = import_disk(ova, "c.vmdk", tmp_path / "b.qcow2", "qcow2")
+    for res in (a, b):
+        assert qemu_img.compare(ImageSpec(raw, "raw"), ImageSpec(res.path, "qcow2"))
+    done = run_vmferry("disk", "convert", f"{ova}:g.vmdk", "-O", "raw", "-o", tmp_path / "c.raw")
+    assert done.returncode == 0, done.stderr
+    assert qemu_img.compare(ImageSpec(raw, "raw"), ImageSpec(os.fspath(tmp_path / "c.raw"), "raw"))

@@ -60,9 +60,11 @@ def open_disk(path: str | os.PathLike, offset: int = 0, size: int | None = None,
     if not os.path.isfile(path):
         raise DiskError("no such file", path=path)
     det = formats.detect(path, offset, size)
-    if det.name in ("gzip", "vdi") or not det.qemu:
-        raise DiskError(f"{det.detail or det.name}: not a disk format vmferry converts directly",
-                        path=path)
+    if det.name == "gzip":
+        raise DiskError("gzip-compressed: `vmferry disk convert X.ova:MEMBER` streams such OVA members; "
+                        "other uses need it uncompressed", path=path)
+    if det.name == "vdi" or not det.qemu:
+        raise DiskError(f"{det.detail or det.name}: not a disk format vmferry converts", path=path)
     ranged = offset != 0 or size is not None
     if det.name == "vhd-fixed":
         spec = ImageSpec(path, "raw", offset, det.data_size)

@@ -200,7 +200,9 @@ def import_disk(ova: str | os.PathLike, href: str, out: str | os.PathLike, fmt: 
     Plain members are converted from their byte range while a thread checks the manifest digest
     of the same bytes; a mismatch removes the output and raises :class:`ManifestMismatch`.
     gzip-compressed (``ovf:compression="gzip"``) or chunked (``ovf:chunkSize``) members cannot be
-    opened by range: they are decompressed/joined into a temporary file beside ``out`` first.
+    opened by range: they are streamed (see :mod:`vmferry.disks.stream_import`). When
+    ``compression``/``chunk_size`` are not given they are recognised from the archive (gzip magic
+    number, ``HREF.000000000`` member names).
     """
     from vmferry.disks.convert import convert_disk, open_disk
 
@@ -208,6 +210,15 @@ def import_disk(ova: str | os.PathLike, href: str, out: str | os.PathLike, fmt: 
     reporter = reporter or Reporter()
     listing = {m.name: m for m in members(ova)}
     mf = manifest(ova, list(listing.values())) if verify else {}
+    if not compression and not chunk_size:
+        # not told: chunks are recognised by their names, gzip by its magic number
+        chunks = _chunk_members(listing, href)
+        first = listing.get(href) or (chunks[0] if chunks else None)
+        if href not in listing and chunks:
+            chunk_size = chunks[0].size
+        if first is not None and first.size >= 2 and _read_range(ova, Member(first.name, first.offset, 2)) \
+                == b"\x1f\x8b":
+            compression = "gzip"
     if compression or chunk_size:
         return _import_streamed(ova, listing, mf, href, out, fmt, compression, force, reporter,
                                 convert_kwargs)
