@@ -80,3 +80,16 @@ def test_data_in_other_files_is_never_read_from_the_wrong_one(tmp_path):
         out = os.fspath(tmp_path / (os.path.basename(src) + ".stream.vmdk"))
         convert_disk(open_disk(src), out, "vmdk-stream")
         assert qemu_img.compare(ImageSpec(raw, "raw"), ImageSpec(out, "vmdk")), src
+
+
+def test_virtualbox_vdi_is_read(tmp_path):
+    import subprocess
+
+    raw = make_raw(tmp_path / "v.raw", 2 * 1048576 + 512, [(1000, 70_000)], seed=12)
+    vdi = os.fspath(tmp_path / "v.bin")
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vdi", raw, vdi], check=True)
+    disk = open_disk(vdi)
+    assert disk.format == "vdi" and disk.virtual_size == 2 * 1048576 + 512
+    out = os.fspath(tmp_path / "v.vmdk")
+    convert_disk(disk, out, "vmdk-stream")
+    assert qemu_img.compare(ImageSpec(raw, "raw"), ImageSpec(out, "vmdk"))

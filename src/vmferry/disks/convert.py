@@ -63,7 +63,7 @@ def open_disk(path: str | os.PathLike, offset: int = 0, size: int | None = None,
     if det.name == "gzip":
         raise DiskError("gzip-compressed: `vmferry disk convert X.ova:MEMBER` streams such OVA members; "
                         "other uses need it uncompressed", path=path)
-    if det.name == "vdi" or not det.qemu:
+    if not det.qemu:
         raise DiskError(f"{det.detail or det.name}: not a disk format vmferry converts", path=path)
     ranged = offset != 0 or size is not None
     if det.name == "vhd-fixed":
