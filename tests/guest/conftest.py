@@ -9,13 +9,23 @@ from tests.guestimage import build as _build
 
 
 @pytest.fixture(scope="session")
-def guest_virtio() -> _build.BuiltGuest:
-    return _build.build("virtio")
+def guests() -> dict[str, _build.BuiltGuest]:
+    """Both test guests, built in parallel (each is mostly one libguestfs appliance run)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(_build.build, name) for name in ("virtio", "legacy")}
+        return {name: f.result() for name, f in futures.items()}
 
 
 @pytest.fixture(scope="session")
-def guest_legacy() -> _build.BuiltGuest:
-    return _build.build("legacy")
+def guest_virtio(guests) -> _build.BuiltGuest:
+    return guests["virtio"]
+
+
+@pytest.fixture(scope="session")
+def guest_legacy(guests) -> _build.BuiltGuest:
+    return guests["legacy"]
 
 
 @pytest.fixture(scope="session")
@@ -27,25 +37,40 @@ def libvirtd():
         _libvirtd.stop(proc, daemon.workdir.parent)
 
 
-def _inspect(guest: _build.BuiltGuest, *extra: str) -> tuple[int, dict]:
+ALL_TARGETS = [a for t in ("kvm", "vmware", "virtualbox", "xen", "hyperv") for a in ("--target", t)]
+
+
+@pytest.fixture(scope="session")
+def inspections(guests) -> dict[str, tuple[int, dict]]:
+    """``vmferry guest --json`` on both guests, the two appliances running at the same time.
+
+    The legacy guest is inspected with every --target spelled out (exit status 1 expected), the virtio
+    guest with none (exit status 0).
+    """
     import json
+    import os
+    import subprocess
+    import sys
 
-    from tests.conftest import run_vmferry
-
-    res = run_vmferry("guest", guest.image, "--json", *extra, timeout=900)
-    assert res.returncode in (0, 1), res.stderr
-    assert res.stderr == ""
-    return res.returncode, json.loads(res.stdout)
+    env = {k: v for k, v in os.environ.items() if k != "VMFERRY_DEBUG"}
+    procs = {name: subprocess.Popen([sys.executable, "-m", "vmferry", "guest", guests[name].image, "--json",
+                                     *(ALL_TARGETS if name == "legacy" else [])],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for name in ("virtio", "legacy")}
+    out = {}
+    for name, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=900)
+        assert proc.returncode in (0, 1), stderr
+        assert stderr == ""
+        out[name] = (proc.returncode, json.loads(stdout))
+    return out
 
 
 @pytest.fixture(scope="session")
-def inspected_virtio(guest_virtio):
-    """``vmferry guest --json`` on the virtio guest (one libguestfs appliance, shared by the tests)."""
-    return _inspect(guest_virtio)
+def inspected_virtio(inspections):
+    return inspections["virtio"]
 
 
 @pytest.fixture(scope="session")
-def inspected_legacy(guest_legacy):
-    """``vmferry guest --json`` with every --target spelled out, on the legacy guest."""
-    return _inspect(guest_legacy, *[a for t in ("kvm", "vmware", "virtualbox", "xen", "hyperv")
-                                    for a in ("--target", t)])
+def inspected_legacy(inspections):
+    return inspections["legacy"]

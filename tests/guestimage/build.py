@@ -41,9 +41,11 @@ import shutil
 import struct
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from vmferry.errors import ToolFailed
 from vmferry.guest.kmod import WATCHED, modinfo, module_name
 from vmferry.tools.guestfs import guestfs_env
 from vmferry.tools.proc import run
@@ -124,7 +126,7 @@ def _download(package: str, dest: Path) -> Path:
     before = set(dest.glob("*.deb"))
     try:
         run(["apt-get", "download", package], cwd=dest, timeout=600)
-    except Exception:
+    except ToolFailed:
         # A fresh machine may have stale package lists; refresh once and retry.
         run(["apt-get", "update", "-qq"], timeout=600)
         run(["apt-get", "download", package], cwd=dest, timeout=600)
@@ -409,16 +411,17 @@ def build(variant_name: str = "virtio", cache: Path | None = None) -> BuiltGuest
     """Build (or take from the cache) the guest ``variant_name``; return what was put in it."""
     variant = VARIANTS[variant_name]
     cache = cache or cache_dir()
-    lock = open(cache / ".lock", "w")  # noqa: SIM115 - held for the whole build
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _locked(cache / ".download.lock"):   # apt-get download and extraction: one at a time
         debs = fetch_packages(variant, cache)
-        out = cache / f"guest-{variant.name}-{_key(variant, debs)}"
+        kroot = _extract(debs["kernel"], cache / "extract" / debs["kernel"].stem)
+        bbroot = _extract(debs["busybox"], cache / "extract" / debs["busybox"].stem)
+        for tool in variant.tools:
+            _extract(debs[tool], cache / "extract" / debs[tool].stem)
+    out = cache / f"guest-{variant.name}-{_key(variant, debs)}"
+    with _locked(cache / f".{variant.name}.lock"):   # variants build in parallel, each one once
         manifest = out / "guest.json"
         if manifest.exists():
             return BuiltGuest.load(manifest)
-        kroot = _extract(debs["kernel"], cache / "extract" / debs["kernel"].stem)
-        bbroot = _extract(debs["busybox"], cache / "extract" / debs["busybox"].stem)
         version = next(p.name for p in (kroot / "lib" / "modules").iterdir())
         index = module_index(kroot, version)
         modules = resolve_modules(variant.modules, index)
@@ -444,8 +447,13 @@ def build(variant_name: str = "virtio", cache: Path | None = None) -> BuiltGuest
         tmp_manifest.write_text(json.dumps(asdict(built), indent=2))
         os.replace(tmp_manifest, manifest)
         return built
-    finally:
-        lock.close()
+
+
+@contextmanager
+def _locked(path: Path):
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
 
 
 def ovf_env_xml(properties: dict[str, str]) -> str:

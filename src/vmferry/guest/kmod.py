@@ -37,7 +37,8 @@ NETWORK_DRIVERS: dict[str, str] = {
     "e1000e": "Intel e1000e",
 }
 # A driver is only usable when the bus it sits on is too.
-BUS_DRIVERS: dict[str, str] = {"virtio_pci": "virtio PCI transport", "hv_vmbus": "Hyper-V VMBus"}
+BUS_DRIVERS: dict[str, str] = {"virtio_pci": "virtio PCI transport", "hv_vmbus": "Hyper-V VMBus",
+                               "sd_mod": "SCSI disk (every SCSI, SAS and SATA disk)"}
 WATCHED = {**STORAGE_DRIVERS, **NETWORK_DRIVERS, **BUS_DRIVERS}
 
 # Kconfig symbol -> module name, for kernels whose config says "=y" (built in).
@@ -47,7 +48,7 @@ KCONFIG: dict[str, str] = {
     "CONFIG_XEN_NETDEV_FRONTEND": "xen_netfront", "CONFIG_HYPERV_STORAGE": "hv_storvsc",
     "CONFIG_HYPERV_NET": "hv_netvsc", "CONFIG_HYPERV": "hv_vmbus", "CONFIG_VMWARE_PVSCSI": "vmw_pvscsi",
     "CONFIG_VMXNET3": "vmxnet3", "CONFIG_FUSION_SPI": "mptspi", "CONFIG_FUSION_SAS": "mptsas",
-    "CONFIG_SATA_AHCI": "ahci", "CONFIG_ATA_PIIX": "ata_piix", "CONFIG_E1000": "e1000", "CONFIG_E1000E": "e1000e",
+    "CONFIG_SATA_AHCI": "ahci", "CONFIG_BLK_DEV_SD": "sd_mod", "CONFIG_ATA_PIIX": "ata_piix", "CONFIG_E1000": "e1000", "CONFIG_E1000E": "e1000e",
 }
 
 MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.gz", ".ko.zst")
