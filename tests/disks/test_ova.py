@@ -236,3 +236,23 @@ def test_repack_members_of_an_ova_by_byte_range(packed, tmp_path):
         mm = next(x for x in members(again) if x.name == name)
         assert qemu_img.compare(ImageSpec(raw, "raw"), ImageSpec(os.fspath(again), "vmdk", mm.offset, mm.size))
     assert verify_ova(again).checked.keys() == {"x.ovf", "a.vmdk", "b.vmdk", "c.vmdk"}
+
+
+def test_a_gzip_file_is_packed_as_it_is_and_imported_by_streaming(ovf_dir, tmp_path):
+    from vmferry.validate import validate_package
+
+    d, raw = ovf_dir
+    vmdk = tmp_path / "s.vmdk"
+    convert_disk(open_disk(raw), vmdk, "vmdk-stream")
+    (d / "disk.qcow2").unlink()
+    (d / "disk.vmdk.gz").write_bytes(gzip.compress(vmdk.read_bytes(), 1))
+    xml = (d / "vm.ovf").read_bytes().replace(b'ovf:href="disk.qcow2"', b'ovf:compression="gzip" ovf:href="disk.vmdk.gz"')
+    (d / "vm.ovf").write_bytes(xml)
+    out = tmp_path / "gz.ova"
+    pack_directory(d, out, disk_format="vmdk-stream")
+    with tarfile.open(out) as tar:
+        packed_xml = tar.extractfile("vm.ovf").read()
+    assert b'ovf:compression="gzip"' in packed_xml
+    assert validate_package(out).ok
+    res = import_disk(out, "disk.vmdk.gz", tmp_path / "back.qcow2", "qcow2")
+    assert qemu_img.compare(ImageSpec(raw, "raw"), ImageSpec(res.path, "qcow2"))

@@ -2,9 +2,9 @@
 
 The descriptor is filled in from what was written by :func:`fill_descriptor`, a small lxml
 function kept apart on purpose: it will be replaced by the OVF model (:mod:`vmferry.ovf`) when
-that exists. It only touches ``File/@href``, ``@size``, ``@compression``, ``@chunkSize`` and
-``Disk/@capacity``, ``@capacityAllocationUnits``, ``@populatedSize``, ``@format``; everything else
-in the document is kept byte for byte as lxml serialises it.
+that exists. It only touches ``File/@href``, ``@size`` (dropping ``@compression``/``@chunkSize`` of
+files vmferry rewrote) and ``Disk/@capacity``, ``@capacityAllocationUnits``, ``@populatedSize``,
+``@format``; everything else in the document is kept as lxml serialises it.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ class DescribedFile:
     id: str
     href: str
     disk_format: str | None   # ovf:format of the Disk using it (None: not a disk)
+    compression: str | None = None
+    chunk_size: str | None = None
 
 
 def _parse(xml: bytes, path: str) -> etree._ElementTree:
@@ -63,7 +65,8 @@ def described_files(xml: bytes, path: str = "descriptor") -> list[DescribedFile]
     for el in root.iter():
         if _local(el) == "File" and _attr(el, ns, "href"):
             fid = _attr(el, ns, "id") or ""
-            out.append(DescribedFile(fid, _attr(el, ns, "href"), disks.get(fid)))
+            out.append(DescribedFile(fid, _attr(el, ns, "href"), disks.get(fid), _attr(el, ns, "compression"),
+                                     _attr(el, ns, "chunkSize")))
     return out
 
 
@@ -83,11 +86,12 @@ def fill_descriptor(xml: bytes, written: dict[str, WrittenFile], renames: dict[s
             continue
         new = renames.get(_attr(el, ns, "href"), _attr(el, ns, "href"))
         el.set(q("href"), new)
-        for gone in ("compression", "chunkSize"):
-            el.attrib.pop(q(gone), None)
         w = written.get(new)
         if w is not None:
             el.set(q("size"), str(w.size))
+            if w.format_uri:  # rewritten by vmferry: no longer compressed or chunked
+                for gone in ("compression", "chunkSize"):
+                    el.attrib.pop(q(gone), None)
             by_id[_attr(el, ns, "id") or ""] = w
     for el in root.iter():
         if _local(el) != "Disk":
@@ -143,9 +147,13 @@ def pack_directory(directory: str | os.PathLike, out: str | os.PathLike, *, disk
             raise UsageError(f"file reference {df.href!r} is not a plain file name", path=desc_path)
         if not os.path.isfile(path):
             raise MissingFile(f"{df.href} is referenced by the descriptor but missing", path=desc_path)
+        if df.chunk_size:
+            raise UsageError(f"{df.href} is chunked (ovf:chunkSize); join its chunks before packing",
+                             path=desc_path)
         disk = None
         stream = False
-        if df.disk_format is not None:
+        compressed = df.compression not in (None, "", "identity")  # copied as it is, attribute kept
+        if df.disk_format is not None and not compressed:
             disk = open_disk(path)
             finding = formats.format_mismatch(disk.detected, df.disk_format, path=path)
             if finding is not None and disk_format is None:
