@@ -3,7 +3,8 @@
 Every error is a :class:`~vmferry.errors.PlanError` naming the file and the key path, e.g.
 ``app.yaml: components.web1.nics[0].address: '10.1.1.300/24' is not an IP address``. Unknown keys
 are refused (a typo must not silently drop a firewall rule). Component NICs come from the package
-(:func:`vmferry.summary.summarize`); the manifest adds or overrides their source addresses.
+(:func:`vmferry.dialects.read_package`, the portable profile of its default deployment profile); the
+manifest adds or overrides their source addresses.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from vmferry.errors import PlanError, VmferryError
-from vmferry.netconv import read_properties
 from vmferry.plans.model import (
     App,
     Certificate,
@@ -48,7 +48,7 @@ class _Ctx:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.base = path.parent
-        self.summaries: dict[Any, Any] = {}     # package -> Summary, (package, system) -> NetConfigs
+        self.packages: dict[str, Any] = {}      # real path -> PortablePackage
 
     def fail(self, where: str, problem: str) -> PlanError:
         return PlanError(f"{where}: {problem}" if where else problem, path=self.path)
@@ -237,20 +237,36 @@ def _service(ctx: _Ctx, name: str, data: Any, where: str) -> Service:
 
 
 # -- components -----------------------------------------------------------------------------------------
+def _net_config(vm) -> dict:
+    """Guest settings per NIC from the properties, in any convention netconv knows (vmferry, VMware
+    vApp, Cisco...). Keys are qualified with the ProductSection's ``ovf:class`` as in the OVF
+    environment (``vmferry.net`` + ``0.address``); ``PortableVM.net_config`` does not do that yet."""
+    from vmferry.netconv import read_properties
+
+    props = {}
+    for product in vm.products:
+        for p in product.properties:
+            if p.value is not None:
+                props[f"{product.product_class}.{p.key}" if product.product_class else p.key] = p.value
+    configs, _findings = read_properties(props)
+    return {**vm.net_config, **configs}
+
+
 def _component(ctx: _Ctx, name: str, data: Any) -> Component:
-    from vmferry.summary import summarize
+    from vmferry.dialects import read_package
+    from vmferry.package import open_package
 
     w = f"components.{name}"
     d = ctx.mapping(data, w, {"package", "system", "nics", "eids", "ports"}, {"package"})
     package = ctx.base / ctx.text(d["package"], f"{w}.package")
-    try:
-        key = os.path.realpath(package)
-        if key not in ctx.summaries:
-            ctx.summaries[key] = summarize(package)
-        summary = ctx.summaries[key]
-    except VmferryError as exc:
-        raise ctx.fail(f"{w}.package", f"cannot read {package}: {exc}") from exc
-    systems = summary.systems
+    key = os.path.realpath(package)
+    if key not in ctx.packages:              # each package is read once per manifest
+        try:
+            ctx.packages[key] = read_package(open_package(package).envelope)
+        except VmferryError as exc:
+            raise ctx.fail(f"{w}.package", f"cannot read {package}: {exc}") from exc
+    portable = ctx.packages[key]
+    systems = portable.systems
     system_id = str(d["system"]) if d.get("system") else None
     if system_id:
         chosen = next((s for s in systems if s.id == system_id), None)
@@ -261,11 +277,8 @@ def _component(ctx: _Ctx, name: str, data: Any) -> Component:
         chosen = systems[0]
     else:
         raise ctx.fail(w, f"{package} holds {len(systems)} systems: say which one with system:")
-    if (key, chosen.id) not in ctx.summaries:  # any known convention: vmferry, VMware vApp, Cisco...
-        props = {p.full_key or p.key: p.value or "" for p in chosen.properties}
-        ctx.summaries[(key, chosen.id)] = read_properties(props)[0]
-    from_props = ctx.summaries[(key, chosen.id)]
-    pkg_nics = chosen.nics
+    from_props = _net_config(chosen)
+    pkg_nics = chosen.nics_for(portable.default_profile)
     given = ctx.seq(d.get("nics"), f"{w}.nics")
     if len(given) > len(pkg_nics):
         raise ctx.fail(f"{w}.nics", f"lists {len(given)} NICs but the package system has {len(pkg_nics)}")
