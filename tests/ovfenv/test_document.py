@@ -75,6 +75,10 @@ def test_build_adds_cloud_init_keys_only_when_missing():
     props[0].value = "192.0.2.5"
     assert build_environment("vm", props).environment.properties["instance-id"] != \
         r.environment.properties["instance-id"]
+    secret = props + [EnvProperty("pw", "pw", "a", password=True)]
+    other = [*props[:-1], props[-1], EnvProperty("pw", "pw", "b", password=True)]
+    assert build_environment("vm", secret).environment.properties["instance-id"] == \
+        build_environment("vm", other).environment.properties["instance-id"]
     mine = props + [EnvProperty("instance-id", "instance-id", "i-123"), EnvProperty("hostname", "hostname", "x")]
     r2 = build_environment("vm", mine)
     assert r2.added == ["network-config"] and r2.environment.properties["instance-id"] == "i-123"

@@ -8,7 +8,7 @@ package already sets it:
 
 * ``instance-id``: cloud-init falls back to the constant ``iid-dsovf`` without it, so every VM
   would look like the same instance. vmferry derives ``iid-vmferry-<hash>`` from the system id and
-  the property values: the same settings give the same id, changed settings give a new one.
+  the property values (passwords excepted): the same settings give the same id, changed settings give a new one.
 * ``local-hostname``: the host name found by any convention (cloud-init reads ``hostname`` too).
 * ``network-config``: base64 of a cloud-init network config v1 (see :mod:`vmferry.ovfenv.netcfg`).
 """
@@ -131,6 +131,7 @@ def build_environment(system_id: str, props: list[EnvProperty], *, nics: list[Ni
         env_props["local-hostname"] = host
         result.added.append("local-hostname")
     if not env_props.get("instance-id"):
-        env_props["instance-id"] = instance_id(system_id, values)
+        # password values stay out of the hash: the id is shown in reports, and must not help guess them
+        env_props["instance-id"] = instance_id(system_id, {p.full_key: p.value for p in props if not p.password})
         result.added.append("instance-id")
     return result
