@@ -43,6 +43,9 @@ def test_json_report_masks_passwords(vmferry, tmp_path):
     assert doc["network"]["0"]["address"] == "192.0.2.99" and doc["network"]["0"]["origin"] == "vmware-vapp"
     env = parse_environment(read_iso_file(tmp_path / "s.iso"))
     assert env.properties["root-password"] == "s3cret"      # the guest gets the real value
+    assert (tmp_path / "s.iso").stat().st_mode & 0o777 == 0o600
+    assert vmferry("env", DATA / "vapp.ovf", "-o", tmp_path / "p.iso").returncode == 0
+    assert (tmp_path / "p.iso").stat().st_mode & 0o777 == 0o644
     assert json.loads(base64.b64decode(env.properties["network-config"]))["network"]["config"][0]["subnets"][0][
         "address"] == "192.0.2.99/24"
 

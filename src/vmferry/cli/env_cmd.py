@@ -52,10 +52,11 @@ def run(args) -> int:
     failed = has_errors(result.findings)
     if not failed:
         xml = result.environment.to_xml()
+        private = any(p.password and p.value for p in sp.properties)   # secrets in clear: mode 0600
         if args.xml_only:
-            write_atomic(xml, args.output, force=args.force)
+            write_atomic(xml, args.output, force=args.force, private=private)
         else:
-            write_iso(xml, args.output, force=args.force)
+            write_iso(xml, args.output, force=args.force, private=private)
     secret = {p.full_key for p in sp.properties if p.password}
     if args.json:
         emit_json({

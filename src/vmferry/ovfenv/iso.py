@@ -36,8 +36,10 @@ def _os_errors(out: Path) -> Iterator[None]:
         raise VmferryError(f"cannot write the output: {exc.strerror or exc}", path=out) from exc
 
 
-def write_atomic(data: bytes, out_path: str | os.PathLike, *, force: bool = False) -> Path:
-    """Write ``data`` to ``out_path`` through a temporary file in the same directory."""
+def write_atomic(data: bytes, out_path: str | os.PathLike, *, force: bool = False,
+                 private: bool = False) -> Path:
+    """Write ``data`` to ``out_path`` through a temporary file in the same directory (mode 0600 when
+    ``private``: the environment carries password values in clear)."""
     out = Path(out_path)
     _check_target(out, force)
     with _os_errors(out):
@@ -45,7 +47,7 @@ def write_atomic(data: bytes, out_path: str | os.PathLike, *, force: bool = Fals
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-            os.chmod(tmp, 0o644)
+            os.chmod(tmp, 0o600 if private else 0o644)
             os.replace(tmp, out)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -63,8 +65,10 @@ def _check_target(out: Path, force: bool) -> None:
 
 
 def write_iso(env_xml: bytes, out_path: str | os.PathLike, *, force: bool = False,
-              extra_files: dict[str, bytes] | None = None, label: str = VOLUME_LABEL) -> Path:
-    """Write an ISO 9660 + Joliet + Rock Ridge image labelled ``label`` holding ``ovf-env.xml``."""
+              extra_files: dict[str, bytes] | None = None, label: str = VOLUME_LABEL,
+              private: bool = False) -> Path:
+    """Write an ISO 9660 + Joliet + Rock Ridge image labelled ``label`` holding ``ovf-env.xml``
+    (mode 0600 when ``private``)."""
     out = Path(out_path)
     _check_target(out, force)
     files = {ENV_NAME: env_xml, **(extra_files or {})}
@@ -78,7 +82,7 @@ def write_iso(env_xml: bytes, out_path: str | os.PathLike, *, force: bool = Fals
         tmp_iso = Path(staging) / "env.iso"
         proc.run([*_mkisofs(), "-quiet", "-input-charset", "utf-8", "-V", label, "-J", "-r",
                   "-o", str(tmp_iso), str(tree)], timeout=120)
-        os.chmod(tmp_iso, 0o644)
+        os.chmod(tmp_iso, 0o600 if private else 0o644)
         os.replace(tmp_iso, out)
     return out
 
