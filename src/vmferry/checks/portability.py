@@ -142,9 +142,9 @@ def _nic_rules(vm: PortableVM, target: str) -> list[Finding]:
         if nic.source_model and len(nic.source_model.split()) > 1:
             out.append(_f("VMF-NIC-002", "info", f"NIC {nic.index} lists alternative models "
                           f"'{nic.source_model}'; {target} takes one", where, "the first the target knows"))
-        from vmferry.dialects.vocab import nic_model
+        from vmferry.dialects.vocab import nic_alternatives
 
-        alternatives = {nic_model(t) for t in (nic.source_model or "").split()} or {nic.model}
+        alternatives = nic_alternatives(nic.source_model) or {nic.model}
         if style is not None and nic.model and not alternatives & set(style.nic_models):
             out.append(_f("VMF-NIC-001", "warning", f"NIC {nic.index} model {nic.source_model} is not available on "
                           f"{target}", where, f"mapped to {style.nic_fallback or 'the default model'}"))
