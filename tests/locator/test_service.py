@@ -75,3 +75,25 @@ def test_etcd_store_history_survives_a_service_restart(etcd_cluster):
         assert replay[-1].kind == "deregister" and replay[-1].eid.text == "n0.example.test"
         later = svc.register(SITE, "n9.example.test", [Locator("192.0.2.99")]).version
         assert [c.version for c in _take(svc.watch(replay[-1].version, heartbeat=0.2))] == [later]
+
+
+def test_services_sharing_etcd_refuse_each_others_replays(etcd_cluster):
+    from vmferry.locator.auth import RequestRefused, Verifier, sign
+
+    prefix = f"/nonce-{time.monotonic_ns()}/"
+    store_a = EtcdStore(etcd_cluster.client_urls, prefix=prefix)
+    store_b = EtcdStore(etcd_cluster.client_urls[1:], prefix=prefix)
+    try:
+        a = Verifier([SITE], not_before=0, claim=store_a.claim_nonce)
+        b = Verifier([SITE], not_before=0, claim=store_b.claim_nonce)
+        body = b'{"eid":"app.example.test"}'
+        headers = sign(SITE.secret, "POST", "/v1/register", SITE.key_id, body)
+        assert a.verify("POST", "/v1/register", headers, body) == SITE
+        with pytest.raises(RequestRefused) as err:
+            b.verify("POST", "/v1/register", headers, body)
+        assert err.value.reason == "replayed"
+        other = sign(SITE.secret, "POST", "/v1/register", SITE.key_id, body)
+        assert b.verify("POST", "/v1/register", other, body) == SITE
+    finally:
+        store_a.close()
+        store_b.close()

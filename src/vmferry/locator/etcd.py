@@ -119,6 +119,19 @@ class EtcdClient:
                 return kvs, header_rev
             start = _unb64(page[-1]["key"]) + b"\0"
 
+    def grant_lease(self, ttl: int) -> int:
+        return int(self._post("/v3/lease/grant", {"TTL": str(ttl)})["ID"])
+
+    def create(self, key: bytes, value: bytes, *, lease: int | None = None) -> bool:
+        """Put ``key`` only if it does not exist; True when this call created it."""
+        put: dict[str, Any] = {"key": _b64(key), "value": _b64(value)}
+        if lease:
+            put["lease"] = str(lease)
+        out = self._post("/v3/kv/txn", {
+            "compare": [{"key": _b64(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0"}],
+            "success": [{"request_put": put}]})
+        return bool(out.get("succeeded"))
+
     def delete(self, key: bytes, *, if_mod_revision: int | None = None) -> int | None:
         """Delete ``key``; return the revision of the deletion, or None if nothing was deleted."""
         request = {"request_delete_range": {"key": _b64(key)}}
@@ -172,6 +185,20 @@ class EtcdStore:
         self._mkey = self.prefix + b"m/"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lease: tuple[int, float] | None = None  # (lease id, monotonic time to renew it)
+        self._lease_lock = threading.Lock()
+
+    def claim_nonce(self, key_id: str, nonce: str, ttl: float) -> bool:
+        """Record a nonce cluster-wide (so services sharing the cluster refuse its replay);
+        False when it was already used. Nonce keys expire with an etcd lease after ``ttl``."""
+        now = time.monotonic()
+        with self._lease_lock:
+            if self._lease is None or now >= self._lease[1]:
+                # one lease per minute: every nonce under it lives at least ``ttl`` seconds
+                self._lease = (self.client.grant_lease(int(ttl) + 120), now + 60)
+            lease = self._lease[0]
+        key = self.prefix + f"nonce/{key_id}/{nonce}".encode()
+        return self.client.create(key, b"1", lease=lease)
 
     def _key(self, eid: Eid) -> bytes:
         return self._mkey + f"{eid.instance_id}/{eid.text}".encode()
