@@ -50,6 +50,9 @@ CASES = [
     (lambda d: d["moves"][0]["readdress"].append({"from": "10.1.3.0/24", "to": "10.20.0.0/16"}),
      "must have the same family and prefix length"),
     (lambda d: d.pop("components"), "missing key 'components'"),
+    (lambda d: d["moves"][0].update(overrides={"db": {1: "10.20.3.9"}}), "moves[0].overrides.db: db has no NIC 1"),
+    (lambda d: d["moves"][0].update(overrides={"dbx": {0: "10.20.3.9"}}), "moves[0].overrides: unknown key 'dbx'"),
+    (lambda d: d["moves"][0].update(overrides={"db": {0: "ten"}}), "moves[0].overrides.db.0: 'ten' is not an IP"),
 ]
 
 

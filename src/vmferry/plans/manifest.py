@@ -480,10 +480,13 @@ def _moves(ctx: _Ctx, doc: dict, app: App) -> None:
                 raise ctx.fail(rw, f"{a} and {b} must have the same family and prefix length to keep host parts")
             subnets.append(SubnetRule(a, b))
         overrides = []
-        for comp, nics in ctx.mapping(mv.get("overrides") or {}, f"{w}.overrides",
-                                      set(app.components)).items():
-            for idx, addr in ctx.mapping(nics, f"{w}.overrides.{comp}", set(map(str, nics or {})) | set(
-                    nics or {})).items():
-                idx_i = ctx.integer(int(idx) if str(idx).isdigit() else idx, f"{w}.overrides.{comp}", 0, 63)
-                overrides.append((str(comp), idx_i, ctx.address(addr, f"{w}.overrides.{comp}.{idx}")))
+        given = mv.get("overrides") or {}
+        for comp, nics in ctx.mapping(given, f"{w}.overrides", set(app.components)).items():
+            ow = f"{w}.overrides.{comp}"
+            if not isinstance(nics, dict):
+                raise ctx.fail(ow, "must map NIC index to address, e.g. {0: 10.20.1.50}")
+            for idx, addr in nics.items():
+                if not str(idx).isdigit() or int(idx) >= len(app.components[str(comp)].nics):
+                    raise ctx.fail(ow, f"{comp} has no NIC {idx!r} (it has {len(app.components[str(comp)].nics)})")
+                overrides.append((str(comp), int(idx), ctx.address(addr, f"{ow}.{idx}")))
         app.moves.append(Move(src, dst, networks, tuple(subnets), tuple(pools), tuple(overrides)))
