@@ -29,7 +29,7 @@ TRAILER = "TRAILER!!!"
 class Member:
     name: str
     mode: int
-    data: bytes
+    data: memoryview  # a view into the decompressed image (bytes(member.data) to copy it)
 
     @property
     def is_file(self) -> bool:
@@ -66,12 +66,12 @@ def _decompress_stream(data: bytes, path: str) -> bytes:
     raise GuestError(f"initramfs: unknown compression (magic {data[:6].hex()})", path=path)
 
 
-def _parse_cpio(data: bytes, pos: int, path: str, out: list[Member]) -> int:
+def _parse_cpio(data: memoryview, pos: int, path: str, out: list[Member]) -> int:
     """Parse one cpio archive starting at ``pos``; return the offset after its trailer."""
     while True:
-        magic = data[pos:pos + 6]
+        magic = bytes(data[pos:pos + 6])
         if magic in NEWC_MAGICS:
-            hdr = data[pos:pos + 110]
+            hdr = bytes(data[pos:pos + 110])
             if len(hdr) < 110:
                 raise GuestError("initramfs: truncated cpio header", path=path)
             try:
@@ -80,16 +80,16 @@ def _parse_cpio(data: bytes, pos: int, path: str, out: list[Member]) -> int:
                 raise GuestError("initramfs: corrupt cpio header", path=path) from exc
             mode, filesize, namesize = fields[1], fields[6], fields[11]
             name_start = pos + 110
-            name = data[name_start:name_start + namesize - 1].decode("utf-8", "replace")
+            name = bytes(data[name_start:name_start + namesize - 1]).decode("utf-8", "replace")
             data_start = (name_start + namesize + 3) & ~3
             pos = (data_start + filesize + 3) & ~3
         elif magic == ODC_MAGIC:
-            hdr = data[pos:pos + 76]
+            hdr = bytes(data[pos:pos + 76])
             try:
                 mode, namesize, filesize = int(hdr[18:24], 8), int(hdr[59:65], 8), int(hdr[65:76], 8)
             except ValueError as exc:
                 raise GuestError("initramfs: corrupt cpio header", path=path) from exc
-            name = data[pos + 76:pos + 76 + namesize - 1].decode("utf-8", "replace")
+            name = bytes(data[pos + 76:pos + 76 + namesize - 1]).decode("utf-8", "replace")
             data_start = pos + 76 + namesize
             pos = data_start + filesize
         else:
@@ -98,12 +98,18 @@ def _parse_cpio(data: bytes, pos: int, path: str, out: list[Member]) -> int:
             raise GuestError(f"initramfs: member {name!r} is truncated", path=path)
         if name == TRAILER:
             return pos
-        out.append(Member(name.lstrip("./").lstrip("/") if name not in (".", "./") else ".", mode,
-                          data[data_start:data_start + filesize]))
+        out.append(Member(_clean(name), mode, data[data_start:data_start + filesize]))
 
 
-def read_members(data: bytes, path: str = "<initramfs>") -> list[Member]:
-    """All members of every archive in an initramfs image (bytes)."""
+def _clean(name: str) -> str:
+    while name.startswith(("./", "/")):
+        name = name[2:] if name.startswith("./") else name[1:]
+    return name or "."
+
+
+def read_members(data: bytes | memoryview, path: str = "<initramfs>") -> list[Member]:
+    """All members of every archive in an initramfs image."""
+    data = memoryview(data)
     members: list[Member] = []
     pos = 0
     rounds = 0
@@ -115,12 +121,12 @@ def read_members(data: bytes, path: str = "<initramfs>") -> list[Member]:
         rounds += 1
         if rounds > 16:
             raise GuestError("initramfs: too many concatenated archives", path=path)
-        if data[pos:pos + 6] in (*NEWC_MAGICS, ODC_MAGIC):
+        if bytes(data[pos:pos + 6]) in (*NEWC_MAGICS, ODC_MAGIC):
             pos = _parse_cpio(data, pos, path, members)
         else:
             # A compressed archive runs to the end of the image (the kernel allows more after it,
             # but no distribution builds that; members of a further stream would be missed).
-            inner = _decompress_stream(data[pos:], path)
+            inner = _decompress_stream(bytes(data[pos:]), path)
             sub = read_members(inner, path)
             members.extend(sub)
             break
