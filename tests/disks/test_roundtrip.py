@@ -93,3 +93,13 @@ def test_virtualbox_vdi_is_read(tmp_path):
     out = os.fspath(tmp_path / "v.vmdk")
     convert_disk(disk, out, "vmdk-stream")
     assert qemu_img.compare(ImageSpec(raw, "raw"), ImageSpec(out, "vmdk"))
+
+
+def test_raw_of_an_odd_number_of_bytes_rounds_up_to_one_sector(tmp_path):
+    raw = make_raw(tmp_path / "b.raw", 1048576 + 100, [(0, 1048576 + 100)], seed=13)
+    for fmt in ("vmdk-stream", "qcow2", "vhd"):
+        out = os.fspath(tmp_path / f"b.{fmt}")
+        result = convert_disk(open_disk(raw), out, fmt)
+        back = open_disk(out)
+        assert back.virtual_size == result.virtual_size == 1048576 + 512
+        assert qemu_img.compare(ImageSpec(raw, "raw"), back.spec)

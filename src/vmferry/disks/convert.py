@@ -126,8 +126,10 @@ def convert_disk(disk: OpenedDisk, out: str | os.PathLike, fmt: DiskFormat | str
     safety.ensure_free_space(os.path.dirname(out), needed, what=os.path.basename(out))
     if fmt.name == "vmdk-flat":
         with safety.atomic_files(out, force=force) as tmpdir:
-            _qemu_convert(disk, os.path.join(tmpdir, os.path.basename(out)), fmt, adapter, reporter, needed)
-        return _result(out, fmt, disk)
+            inner = os.path.join(tmpdir, os.path.basename(out))
+            _qemu_convert(disk, inner, fmt, adapter, reporter, needed)
+            vsize = _check_size(inner, disk)
+        return _result(out, fmt, vsize)
     with safety.atomic_output(out, force=force) as tmp:
         populated = None
         if fmt.name == "vmdk-stream":
@@ -142,14 +144,24 @@ def convert_disk(disk: OpenedDisk, out: str | os.PathLike, fmt: DiskFormat | str
                     populated = res.populated
         if populated is None:
             _qemu_convert(disk, tmp, fmt, adapter, reporter, needed)
-    return _result(out, fmt, disk, populated)
+        vsize = _check_size(tmp, disk)
+    return _result(out, fmt, vsize, populated)
 
 
-def _result(out: str, fmt: DiskFormat, disk: OpenedDisk, populated: int | None = None) -> ConvertResult:
+def _check_size(path: str, disk: OpenedDisk) -> int:
+    """The output must have the source's virtual size (rounded up to a sector for raw sources of an
+    odd number of bytes, which sector-based formats cannot express)."""
+    got = open_disk(path).virtual_size
+    if not 0 <= got - disk.virtual_size < 512:
+        raise DiskError(f"the output's virtual size is {got} bytes, not {disk.virtual_size}", path=disk.path)
+    return got
+
+
+def _result(out: str, fmt: DiskFormat, vsize: int, populated: int | None = None) -> ConvertResult:
     if populated is None:
         populated = sum(e.length for e in qemu_img.map_extents(ImageSpec(out, fmt.qemu))
                         if e.data and not e.zero)
-    return ConvertResult(out, fmt.name, disk.virtual_size, os.path.getsize(out), populated)
+    return ConvertResult(out, fmt.name, vsize, os.path.getsize(out), populated)
 
 
 def _qemu_convert(disk: OpenedDisk, tmp: str, fmt: DiskFormat, adapter: str, reporter: Reporter,
