@@ -73,6 +73,7 @@ def boot(daemon, guest: build.BuiltGuest, bus: str, until: list[str]):
         daemon.own(p)
     xml = work / "domain.xml"
     xml.write_text(domain_xml(name, disk, bus, iso, log))
+    run(["virt-xml-validate", str(xml), "domain"])
     res = run_vmferry("deploy", xml, "--connect", daemon.uri, "--start", "--json")
     assert res.returncode == 0, res.stderr
     assert '"state": "running"' in res.stdout

@@ -213,6 +213,21 @@ def test_deploy_command(tmp_path: Path):
     assert res.returncode == 2 and "cannot connect" in res.stderr and "Traceback" not in res.stderr
 
 
+def test_deploy_takes_a_directory_with_one_domain(tmp_path: Path):
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "vm.xml").write_text(DOMAIN.format(name="vmferry-dir"))
+    res = run_vmferry("deploy", tmp_path / "one", "--connect", "test:///default", "--json")
+    assert res.returncode == 0, res.stderr
+    assert '"name": "vmferry-dir"' in res.stdout and '"state": "shutoff"' in res.stdout
+    (tmp_path / "none").mkdir()
+    res = run_vmferry("deploy", tmp_path / "none", "--connect", "test:///default")
+    assert res.returncode == 2 and "found 0" in res.stderr
+    (tmp_path / "one" / "notes.txt").write_text("<domain")
+    (tmp_path / "one" / "other.xml").write_text("<network><name>n</name></network>")
+    res = run_vmferry("deploy", tmp_path / "one" / "other.xml", "--connect", "test:///default")
+    assert res.returncode == 2 and "not a libvirt domain XML" in res.stderr
+
+
 def test_guest_command_bad_input(tmp_path: Path):
     res = run_vmferry("guest", tmp_path / "missing.img")
     assert res.returncode == 2 and "missing.img" in res.stderr and len(res.stderr.strip().splitlines()) == 1
