@@ -181,7 +181,15 @@ def _fill_net_config(vm: PortableVM) -> None:
     """Guest network settings from the properties, by whichever vendor convention they follow."""
     from vmferry import netconv
 
-    props = {p.key: p.value for product in vm.products for p in product.properties if p.value is not None}
+    props: dict[str, str] = {}
+    for product in vm.products:
+        for p in product.properties:
+            if p.value is None:
+                continue
+            props.setdefault(p.key, p.value)
+            # DSP0243 full key: class.key.instance (e.g. ovf:class="vmferry" + "net.0.address")
+            full = ".".join(x for x in (product.product_class, p.key, product.instance) if x)
+            props[full] = p.value
     if props:
         configs, _findings = netconv.read_properties(props)
         vm.net_config = dict(configs)

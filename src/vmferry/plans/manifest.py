@@ -237,21 +237,6 @@ def _service(ctx: _Ctx, name: str, data: Any, where: str) -> Service:
 
 
 # -- components -----------------------------------------------------------------------------------------
-def _net_config(vm) -> dict:
-    """Guest settings per NIC from the properties, in any convention netconv knows (vmferry, VMware
-    vApp, Cisco...). Keys are qualified with the ProductSection's ``ovf:class`` as in the OVF
-    environment (``vmferry.net`` + ``0.address``); ``PortableVM.net_config`` does not do that yet."""
-    from vmferry.netconv import read_properties
-
-    props = {}
-    for product in vm.products:
-        for p in product.properties:
-            if p.value is not None:
-                props[f"{product.product_class}.{p.key}" if product.product_class else p.key] = p.value
-    configs, _findings = read_properties(props)
-    return {**vm.net_config, **configs}
-
-
 def _component(ctx: _Ctx, name: str, data: Any) -> Component:
     from vmferry.dialects import read_package
     from vmferry.package import open_package
@@ -277,7 +262,7 @@ def _component(ctx: _Ctx, name: str, data: Any) -> Component:
         chosen = systems[0]
     else:
         raise ctx.fail(w, f"{package} holds {len(systems)} systems: say which one with system:")
-    from_props = _net_config(chosen)
+    from_props = chosen.net_config
     pkg_nics = chosen.nics_for(portable.default_profile)
     given = ctx.seq(d.get("nics"), f"{w}.nics")
     if len(given) > len(pkg_nics):
