@@ -31,6 +31,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/inspect.py
+	$(PY) bench/disks.py
+	$(PY) bench/locator.py
+	$(PY) bench/ovfenv.py
+	$(PY) bench/plans.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
