@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) bench/locator.py
 	$(PY) bench/ovfenv.py
 	$(PY) bench/plans.py
+	$(PY) bench/guest.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
