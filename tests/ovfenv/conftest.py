@@ -52,7 +52,7 @@ def _unpack_cloud_init(cache: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def cloud_init_site() -> Path:
+def cloud_init_site(tmp_path_factory) -> Path:
     """The ``dist-packages`` directory of Debian's unpacked cloud-init package."""
     for tool in ("apt-get", "dpkg-deb", "xorriso", "genisoimage"):
         if shutil.which(tool) is None:
@@ -64,6 +64,8 @@ def cloud_init_site() -> Path:
         pytest.fail(f"cloud-init's dependencies are missing from {SYSTEM_PYTHON}: {missing} "
                     "(install the python3-* packages of .ci/apt-packages.txt)")
     cache = _cache_dir()
+    if not os.access(next((p for p in (cache, *cache.parents) if p.exists()), Path("/")), os.W_OK):
+        cache = tmp_path_factory.mktemp("cache") / "cloud-init"     # no writable home: this session only
     if not (cache / SITE / "cloudinit" / "sources" / "DataSourceOVF.py").is_file():
         _unpack_cloud_init(cache)
     return cache / SITE
