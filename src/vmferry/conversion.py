@@ -85,7 +85,7 @@ def _add_portable_network_keys(portable: PortablePackage, target: str) -> None:
         configs = {i: c for i, c in vm.net_config.items() if not c.is_empty and c.origin != "vmferry"}
         if not configs:
             continue
-        new = netconv.write_properties(configs, "vmferry")
+        new = netconv.write_profiled(vm.properties(), [p.id for p in portable.profiles], "vmferry")
         product = next((p for p in vm.products if not p.product_class), None)
         if product is None:
             product = ProductInfo(info="Guest network settings (vmferry portable keys)")
