@@ -144,7 +144,8 @@ class NetConfig:
 
 @dataclass
 class Nic:
-    index: int                    # order in the source (0-based)
+    index: int                    # order in the descriptor, across every profile (0-based); the guest's
+                                  # own numbering is the position in nics_for(profile)
     network: str | None
     model: str | None = None      # portable: "e1000", "e1000e", "vmxnet3", "pcnet32", "virtio", "rtl8139",
                                   # "netvsc", "other"
@@ -229,7 +230,8 @@ class PortableVM:
     drives: list[Drive] = field(default_factory=list)
     nics: list[Nic] = field(default_factory=list)
     devices: list[Device] = field(default_factory=list)
-    net_config: dict[int, NetConfig] = field(default_factory=dict)   # NIC index -> settings
+    net_config: dict[int, NetConfig] = field(default_factory=dict)   # guest NIC number (eth<n>, the
+                                  # position in nics_for(profile), as the property conventions count) -> settings
     products: list[ProductInfo] = field(default_factory=list)
     eulas: list[str] = field(default_factory=list)
     annotation: str | None = None
