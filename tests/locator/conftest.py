@@ -52,7 +52,8 @@ class LocatorProcess:
     """``vmferry locator serve`` in a child process."""
 
     def __init__(self, workdir: Path, *, etcd: list[str] | None = None, dns: bool = True,
-                 push_file: Path | None = None, max_body: int | None = None) -> None:
+                 push_file: Path | None = None, max_body: int | None = None,
+                 etcd_prefix: str | None = None) -> None:
         self.workdir = workdir
         self.sites = write_sites(workdir)
         self.http_port = free_port()
@@ -60,7 +61,7 @@ class LocatorProcess:
         self.argv = [sys.executable, "-m", "vmferry.cli.main", "locator", "serve",
                      "--sites", str(self.sites), "--http", f"127.0.0.1:{self.http_port}"]
         if etcd:
-            self.argv += ["--etcd", ",".join(etcd), "--etcd-prefix", f"/t-{os.urandom(4).hex()}/"]
+            self.argv += ["--etcd", ",".join(etcd), "--etcd-prefix", etcd_prefix or f"/t-{os.urandom(4).hex()}/"]
         else:
             self.argv += ["--db", str(workdir / "locator.db")]
         if dns:

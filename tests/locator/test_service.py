@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
+import httpx
 import pytest
 
 from vmferry.locator import Eid, Heartbeat, Locator, LocatorService, NotFound, Site, SqliteStore
+from vmferry.locator.auth import sign
 from vmferry.locator.etcd import EtcdStore
+
+from .conftest import EAST_SECRET, LocatorProcess
 
 SITE = Site("east", "east-1", b"s" * 16, (Eid.parse("10.0.0.0/8"), Eid.parse("example.test")))
 
@@ -77,23 +82,23 @@ def test_etcd_store_history_survives_a_service_restart(etcd_cluster):
         assert [c.version for c in _take(svc.watch(replay[-1].version, heartbeat=0.2))] == [later]
 
 
-def test_services_sharing_etcd_refuse_each_others_replays(etcd_cluster):
-    from vmferry.locator.auth import RequestRefused, Verifier, sign
-
-    prefix = f"/nonce-{time.monotonic_ns()}/"
-    store_a = EtcdStore(etcd_cluster.client_urls, prefix=prefix)
-    store_b = EtcdStore(etcd_cluster.client_urls[1:], prefix=prefix)
+def test_services_sharing_etcd_refuse_each_others_replays(etcd_cluster, tmp_path):
+    prefix = f"/shared-{time.monotonic_ns()}/"
+    one = LocatorProcess(tmp_path / "one", etcd=etcd_cluster.client_urls, dns=False, etcd_prefix=prefix).start()
+    two = LocatorProcess(tmp_path / "two", etcd=etcd_cluster.client_urls[::-1], dns=False,
+                         etcd_prefix=prefix).start()
     try:
-        a = Verifier([SITE], not_before=0, claim=store_a.claim_nonce)
-        b = Verifier([SITE], not_before=0, claim=store_b.claim_nonce)
-        body = b'{"eid":"app.example.test"}'
-        headers = sign(SITE.secret, "POST", "/v1/register", SITE.key_id, body)
-        assert a.verify("POST", "/v1/register", headers, body) == SITE
-        with pytest.raises(RequestRefused) as err:
-            b.verify("POST", "/v1/register", headers, body)
-        assert err.value.reason == "replayed"
-        other = sign(SITE.secret, "POST", "/v1/register", SITE.key_id, body)
-        assert b.verify("POST", "/v1/register", other, body) == SITE
+        body = json.dumps({"eid": "app.example.test", "locators": [{"address": "192.0.2.1"}]}).encode()
+        headers = {**sign(EAST_SECRET.encode(), "POST", "/v1/register", "east-1", body),
+                   "Content-Type": "application/json"}
+        first = httpx.post(one.url + "/v1/register", content=body, headers=headers)
+        assert first.status_code == 200
+        replay = httpx.post(two.url + "/v1/register", content=body, headers=headers)
+        assert replay.status_code == 401 and replay.json()["reason"] == "replayed"
+        assert "reason=replayed" in (tmp_path / "two" / "serve.log").read_text()
+        with two.client() as east:  # the second service sees the first one's write, unchanged
+            assert east.resolve("app.example.test").mapping.version == first.json()["version"]
+            assert east.register("app.example.test", [Locator("192.0.2.2")]).version > first.json()["version"]
     finally:
-        store_a.close()
-        store_b.close()
+        one.kill()
+        two.kill()

@@ -218,8 +218,7 @@ def _serve(args) -> int:
             from vmferry.locator.dns_push import DnsPusher
 
             extras.append(DnsPusher(service, push_config).start())
-        verifier = Verifier(sites, window=args.window, claim=getattr(store, "claim_nonce", None))
-        app = create_app(service, verifier, max_body=args.max_body)
+        app = create_app(service, Verifier(sites, window=args.window), max_body=args.max_body)
         config = uvicorn.Config(app, host=http_host, port=http_port, log_level=args.log_level,
                                 access_log=False, timeout_graceful_shutdown=2)
         print(f"vmferry locator: store {store.name} at version {service.version}, "

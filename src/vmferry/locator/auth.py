@@ -19,8 +19,9 @@ The canonical form is these lines joined with ``\\n`` (no trailing newline)::
 
 The verifier refuses an unknown key id, a timestamp outside ``window`` seconds of its clock or older
 than its own start (so nothing signed before a restart can be replayed after it), a signature that
-does not match (compared in constant time), and a nonce it has seen within the window (with the
-etcd store, nonces are also claimed in etcd, so services sharing a cluster refuse each other's replays).
+does not match (compared in constant time), and a nonce it has seen within the window. The HTTP
+layer also hands the nonce to the store's write: the etcd store records it in the same transaction,
+so services sharing a cluster refuse each other's replays.
 
 The sites file (TOML) lists who may register what::
 
@@ -45,7 +46,7 @@ import threading
 import time
 import tomllib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from vmferry.errors import AuthError, LocatorError
@@ -84,11 +85,8 @@ class Verifier:
     """Checks signed requests against the known sites. Thread-safe."""
 
     def __init__(self, sites: Iterable[Site], *, window: float = 300.0, not_before: float | None = None,
-                 clock=time.time, claim: Callable[[str, str, float], bool] | None = None) -> None:
-        """``claim(key_id, nonce, ttl)``, when given, records nonces where other services see them
-        too (the etcd store's ``claim_nonce``) and returns False for one already used."""
+                 clock=time.time) -> None:
         self.sites = {s.key_id: s for s in sites}
-        self.claim = claim
         self.window = window
         self.clock = clock
         self.not_before = clock() if not_before is None else not_before
@@ -128,8 +126,6 @@ class Verifier:
             if (key_id, nonce) in self._seen:
                 raise RequestRefused("replayed", f"nonce already used for key id {key_id!r}")
             self._seen[(key_id, nonce)] = now + 2 * self.window
-        if self.claim is not None and not self.claim(key_id, nonce, 2 * self.window):
-            raise RequestRefused("replayed", f"nonce already used for key id {key_id!r} (seen by another service)")
         return site
 
 

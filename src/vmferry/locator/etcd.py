@@ -4,6 +4,8 @@ Keys live under a prefix (default ``/vmferry/locator/``)::
 
     <prefix>m/<instance id>/<eid>   one mapping (JSON, with the kind of its last write)
     <prefix>boot                    written by each service start, marks the revision it loaded at
+    <prefix>nonce/<key id>/<nonce>  request nonces, written in the same transaction as the change
+                                    they authorised (so a replay to another service fails), leased
 
 Versions are etcd revisions: a mapping's version is its ``mod_revision``. The service loads the
 table at the revision of its boot mark and follows ``<prefix>m/`` with one etcd watch from the
@@ -29,6 +31,7 @@ from typing import Any
 import httpx
 
 from vmferry.errors import LocatorError
+from vmferry.locator.auth import RequestRefused
 from vmferry.locator.model import Change, Eid, Mapping
 from vmferry.locator.store import HistoryCompacted, OnChange
 
@@ -122,15 +125,8 @@ class EtcdClient:
     def grant_lease(self, ttl: int) -> int:
         return int(self._post("/v3/lease/grant", {"TTL": str(ttl)})["ID"])
 
-    def create(self, key: bytes, value: bytes, *, lease: int | None = None) -> bool:
-        """Put ``key`` only if it does not exist; True when this call created it."""
-        put: dict[str, Any] = {"key": _b64(key), "value": _b64(value)}
-        if lease:
-            put["lease"] = str(lease)
-        out = self._post("/v3/kv/txn", {
-            "compare": [{"key": _b64(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0"}],
-            "success": [{"request_put": put}]})
-        return bool(out.get("succeeded"))
+    def txn(self, compare: list[dict[str, Any]], success: list[dict[str, Any]]) -> dict[str, Any]:
+        return self._post("/v3/kv/txn", {"compare": compare, "success": success})
 
     def delete(self, key: bytes, *, if_mod_revision: int | None = None) -> int | None:
         """Delete ``key``; return the revision of the deletion, or None if nothing was deleted."""
@@ -179,8 +175,10 @@ class EtcdStore:
 
     name = "etcd"
 
-    def __init__(self, endpoints: Sequence[str], *, prefix: str = "/vmferry/locator/") -> None:
+    def __init__(self, endpoints: Sequence[str], *, prefix: str = "/vmferry/locator/",
+                 nonce_ttl: int = 600) -> None:
         self.client = EtcdClient(endpoints)
+        self.nonce_ttl = nonce_ttl
         self.prefix = prefix.encode()
         self._mkey = self.prefix + b"m/"
         self._stop = threading.Event()
@@ -188,17 +186,20 @@ class EtcdStore:
         self._lease: tuple[int, float] | None = None  # (lease id, monotonic time to renew it)
         self._lease_lock = threading.Lock()
 
-    def claim_nonce(self, key_id: str, nonce: str, ttl: float) -> bool:
-        """Record a nonce cluster-wide (so services sharing the cluster refuse its replay);
-        False when it was already used. Nonce keys expire with an etcd lease after ``ttl``."""
+    def _nonce_ops(self, nonce: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The compare (nonce unused) and the put (record it, leased) for a write carrying ``nonce``."""
         now = time.monotonic()
         with self._lease_lock:
             if self._lease is None or now >= self._lease[1]:
-                # one lease per minute: every nonce under it lives at least ``ttl`` seconds
-                self._lease = (self.client.grant_lease(int(ttl) + 120), now + 60)
+                # one lease per minute: every nonce under it lives at least ``nonce_ttl`` seconds
+                self._lease = (self.client.grant_lease(self.nonce_ttl + 60), now + 60)
             lease = self._lease[0]
-        key = self.prefix + f"nonce/{key_id}/{nonce}".encode()
-        return self.client.create(key, b"1", lease=lease)
+        key = _b64(self.prefix + b"nonce/" + nonce.encode())
+        return ({"key": key, "target": "CREATE", "result": "EQUAL", "create_revision": "0"},
+                {"request_put": {"key": key, "value": _b64(b"1"), "lease": str(lease)}})
+
+    def _replayed(self, nonce: str) -> RequestRefused:
+        return RequestRefused("replayed", f"nonce {nonce!r} already used (recorded in etcd)")
 
     def _key(self, eid: Eid) -> bytes:
         return self._mkey + f"{eid.instance_id}/{eid.text}".encode()
@@ -248,13 +249,28 @@ class EtcdStore:
                 log.warning("etcd watch interrupted, resuming at revision %d: %s", next_rev, exc)
                 self._stop.wait(0.2)
 
-    def put(self, kind: str, mapping: Mapping) -> int:
+    def put(self, kind: str, mapping: Mapping, *, nonce: str | None = None) -> int:
         data = mapping.with_version(0).to_dict()
         data["kind"] = kind
-        return self.client.put(self._key(mapping.eid), json.dumps(data, separators=(",", ":")).encode())
+        key, value = self._key(mapping.eid), json.dumps(data, separators=(",", ":")).encode()
+        if nonce is None:
+            return self.client.put(key, value)
+        compare, record = self._nonce_ops(nonce)
+        out = self.client.txn([compare], [record, {"request_put": {"key": _b64(key), "value": _b64(value)}}])
+        if not out.get("succeeded"):
+            raise self._replayed(nonce)
+        return int(out["header"]["revision"])
 
-    def delete(self, eid: Eid, site: str, *, if_version: int | None = None) -> int | None:
-        return self.client.delete(self._key(eid), if_mod_revision=if_version)
+    def delete(self, eid: Eid, site: str, *, if_version: int | None = None,
+               nonce: str | None = None) -> int | None:
+        if nonce is None:
+            return self.client.delete(self._key(eid), if_mod_revision=if_version)
+        compare, record = self._nonce_ops(nonce)
+        out = self.client.txn([compare], [record, {"request_delete_range": {"key": _b64(self._key(eid))}}])
+        if not out.get("succeeded"):
+            raise self._replayed(nonce)
+        deleted = out.get("responses", [{}, {}])[1].get("response_delete_range", {}).get("deleted", "0")
+        return int(out["header"]["revision"]) if int(deleted) else None
 
     def history(self, after: int, until: int) -> Iterator[Change]:
         if after >= until:

@@ -21,6 +21,7 @@ of a write is logged on the ``vmferry.locator.audit`` logger.
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, Query, Request
@@ -61,6 +62,15 @@ class RefreshIn(BaseModel):
 class DeregisterIn(BaseModel):
     eid: str = Field(max_length=300)
     instance_id: int = Field(0, ge=0, le=MAX_INSTANCE_ID)
+
+
+@dataclass(frozen=True)
+class Signed:
+    """An authenticated request: its site, its "<key id>/<nonce>" and the peer address."""
+
+    site: Site
+    nonce: str
+    peer: str | None
 
 
 class Refusal(BaseModel):
@@ -148,42 +158,52 @@ def create_app(service: LocatorService, verifier: Verifier, *, max_body: int = D
                      x_locator_key_id: str = Header(..., max_length=128),
                      x_locator_timestamp: str = Header(..., max_length=32),
                      x_locator_nonce: str = Header(..., max_length=128),
-                     x_locator_signature: str = Header(..., max_length=128)) -> Site:
+                     x_locator_signature: str = Header(..., max_length=128)) -> Signed:
         body = await request.body()
         peer = request.client.host if request.client else None
         try:
-            return verifier.verify(request.method, request.url.path, request.headers, body)
+            site = verifier.verify(request.method, request.url.path, request.headers, body)
         except RequestRefused as exc:
             audit_refusal(exc.reason, str(exc), key_id=x_locator_key_id, peer=peer)
             raise
+        return Signed(site, f"{x_locator_key_id}/{x_locator_nonce}", peer)
 
-    def authorized(site: Site, eid: Eid, request: Request) -> None:
+    def authorized(auth: Signed, eid: Eid) -> None:
         try:
-            service.authorize(site, eid)
+            service.authorize(auth.site, eid)
         except NotAllowed as exc:
-            audit_refusal("not_allowed", str(exc), key_id=site.key_id,
-                          peer=request.client.host if request.client else None)
+            audit_refusal("not_allowed", str(exc), key_id=auth.site.key_id, peer=auth.peer)
+            raise
+
+    def audited(auth: Signed, write):
+        """Run a store write; a replay caught by a shared store is logged like the others."""
+        try:
+            return write()
+        except RequestRefused as exc:
+            audit_refusal(exc.reason, str(exc), key_id=auth.site.key_id, peer=auth.peer)
             raise
 
     @app.post("/v1/register", responses=_REFUSALS, summary="register or move an EID")
-    def register(body: RegisterIn, request: Request, site: Annotated[Site, Depends(signed)]) -> dict:
+    def register(body: RegisterIn, auth: Annotated[Signed, Depends(signed)]) -> dict:
         eid = Eid.parse(body.eid, body.instance_id)
         locators = [Locator(**loc.model_dump()) for loc in body.locators]
-        authorized(site, eid, request)
-        mapping = service.register(site, eid, locators, ttl=body.ttl, expires_in=body.expires_in)
+        authorized(auth, eid)
+        mapping = audited(auth, lambda: service.register(auth.site, eid, locators, ttl=body.ttl,
+                                                         expires_in=body.expires_in, nonce=auth.nonce))
         return mapping.to_dict()
 
     @app.post("/v1/refresh", responses=_REFUSALS, summary="extend a registration")
-    def refresh(body: RefreshIn, request: Request, site: Annotated[Site, Depends(signed)]) -> dict:
+    def refresh(body: RefreshIn, auth: Annotated[Signed, Depends(signed)]) -> dict:
         eid = Eid.parse(body.eid, body.instance_id)
-        authorized(site, eid, request)
-        return service.refresh(site, eid, expires_in=body.expires_in).to_dict()
+        authorized(auth, eid)
+        return audited(auth, lambda: service.refresh(auth.site, eid, expires_in=body.expires_in,
+                                                     nonce=auth.nonce)).to_dict()
 
     @app.post("/v1/deregister", responses=_REFUSALS, summary="remove a registration")
-    def deregister(body: DeregisterIn, request: Request, site: Annotated[Site, Depends(signed)]) -> dict:
+    def deregister(body: DeregisterIn, auth: Annotated[Signed, Depends(signed)]) -> dict:
         eid = Eid.parse(body.eid, body.instance_id)
-        authorized(site, eid, request)
-        version = service.deregister(site, eid)
+        authorized(auth, eid)
+        version = audited(auth, lambda: service.deregister(auth.site, eid, nonce=auth.nonce))
         return {"instance_id": eid.instance_id, "eid": eid.text, "version": version}
 
     @app.get("/v1/resolve", summary="resolve an address, prefix or name",

@@ -100,15 +100,17 @@ class LocatorService:
             raise NotAllowed(f"site {site.name!r} may not register {eid}")
 
     def register(self, site: Site, eid: str | Eid, locators: Sequence[Locator], *, ttl: int = 60,
-                 expires_in: int = DEFAULT_EXPIRY, instance_id: int = 0) -> Mapping:
-        """Register (or move) ``eid`` to ``locators``; returns the stored mapping with its version."""
+                 expires_in: int = DEFAULT_EXPIRY, instance_id: int = 0, nonce: str | None = None) -> Mapping:
+        """Register (or move) ``eid`` to ``locators``; returns the stored mapping with its version.
+
+        ``nonce`` is the signed request's "<key id>/<nonce>", given by the HTTP layer (see Store.put)."""
         eid = eid if isinstance(eid, Eid) else Eid.parse(eid, instance_id)
         self.authorize(site, eid)
         expires_in = _check_expiry(expires_in)
         now = self.clock()
         mapping = Mapping(eid=eid, locators=tuple(locators), ttl=ttl, expires_at=now + expires_in,
                           site=site.name, registered_at=now)
-        version = self.store.put("register", mapping)
+        version = self.store.put("register", mapping, nonce=nonce)
         self._await(version)
         return mapping.with_version(version)
 
@@ -130,7 +132,7 @@ class LocatorService:
         return versions
 
     def refresh(self, site: Site, eid: str | Eid, *, expires_in: int = DEFAULT_EXPIRY,
-                instance_id: int = 0) -> Mapping:
+                instance_id: int = 0, nonce: str | None = None) -> Mapping:
         """Extend the registration of ``eid`` without changing its locators."""
         eid = eid if isinstance(eid, Eid) else Eid.parse(eid, instance_id)
         self.authorize(site, eid)
@@ -141,15 +143,15 @@ class LocatorService:
         mapping = Mapping(eid=eid, locators=current.locators, ttl=current.ttl,
                           expires_at=self.clock() + expires_in, site=site.name,
                           registered_at=current.registered_at)
-        version = self.store.put("refresh", mapping)
+        version = self.store.put("refresh", mapping, nonce=nonce)
         self._await(version)
         return mapping.with_version(version)
 
-    def deregister(self, site: Site, eid: str | Eid, *, instance_id: int = 0) -> int:
+    def deregister(self, site: Site, eid: str | Eid, *, instance_id: int = 0, nonce: str | None = None) -> int:
         """Remove the mapping of ``eid``; returns the version of the removal."""
         eid = eid if isinstance(eid, Eid) else Eid.parse(eid, instance_id)
         self.authorize(site, eid)
-        version = self.store.delete(eid, site.name)
+        version = self.store.delete(eid, site.name, nonce=nonce)
         if version is None:
             raise NotFound(f"{eid} is not registered")
         self._await(version)

@@ -33,10 +33,14 @@ class Store(Protocol):
     def open(self, on_change: OnChange) -> tuple[list[Mapping], int]:
         """Return (current mappings, version of that snapshot); then report later changes."""
 
-    def put(self, kind: str, mapping: Mapping) -> int:
-        """Store ``mapping`` (kind ``register`` or ``refresh``); return its version once durable."""
+    def put(self, kind: str, mapping: Mapping, *, nonce: str | None = None) -> int:
+        """Store ``mapping`` (kind ``register`` or ``refresh``); return its version once durable.
 
-    def delete(self, eid: Eid, site: str, *, if_version: int | None = None) -> int | None:
+        ``nonce`` ("<key id>/<nonce>" of the signed request) lets a store shared by several services
+        refuse a replay atomically with the write (AuthError); a single-process store may ignore it."""
+
+    def delete(self, eid: Eid, site: str, *, if_version: int | None = None,
+               nonce: str | None = None) -> int | None:
         """Remove the mapping of ``eid`` (only if still at ``if_version`` when given).
 
         Returns the version of the deletion, or None when nothing was removed."""
@@ -108,7 +112,8 @@ class SqliteStore:
                 cursor = version
 
     # -- writing ---------------------------------------------------------------------------------
-    def put(self, kind: str, mapping: Mapping) -> int:
+    def put(self, kind: str, mapping: Mapping, *, nonce: str | None = None) -> int:
+        # one process owns the file: the verifier's in-memory nonce cache is enough (nonce unused)
         eid = mapping.eid
         with self._lock:
             try:
@@ -153,7 +158,8 @@ class SqliteStore:
                 self._after_write(change)
         return [c.version for c in changes]
 
-    def delete(self, eid: Eid, site: str, *, if_version: int | None = None) -> int | None:
+    def delete(self, eid: Eid, site: str, *, if_version: int | None = None,
+               nonce: str | None = None) -> int | None:
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
