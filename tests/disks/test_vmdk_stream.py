@@ -101,12 +101,16 @@ def test_source_in_qcow2_is_read_directly(tmp_path):
     assert same(raw, "raw", out, "vmdk")
 
 
-def test_compressible_grains_are_deflated_random_ones_stored(tmp_path):
+@pytest.mark.parametrize("deflate", ["zlib", "best"])
+def test_compressible_grains_are_deflated_random_ones_stored(tmp_path, deflate):
+    import zlib
+
     size = 4 * MiB
     text = (b"vmferry moves virtual machines between hypervisors. " * 40000)[:2 * MiB]
     payload = text + os.urandom(2 * MiB)
     chunks = []
-    write_stream_vmdk(lambda off, n: payload[off:off + n], size, chunks.append)
+    write_stream_vmdk(lambda off, n: payload[off:off + n], size, chunks.append,
+                      deflate=zlib.compress if deflate == "zlib" else None)
     vmdk = b"".join(chunks)
     assert len(vmdk) < 2 * MiB + 2 * MiB // 10 + 64 * 1024, "text must shrink, random may not grow much"
     assert len(vmdk) > 2 * MiB
@@ -142,3 +146,17 @@ def test_random_layouts_round_trip(tmp_path):
         os.unlink(raw)
 
     check()
+
+
+def test_isal_is_used_when_installed_and_levels_above_3_use_zlib():
+    import zlib
+
+    from vmferry.disks.vmdk_stream import best_deflate
+
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        assert best_deflate(1) is zlib.compress
+    else:
+        assert best_deflate(1) is isal_zlib.compress
+    assert best_deflate(6) is zlib.compress and best_deflate(0) is zlib.compress
