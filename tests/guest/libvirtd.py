@@ -82,6 +82,26 @@ def start(timeout: float = 30) -> tuple[Libvirtd, subprocess.Popen]:
     return Libvirtd(uri, base / "work", uid, gid, log), proc
 
 
+def deploy_and_wait(daemon: Libvirtd, xml: Path, log: Path, until: list[str], timeout: float = 150):
+    """``vmferry deploy XML --start`` on ``daemon``, then read the serial log ``log`` until a marker
+    of ``until`` appears, the domain stops, or ``timeout`` passes; the domain is removed afterwards.
+    Returns a :class:`vmferry.tools.libvirt.ConsoleResult`."""
+    import json
+
+    from tests.conftest import run_vmferry
+    from vmferry.tools.libvirt import connect, wait_console
+
+    res = run_vmferry("deploy", xml, "--connect", daemon.uri, "--start", "--json")
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["state"] == "running", info
+    with connect(daemon.uri) as conn:
+        try:
+            return wait_console(log, until, timeout, stop_when=lambda: not conn.info(info["name"]).active)
+        finally:
+            conn.undefine(info["name"])
+
+
 def stop(proc: subprocess.Popen, base: Path) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)

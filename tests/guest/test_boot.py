@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_vmferry
+from tests.guest.libvirtd import deploy_and_wait
 from tests.guestimage import build
-from vmferry.tools.libvirt import connect, wait_console
 from vmferry.tools.proc import run
 
 pytestmark = pytest.mark.slow
@@ -67,23 +66,16 @@ def boot(daemon, guest: build.BuiltGuest, bus: str, until: list[str]):
     daemon.own(work)
     disk = work / "disk.qcow2"
     run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", guest.image, str(disk)], timeout=300)
-    iso = build.make_env_iso(work / "ovf-env.iso", {guest.ip_key: IP, "hostname": "vmferry-test"})
+    # decoys first: the guest must pick its own key, not the first property
+    iso = build.make_env_iso(work / "ovf-env.iso", {"hostname": "vmferry-test", f"{guest.ip_key}x": "192.0.2.9",
+                                                    guest.ip_key: IP})
     log = work / "console.log"
     for p in (disk, iso):
         daemon.own(p)
     xml = work / "domain.xml"
     xml.write_text(domain_xml(name, disk, bus, iso, log))
     run(["virt-xml-validate", str(xml), "domain"])
-    res = run_vmferry("deploy", xml, "--connect", daemon.uri, "--start", "--json")
-    assert res.returncode == 0, res.stderr
-    assert '"state": "running"' in res.stdout
-    with connect(daemon.uri) as conn:
-        try:
-            result = wait_console(log, until, BOOT_TIMEOUT,
-                                  stop_when=lambda: not conn.info(name).active)
-        finally:
-            conn.undefine(name)
-    return result
+    return deploy_and_wait(daemon, xml, log, until, BOOT_TIMEOUT)
 
 
 def test_virtio_guest_boots_and_reads_its_ovf_environment(libvirtd, guest_virtio):

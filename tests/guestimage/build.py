@@ -42,7 +42,7 @@ import struct
 import sys
 import tempfile
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from vmferry.errors import ToolFailed
@@ -407,9 +407,16 @@ def _key(variant: Variant, debs: dict[str, Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def build(variant_name: str = "virtio", cache: Path | None = None) -> BuiltGuest:
-    """Build (or take from the cache) the guest ``variant_name``; return what was put in it."""
+def build(variant_name: str = "virtio", cache: Path | None = None, *, ip_key: str | None = None) -> BuiltGuest:
+    """Build (or take from the cache) the guest ``variant_name``; return what was put in it.
+
+    ``ip_key`` names the OVF environment property whose value the guest prints (default ``ip0``).
+    """
     variant = VARIANTS[variant_name]
+    if ip_key:
+        if not all(c.isalnum() or c in "._-" for c in ip_key):
+            raise ValueError(f"ip_key {ip_key!r}: letters, digits, '.', '_' and '-' only")
+        variant = replace(variant, ip_key=ip_key)
     cache = cache or cache_dir()
     with _locked(cache / ".download.lock"):   # apt-get download and extraction: one at a time
         debs = fetch_packages(variant, cache)
@@ -477,9 +484,10 @@ def make_env_iso(iso: Path, properties: dict[str, str]) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", choices=sorted(VARIANTS), action="append")
+    parser.add_argument("--ip-key", help="OVF environment property the guest prints (default ip0)")
     args = parser.parse_args(argv)
     for name in args.variant or sorted(VARIANTS):
-        built = build(name)
+        built = build(name, ip_key=args.ip_key)
         print(json.dumps(asdict(built), indent=2))
     return 0
 
