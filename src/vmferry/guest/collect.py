@@ -56,6 +56,7 @@ NET_DIRS = (("/etc/netplan", "netplan"), ("/etc/NetworkManager/system-connection
             ("/etc/systemd/network", "networkd"), ("/etc/sysconfig/network-scripts", "ifcfg"),
             ("/etc/sysconfig/network", "ifcfg"), ("/etc/network/interfaces.d", "ifupdown"),
             ("/etc/udev/rules.d", "udev"))
+BLS_DIR = "/boot/loader/entries"  # Boot Loader Specification entries (RHEL/Fedora GRUB, systemd-boot)
 BOOT_CONFIGS = ("/boot/grub/grub.cfg", "/boot/grub2/grub.cfg", "/boot/efi/EFI/debian/grub.cfg",
                 "/boot/extlinux/extlinux.conf", "/extlinux.conf", "/boot/syslinux/syslinux.cfg",
                 "/etc/default/grub")
@@ -165,7 +166,7 @@ def _default_kernel_path(where: str, text: str) -> str | None:
             elif len(words) >= 2 and words[0].upper() in ("KERNEL", "LINUX") and label:
                 kernels.setdefault(label, words[1])
         return kernels.get(default) or next(iter(kernels.values()), None)
-    if where.endswith("grub.cfg"):
+    if where.endswith("grub.cfg"):  # BLS entries: the newest kernel is taken as default
         for line in text.splitlines():
             words = line.split()
             if len(words) >= 2 and words[0] in ("linux", "linux16", "linuxefi"):
@@ -192,7 +193,7 @@ def _kernels(gst: _Guest, boot_texts: dict[str, str]) -> list[Kernel]:
     initrd_names = {v: next((f"/boot/{n}" for n in (f"initrd.img-{v}", f"initramfs-{v}.img", f"initrd-{v}",
                                                     f"initramfs-{v}") if n in boot), None) for v in versions}
     wanted = [f"/boot/config-{v}" for v in versions] + [f"{mods_base}/{v}/modules.builtin" for v in versions]
-    moddirs = [f"{mods_base}/{v}/kernel" for v in versions]
+    moddirs = [f"{mods_base}/{v}" for v in versions]  # kernel/, and updates/ or extra/ (DKMS) too
     gst.probe(files=wanted + [p for p in initrd_names.values() if p], dirs=moddirs)
     gst.list(moddirs, "find")
     gst.fetch(wanted)
@@ -203,7 +204,7 @@ def _kernels(gst: _Guest, boot_texts: dict[str, str]) -> list[Kernel]:
             builtin |= kmod.builtin_from_config(text)
         if (text := gst.text(f"{mods_base}/{v}/modules.builtin")) is not None:
             builtin |= kmod.builtin_from_list(text) & set(kmod.WATCHED)
-        on_disk = {n for line in gst.listings.get(f"{mods_base}/{v}/kernel", []) if (n := kmod.module_name(line))}
+        on_disk = {n for line in gst.listings.get(f"{mods_base}/{v}", []) if (n := kmod.module_name(line))}
         initrd = None
         if (ipath := initrd_names[v]) is not None:
             gst.fetch([ipath])
@@ -339,7 +340,7 @@ def collect(path: str | os.PathLike) -> GuestReport:
             report.not_checked.append(f"{os_info.type} guests: only the OS is identified")
             return report
         gst = _Guest(g, tmp)
-        dirs = ["/boot", "/opt", "/etc/cloud/cloud.cfg.d", *(d for d, _ in NET_DIRS)]
+        dirs = ["/boot", "/opt", "/etc/cloud/cloud.cfg.d", BLS_DIR, *(d for d, _ in NET_DIRS)]
         gst.probe(files=SIMPLE_FILES + list(BOOT_CONFIGS), dirs=dirs,
                   paths=["/lib/modules", "/usr/lib/modules", "/boot/efi/loader/loader.conf",
                          "/boot/loader/loader.conf", *TOOL_FILES])
@@ -347,12 +348,13 @@ def collect(path: str | os.PathLike) -> GuestReport:
         net_files = _net_files(gst)
         cloud_files = [f"/etc/cloud/cloud.cfg.d/{n}" for n in gst.listings.get("/etc/cloud/cloud.cfg.d", [])
                        if n.endswith(".cfg")]
-        gst.probe(files=net_files + cloud_files)
-        gst.fetch(SIMPLE_FILES + list(BOOT_CONFIGS) + net_files + cloud_files)
+        bls_files = [f"{BLS_DIR}/{n}" for n in sorted(gst.listings.get(BLS_DIR, [])) if n.endswith(".conf")]
+        gst.probe(files=net_files + cloud_files + bls_files)
+        gst.fetch(SIMPLE_FILES + list(BOOT_CONFIGS) + net_files + cloud_files + bls_files)
         if (text := gst.text("/etc/os-release") or gst.text("/usr/lib/os-release")) is not None:
             m = re.search(r"^ID=\"?([^\"\n]*)", text, re.M)
             report.os = OsInfo(**{**os_info.__dict__, "os_release_id": m.group(1) if m else ""})
-        boot_texts = {p: t for p in BOOT_CONFIGS if (t := gst.text(p)) is not None}
+        boot_texts = {p: t for p in [*BOOT_CONFIGS, *bls_files] if (t := gst.text(p)) is not None}
         report.bootloader = _bootloader(boot_texts, gst)
         report.kernels = _kernels(gst, boot_texts)
         if (text := gst.text("/etc/fstab")) is not None:
