@@ -73,13 +73,15 @@ def test_virtio_guest_is_ready_for_kvm(inspected_virtio):
     assert "xen_blkfront" in xen["findings"][0]["message"] and "ide" in xen["findings"][0]["fix"]
 
 
-def test_guest_without_virtio_will_not_boot_on_kvm(inspected_legacy):
+def test_guest_without_virtio_will_not_boot_on_kvm(inspected_legacy, guest_legacy):
     code, doc = inspected_legacy
     assert code == 1  # --target given and some target will not boot
     kvm = doc["readiness"]["kvm"]
     assert kvm["status"] == "will-not-boot"
     first = kvm["findings"][0]
-    assert first["rule"] == "VMF-GUEST-001" and first["severity"] == "fatal"
+    assert first["rule"] == "VMF-GUEST-001" and first["severity"] == "error"
+    assert first["message"].startswith("will not boot: ")
+    assert first["location"] == f"/boot/initrd.img-{guest_legacy.kernel_version}"
     assert "virtio_blk" in first["message"] and "virtio_pci" in first["message"]
     assert "sata" in first["fix"]  # the guest has ahci: the fallback is named
     rules = {f["rule"] for f in kvm["findings"]}

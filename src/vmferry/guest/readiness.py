@@ -1,8 +1,8 @@
 """Per-target readiness of an inspected guest: ``ready``, ``needs-fixes`` or ``will-not-boot``.
 
 Each reason is a :class:`Finding` with a stable rule id (``VMF-GUEST-0xx``, documented in
-docs/guest.md), a severity (``fatal`` -> will not boot, ``warning`` -> needs fixes, ``info`` -> a note)
-and the fix. The target's disk bus and NIC model default to the ones vmferry would choose for it
+docs/guest.md), a severity (``error`` -> will not boot, ``warning`` -> needs fixes, ``info`` -> a note),
+the place in the guest it concerns and the fix (:class:`vmferry.findings.Finding`, as every check). The target's disk bus and NIC model default to the ones vmferry would choose for it
 (:data:`TARGETS`) and can be overridden, e.g. ``readiness(report, "kvm", bus="sata")``.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from vmferry.errors import UsageError
+from vmferry.findings import Finding
 from vmferry.guest.collect import WINDOWS_DRIVERS
 from vmferry.guest.model import GuestReport
 
@@ -62,12 +63,10 @@ CONFLICTING_VENDORS = {"vmware", "virtualbox", "xen"}
 READY, NEEDS_FIXES, WILL_NOT_BOOT = "ready", "needs-fixes", "will-not-boot"
 
 
-@dataclass(frozen=True)
-class Finding:
-    rule: str
-    severity: str                     # fatal, warning, info
-    message: str
-    fix: str
+def _f(rule: str, severity: str, message: str, fix: str, location: str = "") -> Finding:
+    if severity == "error":
+        message = "will not boot: " + message
+    return Finding(rule, severity, message, location, fix)
 
 
 @dataclass
@@ -105,19 +104,19 @@ def _check_disk(report: GuestReport, target: str, spec: TargetSpec, bus: str, bo
     missing = [d for d in BUS_DRIVERS[bus] if d not in boot]
     if report.os.type == "windows":
         if missing:
-            return [Finding("VMF-GUEST-001", "fatal",
+            return [_f("VMF-GUEST-001", "error",
                             f"on {target} the disk is on {bus}, and Windows has no driver file for it "
                             f"({', '.join(missing)} equivalent missing in System32\\drivers)",
                             "install the driver (e.g. virtio-win viostor) and make it boot-start before "
                             "moving, or attach the disk on a bus Windows has a driver for")]
-        return [Finding("VMF-GUEST-002", "warning",
+        return [_f("VMF-GUEST-002", "warning",
                         f"the Windows driver for {bus} is present, but whether it starts at boot is not checked",
                         "make sure the driver's service has Start=0 (boot) before moving")]
     if not missing:
         return []
     kernel = report.default_kernel
     if kernel is None:
-        return [Finding("VMF-GUEST-003", "fatal", "no Linux kernel found in /boot",
+        return [_f("VMF-GUEST-003", "error", "no Linux kernel found in /boot",
                         "check that /boot is on the inspected disk")]
     where = f"the initramfs of kernel {kernel.version}" if kernel.initramfs else \
         f"kernel {kernel.version} (no initramfs found for it)"
@@ -129,9 +128,10 @@ def _check_disk(report: GuestReport, target: str, spec: TargetSpec, bus: str, bo
            "dracut: dracut -f --add-drivers '" + " ".join(missing) + "')")
     if len(on_disk) < len(missing):
         how = "install a kernel that has " + ", ".join(d for d in missing if d not in on_disk) + ", then " + how
-    return [Finding("VMF-GUEST-001", "fatal",
+    return [_f("VMF-GUEST-001", "error",
                     f"on {target} the boot disk is on {bus}, and {where} has no {', '.join(missing)}: "
-                    "the root file system will not be found", how + alt)]
+                    "the root file system will not be found", how + alt,
+               kernel.initramfs.path if kernel.initramfs else kernel.path)]
 
 
 def _check_names(report: GuestReport, target: str, bus: str) -> list[Finding]:
@@ -143,14 +143,15 @@ def _check_names(report: GuestReport, target: str, bus: str) -> list[Finding]:
             continue
         renamed = f"{name.spec} (becomes /dev/{new_prefix}… on {bus})"
         if name.mountpoint == "root=":
-            out.append(Finding("VMF-GUEST-010", "fatal", f"{name.where} boots root={renamed}",
-                               "use root=UUID=<uuid of the root file system> in the bootloader configuration"))
+            out.append(_f("VMF-GUEST-010", "error", f"{name.where} boots root={renamed}",
+                               "use root=UUID=<uuid of the root file system> in the bootloader configuration",
+                               name.where))
         elif name.mountpoint == "/":
-            out.append(Finding("VMF-GUEST-011", "fatal", f"{name.where} mounts / from {renamed}",
-                               "name the root file system by UUID= or LABEL= in /etc/fstab"))
+            out.append(_f("VMF-GUEST-011", "error", f"{name.where} mounts / from {renamed}",
+                               "name the root file system by UUID= or LABEL= in /etc/fstab", name.where))
         else:
-            out.append(Finding("VMF-GUEST-012", "warning", f"{name.where} mounts {name.mountpoint} from {renamed}",
-                               "name the file system by UUID= or LABEL= in /etc/fstab"))
+            out.append(_f("VMF-GUEST-012", "warning", f"{name.where} mounts {name.mountpoint} from {renamed}",
+                               "name the file system by UUID= or LABEL= in /etc/fstab", name.where))
     return out
 
 
@@ -160,7 +161,7 @@ def _check_nic(report: GuestReport, target: str, spec: TargetSpec, nic: str, run
         return []
     others = [n for n in spec.nics if n != nic and all(d in running for d in NIC_DRIVERS[n])]
     alt = f"; or give the VM a {' or '.join(others)} NIC, which the guest has a driver for" if others else ""
-    return [Finding("VMF-GUEST-020", "warning",
+    return [_f("VMF-GUEST-020", "warning",
                     f"on {target} the NIC is {nic}, and the guest has no {', '.join(missing)}: no network",
                     f"install the driver ({', '.join(missing)}){alt}")]
 
@@ -169,14 +170,15 @@ def _check_network(report: GuestReport) -> list[Finding]:
     out = []
     for b in report.network:
         if b.kind == "mac":
-            out.append(Finding("VMF-GUEST-021", "warning",
+            out.append(_f("VMF-GUEST-021", "warning",
                                f"{b.where} binds {b.interface} to MAC {b.mac}",
                                "keep the MAC address (vmferry keeps it unless --new-macs), "
-                               "or remove the MAC match from the guest's network configuration"))
+                               "or remove the MAC match from the guest's network configuration", b.where))
         elif b.slot_bound:
-            out.append(Finding("VMF-GUEST-022", "warning",
+            out.append(_f("VMF-GUEST-022", "warning",
                                f"{b.where} configures {b.interface}, a name tied to the NIC's PCI slot",
-                               "configure the interface by driver/match rule, or rename it after the move"))
+                               "configure the interface by driver/match rule, or rename it after the move",
+                               b.where))
     return out
 
 
@@ -186,19 +188,19 @@ def _check_tools(report: GuestReport, target: str, spec: TargetSpec) -> list[Fin
     names = {t.name for t in report.tools}
     fighting = sorted(vendors & CONFLICTING_VENDORS)
     if len(fighting) > 1:
-        out.append(Finding("VMF-GUEST-030", "warning",
+        out.append(_f("VMF-GUEST-030", "warning",
                            "guest tools of several hypervisors are installed (" + ", ".join(fighting) + "); "
                            "their time sync and balloon services fight",
                            "remove the tools of every hypervisor but the target's"))
     if {"open-vm-tools", "vmware-tools"} <= names:
-        out.append(Finding("VMF-GUEST-031", "warning", "VMware Tools (tarball) and open-vm-tools are both installed",
+        out.append(_f("VMF-GUEST-031", "warning", "VMware Tools (tarball) and open-vm-tools are both installed",
                            "uninstall VMware Tools (vmware-uninstall-tools.pl) and keep open-vm-tools"))
     for t in report.tools:
         if t.hypervisor != target:
-            out.append(Finding("VMF-GUEST-032", "info", f"{t.name} ({t.hypervisor}) does nothing on {target}",
-                               f"remove {t.name} after the move"))
+            out.append(_f("VMF-GUEST-032", "info", f"{t.name} ({t.hypervisor}) does nothing on {target}",
+                               f"remove {t.name} after the move", t.evidence))
     if report.os.type == "linux" and spec.agent not in names:
-        out.append(Finding("VMF-GUEST-033", "info", f"{spec.agent} is not installed",
+        out.append(_f("VMF-GUEST-033", "info", f"{spec.agent} is not installed",
                            f"install {spec.agent} for clean shutdown and guest information on {target}"))
     return out
 
@@ -209,17 +211,17 @@ def _check_cloud_init(report: GuestReport, target: str, spec: TargetSpec) -> lis
         return []
     if any(d in spec.datasources for d in ci.datasources):
         return []
-    return [Finding("VMF-GUEST-040", "warning",
+    return [_f("VMF-GUEST-040", "warning",
                     f"cloud-init only tries {', '.join(ci.datasources)} ({ci.where}); none works on {target}",
-                    f"add one of {', '.join(spec.datasources)} to datasource_list")]
+                    f"add one of {', '.join(spec.datasources)} to datasource_list", ci.where)]
 
 
 def _check_firmware(report: GuestReport, target: str) -> list[Finding]:
     if report.firmware == "uefi":
-        return [Finding("VMF-GUEST-050", "info", "the guest boots with UEFI only",
+        return [_f("VMF-GUEST-050", "info", "the guest boots with UEFI only",
                         "give the VM UEFI firmware (OVMF on kvm, generation 2 on hyperv, efi on vmware)")]
     if report.firmware == "unknown" and report.os.type == "linux":
-        return [Finding("VMF-GUEST-051", "info", "the firmware the guest needs could not be determined",
+        return [_f("VMF-GUEST-051", "info", "the firmware the guest needs could not be determined",
                         "check the partition table: GPT with an EFI system partition means UEFI")]
     return []
 
@@ -238,7 +240,7 @@ def readiness(report: GuestReport, target: str, *, bus: str | None = None, nic: 
     boot, running = _drivers(report)
     findings: list[Finding] = []
     if report.os.type not in ("linux", "windows"):
-        findings.append(Finding("VMF-GUEST-060", "warning", f"{report.os.type} guests are not checked",
+        findings.append(_f("VMF-GUEST-060", "warning", f"{report.os.type} guests are not checked",
                                 "check drivers and configuration by hand"))
     else:
         findings += _check_disk(report, target, spec, bus, boot)
@@ -250,10 +252,10 @@ def readiness(report: GuestReport, target: str, *, bus: str | None = None, nic: 
         findings += _check_tools(report, target, spec)
         findings += _check_firmware(report, target)
     if report.os.type == "windows":
-        findings.append(Finding("VMF-GUEST-061", "info", "Windows: " + "; ".join(report.not_checked) +
+        findings.append(_f("VMF-GUEST-061", "info", "Windows: " + "; ".join(report.not_checked) +
                                 " are not checked", "verify these by hand before the move"))
     severities = {f.severity for f in findings}
-    status = WILL_NOT_BOOT if "fatal" in severities else NEEDS_FIXES if "warning" in severities else READY
+    status = WILL_NOT_BOOT if "error" in severities else NEEDS_FIXES if "warning" in severities else READY
     return Readiness(target, bus, nic, status, findings)
 
 
