@@ -174,6 +174,8 @@ def test_cli_clients(sqlite_locator, tmp_path):
     assert [e["kind"] for e in events] == ["register", "deregister"]
     assert cli("register", *common, "--key-id", "east-1", "--secret-file", str(secret), "10.1.0.0/16",
                "-l", "192.0.2.1").returncode == 0
+    listed = json.loads(cli("list", *common, "--json").stdout)
+    assert [(m["eid"], m["locators"][0]["address"]) for m in listed] == [("10.1.0.0/16", "192.0.2.1")]
     miss = cli("resolve", *common, "10.9.0.1")
     assert miss.returncode == 0 and "not found" in miss.stdout and "10.8.0.0/13" in miss.stdout
     # bad input: one line, exit 2, no traceback

@@ -1,4 +1,4 @@
-"""The locator service (``serve``) and its clients (register, refresh, deregister, resolve, watch).
+"""The locator service (``serve``) and its clients (register, refresh, deregister, resolve, list, watch).
 
 Clients talk to the HTTP API at --url (or $VMFERRY_LOCATOR_URL, default http://127.0.0.1:8053);
 updates are signed with --key-id and the secret from --secret-file (or $VMFERRY_LOCATOR_SECRET).
@@ -61,6 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     res = client("resolve", "resolve an address, prefix or name", False)
     res.add_argument("query")
     res.add_argument("--pick", action="store_true", help="also choose one locator by weight")
+
+    client("list", "list every registration", False)
 
     watch = client("watch", "print changes as they happen", False)
     watch.add_argument("--eid", action="append", default=[], help="follow this EID (repeatable; all if none)")
@@ -137,6 +139,8 @@ def run(args) -> int:
             out = {"eid": args.eid, "version": client.deregister(args.eid, instance_id=args.instance_id)}
         elif args.action == "resolve":
             out = client.resolve_raw(args.query, instance_id=args.instance_id, pick=args.pick)
+        elif args.action == "list":
+            return _list(client, args)
         else:
             return _watch(client, args)
     if args.json:
@@ -160,6 +164,17 @@ def _print_resolution(out: dict) -> None:
         print(f"  {loc['address']} priority {loc['priority']} weight {loc['weight']}{port}")
     if out.get("selected"):
         print(f"  selected: {out['selected']['address']}")
+
+
+def _list(client, args) -> int:
+    mappings = client.mappings(instance_id=args.instance_id)
+    if args.json:
+        print(json.dumps([m.to_dict() for m in mappings], indent=2))
+        return 0
+    for m in mappings:
+        where = ", ".join(f"{loc.address}/{loc.priority}" for loc in m.ordered()) or "-"
+        print(f"{m.eid} v{m.version} ttl {m.ttl} site {m.site}: {where}")
+    return 0
 
 
 def _watch(client, args) -> int:

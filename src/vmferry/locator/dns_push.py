@@ -108,6 +108,9 @@ class DnsPusher:
             if isinstance(item, Heartbeat):
                 continue
             eid = item.eid
+            if item.kind == "refresh":  # same locators and TTL: nothing to tell the server
+                self.pushed_version = item.version
+                continue
             if eid.instance_id == self.config.instance_id and eid.is_name and self.in_zone(eid.text):
                 self._send(eid.text, item.mapping)
             self.pushed_version = item.version
