@@ -16,6 +16,13 @@ def inspect_image(path) -> GuestReport:
     return collect(path)
 
 
-from vmferry.guest.readiness import TARGETS, Finding, Readiness, readiness, readiness_matrix  # noqa: E402
+from vmferry.guest.readiness import TARGETS, Readiness, readiness, readiness_matrix  # noqa: E402
 
-__all__ = ["GuestReport", "inspect_image", "readiness", "readiness_matrix", "Readiness", "Finding", "TARGETS"]
+
+def guest_findings(report: GuestReport, target: str, *, bus: str | None = None, nic: str | None = None) -> list:
+    """The guest's findings for ``target`` (:class:`vmferry.findings.Finding`), for ``vmferry check``."""
+    return readiness(report, target, bus=bus, nic=nic).findings
+
+
+__all__ = ["GuestReport", "inspect_image", "readiness", "readiness_matrix", "guest_findings", "Readiness",
+           "TARGETS"]
