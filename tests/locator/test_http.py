@@ -31,6 +31,12 @@ def test_register_resolve_refresh_deregister(sqlite_locator):
         assert east.resolve("10.1.6.1").mapping.eid.text == "10.1.0.0/16"
         miss = east.resolve("10.3.0.1")
         assert not miss.found and miss.negative_prefix == "10.2.0.0/15"
+        east.register("2001:db8:1::/48", [Locator("192.0.2.30")])
+        east.register("2001:db8:1:5::/64", [Locator("192.0.2.31")], instance_id=7)
+        assert east.resolve("2001:db8:1:5::1").mapping.eid.text == "2001:db8:1::/48"
+        assert east.resolve("2001:db8:1:5::1", instance_id=7).mapping.locators[0].address == "192.0.2.31"
+        v6_miss = east.resolve("2001:db8:2::1")
+        assert not v6_miss.found and v6_miss.negative_prefix == "2001:db8:2::/47"
         raw = east.resolve_raw("10.1.5.1", pick=True)
         assert raw["selected"]["address"] == "2001:db8:ff::1"
         refreshed = east.refresh("10.1.0.0/16", expires_in=900)
@@ -40,7 +46,7 @@ def test_register_resolve_refresh_deregister(sqlite_locator):
         assert east.resolve("10.1.5.77").mapping.eid.text == "10.1.0.0/16"
         with pytest.raises(LocatorError, match="404"):
             east.deregister("10.1.5.0/24")
-        assert [m.eid.text for m in east.mappings()] == ["10.1.0.0/16"]
+        assert [m.eid.text for m in east.mappings(instance_id=0)] == ["10.1.0.0/16", "2001:db8:1::/48"]
 
 
 def _post(url: str, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
