@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,10 +21,55 @@ def run_vmferry(*args, cwd=None, env=None, timeout=300) -> subprocess.CompletedP
     full_env = dict(os.environ)
     full_env.pop("VMFERRY_DEBUG", None)
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "vmferry", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=full_env, timeout=timeout)
+    result = subprocess.run([sys.executable, "-m", "vmferry", *map(str, args)], capture_output=True, text=True,
+                            cwd=cwd, env=full_env, timeout=timeout)
+    TRIGGERED.update(RULE_ID.findall(result.stdout + result.stderr))
+    return result
 
 
 @pytest.fixture
 def vmferry():
     return run_vmferry
+
+
+# --- every documented rule must be produced by some test ------------------------------------------
+# Rule ids produced in this process (Finding objects) or printed by a vmferry child process run through
+# run_vmferry are recorded. With VMFERRY_CHECK_RULES=1 (set by `make test`, which runs the whole suite)
+# the session fails when a rule of docs/rules.md was produced by no test.
+
+RULE_ID = re.compile(r"VMF-[A-Z]+-\d{3}")
+TRIGGERED: set[str] = set()
+
+
+def _record_findings() -> None:
+    from vmferry.findings import Finding
+
+    original = Finding.__post_init__
+
+    def post_init(self) -> None:
+        original(self)
+        TRIGGERED.add(self.rule)
+
+    Finding.__post_init__ = post_init
+
+
+_record_findings()
+
+
+def documented_rules() -> set[str]:
+    text = (Path(__file__).parent.parent / "docs" / "rules.md").read_text()
+    return set(re.findall(r"^\| (VMF-[A-Z]+-\d{3}) \|", text, re.M))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get("VMFERRY_CHECK_RULES") != "1" or exitstatus != 0:
+        return
+    missing = sorted(documented_rules() - TRIGGERED)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if missing:
+        if reporter:
+            reporter.write_line(f"rules documented in docs/rules.md but produced by no test: {', '.join(missing)}",
+                                red=True)
+        session.exitstatus = 1
+    elif reporter:
+        reporter.write_line(f"every one of the {len(documented_rules())} documented rules was produced by a test")

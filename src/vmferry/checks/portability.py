@@ -84,19 +84,18 @@ def _family_rules(vm: PortableVM, target: str, env: Envelope) -> list[Finding]:
         from vmferry.tables import families
 
         for f in fam:
-            info = families.vmware_family(f) if hasattr(families, "vmware_family") else None
-            if info is None:
+            info = families.family(f)
+            if info is None or info.target != "vmware":
                 continue
-            cpu_max = getattr(info, "max_vcpus", None)
             counts = [v.value.count for v in vm.cpus]
-            if cpu_max and counts and max(counts) > cpu_max:
-                out.append(_f("VMF-CPU-001", "error", f"{max(counts)} vCPUs exceed the {cpu_max} that {f} allows",
-                              vm.id, "a newer vmx family is chosen"))
-            mem_max = getattr(info, "max_memory_mib", None)
+            if info.max_vcpus and counts and max(counts) > info.max_vcpus:
+                out.append(_f("VMF-CPU-001", "error", f"{max(counts)} vCPUs exceed the {info.max_vcpus} that {f} "
+                              "allows", vm.id, "a newer vmx family is chosen"))
             mems = [v.value for v in vm.memory_mib]
-            if mem_max and mems and max(mems) > mem_max:
-                out.append(_f("VMF-MEM-001", "error", f"{max(mems)} MiB exceed the {mem_max} MiB that {f} allows",
-                              vm.id, "a newer vmx family is chosen"))
+            if info.max_memory_gib and mems and max(mems) > info.max_memory_gib * 1024:
+                out.append(_f("VMF-MEM-001", "error", f"{max(mems)} MiB exceed the {info.max_memory_gib} GiB that "
+                              f"{f} allows", vm.id, "a newer vmx family is chosen"))
+            break
     return out
 
 
@@ -284,8 +283,11 @@ def _package_rules(env: Envelope, pkg: PortablePackage, target: str) -> list[Fin
         out.append(_f("VMF-COLL-001", "warning", f"VirtualSystemCollection '{pkg.collection_id}' with "
                       f"{len(pkg.systems)} systems: {target} imports them as separate VMs", pkg.collection_id))
     if pkg.startup and target == "vmware":
+        def foreign(name: str) -> bool:
+            return name.startswith("{") and N.role_of(name[1:].split("}")[0]) not in ("ovf", "xsi", "xml")
+
         extra = [el for el in env.root.iter() if isinstance(el.tag, str) and localname(el) == "StartupSection"
-                 and any(isinstance(c.tag, str) and N.role_of(c.tag[1:].split("}")[0]) not in ("ovf", None)
+                 and any(isinstance(c.tag, str) and (foreign(c.tag) or any(foreign(k) for k in c.attrib))
                          for c in el.iter())]
         if extra:
             out.append(_f("VMF-START-001", "warning", "StartupSection carries vendor extensions (as XenCenter "
