@@ -159,6 +159,33 @@ def test_readiness_tool_conflicts_and_cloud_init():
         readiness(report, "kvm", bus="floppy")
 
 
+def test_readiness_rules_for_other_guest_shapes():
+    no_kernel = _linux()
+    no_kernel.kernels = []
+    kvm = readiness(no_kernel, "kvm")
+    assert kvm.status == "will-not-boot" and kvm.findings[0].rule == "VMF-GUEST-003"
+
+    report = _linux(drivers={"virtio_pci", "virtio_blk", "virtio_net", "sd_mod"},
+                    names=[DiskName("/etc/fstab", "/data", "/dev/sdb1", "device")],
+                    tools=[Tool("open-vm-tools", "vmware", "package open-vm-tools"),
+                           Tool("vmware-tools", "vmware", "/etc/vmware-tools/locations")])
+    report.network = linuxconf.ifupdown("auto ens192\niface ens192 inet dhcp\n", "/etc/network/interfaces")
+    report.firmware = "unknown"
+    kvm = readiness(report, "kvm")
+    assert kvm.status == "needs-fixes"
+    by_rule = {f.rule: f for f in kvm.findings}
+    assert {"VMF-GUEST-012", "VMF-GUEST-022", "VMF-GUEST-031", "VMF-GUEST-051"} <= set(by_rule)
+    assert by_rule["VMF-GUEST-012"].location == "/etc/fstab" and "/dev/sdb1" in by_rule["VMF-GUEST-012"].message
+    assert "VMF-GUEST-030" not in by_rule  # one vendor twice is 031, not a conflict of vendors
+    vmware = {f.rule for f in readiness(report, "vmware").findings}  # no mptspi: will not boot there
+    assert "VMF-GUEST-001" in vmware and "VMF-GUEST-012" not in vmware  # sdb1 stays sdb1 on LSI Logic
+
+    bsd = GuestReport("disk", OsInfo("freebsd", "freebsd", "FreeBSD 14", "14", "x86_64"), "bios", "msdos",
+                      "unknown")
+    xen = readiness(bsd, "xen")
+    assert xen.status == "needs-fixes" and [f.rule for f in xen.findings] == ["VMF-GUEST-060"]
+
+
 def test_readiness_windows_is_honest():
     base = GuestReport("disk", OsInfo("windows", "windows", "Windows Server 2019", "10.0", "x86_64"), "uefi", "gpt",
                        "windows", not_checked=["whether a present driver is registered as a boot-start service"])
