@@ -47,10 +47,61 @@ def check_package(path: str | os.PathLike, target: str, *, descriptor_only: bool
     return result
 
 
+GUEST_TARGETS = {"kvm": "kvm", "vmware": "vmware", "virtualbox": "virtualbox", "xen": "xen"}
+
+
 def guest_findings(pkg, portable, target: str) -> list[Finding]:
-    """Readiness of the guest for ``target`` (vmferry.guest); nothing when the package has no disk image."""
-    try:
-        from vmferry.guest import package_readiness_findings
-    except ImportError:
+    """Readiness of the guest on its boot disk for ``target`` (libguestfs; read-only). A package with no
+    disk image has nothing to inspect; a disk that cannot be inspected is a warning, not a failure."""
+    import tempfile
+
+    from vmferry.errors import VmferryError
+
+    if target not in GUEST_TARGETS:
         return []
-    return package_readiness_findings(pkg, portable, target)
+    vm = portable.systems[0] if portable.systems else None
+    disk = next((d for d in (vm.disks if vm else []) if d.file_id), None)
+    fspec = portable.file(disk.file_id) if disk else None
+    if fspec is None or not pkg.parts_of(fspec.href, fspec.chunk_size):
+        return []
+    with tempfile.TemporaryDirectory(prefix="vmferry-guest-") as tmp:
+        try:
+            image = _boot_image(pkg, fspec, tmp)
+            from vmferry.guest import inspect_image, readiness
+
+            report = inspect_image(image)
+        except VmferryError as exc:
+            return [Finding("VMF-GUEST-004", "warning", f"the guest on {fspec.href} could not be inspected: "
+                            f"{exc.message}", fspec.href, "check drivers by hand, or run 'vmferry guest' on the disk")]
+    result = readiness(report, GUEST_TARGETS[target])
+    out = []
+    for f in result.findings:
+        message = f.message
+        if f.severity == "error" and not message.startswith("will not boot"):
+            message = f"will not boot on {target} ({result.bus}): {message}"
+        out.append(Finding(f.rule, f.severity, message, f.location or fspec.href, f.fix))
+    return out
+
+
+def _boot_image(pkg, fspec, tmp: str) -> str:
+    """A path libguestfs can open: the disk file itself, or (inside an OVA, compressed or chunked) a
+    qcow2 copy written from the archive without unpacking it."""
+    import os
+
+    parts = pkg.parts_of(fspec.href, fspec.chunk_size)
+    member = pkg.members[parts[0]]
+    if member.fs_path and not fspec.compression and len(parts) == 1:
+        return member.fs_path
+    from vmferry.disks.ova_read import import_disk
+
+    out = os.path.join(tmp, "boot.qcow2")
+    if pkg.container == "ova":
+        import_disk(pkg.path, fspec.href, out, "qcow2", compression=fspec.compression,
+                    chunk_size=fspec.chunk_size, verify=False)
+        return out
+    from vmferry.conversion import _materialise
+    from vmferry.disks.convert import convert_disk, open_disk
+
+    src, offset, size = _materialise(pkg, fspec, tmp)
+    convert_disk(open_disk(src, offset, size), out, "qcow2")
+    return out

@@ -27,7 +27,7 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     kvm = p.add_argument_group("kvm target")
     kvm.add_argument("--network-map", action="append", default=[], metavar="SRC=DST",
-                     help="map a source network to a libvirt network (repeatable)")
+                     help="map a source network: DST is a libvirt network, bridge:BR, or user (repeatable)")
     kvm.add_argument("--new-macs", action="store_true", help="generate new MAC addresses")
     kvm.add_argument("--profile", help="deployment profile to use (default: the package's default)")
     kvm.add_argument("--disk-bus", default="auto", choices=("auto", "virtio", "sata", "ide", "scsi"),

@@ -43,13 +43,21 @@ class KvmReport:
                 "changes": [c.to_dict() for c in self.changes], "findings": [f.to_dict() for f in self.findings]}
 
 
-def parse_network_map(pairs: list[str]) -> dict[str, str]:
+def parse_network_map(pairs: list[str]) -> dict[str, tuple[str, str]]:
+    """``SRC=DST`` pairs: DST is a libvirt network name (or ``network:NAME``), ``bridge:BR`` for a host
+    bridge, or ``user`` for user-mode networking (unprivileged, session libvirt)."""
     out = {}
     for pair in pairs:
         src, sep, dst = pair.partition("=")
         if not sep or not src or not dst:
             raise UsageError(f"--network-map takes SRC=DST, not {pair!r}")
-        out[src] = dst
+        kind, colon, name = dst.partition(":")
+        if dst == "user":
+            out[src] = ("user", "")
+        elif colon and kind in ("network", "bridge") and name:
+            out[src] = (kind, name)
+        else:
+            out[src] = ("network", dst)
     return out
 
 
@@ -189,14 +197,14 @@ def _convert_system(pkg, portable, vm: PortableVM, profile, tmp, output, report:
                                   readonly=True))
     nics = []
     for n in vm.nics_for(profile):
-        dst = netmap.get(n.network or "")
-        if dst is None:
-            dst = "default"
+        kind, dst = netmap.get(n.network or "", (None, None))
+        if kind is None:
+            kind, dst = "network", "default"
             report.findings.append(Finding("VMF-KVM-001", "warning", f"network '{n.network}' of NIC {n.index} is "
                                            "not mapped; it is connected to libvirt's 'default' network",
                                            f"{vm.id} NIC {n.index}", "pass --network-map SRC=DST"))
         mac = new_mac(rng) if new_macs or not n.mac else n.mac
-        nics.append(NicPlan(dst, nic, mac))
+        nics.append(NicPlan(dst, nic, mac, kind))
     vcpus, sockets, cores = plan_topology(vm, profile)
     plan = DomainPlan(name=name, domain_type=dtype, machine=mach, vcpus=vcpus, sockets=sockets, cores=cores,
                       memory_mib=vm.memory_for(profile) or 1024, firmware=vm.firmware.kind,

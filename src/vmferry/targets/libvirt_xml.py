@@ -28,9 +28,10 @@ class DiskPlan:
 
 @dataclass
 class NicPlan:
-    network: str
+    network: str                # libvirt network name, bridge name, or "" for user-mode networking
     model: str                  # virtio, e1000, e1000e, rtl8139
     mac: str | None = None
+    kind: str = "network"       # network, bridge or user
 
 
 @dataclass
@@ -109,10 +110,13 @@ def domain_xml(plan: DomainPlan) -> str:
         if disk.boot_order is not None:
             _sub(el, "boot", order=disk.boot_order)
     for nic in plan.nics:
-        el = _sub(devices, "interface", type="network")
+        el = _sub(devices, "interface", type=nic.kind)
         if nic.mac:
             _sub(el, "mac", address=nic.mac)
-        _sub(el, "source", network=nic.network)
+        if nic.kind == "network":
+            _sub(el, "source", network=nic.network)
+        elif nic.kind == "bridge":
+            _sub(el, "source", bridge=nic.network)
         _sub(el, "model", type=nic.model)
     serial = _sub(devices, "serial", type="pty")
     if plan.console_log:
