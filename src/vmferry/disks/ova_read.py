@@ -5,8 +5,8 @@ member straight from that range (qemu-img opens it through a ``raw`` layer with 
 ``size``) while a thread hashes the same bytes against the manifest; the only thing written is the
 output. :func:`verify_ova` and :func:`unpack_ova` read each byte of the archive once.
 
-Members are listed by ``vmferry.package.ova.scan_ova`` (the safe OVA reader) when it is present,
-else by a local scanner with the same refusals (absolute paths, "..", links, devices, truncation).
+Members are listed by :func:`vmferry.package.ova.scan_ova`, the safe OVA reader (absolute paths, "..",
+links, devices and truncation refused).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import hashlib
 import mmap
 import os
 import re
-import tarfile
 import tempfile
 import threading
 import zlib
@@ -31,53 +30,19 @@ from vmferry.errors import (
     TruncatedArchive,
     UnsafeArchive,
 )
+from vmferry.package.ova import TarMember as Member
+from vmferry.package.ova import scan_ova
 from vmferry.progress import Reporter
 
 READ_CHUNK = 4 << 20
 WINDOW = 8 << 20
 # MAP_POPULATE maps a whole window at once instead of taking a page fault per 4 KiB page
 MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
-MANIFEST_LINE = re.compile(r"^(SHA1|SHA256|SHA512)\s*\((.+)\)\s*=\s*([0-9a-fA-F]+)\s*$")
-
-
-@dataclass(frozen=True)
-class Member:
-    name: str
-    offset: int
-    size: int
 
 
 def members(ova: str | os.PathLike) -> list[Member]:
-    """The regular-file members of ``ova`` with their data byte ranges."""
-    ova = os.fspath(ova)
-    try:
-        from vmferry.package.ova import scan_ova  # the OVA reader, when it exists
-    except ImportError:
-        scan_ova = None
-    if scan_ova is not None:
-        return [Member(m.name, m.offset, m.size) for m in scan_ova(ova)]
-    return _scan(ova)
-
-
-def _scan(ova: str) -> list[Member]:
-    out = []
-    total = os.path.getsize(ova)
-    try:
-        with tarfile.open(ova, "r:") as tar:
-            for info in tar:
-                name = info.name
-                if name.startswith("/") or ".." in name.split("/") or "/" in name.strip("/"):
-                    raise UnsafeArchive(f"member {name!r} is not a plain file name", path=ova)
-                if not info.isreg():
-                    raise UnsafeArchive(f"member {name!r} is not a regular file", path=ova)
-                if info.offset_data + info.size > total:
-                    raise TruncatedArchive(f"member {name!r} ends past the end of the archive", path=ova)
-                out.append(Member(name, info.offset_data, info.size))
-    except tarfile.TarError as exc:
-        raise PackageError(f"not a valid tar archive: {exc}", path=ova) from exc
-    except OSError as exc:
-        raise PackageError(f"cannot read: {exc.strerror}", path=ova) from exc
-    return out
+    """The regular-file members of ``ova`` with their data byte ranges (the safe OVA reader's list)."""
+    return scan_ova(ova)
 
 
 def _read_range(ova: str, m: Member) -> bytes:
@@ -86,21 +51,18 @@ def _read_range(ova: str, m: Member) -> bytes:
 
 
 def manifest(ova: str, listing: list[Member]) -> dict[str, tuple[str, str]]:
-    """name -> (algorithm, hex digest) from the ``.mf`` member ({} when there is none)."""
+    """name -> (hashlib algorithm, hex digest) from the ``.mf`` member ({} when there is none)."""
+    from vmferry.package.manifest import ALGORITHMS, parse_manifest
+
     mf = [m for m in listing if m.name.lower().endswith(".mf")]
     if not mf:
         return {}
     if mf[0].size > 1 << 20:
         raise PackageError("the manifest is larger than 1 MiB", path=ova)
-    out = {}
-    for line in _read_range(ova, mf[0]).decode("utf-8", "replace").splitlines():
-        if not line.strip():
-            continue
-        match = MANIFEST_LINE.match(line.strip())
-        if not match:
-            raise PackageError(f"{mf[0].name}: unreadable manifest line {line.strip()[:60]!r}", path=ova)
-        out[match.group(2)] = (match.group(1).lower(), match.group(3).lower())
-    return out
+    parsed = parse_manifest(_read_range(ova, mf[0]), mf[0].name)
+    if parsed.findings:
+        raise PackageError(parsed.findings[0].message, path=f"{ova}:{mf[0].name}")
+    return {e.name: (ALGORITHMS[e.algorithm], e.digest) for e in parsed.entries}
 
 
 def _hash_range(ova: str, m: Member, algo: str, step=None, sink=None) -> str:
