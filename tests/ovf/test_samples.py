@@ -125,3 +125,39 @@ def test_v09_typed_sections_and_versions():
 def test_two_disks_of_virt_v2v_with_large_sizes():
     summary = summarize(V2V / "test-i-ova-two-disks.ovf")
     assert [f.size for f in summary.files] == [7804077568, 178523318784]
+
+
+CSR_KEYS = ["config-version", "hostname", "login-username", "login-password", "mgmt-interface", "mgmt-vlan",
+            "mgmt-ipv4-addr", "mgmt-ipv4-gateway", "mgmt-ipv4-network", "pnsc-ipv4-addr", "pnsc-agent-local-port",
+            "pnsc-shared-secret-key", "remote-mgmt-ipv4-addr", "enable-scp-server", "enable-ssh-server",
+            "privilege-password", "domain-name", "license", "console", "resource-template", "Mode", "MGMT_KEY",
+            "CONTROL_PORT", "TUNNEL_PORT", "ic-tunnel-header-size", "ic-tunnel-ipv4-addr", "ic-tunnel-ipv4-gateway"]
+CSR_VALUES = {"config-version": "1.0", "mgmt-interface": "GigabitEthernet1", "enable-scp-server": "false",
+              "enable-ssh-server": "false", "license": "ax", "resource-template": "default",
+              "ic-tunnel-header-size": "148"}
+
+# path: (keys in order, non-empty default values, number of password properties, user-configurable count)
+PROPERTIES = {
+    COT / "vmware.ovf": (["custom-property"], {"custom-property": "custom-value"}, 0, None),
+    COT / "input.ovf": (["login-username", "login-password", "mgmt-ipv4-addr", "mgmt-ipv4-gateway", "hostname",
+                         "enable-ssh-server", "enable-http-server", "enable-https-server", "privilege-password",
+                         "domain-name"],
+                        {"enable-ssh-server": "false", "enable-http-server": "false", "enable-https-server": "false"},
+                        2, 10),
+    COT / "csr1000v.ovf": (CSR_KEYS, CSR_VALUES, 4, 26),
+    COT / "csr1000v_2017.ovf": ([k for k in CSR_KEYS if k != "console"], CSR_VALUES, 4, 25),
+    COT / "invalid.ovf": (["jabberwock", "frobozz-is-a-magic-word-I-think"],
+                          {"jabberwock": "supercalifragilisticexpialidocious",
+                           "frobozz-is-a-magic-word-I-think": "xyzzy"}, 0, None),
+}
+
+
+@pytest.mark.parametrize("path", list(PROPERTIES), ids=lambda p: p.name)
+def test_properties_are_read_as_the_xml_says(path):
+    keys, values, passwords, configurable = PROPERTIES[path]
+    props = summarize(path).systems[0].properties
+    assert [p.key for p in props] == keys
+    assert {p.key: p.value for p in props if p.value} == values
+    assert sum(p.password for p in props) == passwords
+    if configurable is not None:
+        assert sum(p.user_configurable for p in props) == configurable
