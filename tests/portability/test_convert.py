@@ -32,9 +32,11 @@ def facts(path) -> list[tuple]:
     return out
 
 
-def convert(src, target, out, *extra) -> Path:
-    result = run_vmferry("convert", src, "--to", target, "-o", out, "--descriptor-only", "--json", *extra)
-    assert result.returncode == 0, result.stderr
+def convert(src, target, out) -> Path:
+    """The library call behind `vmferry convert --descriptor-only` (the CLI is exercised below)."""
+    from vmferry.conversion import convert_package
+
+    convert_package(src, target, out, descriptor_only=True)
     return Path(out)
 
 
@@ -129,9 +131,11 @@ def cot(tmp_path_factory):
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_cot_reads_every_converted_output(tmp_path, cot, target):
-    for src in ALL_SAMPLES:
-        out = convert(src, target, tmp_path / f"{src.stem}-{target}.ovf")
-        result = subprocess.run([str(cot), "--force", "info", str(out)], capture_output=True, text=True,
-                                timeout=120)
-        assert result.returncode == 0, (src.name, result.stdout[-500:], result.stderr[-2000:])
-        assert "Traceback" not in result.stderr
+    outs = [str(convert(src, target, tmp_path / f"{src.stem}-{target}.ovf")) for src in ALL_SAMPLES]
+    result = subprocess.run([str(cot), "--force", "info", *outs], capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:  # name the output COT refused
+        for out in outs:
+            one = subprocess.run([str(cot), "--force", "info", out], capture_output=True, text=True, timeout=120)
+            assert one.returncode == 0, (out, one.stdout[-500:], one.stderr[-2000:])
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert all(out in result.stdout for out in outs)  # COT summarised every one of them
