@@ -29,3 +29,13 @@ def test_ova_to_kvm_converts_disks_and_reports_uninspectable_guest(tmp_path):
     assert ("cdrom", "sata") in devices                          # input.iso, and the OVF environment
     assert (out / "test-ovf-env.iso").exists() and (out / "input.iso").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.ova", "vm"]
+
+
+def test_check_with_disks_inspects_the_guest_and_says_when_it_cannot():
+    """vmware.ovf carries an empty disk: libguestfs finds no OS, which check reports without failing."""
+    result = run_vmferry("check", COT / "vmware.ovf", "--target", "kvm", "--json",
+                         env={"LIBGUESTFS_BACKEND_SETTINGS": "force_tcg"}, timeout=900)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    (finding,) = [f for f in doc["findings"] if f["rule"] == "VMF-GUEST-004"]
+    assert "no operating system" in finding["message"] and finding["location"] == "input.vmdk"
