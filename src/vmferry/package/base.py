@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -45,7 +45,7 @@ class Package:
     path: str
     container: str                       # "ova" or "ovf"
     descriptor_name: str
-    members: dict[str, PackageMember]    # in archive / directory order
+    members: Mapping[str, PackageMember]  # in archive order (an OVA), looked up on demand (a directory)
     findings: list[Finding] = field(default_factory=list)
 
     # -- raw access ---------------------------------------------------------------------------
@@ -131,18 +131,51 @@ class Package:
         return blocks
 
 
+class _DirectoryMembers(Mapping):
+    """The files of an OVF directory, looked up on demand: inspecting one descriptor in a folder of
+    thousands stats only the files it names. Links and anything outside the folder are not members."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self._seen: dict[str, PackageMember | None] = {}
+
+    def _lookup(self, name: str) -> PackageMember | None:
+        if name not in self._seen:
+            member = None
+            if safe_href(name) == name:
+                full = os.path.join(self.directory, name)
+                if not os.path.islink(full) and os.path.isfile(full):
+                    member = PackageMember(name, os.path.getsize(full), fs_path=full)
+            self._seen[name] = member
+        return self._seen[name]
+
+    def __getitem__(self, name: str) -> PackageMember:
+        member = self._lookup(name)
+        if member is None:
+            raise KeyError(name)
+        return member
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._lookup(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        count = 0
+        for root, dirs, files in os.walk(self.directory):
+            dirs.sort()
+            for fname in sorted(files):
+                rel = os.path.relpath(os.path.join(root, fname), self.directory).replace(os.sep, "/")
+                if rel in self:
+                    count += 1
+                    if count > 10_000:
+                        return
+                    yield rel
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 def _directory_package(directory: str, descriptor: str) -> Package:
-    members: dict[str, PackageMember] = {}
-    for root, dirs, files in os.walk(directory):
-        dirs.sort()
-        for fname in sorted(files):
-            full = os.path.join(root, fname)
-            if os.path.islink(full) or not os.path.isfile(full):
-                continue
-            rel = os.path.relpath(full, directory).replace(os.sep, "/")
-            members[rel] = PackageMember(rel, os.path.getsize(full), fs_path=full)
-        if len(members) > 10_000:
-            break
+    members = _DirectoryMembers(directory)
     if descriptor not in members:
         raise MissingFile("descriptor not found", path=os.path.join(directory, descriptor))
     return Package(directory, "ovf", descriptor, members)
