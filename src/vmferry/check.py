@@ -59,43 +59,48 @@ def guest_findings(pkg, portable, target: str) -> list[Finding]:
 
     if target not in GUEST_TARGETS:
         return []
-    vm = portable.systems[0] if portable.systems else None
-    disk = next((d for d in (vm.disks if vm else []) if d.file_id), None)
-    fspec = portable.file(disk.file_id) if disk else None
-    if fspec is None or not pkg.parts_of(fspec.href, fspec.chunk_size):
-        return []
     with tempfile.TemporaryDirectory(prefix="vmferry-guest-") as tmp:
+        image = None
         try:
-            image = _boot_image(pkg, fspec, tmp)
+            image = boot_disk_image(pkg, portable, tmp)
+            if image is None:
+                return []
             from vmferry.guest import inspect_image, readiness
 
             report = inspect_image(image)
         except VmferryError as exc:
-            return [Finding("VMF-GUEST-004", "warning", f"the guest on {fspec.href} could not be inspected: "
-                            f"{exc.message}", fspec.href, "check drivers by hand, or run 'vmferry guest' on the disk")]
+            where = os.path.basename(image) if image else pkg.path
+            name = next((f.href for f in portable.files if os.path.basename(f.href) == where), where)
+            return [Finding("VMF-GUEST-004", "warning", f"the guest on {name} could not be inspected: "
+                            f"{exc.message}", name, "check drivers by hand, or run 'vmferry guest' on the disk")]
     result = readiness(report, GUEST_TARGETS[target])
+    href = os.path.basename(image)
     out = []
     for f in result.findings:
         message = f.message
         if f.severity == "error" and not message.startswith("will not boot"):
             message = f"will not boot on {target} ({result.bus}): {message}"
-        out.append(Finding(f.rule, f.severity, message, f.location or fspec.href, f.fix))
+        out.append(Finding(f.rule, f.severity, message, f.location or href, f.fix))
     return out
 
 
-def _boot_image(pkg, fspec, tmp: str) -> str:
-    """A path libguestfs can open: the disk file itself, or (inside an OVA, compressed or chunked) a
-    qcow2 copy written from the archive without unpacking it."""
-    import os
-
+def boot_disk_image(pkg, portable, tmp: str) -> str | None:
+    """A path libguestfs can open for the first system's boot disk: the disk file itself (in an OVF
+    directory), or a qcow2 copy written into ``tmp`` straight from the archive (an OVA, a compressed or
+    chunked file). None when the package carries no disk image."""
+    vm = portable.systems[0] if portable.systems else None
+    disk = next((d for d in (vm.disks if vm else []) if d.file_id), None)
+    fspec = portable.file(disk.file_id) if disk else None
+    if fspec is None or not pkg.parts_of(fspec.href, fspec.chunk_size):
+        return None
     parts = pkg.parts_of(fspec.href, fspec.chunk_size)
     member = pkg.members[parts[0]]
     if member.fs_path and not fspec.compression and len(parts) == 1:
         return member.fs_path
-    from vmferry.disks.ova_read import import_disk
-
-    out = os.path.join(tmp, "boot.qcow2")
+    out = os.path.join(tmp, os.path.basename(fspec.href).rsplit(".", 1)[0] + ".qcow2")
     if pkg.container == "ova":
+        from vmferry.disks.ova_read import import_disk
+
         import_disk(pkg.path, fspec.href, out, "qcow2", compression=fspec.compression,
                     chunk_size=fspec.chunk_size, verify=False)
         return out

@@ -39,3 +39,12 @@ def test_check_with_disks_inspects_the_guest_and_says_when_it_cannot():
     doc = json.loads(result.stdout)
     (finding,) = [f for f in doc["findings"] if f["rule"] == "VMF-GUEST-004"]
     assert "no operating system" in finding["message"] and finding["location"] == "input.vmdk"
+
+
+def test_guest_command_takes_a_package_and_reads_its_boot_disk_from_the_archive(tmp_path):
+    ova = make_ova(tmp_path / "in.ova", files_of(COT, ["vmware.ovf", "input.vmdk"]))
+    result = run_vmferry("guest", ova, env={"LIBGUESTFS_BACKEND_SETTINGS": "force_tcg"}, timeout=900)
+    assert result.returncode == 2          # an empty disk: libguestfs finds no OS, said in one line
+    assert result.stderr.count("\n") == 1 and "no operating system" in result.stderr
+    assert "input.qcow2" in result.stderr  # read from the OVA into a temporary qcow2, not unpacked
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.ova"]

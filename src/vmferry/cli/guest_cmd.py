@@ -1,4 +1,5 @@
-"""Inspect the guest OS on a disk image and report, per target, whether it will boot there.
+"""Inspect the guest OS on a disk image (or on the boot disk of an OVF/OVA package, read straight from
+the archive) and report, per target, whether it will boot there.
 
 Exit status: 0, or 1 when --target is given and the guest will not boot on one of those targets;
 2 on bad input or when the disk cannot be inspected.
@@ -13,7 +14,8 @@ from vmferry.errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", metavar="PATH", help="a disk image (raw, qcow2, vmdk, vhdx...)")
+    parser.add_argument("path", metavar="PATH", help="a disk image (raw, qcow2, vmdk, vhdx...), or an .ovf/.ova "
+                        "package (its first system's boot disk)")
     parser.add_argument("--json", action="store_true", help="print the report and the matrix as JSON")
     parser.add_argument("--target", "-t", action="append", metavar="TARGET",
                         help="only these targets (kvm, vmware, virtualbox, xen, hyperv); repeatable")
@@ -34,14 +36,14 @@ def _pairs(values: list[str], option: str) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vmferry.guest import TARGETS, inspect_image, readiness
+    from vmferry.guest import TARGETS, readiness
 
     targets = args.target or list(TARGETS)
     for t in targets:
         if t not in TARGETS:
             raise UsageError(f"unknown target {t!r} (one of {', '.join(TARGETS)})")
     buses, nics = _pairs(args.bus, "--bus"), _pairs(args.nic, "--nic")
-    report = inspect_image(args.path)
+    report = _inspect(args.path)
     matrix = {t: readiness(report, t, bus=buses.get(t), nic=nics.get(t)) for t in targets}
     if args.json:
         print(json.dumps({"report": report.to_dict(), "readiness": {t: r.to_dict() for t, r in matrix.items()}},
@@ -51,6 +53,39 @@ def run(args: argparse.Namespace) -> int:
     if args.target and any(r.status == "will-not-boot" for r in matrix.values()):
         return 1
     return 0
+
+
+def _is_package(path: str) -> bool:
+    """An OVF descriptor, an OVF directory or an OVA (a tar), as opposed to a disk image."""
+    import os
+
+    if os.path.isdir(path) or path.lower().endswith((".ovf", ".ova")):
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return False
+    return head[257:262] == b"ustar" or head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
+
+
+def _inspect(path: str):
+    from vmferry.guest import inspect_image
+
+    if not _is_package(path):
+        return inspect_image(path)
+    import tempfile
+
+    from vmferry.check import boot_disk_image
+    from vmferry.dialects import read_package
+    from vmferry.package import open_package
+
+    pkg = open_package(path)
+    with tempfile.TemporaryDirectory(prefix="vmferry-guest-") as tmp:
+        image = boot_disk_image(pkg, read_package(pkg.envelope), tmp)
+        if image is None:
+            raise UsageError("the package carries no disk image to inspect", path=path)
+        return inspect_image(image)
 
 
 def _print_text(report, matrix) -> None:
