@@ -114,24 +114,7 @@ class SqliteStore:
     # -- writing ---------------------------------------------------------------------------------
     def put(self, kind: str, mapping: Mapping, *, nonce: str | None = None) -> int:
         # one process owns the file: the verifier's in-memory nonce cache is enough (nonce unused)
-        eid = mapping.eid
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                cur = self._db.execute("INSERT INTO changes (kind, iid, eid, site, body) VALUES (?,?,?,?,'')",
-                                       (kind, eid.instance_id, eid.text, mapping.site))
-                version = int(cur.lastrowid)
-                stored = mapping.with_version(version)
-                body = json.dumps(stored.to_dict(), separators=(",", ":"))
-                self._db.execute("UPDATE changes SET body=? WHERE version=?", (body, version))
-                self._db.execute("INSERT OR REPLACE INTO mappings (iid, eid, body, version) VALUES (?,?,?,?)",
-                                 (eid.instance_id, eid.text, body, version))
-                self._db.execute("COMMIT")
-            except sqlite3.DatabaseError as exc:
-                self._rollback()
-                raise LocatorError(f"cannot write the locator database: {exc}", path=self.path) from exc
-            self._after_write(Change(version, kind, eid, stored, mapping.site))
-        return version
+        return self.put_many(kind, [mapping])[0]
 
     def put_many(self, kind: str, mappings: list[Mapping]) -> list[int]:
         """Store many mappings in one transaction (bulk import); returns their versions."""
