@@ -142,6 +142,7 @@ class Envelope:
             uri for el in (self.root, *self.root[:8]) if isinstance(el.tag, str)
             for uri in (el.nsmap or {}).values() if uri and uri != self.ovf_ns and N.role_of(uri) == "ovf"}))
         self._qnames: dict[str, str] = {}
+        self._lower_names: dict[str, str] = {}
         self._tags: dict[str, tuple[str, ...]] = {}
         version = N.envelope_version(self.ovf_ns)
         if localname(self.root) != "Envelope" or version is None:

@@ -28,11 +28,14 @@ class Item(Node):
     @cached
     def _props(self) -> dict[str, list[str]]:
         props: dict[str, list[str]] = {}
+        names = self.envelope._lower_names  # tag -> lower-case local name, shared by every Item
         for child in self.element:
             tag = child.tag
             if not isinstance(tag, str):
                 continue
-            name = tag[tag.rfind("}") + 1:].lower()
+            name = names.get(tag)
+            if name is None:
+                name = names[tag] = tag[tag.rfind("}") + 1:].lower()
             text = child.text
             value = text.strip() if text else ""
             entry = props.get(name)
