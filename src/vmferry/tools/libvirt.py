@@ -94,13 +94,23 @@ class Connection:
             raise self._fail("start of", exc, name) from exc
         return self.info(name)
 
+    @staticmethod
+    def _stop(dom) -> None:
+        """Destroy ``dom`` if it runs; a guest that powers off between the check and the call is fine."""
+        libvirt = _libvirt()
+        try:
+            if dom.isActive():
+                dom.destroy()
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID or dom.isActive():
+                raise
+
     def destroy(self, name: str) -> None:
         """Stop a running domain at once (no error when it is not running)."""
         libvirt = _libvirt()
         dom = self._lookup(name)
         try:
-            if dom.isActive():
-                dom.destroy()
+            self._stop(dom)
         except libvirt.libvirtError as exc:
             raise self._fail("destroy of", exc, name) from exc
 
@@ -108,8 +118,7 @@ class Connection:
         libvirt = _libvirt()
         dom = self._lookup(name)
         try:
-            if dom.isActive():
-                dom.destroy()
+            self._stop(dom)
             flags = getattr(libvirt, "VIR_DOMAIN_UNDEFINE_NVRAM", 0)
             try:
                 dom.undefineFlags(flags)
