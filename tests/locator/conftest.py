@@ -10,12 +10,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.locator.serving import spawn_locator
 from vmferry.locator.client import LocatorClient
 from vmferry.locator.devservers import EtcdCluster, Named, free_port, free_tcp_udp_port
 
@@ -77,20 +76,8 @@ class LocatorProcess:
         return f"http://127.0.0.1:{self.http_port}"
 
     def start(self, timeout: float = 30.0) -> LocatorProcess:
-        log = open(self.workdir / "serve.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"locator exited: {(self.workdir / 'serve.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/v1/status", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("locator did not start")
+        self.proc = spawn_locator(self.argv, self.workdir, self.url, timeout)
+        return self
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:

@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import yaml
 
+from tests.locator.serving import spawn_locator
 from vmferry.locator.devservers import free_port
 from vmferry.tools.proc import which
 
@@ -116,23 +116,10 @@ class Locator:
         sites = self.workdir / "sites.toml"
         sites.write_text(f'[[site]]\nname = "cloud"\nkey_id = "cloud-1"\nsecret = "{LOCATOR_SECRET}"\n'
                          'prefixes = ["10.1.0.0/16"]\n')
-        log = open(self.workdir / "serve.log", "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen([sys.executable, "-m", "vmferry.cli.main", "locator", "serve", "--sites",
-                                      str(sites), "--http", f"127.0.0.1:{self.port}", "--db",
-                                      str(self.workdir / "locator.db")], stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"locator exited: {(self.workdir / 'serve.log').read_text()[-1000:]}")
-            try:
-                if httpx.get(self.url + "/v1/status", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("locator did not start")
+        argv = [sys.executable, "-m", "vmferry.cli.main", "locator", "serve", "--sites", str(sites), "--http",
+                f"127.0.0.1:{self.port}", "--db", str(self.workdir / "locator.db")]
+        self.proc = spawn_locator(argv, self.workdir, self.url, timeout)
+        return self
 
     def close(self) -> None:
         if self.proc and self.proc.poll() is None:
