@@ -76,7 +76,7 @@ def prepare(envelope, target: str) -> tuple[PortablePackage, list[Finding]]:
 def _add_portable_network_keys(portable: PortablePackage, target: str) -> None:
     """Network settings found in a vendor convention are also written under vmferry's portable keys
     (``vmferry.net.N.*``, see docs/ovfenv.md), in the VM's unclassed ProductSection."""
-    if target not in ("dmtf", "xen", "virtualbox"):
+    if target not in ("dmtf", "xen", "virtualbox", "kvm"):   # kvm: they go into the OVF environment ISO
         return
     from vmferry import netconv
     from vmferry.portable import ProductInfo

@@ -2,7 +2,9 @@
 
 Every finding has a stable rule id (``VMF-<AREA>-<NNN>``, documented in ``docs/rules.md``), a severity
 (``error``, ``warning``, ``info``), a one-line message, a location (file, element path and line) and,
-where one exists, the fix that ``vmferry convert`` applies.
+where one exists, the fix. ``fixed_by`` says, as data, who applies that fix: ``"convert"`` when
+``vmferry convert`` applies it on its own, ``"repair"`` when ``vmferry guest repair`` does (and ``convert``
+where it repairs the guest), ``None`` when someone has to act.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 SEVERITIES = ("error", "warning", "info")
+FIXERS = ("convert", "repair")
 
 
 @dataclass(frozen=True)
@@ -19,10 +22,13 @@ class Finding:
     message: str
     location: str = ""
     fix: str | None = None
+    fixed_by: str | None = None       # one of FIXERS, or None: the fix is left to the user
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
             raise ValueError(f"unknown severity {self.severity!r}")
+        if self.fixed_by is not None and self.fixed_by not in FIXERS:
+            raise ValueError(f"unknown fixer {self.fixed_by!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -148,7 +148,7 @@ def test_readiness_root_by_device_name_depends_on_the_bus():
 def test_readiness_tool_conflicts_and_cloud_init():
     from vmferry.guest.model import CloudInit
 
-    report = _linux(drivers={"ahci", "sd_mod", "e1000"},
+    report = _linux(drivers={"ahci", "sd_mod", "e1000", "sr_mod", "cdrom", "isofs"},
                     tools=[Tool("open-vm-tools", "vmware", "package"), Tool("virtualbox-guest-additions",
                                                                             "virtualbox", "/opt/VBoxGuestAdditions-7")],
                     cloud=CloudInit(True, ("VMware",), "/etc/cloud/cloud.cfg"))

@@ -39,7 +39,9 @@ NETWORK_DRIVERS: dict[str, str] = {
 # A driver is only usable when the bus it sits on is too.
 BUS_DRIVERS: dict[str, str] = {"virtio_pci": "virtio PCI transport", "hv_vmbus": "Hyper-V VMBus",
                                "sd_mod": "SCSI disk (every SCSI, SAS and SATA disk)"}
-WATCHED = {**STORAGE_DRIVERS, **NETWORK_DRIVERS, **BUS_DRIVERS}
+# What a guest needs to read the OVF environment from its CD-ROM (the "iso" transport).
+CDROM_DRIVERS: dict[str, str] = {"sr_mod": "SCSI CD-ROM", "cdrom": "CD-ROM core", "isofs": "ISO 9660 file system"}
+WATCHED = {**STORAGE_DRIVERS, **NETWORK_DRIVERS, **BUS_DRIVERS, **CDROM_DRIVERS}
 
 # Kconfig symbol -> module name, for kernels whose config says "=y" (built in).
 KCONFIG: dict[str, str] = {
@@ -49,6 +51,7 @@ KCONFIG: dict[str, str] = {
     "CONFIG_HYPERV_NET": "hv_netvsc", "CONFIG_HYPERV": "hv_vmbus", "CONFIG_VMWARE_PVSCSI": "vmw_pvscsi",
     "CONFIG_VMXNET3": "vmxnet3", "CONFIG_FUSION_SPI": "mptspi", "CONFIG_FUSION_SAS": "mptsas",
     "CONFIG_SATA_AHCI": "ahci", "CONFIG_BLK_DEV_SD": "sd_mod", "CONFIG_ATA_PIIX": "ata_piix", "CONFIG_E1000": "e1000", "CONFIG_E1000E": "e1000e",
+    "CONFIG_BLK_DEV_SR": "sr_mod", "CONFIG_CDROM": "cdrom", "CONFIG_ISO9660_FS": "isofs",
 }
 
 MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.gz", ".ko.zst")

@@ -63,10 +63,11 @@ CONFLICTING_VENDORS = {"vmware", "virtualbox", "xen"}
 READY, NEEDS_FIXES, WILL_NOT_BOOT = "ready", "needs-fixes", "will-not-boot"
 
 
-def _f(rule: str, severity: str, message: str, fix: str, location: str = "") -> Finding:
+def _f(rule: str, severity: str, message: str, fix: str, location: str = "",
+       fixed_by: str | None = None) -> Finding:
     if severity == "error":
         message = "will not boot: " + message
-    return Finding(rule, severity, message, location, fix)
+    return Finding(rule, severity, message, location, fix, fixed_by)
 
 
 @dataclass
@@ -216,6 +217,36 @@ def _check_cloud_init(report: GuestReport, target: str, spec: TargetSpec) -> lis
                     f"add one of {', '.join(spec.datasources)} to datasource_list", ci.where)]
 
 
+# targets that hand the OVF environment to the guest on a CD-ROM (vmware uses guestinfo instead)
+ENV_ON_CDROM = ("kvm", "xen", "virtualbox")
+CDROM_ENV_DRIVERS = ("sr_mod", "cdrom", "isofs")
+
+
+def _check_env_cdrom(report: GuestReport, target: str) -> list[Finding]:
+    """cloud-init's ds-identify looks for the environment's CD-ROM (/dev/sr0, label OVF ENV) early, before
+    udev has loaded sr_mod from the root file system: the drivers must be built in or in the initramfs."""
+    ci = report.cloud_init
+    kernel = report.default_kernel
+    if target not in ENV_ON_CDROM or not ci or not ci.installed or kernel is None:
+        return []
+    missing = [d for d in CDROM_ENV_DRIVERS if d not in kernel.boot_drivers()]
+    if not missing:
+        return []
+    absent = [d for d in missing if d not in kernel.modules]
+    where = kernel.initramfs.path if kernel.initramfs else kernel.path
+    if absent:
+        return [_f("VMF-GUEST-041", "warning",
+                   f"on {target} the OVF environment comes on a CD-ROM, and kernel {kernel.version} has no "
+                   f"{', '.join(absent)}: cloud-init will not read it (no network settings, no host name)",
+                   "install a kernel with " + ", ".join(absent) + ", or deliver the settings another way", where)]
+    return [_f("VMF-GUEST-041", "warning",
+               f"on {target} the OVF environment comes on a CD-ROM, and {', '.join(missing)} are not in the "
+               f"initramfs of kernel {kernel.version}: the CD-ROM appears after cloud-init has looked for it, "
+               "so the environment (network settings, host name) is not read",
+               "add " + ", ".join(missing) + " to the initramfs (vmferry guest repair does)", where,
+               fixed_by="repair")]
+
+
 def _check_firmware(report: GuestReport, target: str) -> list[Finding]:
     if report.firmware == "uefi":
         return [_f("VMF-GUEST-050", "info", "the guest boots with UEFI only",
@@ -249,6 +280,7 @@ def readiness(report: GuestReport, target: str, *, bus: str | None = None, nic: 
             findings += _check_nic(report, target, spec, nic, running)
             findings += _check_network(report)
             findings += _check_cloud_init(report, target, spec)
+            findings += _check_env_cdrom(report, target)
         findings += _check_tools(report, target, spec)
         findings += _check_firmware(report, target)
     if report.os.type == "windows":

@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from vmferry.errors import UsageError
 from vmferry.findings import Finding
 from vmferry.portable import PortableVM
-from vmferry.targets.libvirt_xml import DiskPlan, DomainPlan, NicPlan, domain_xml, plan_topology
+from vmferry.targets.libvirt_xml import (
+    DEFAULT_NETWORK,
+    DiskPlan,
+    DomainPlan,
+    NicPlan,
+    domain_xml,
+    plan_topology,
+)
+from vmferry.targets.macs import nic_mac
 
 BUS_ORDER = ("virtio", "sata", "ide")
 NIC_ORDER = ("virtio", "e1000")
@@ -190,21 +198,24 @@ def _convert_system(pkg, portable, vm: PortableVM, profile, tmp, output, report:
             disks.append(DiskPlan(final, "raw", cd_bus, device="cdrom", readonly=True))
         elif drive.kind == "floppy":
             report.changes.append(_change("dropped", f"floppy drive {drive.instance_id}", "not attached"))
-    if vm.properties() and pkg is not None:
-        iso = _env_iso(source_path, vm, profile, os.path.join(tmp, f"{name}-ovf-env.iso"), descriptor_only, report)
-        if iso:
-            disks.append(DiskPlan(os.path.join(output, os.path.basename(iso)), "raw", cd_bus, device="cdrom",
-                                  readonly=True))
     nics = []
     for n in vm.nics_for(profile):
         kind, dst = netmap.get(n.network or "", (None, None))
         if kind is None:
-            kind, dst = "network", "default"
+            kind, dst = "network", DEFAULT_NETWORK
             report.findings.append(Finding("VMF-KVM-001", "warning", f"network '{n.network}' of NIC {n.index} is "
-                                           "not mapped; it is connected to libvirt's 'default' network",
+                                           "not mapped; it is connected to libvirt's 'default' network "
+                                           "(deploy picks the connection's own when it has no 'default')",
                                            f"{vm.id} NIC {n.index}", "pass --network-map SRC=DST"))
-        mac = new_mac(rng) if new_macs or not n.mac else n.mac
+        # the source's MAC, else one derived from the VM's identity (the same on every conversion)
+        mac = new_mac(rng) if new_macs else nic_mac(vm, n)
         nics.append(NicPlan(dst, nic, mac, kind))
+    if vm.properties() and pkg is not None:
+        iso = _env_iso(source_path, portable, vm, profile, os.path.join(tmp, f"{name}-ovf-env.iso"),
+                       descriptor_only, report, [p.mac for p in nics])
+        if iso:
+            disks.append(DiskPlan(os.path.join(output, os.path.basename(iso)), "raw", cd_bus, device="cdrom",
+                                  readonly=True))
     vcpus, sockets, cores = plan_topology(vm, profile)
     plan = DomainPlan(name=name, domain_type=dtype, machine=mach, vcpus=vcpus, sockets=sockets, cores=cores,
                       memory_mib=vm.memory_for(profile) or 1024, firmware=vm.firmware.kind,
@@ -263,11 +274,22 @@ def _copy_file(pkg, fspec, out: str, report: KvmReport) -> None:
     report.files.append({"href": os.path.basename(out), "size": written, "sha256": digest})
 
 
-def _env_iso(source_path: str, vm: PortableVM, profile, out: str, descriptor_only: bool, report: KvmReport):
-    """The OVF environment ISO (the "iso" transport) with the properties' values for ``profile``."""
-    from vmferry.ovfenv import build_environment, package_properties, write_iso
+def _env_iso(source_path: str, portable, vm: PortableVM, profile, out: str, descriptor_only: bool,
+             report: KvmReport, macs: list[str | None]):
+    """The OVF environment ISO (the "iso" transport) with the properties' values for ``profile``, the
+    portable network keys (``vmferry.net.N.*``) that :func:`vmferry.conversion.prepare` added, and a
+    cloud-init network config that matches each NIC by the MAC the domain gives it."""
+    from vmferry.ovfenv import EnvProperty, build_environment, package_properties, write_iso
+    from vmferry.portable import pick
 
     props = package_properties(source_path, profile=profile, system=vm.id)
+    have = {p.full_key for p in props.properties}
+    for p in vm.properties():
+        if p.key.startswith("vmferry.net.") and p.key not in have:
+            value = (pick(p.values, profile) if profile is not None else None)
+            props.properties.append(EnvProperty(p.key, p.key, value if value is not None else p.value or ""))
+    for nic, mac in zip(props.nics, macs, strict=True):
+        nic.mac = mac or nic.mac
     result = build_environment(props.system_id, props.properties, nics=props.nics)
     report.findings += result.findings
     if descriptor_only:

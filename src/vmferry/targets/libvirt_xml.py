@@ -13,6 +13,7 @@ from lxml import etree
 
 from vmferry.portable import PortableVM
 
+DEFAULT_NETWORK = "default"     # libvirt's own default network; deploy picks the connection's own if absent
 DISK_PREFIX = {"virtio": "vd", "sata": "sd", "scsi": "sd", "ide": "hd"}
 
 
