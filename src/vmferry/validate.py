@@ -1,4 +1,4 @@
-"""``validate``: is this package well-formed, complete, intact and standard?
+"""``validate``: is this package well-formed, complete and intact, and will its consumers accept it?
 
 >>> from vmferry.validate import validate_package
 >>> report = validate_package("tests/data/cot/vmware.ovf", descriptor_only=True)
@@ -35,13 +35,18 @@ class ValidationReport:
 
 
 def validate_package(path: str | os.PathLike, *, descriptor_only: bool = False, schema: bool = True,
-                     reporter=None) -> ValidationReport:
-    """Validate a descriptor, OVF directory or OVA.
+                     strict: bool = False, reporter=None) -> ValidationReport:
+    """Validate a descriptor, OVF directory or OVA: will the mainstream consumers (VMware OVF Tool/vSphere,
+    VirtualBox, oVirt, virt-v2v, COT) accept it?
+
+    Deviations from the DMTF XSD that they read are warnings naming them; what one of them refuses is an
+    error naming it. ``strict`` reports DMTF schema conformance instead: every XSD violation is an error.
 
     ``descriptor_only`` checks the descriptor alone (the referenced files need not be present).
     ``reporter`` (:class:`vmferry.progress.Reporter`) shows hashing progress.
     Raises a :class:`~vmferry.errors.VmferryError` for unreadable, hostile or corrupted input.
     """
+    from vmferry.checks.consumers import name_consumers
     from vmferry.checks.descriptor import descriptor_findings
     from vmferry.ovf import Envelope
     from vmferry.ovf.schema import schema_findings
@@ -74,6 +79,7 @@ def validate_package(path: str | os.PathLike, *, descriptor_only: bool = False, 
         report.files_checked, report.bytes_hashed = integrity.files_checked, integrity.bytes_hashed
         report.signed_by = integrity.signed_by
     if schema:
-        report.findings += schema_findings(env)
+        report.findings += schema_findings(env, strict=strict)
     report.findings += descriptor_findings(env)
+    report.findings = name_consumers(report.findings)
     return report

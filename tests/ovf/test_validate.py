@@ -14,7 +14,7 @@ VALID_1X = ["vmware.ovf", "input.ovf", "csr1000v.ovf", "csr1000v_2017.ovf", "ios
 
 @pytest.mark.parametrize("name", VALID_1X)
 def test_valid_cot_samples_pass_with_their_files(name):
-    report = validate_package(COT / name)
+    report = validate_package(COT / name, strict=True)
     assert report.ok, [str(f) for f in report.findings]
     assert not [f for f in report.findings if f.rule == "VMF-XSD-001"]
 
@@ -34,7 +34,7 @@ def test_input_ovf_manifest_is_verified():
 
 
 def test_invalid_ovf_is_rejected_naming_each_reason():
-    result = run_vmferry("validate", COT / "invalid.ovf")
+    result = run_vmferry("validate", "--strict", COT / "invalid.ovf")
     assert result.returncode == 1
     out = result.stdout
     assert "VMF-XSD-001" in out and "ElementName" in out        # NIC item lacks ElementName
@@ -44,7 +44,7 @@ def test_invalid_ovf_is_rejected_naming_each_reason():
 
 
 def test_ubuntu_virtualbox_export_schema_errors_are_reported():
-    report = validate_package(COT / "ubuntu.2.0.ovf")
+    report = validate_package(COT / "ubuntu.2.0.ovf", strict=True)
     xsd = [f for f in report.findings if f.rule == "VMF-XSD-001"]
     assert xsd and any("ElementName" in f.message for f in xsd)
     assert report.files_checked == 2  # SHA256 manifest verified

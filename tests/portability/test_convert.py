@@ -43,7 +43,7 @@ def convert(src, target, out) -> Path:
 @pytest.mark.parametrize("src", ALL_SAMPLES, ids=lambda p: p.name)
 def test_dmtf_profile_is_standard_and_keeps_the_vm(tmp_path, src):
     out = convert(src, "dmtf", tmp_path / "out.ovf")
-    report = validate_package(out, descriptor_only=True)
+    report = validate_package(out, descriptor_only=True, strict=True)
     assert not [f for f in report.findings if f.rule == "VMF-XSD-001"], [str(f) for f in report.findings]
     namespaces = {el.tag[1:].split("}")[0] for el in etree.parse(str(out)).iter() if str(el.tag).startswith("{")}
     attr_ns = {k[1:].split("}")[0] for el in etree.parse(str(out)).iter() for k in el.attrib if k.startswith("{")}

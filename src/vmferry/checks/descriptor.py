@@ -12,7 +12,7 @@ from vmferry.ovf import names as N
 from vmferry.ovf.envelope import Envelope, VirtualSystem
 from vmferry.ovf.rasd import CONTROLLER_TYPES, NIC_TYPES, ResourceType
 from vmferry.ovf.units import parse_byte_units, parse_int
-from vmferry.ovf.xmlmodel import location
+from vmferry.ovf.xmlmodel import get_ovf_attr, localname, location, namespace
 from vmferry.package.base import safe_href
 
 PROPERTY_TYPES = {"uint8", "sint8", "uint16", "sint16", "uint32", "sint32", "uint64", "sint64", "string",
@@ -22,6 +22,7 @@ PROPERTY_TYPES = {"uint8", "sint8", "uint16", "sint16", "uint32", "sint32", "uin
 def descriptor_findings(env: Envelope) -> list[Finding]:
     out = list(env.findings)
     out += _namespace_findings(env)
+    out += _section_findings(env)
     out += _reference_findings(env)
     out += _profile_findings(env)
     if not env.systems:
@@ -47,6 +48,37 @@ def _namespace_findings(env: Envelope) -> list[Finding]:
         if not declared.startswith(expected):
             out.append(Finding("VMF-OVF-004", "warning", f"ovf:version=\"{declared}\" does not match the "
                                f"OVF {env.version} envelope namespace", location(env.root)))
+    return out
+
+
+def _section_findings(env: Envelope) -> list[Finding]:
+    """An unknown section that is required (``ovf:required`` absent or true) stops every conforming
+    consumer (DSP0243): VMware's parser reports it as an error. Unknown means no DMTF envelope schema
+    declares it, whatever its spelling (``<FooSection>`` or 0.9's ``<Section xsi:type="ovf:Foo_Type">``)."""
+    from vmferry.ovf.deviations import known_sections
+    from vmferry.ovf.xmlmodel import xsi_type
+
+    known = known_sections()
+    out = []
+    holders = [env.root] + [el for el in env.root.iter() if isinstance(el.tag, str)
+                            and localname(el) in ("VirtualSystem", "VirtualSystemCollection", "Content")]
+    for holder in holders:
+        for child in holder:
+            if not isinstance(child.tag, str) or N.role_of(namespace(child)) not in ("ovf", None):
+                continue
+            if namespace(child) is not None and N.role_of(namespace(child)) != "ovf":
+                continue
+            name = localname(child)
+            if name == "Section":
+                name = (xsi_type(child) or "").removesuffix("_Type")
+            if not name.endswith("Section") or name.lower() in known:
+                continue
+            required = get_ovf_attr(child, env.ovf_ns, "required")
+            if (required or "true").strip().lower() == "false":
+                continue
+            out.append(Finding("VMF-OVF-005", "error", f"section '{name}' is unknown and required "
+                               "(ovf:required is not \"false\"): a conforming consumer must refuse the package",
+                               location(child), "mark it ovf:required=\"false\" if it may be ignored"))
     return out
 
 

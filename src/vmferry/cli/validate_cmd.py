@@ -1,4 +1,5 @@
-"""Validate packages: DMTF XSD, references, sizes, manifest digests, certificate, OVF rules.
+"""Validate packages: will VMware, VirtualBox, oVirt, virt-v2v and COT accept them? References, sizes,
+manifest digests, certificate, OVF rules and the DMTF XSD (``--strict``: every XSD deviation an error).
 
 Exit 0 when valid, 1 when a finding of severity error remains, 2 when the input cannot be read or its
 content is corrupted (digest mismatch, lying size, unsafe archive).
@@ -16,6 +17,9 @@ def add_arguments(p) -> None:
     p.add_argument("--descriptor-only", action="store_true",
                    help="check the descriptor alone; referenced files need not be present")
     p.add_argument("--no-schema", action="store_true", help="skip XSD validation")
+    p.add_argument("--strict", action="store_true",
+                   help="DMTF schema conformance: every XSD deviation is an error (default: deviations that "
+                        "VMware, VirtualBox, oVirt, virt-v2v and COT read are warnings)")
     p.add_argument("--json", action="store_true", help="print JSON (one document per path per line)")
 
 
@@ -27,7 +31,7 @@ def run(args) -> int:
     reporter = make_reporter(json_mode=args.json)
     for path in args.paths:
         report = validate_package(path, descriptor_only=args.descriptor_only, schema=not args.no_schema,
-                                  reporter=reporter)
+                                  strict=args.strict, reporter=reporter)
         if not report.ok:
             status = 1
         if args.json:

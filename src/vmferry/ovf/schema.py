@@ -47,17 +47,23 @@ def load_schema(version: str) -> etree.XMLSchema:
     return etree.XMLSchema(doc)
 
 
-def schema_findings(envelope) -> list[Finding]:
-    """XSD violations of ``envelope`` as findings (rule VMF-XSD-001), or an info finding when the
-    version has no schema."""
+def schema_findings(envelope, *, strict: bool = True) -> list[Finding]:
+    """XSD violations of ``envelope`` as findings, or an info finding when the version has no schema.
+
+    ``strict``: every violation is an error (rule VMF-XSD-001, DMTF conformance). Otherwise each is a
+    warning of its class of deviation (:mod:`vmferry.ovf.deviations`)."""
     if envelope.version not in SCHEMA_FILES:
         return [Finding("VMF-XSD-002", "info", f"no DMTF schema exists for OVF {envelope.version}; XSD "
                         "validation skipped", envelope.path or "")]
     schema = load_schema(envelope.version)
     if schema.validate(envelope.tree):
         return []
-    out = []
     where = envelope.path or "<descriptor>"
+    if not strict:
+        from vmferry.ovf.deviations import deviation_findings
+
+        return deviation_findings(envelope, schema.error_log, where, _shorten_ns)
+    out = []
     for err in schema.error_log:
         msg = " ".join(err.message.split())
         msg = _shorten_ns(msg)
