@@ -12,7 +12,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from vmferry.errors import GuestError
+from vmferry.errors import GuestError, VmferryError
 from vmferry.guest import initramfs as initramfs_mod
 from vmferry.guest import kmod, linuxconf
 from vmferry.guest.model import CloudInit, GuestReport, Initramfs, Kernel, NetBinding, OsInfo, Tool
@@ -42,16 +42,6 @@ TOOL_FILES: dict[str, tuple[str, str]] = {
     "/usr/sbin/hv_kvp_daemon": ("hyperv-daemons", "hyperv"),
 }
 
-# Windows driver files (System32\drivers) -> the Linux driver name of the same device, for the matrix
-WINDOWS_DRIVERS: dict[str, str] = {
-    "viostor.sys": "virtio_blk", "vioscsi.sys": "virtio_scsi", "netkvm.sys": "virtio_net",
-    "pvscsi.sys": "vmw_pvscsi", "vmxnet3.sys": "vmxnet3", "vmxnet3n61x64.sys": "vmxnet3",
-    "xenvbd.sys": "xen_blkfront", "xennet.sys": "xen_netfront", "storvsc.sys": "hv_storvsc",
-    "netvsc.sys": "hv_netvsc", "netvsc63.sys": "hv_netvsc", "vmbus.sys": "hv_vmbus", "storahci.sys": "ahci",
-    "atapi.sys": "ata_piix", "intelide.sys": "ata_piix", "lsi_scsi.sys": "mptspi", "lsi_sas.sys": "mptsas",
-    "e1g6032e.sys": "e1000", "e1g60i32.sys": "e1000", "e1000325.sys": "e1000",
-}
-
 NET_DIRS = (("/etc/netplan", "netplan"), ("/etc/NetworkManager/system-connections", "nm"),
             ("/etc/systemd/network", "networkd"), ("/etc/sysconfig/network-scripts", "ifcfg"),
             ("/etc/sysconfig/network", "ifcfg"), ("/etc/network/interfaces.d", "ifupdown"),
@@ -78,10 +68,12 @@ LINUX_NOT_CHECKED = [
 WINDOWS_CHECKED = [
     "OS, version and architecture (libguestfs inspection, from the registry)",
     "presence of storage and network driver files in System32\\drivers",
+    "driver services of the current control set and their start type, and the PCI ids with a driver "
+    "package in the DriverDatabase (SYSTEM hive, read with hivex)",
     "partition table and firmware need (BIOS/UEFI)",
 ]
 WINDOWS_NOT_CHECKED = [
-    "whether a present driver is registered as a boot-start service (CriticalDeviceDatabase, Start=0)",
+    "CriticalDeviceDatabase entries of boot drivers (Windows 7 / 2008 R2 and older)",
     "installed hypervisor tools and agents (VMware Tools, Hyper-V integration services, QEMU guest agent)",
     "static IP configuration bound to the old NIC, activation, BitLocker",
 ]
@@ -292,11 +284,30 @@ def _cloud_init(gst: _Guest, app_names: set[str]) -> CloudInit | None:
 
 
 def _windows_drivers(g: Appliance, systemroot: str) -> list[str]:
+    from vmferry.guest.drivers import WINDOWS_BUS, WINDOWS_NIC
+
     drivers_dir = g.batch([("case-sensitive-path", f"{systemroot or '/Windows'}/System32/drivers")])[0].strip()
     if not drivers_dir:
         return []
     present = {n.strip().lower() for n in g.batch([("ls", drivers_dir)])[0].splitlines()}
-    return sorted(n for n in WINDOWS_DRIVERS if n in present)
+    known = {f for table in (WINDOWS_BUS, WINDOWS_NIC) for opts in table.values() for d in opts for f in d.files}
+    return sorted(n for n in known if n in present)
+
+
+def _windows_registry(g: Appliance, systemroot: str, tmp: Path, report: GuestReport) -> None:
+    """Services and staged driver packages from the SYSTEM hive (copied out, read with hivex)."""
+    from vmferry.guest.windows import read_system_hive
+
+    hive = g.batch([("case-sensitive-path", f"{systemroot or '/Windows'}/System32/config/SYSTEM")])[0].strip()
+    if not hive or g.batch([("is-file", hive)])[0].strip() != "true":
+        report.not_checked.append("driver services (no SYSTEM hive found)")
+        return
+    local = tmp / "SYSTEM"
+    g.batch([("download", hive, str(local))])
+    try:
+        report.windows_services, report.windows_device_ids = read_system_hive(local)
+    except VmferryError as exc:
+        report.not_checked.append(f"driver services (the SYSTEM hive could not be read: {exc.message})")
 
 
 OS_FIELDS = ("type", "distro", "product-name", "major-version", "minor-version", "arch", "hostname",
@@ -333,6 +344,7 @@ def collect(path: str | os.PathLike) -> GuestReport:
         if os_info.type == "windows":
             report.bootloader = "windows"
             report.windows_drivers = _windows_drivers(g, values["windows-systemroot"])
+            _windows_registry(g, values["windows-systemroot"], tmp, report)
             report.checked += WINDOWS_CHECKED
             report.not_checked += WINDOWS_NOT_CHECKED
             return report

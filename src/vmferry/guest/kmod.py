@@ -35,6 +35,9 @@ NETWORK_DRIVERS: dict[str, str] = {
     "vmxnet3": "VMware vmxnet3",
     "e1000": "Intel e1000",
     "e1000e": "Intel e1000e",
+    "8139cp": "Realtek RTL8139C+ (QEMU rtl8139)",
+    "8139too": "Realtek RTL8139 (QEMU rtl8139)",
+    "pcnet32": "AMD PCnet32 (VMware/VirtualBox pcnet)",
 }
 # A driver is only usable when the bus it sits on is too.
 BUS_DRIVERS: dict[str, str] = {"virtio_pci": "virtio PCI transport", "hv_vmbus": "Hyper-V VMBus",
@@ -52,6 +55,7 @@ KCONFIG: dict[str, str] = {
     "CONFIG_VMXNET3": "vmxnet3", "CONFIG_FUSION_SPI": "mptspi", "CONFIG_FUSION_SAS": "mptsas",
     "CONFIG_SATA_AHCI": "ahci", "CONFIG_BLK_DEV_SD": "sd_mod", "CONFIG_ATA_PIIX": "ata_piix", "CONFIG_E1000": "e1000", "CONFIG_E1000E": "e1000e",
     "CONFIG_BLK_DEV_SR": "sr_mod", "CONFIG_CDROM": "cdrom", "CONFIG_ISO9660_FS": "isofs",
+    "CONFIG_8139CP": "8139cp", "CONFIG_8139TOO": "8139too", "CONFIG_PCNET32": "pcnet32",
 }
 
 MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.gz", ".ko.zst")

@@ -87,6 +87,13 @@ class CloudInit:
     where: str = ""
 
 
+@dataclass(frozen=True)
+class WindowsService:
+    name: str                        # key name under ControlSet00N\Services (as the hive spells it)
+    start: int | None                # Start: 0 boot, 1 system, 2 automatic, 3 demand, 4 disabled
+    image_path: str = ""
+
+
 @dataclass
 class GuestReport:
     image: str
@@ -100,6 +107,8 @@ class GuestReport:
     tools: list[Tool] = field(default_factory=list)
     cloud_init: CloudInit | None = None
     windows_drivers: list[str] = field(default_factory=list)   # e.g. viostor.sys found in System32\drivers
+    windows_services: list[WindowsService] = field(default_factory=list)  # drivers' services (SYSTEM hive)
+    windows_device_ids: list[str] = field(default_factory=list)  # DriverDatabase\DeviceIds (pci\ven_..&dev_..)
     checked: list[str] = field(default_factory=list)
     not_checked: list[str] = field(default_factory=list)
 

@@ -12,27 +12,11 @@ from dataclasses import asdict, dataclass, field
 
 from vmferry.errors import UsageError
 from vmferry.findings import Finding
-from vmferry.guest.collect import WINDOWS_DRIVERS
+from vmferry.guest.drivers import BUS_DRIVERS, NIC_DRIVERS, GuestDrivers, guest_drivers, missing_linux
 from vmferry.guest.model import GuestReport
 
-# disk bus -> drivers the guest needs before its root file system is mounted
-BUS_DRIVERS: dict[str, tuple[str, ...]] = {
-    "virtio": ("virtio_pci", "virtio_blk"),
-    "virtio-scsi": ("virtio_pci", "virtio_scsi", "sd_mod"),
-    "sata": ("ahci", "sd_mod"),
-    "ide": ("ata_piix", "sd_mod"),
-    "lsilogic": ("mptspi", "sd_mod"),
-    "lsisas1068": ("mptsas", "sd_mod"),
-    "pvscsi": ("vmw_pvscsi", "sd_mod"),
-    "xen": ("xen_blkfront",),
-    "hyperv": ("hv_vmbus", "hv_storvsc", "sd_mod"),
-}
 # device-name prefix the first disk gets on each bus (libata and SCSI disks are all "sd")
 BUS_PREFIX = {"virtio": "vd", "xen": "xvd"}
-NIC_DRIVERS: dict[str, tuple[str, ...]] = {
-    "virtio": ("virtio_pci", "virtio_net"), "e1000": ("e1000",), "e1000e": ("e1000e",),
-    "vmxnet3": ("vmxnet3",), "xen": ("xen_netfront",), "hyperv": ("hv_vmbus", "hv_netvsc"),
-}
 
 
 @dataclass(frozen=True)
@@ -86,44 +70,30 @@ class Readiness:
         return asdict(self)
 
 
-def _drivers(report: GuestReport) -> tuple[set[str], set[str]]:
-    """(drivers usable at boot, drivers usable once running) of the default kernel."""
+def _check_disk(report: GuestReport, target: str, spec: TargetSpec, bus: str, drv: GuestDrivers) -> list[Finding]:
+    others = [b for b in spec.buses if b != bus and b in drv.storage_buses]
+    alt = f"; or put the disk on {' or '.join(others)}, which the guest can boot from" if others else ""
     if report.os.type == "windows":
-        present = {WINDOWS_DRIVERS[n] for n in report.windows_drivers}
-        present.add("sd_mod")  # Windows has its own disk class driver
-        if present & {"virtio_blk", "virtio_scsi", "virtio_net"}:
-            present.add("virtio_pci")  # virtio-win drivers bind the PCI device themselves
-        return present, present
-    kernel = report.default_kernel
-    if kernel is None:
-        return set(), set()
-    boot = kernel.boot_drivers()
-    return boot, boot | kernel.all_drivers()
-
-
-def _check_disk(report: GuestReport, target: str, spec: TargetSpec, bus: str, boot: set[str]) -> list[Finding]:
-    missing = [d for d in BUS_DRIVERS[bus] if d not in boot]
-    if report.os.type == "windows":
-        if missing:
+        if bus not in drv.storage_buses:
             return [_f("VMF-GUEST-001", "error",
-                            f"on {target} the disk is on {bus}, and Windows has no driver file for it "
-                            f"({', '.join(missing)} equivalent missing in System32\\drivers)",
-                            "install the driver (e.g. virtio-win viostor) and make it boot-start before "
-                            "moving, or attach the disk on a bus Windows has a driver for")]
-        return [_f("VMF-GUEST-002", "warning",
-                        f"the Windows driver for {bus} is present, but whether it starts at boot is not checked",
-                        "make sure the driver's service has Start=0 (boot) before moving")]
-    if not missing:
+                       f"on {target} the disk is on {bus}, and Windows cannot boot from it ({drv.evidence[bus]})",
+                       "install the driver (e.g. virtio-win viostor) and register its service boot-start "
+                       "(Start=0) before moving" + alt)]
+        if not drv.boot_start_checked:
+            return [_f("VMF-GUEST-002", "warning",
+                       f"the Windows driver for {bus} is present, but whether it starts at boot is not checked",
+                       "make sure the driver's service has Start=0 (boot) before moving")]
+        return []
+    if bus in drv.storage_buses:
         return []
     kernel = report.default_kernel
     if kernel is None:
         return [_f("VMF-GUEST-003", "error", "no Linux kernel found in /boot",
                         "check that /boot is on the inspected disk")]
+    missing = missing_linux(BUS_DRIVERS[bus], kernel.boot_drivers())
     where = f"the initramfs of kernel {kernel.version}" if kernel.initramfs else \
         f"kernel {kernel.version} (no initramfs found for it)"
-    fallbacks = [b for b in spec.buses if b != bus and all(d in boot for d in BUS_DRIVERS[b])]
-    alt = f"; or put the disk on {' or '.join(fallbacks)}, which the guest can boot from" if fallbacks else ""
-    on_disk = [d for d in missing if d in kernel.modules]
+    on_disk = [d for d in missing if any(a in kernel.modules for a in d.split("|"))]
     how = ("rebuild the initramfs with " + ", ".join(missing) +
            " (initramfs-tools: list them in /etc/initramfs-tools/modules and run update-initramfs -u; "
            "dracut: dracut -f --add-drivers '" + " ".join(missing) + "')")
@@ -156,12 +126,18 @@ def _check_names(report: GuestReport, target: str, bus: str) -> list[Finding]:
     return out
 
 
-def _check_nic(report: GuestReport, target: str, spec: TargetSpec, nic: str, running: set[str]) -> list[Finding]:
-    missing = [d for d in NIC_DRIVERS[nic] if d not in running]
-    if not missing:
+def _check_nic(report: GuestReport, target: str, spec: TargetSpec, nic: str, drv: GuestDrivers) -> list[Finding]:
+    if nic in drv.nic_models:
         return []
-    others = [n for n in spec.nics if n != nic and all(d in running for d in NIC_DRIVERS[n])]
+    others = [n for n in spec.nics if n != nic and n in drv.nic_models]
     alt = f"; or give the VM a {' or '.join(others)} NIC, which the guest has a driver for" if others else ""
+    if report.os.type == "windows":
+        return [_f("VMF-GUEST-020", "warning",
+                   f"on {target} the NIC is {nic}, and Windows has no driver for it "
+                   f"({drv.evidence['nic:' + nic]}): no network", f"install the {nic} driver{alt}")]
+    kernel = report.default_kernel
+    running = kernel.all_drivers() if kernel else set()
+    missing = missing_linux(NIC_DRIVERS[nic], running)
     return [_f("VMF-GUEST-020", "warning",
                     f"on {target} the NIC is {nic}, and the guest has no {', '.join(missing)}: no network",
                     f"install the driver ({', '.join(missing)}){alt}")]
@@ -268,16 +244,16 @@ def readiness(report: GuestReport, target: str, *, bus: str | None = None, nic: 
         raise UsageError(f"unknown disk bus {bus!r} (one of {', '.join(BUS_DRIVERS)})")
     if nic not in NIC_DRIVERS:
         raise UsageError(f"unknown NIC model {nic!r} (one of {', '.join(NIC_DRIVERS)})")
-    boot, running = _drivers(report)
+    drv = guest_drivers(report)
     findings: list[Finding] = []
     if report.os.type not in ("linux", "windows"):
         findings.append(_f("VMF-GUEST-060", "warning", f"{report.os.type} guests are not checked",
                                 "check drivers and configuration by hand"))
     else:
-        findings += _check_disk(report, target, spec, bus, boot)
+        findings += _check_disk(report, target, spec, bus, drv)
+        findings += _check_nic(report, target, spec, nic, drv)
         if report.os.type == "linux":
             findings += _check_names(report, target, bus)
-            findings += _check_nic(report, target, spec, nic, running)
             findings += _check_network(report)
             findings += _check_cloud_init(report, target, spec)
             findings += _check_env_cdrom(report, target)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from vmferry.errors import UsageError
 from vmferry.findings import Finding
+from vmferry.guest.drivers import guest_drivers, pick_bus, pick_nic
 from vmferry.portable import PortableVM
 from vmferry.targets.libvirt_xml import (
     DEFAULT_NETWORK,
@@ -28,7 +29,7 @@ from vmferry.targets.libvirt_xml import (
 from vmferry.targets.macs import nic_mac
 
 BUS_ORDER = ("virtio", "sata", "ide")
-NIC_ORDER = ("virtio", "e1000")
+NIC_ORDER = ("virtio", "e1000e", "e1000", "rtl8139")
 OLD_OS = ("winxp", "win2000", "win2003", "win2k")
 
 
@@ -97,35 +98,30 @@ def fallback_bus(vm: PortableVM) -> str:
 
 
 def choose_bus(report, requested: str, vm: PortableVM) -> tuple[str, str, list[Finding]]:
-    """(bus, why, guest findings) for the boot disk."""
+    """(bus, why, guest findings) for the boot disk: the first bus of the KVM preference order that the
+    guest has boot drivers for (:func:`vmferry.guest.drivers.guest_drivers`)."""
     if requested != "auto":
         return requested, "requested", []
-    if report is None:
+    drv = guest_drivers(report) if report is not None else None
+    if drv is None or not drv.checked:
         return fallback_bus(vm), "guest not inspected: same kind of controller as the source", []
-    from vmferry.guest.readiness import WILL_NOT_BOOT, readiness
+    bus = pick_bus(drv, BUS_ORDER)
+    if bus is not None:
+        return bus, f"the guest can boot from {bus} ({drv.evidence[bus]})", []
+    from vmferry.guest.readiness import readiness
 
-    for bus in BUS_ORDER:
-        result = readiness(report, "kvm", bus=bus)
-        if result.status != WILL_NOT_BOOT:
-            return bus, f"the guest has the {bus} disk drivers at boot", []
     result = readiness(report, "kvm", bus=BUS_ORDER[0])
     return BUS_ORDER[0], "no bus the guest can boot from", [
-        Finding(f.rule, "error", f.message, "guest", f.fix) for f in result.reasons]
+        Finding(f.rule, "error", f.message, "guest", f.fix) for f in result.reasons if f.rule == "VMF-GUEST-001"]
 
 
 def choose_nic(report, requested: str) -> str:
+    """The NIC model: the first of the KVM preference order the guest has a driver for; e1000 (the one
+    with the widest inbox support) when the guest was not inspected or has none of them."""
     if requested != "auto":
         return requested
-    if report is None:
-        return "e1000"
-    from vmferry.guest.readiness import readiness
-
-    for nic in NIC_ORDER:
-        result = readiness(report, "kvm", bus="ide", nic=nic)
-        if not any(f.rule.startswith("VMF-GUEST-02") and f.severity != "info" and nic in f.message
-                   for f in result.findings):
-            return nic
-    return "e1000"
+    drv = guest_drivers(report) if report is not None else None
+    return pick_nic(drv, NIC_ORDER) or "e1000"
 
 
 def convert_to_kvm(path: str | os.PathLike, output: str | os.PathLike, *, descriptor_only: bool = False,
