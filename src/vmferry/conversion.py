@@ -189,6 +189,13 @@ def _materialise(pkg, f: FileSpec, workdir: str) -> tuple[str, int, int | None]:
     return tmp, 0, None
 
 
+def _shown(pkg, f: FileSpec) -> str:
+    """How errors name the file ``f`` of ``pkg``: ``X.ova:href`` or the file in the OVF folder."""
+    if pkg.container == "ova":
+        return f"{pkg.path}:{f.href}"
+    return os.path.join(pkg.path, f.href)
+
+
 def _copy_range(src: str, offset: int, size: int | None, dst: str) -> tuple[int, str]:
     digest = hashlib.sha256()
     total = 0
@@ -222,7 +229,6 @@ def _renamed(href: str, fmt) -> str:
 
 def _convert_to_directory(pkg, portable, style, fmt, output, force, reporter, report) -> None:
     from vmferry.disks.convert import convert_disk, open_disk
-    from vmferry.disks.formats import detect
     from vmferry.disks.safety import atomic_directory, sigterm_as_interrupt
     from vmferry.package.manifest import format_manifest
     from vmferry.targets.ovf_writer import Change, write_descriptor
@@ -235,14 +241,15 @@ def _convert_to_directory(pkg, portable, style, fmt, output, force, reporter, re
         for f in portable.files:
             src, offset, size = _materialise(pkg, f, tmp)
             if f.id in disks:
-                detected = detect(src, offset, size)
-                if detected.name == fmt.name or (detected.name.startswith("vmdk-stream") and fmt.name == "vmdk-stream"):
+                # opened (so checked: references, tables, stream markers) even when copied as it is
+                disk = open_disk(src, offset, size, name=_shown(pkg, f))
+                detected = disk.detected
+                if detected.name == fmt.name and not disk.header.references and not disk.header.extents:
                     name = os.path.basename(f.href)
                     written, digest = _copy_range(src, offset, size, os.path.join(tmp, name))
                 else:
                     name = _renamed(f.href, fmt)
-                    result = convert_disk(open_disk(src, offset, size), os.path.join(tmp, name), fmt,
-                                          reporter=reporter)
+                    result = convert_disk(disk, os.path.join(tmp, name), fmt, reporter=reporter)
                     written, digest = result.file_size, _sha256(result.path)
                     for d in disks[f.id]:
                         d.format, d.format_uri, d.populated_bytes = fmt.name, fmt.ovf_uri, result.populated
@@ -285,13 +292,15 @@ def _convert_to_ova(pkg, portable, style, fmt, output, force, reporter, report) 
             src, offset, size = _materialise(pkg, f, work)
             if f.id in disks and fmt.name == "vmdk-stream":
                 name = _renamed(f.href, fmt)
-                sources.append(PackSource(name, src, disk=open_disk(src, offset, size), stream_vmdk=True))
+                sources.append(PackSource(name, src, disk=open_disk(src, offset, size, name=_shown(pkg, f)),
+                                          stream_vmdk=True))
                 report.changes.append(Change("converted", f"disk {f.href}", "-> vmdk-stream (one pass)"))
             elif f.id in disks:
                 from vmferry.disks.convert import convert_disk
 
                 name = _renamed(f.href, fmt)
-                result = convert_disk(open_disk(src, offset, size), os.path.join(work, name), fmt, reporter=reporter)
+                result = convert_disk(open_disk(src, offset, size, name=_shown(pkg, f)), os.path.join(work, name),
+                                      fmt, reporter=reporter)
                 sources.append(PackSource(name, result.path))
                 report.changes.append(Change("converted", f"disk {f.href}", f"-> {fmt.name}"))
             else:

@@ -19,6 +19,10 @@ of them into one line on standard error and exit status 2. Foreign errors (``OSE
     │   ├── UnsupportedVersion       an OVF version vmferry does not know
     │   └── SchemaInvalid            the descriptor does not validate against the DMTF XSD
     ├── DiskError                    a disk image cannot be read, converted or written
+    │   ├── UnsafeImage              the image names a file outside its package (backing file, data
+    │   │                            file, VMDK extent, parent disk), a json:/protocol name or a device
+    │   └── DamagedImage             the image's header or tables point outside the file or contradict
+    │                                each other (checked before qemu-img or vmferry reads the image)
     ├── ToolError                    an external tool
     │   ├── ToolMissing              is not installed
     │   └── ToolFailed               exited with an error (carries argv, exit code, stderr)
@@ -97,6 +101,16 @@ class SchemaInvalid(OvfError):
 
 class DiskError(VmferryError):
     """A disk image cannot be read, converted or written."""
+
+
+class UnsafeImage(DiskError):
+    """A disk image names a file outside its package (qcow2 backing or data file, VMDK extent, VHD/VHDX
+    parent), a ``json:`` or protocol file name, or a device: it is refused before anything opens it."""
+
+
+class DamagedImage(DiskError):
+    """A disk image's header or tables (qcow2 L1/L2, VMDK grain directory and tables, VHD/VHDX block
+    tables) point outside the file or contradict each other."""
 
 
 class ToolError(VmferryError):

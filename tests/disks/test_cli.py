@@ -32,7 +32,7 @@ def test_info_check_compare(tmp_path, odd_raw):
     bad = tmp_path / "bad.vmdk"
     bad.write_bytes(data)
     done = run_vmferry("disk", "check", bad)
-    assert done.returncode == 1 and "bad.vmdk" in done.stdout
+    assert done.returncode == 1 and "bad.vmdk" in done.stdout and "grain table" in done.stdout
     other = tmp_path / "other.raw"
     other.write_bytes(b"\1" * os.path.getsize(odd_raw))
     done = run_vmferry("disk", "compare", odd_raw, other, "--json")

@@ -17,7 +17,7 @@ from vmferry.disks import (
     get_format,
     open_disk,
 )
-from vmferry.errors import DiskError, UsageError
+from vmferry.errors import DamagedImage, DiskError, UsageError
 from vmferry.tools import qemu_img
 
 
@@ -118,7 +118,7 @@ def test_grain_table_past_the_end_is_an_error(tmp_path, odd_raw):
         gt = struct.unpack_from("<I", d, _footer_gd(d) * 512)[0]
         struct.pack_into("<I", d, gt * 512, 0x7FFFFFF0)
     bad = _lying_copy(good, tmp_path / "gt.vmdk", patch)
-    with pytest.raises(DiskError, match="failed"):
+    with pytest.raises(DamagedImage, match="grain table entry"):   # found by the header check
         convert_disk(open_disk(bad), tmp_path / "out.qcow2", "qcow2")
     assert not (tmp_path / "out.qcow2").exists()
 

@@ -12,7 +12,7 @@ from vmferry.disks import FORMATS, convert_disk, default_format, get_format, ope
 from vmferry.disks.ova_read import import_disk, members
 from vmferry.disks.safety import sigterm_as_interrupt
 from vmferry.disks.vmdk_stream import DEFAULT_LEVEL
-from vmferry.errors import MissingFile, UsageError
+from vmferry.errors import DamagedImage, MissingFile, UsageError
 from vmferry.progress import make_reporter
 from vmferry.tools import qemu_img
 
@@ -56,7 +56,7 @@ def _open(image: str):
     found = {m.name: m for m in members(path)}
     if member not in found:
         raise MissingFile(f"{member} is not in the archive", path=path)
-    return open_disk(path, found[member].offset, found[member].size)
+    return open_disk(path, found[member].offset, found[member].size, name=f"{path}:{member}")
 
 
 def _emit(doc: dict, text: str, as_json: bool) -> None:
@@ -81,7 +81,12 @@ def run(args) -> int:
               args.json)
         return 0
     if action == "check":
-        disk = _open(args.image)
+        try:
+            disk = _open(args.image)
+        except DamagedImage as exc:  # the header check found the damage before qemu-img could
+            doc = {"path": args.image, "format": None, "ok": False, "check-errors": 1, "error": str(exc)}
+            _emit(doc, f"{args.image}: 1 problem: {exc}", args.json)
+            return 1
         report = qemu_img.check(disk.spec)
         problems = sum(int(report.get(k, 0) or 0) for k in ("check-errors", "corruptions", "leaks"))
         doc = {"path": disk.path, "format": disk.format, "ok": problems == 0,

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from vmferry.disks import formats, safety
 from vmferry.disks.formats import Detected, DiskFormat
+from vmferry.disks.header_io import ImageHeader
+from vmferry.disks.image_check import check_image
 from vmferry.disks.reader import open_raw
 from vmferry.disks.vmdk_stream import DEFAULT_LEVEL, write_stream_vmdk
 from vmferry.errors import DiskError
@@ -38,6 +40,7 @@ class OpenedDisk:
     spec: ImageSpec           # how qemu-img opens it
     virtual_size: int
     subformat: str | None = None
+    header: ImageHeader | None = None   # what the header check found
 
     @property
     def format(self) -> str:
@@ -54,48 +57,60 @@ class ConvertResult:
 
 
 def open_disk(path: str | os.PathLike, offset: int = 0, size: int | None = None, *,
-              max_virtual_size: int = MAX_VIRTUAL_SIZE) -> OpenedDisk:
-    """Detect and open the disk in ``path`` (or in its byte range ``offset``..``offset+size``)."""
+              max_virtual_size: int = MAX_VIRTUAL_SIZE, name: str | None = None) -> OpenedDisk:
+    """Detect, check and open the disk in ``path`` (or in its byte range ``offset``..``offset+size``).
+
+    The header check (:func:`vmferry.disks.image_check.check_image`) runs first: an image naming a
+    file outside its folder, or whose tables point outside the file, is refused before qemu-img opens
+    it; qemu-img then gets the checked block graph (:class:`ImageSpec`) and the format explicitly.
+    ``name`` is what errors call the image (``X.ova:MEMBER``); the path by default.
+    """
     path = os.fspath(path)
+    shown = name or path
     if not os.path.isfile(path):
-        raise DiskError("no such file", path=path)
+        raise DiskError("no such file", path=shown)
     det = formats.detect(path, offset, size)
     if det.name == "gzip":
         raise DiskError("gzip-compressed: `vmferry disk convert X.ova:MEMBER` streams such OVA members; "
-                        "other uses need it uncompressed", path=path)
+                        "other uses need it uncompressed", path=shown)
     if not det.qemu:
-        raise DiskError(f"{det.detail or det.name}: not a disk format vmferry converts", path=path)
+        raise DiskError(f"{det.detail or det.name}: not a disk format vmferry converts", path=shown)
     ranged = offset != 0 or size is not None
-    if det.name == "vhd-fixed":
-        spec = ImageSpec(path, "raw", offset, det.data_size)
-    elif det.name == "vmdk-flat" or (det.name == "vmdk-sparse" and det.detail == "VMDK text descriptor"):
-        if ranged:
-            raise DiskError("a VMDK text descriptor inside an archive cannot be opened", path=path)
-        spec = ImageSpec(path, "vmdk")
-    else:
-        spec = ImageSpec(path, det.qemu, offset, size if ranged else None)
-    if det.virtual_size is not None and det.virtual_size > max_virtual_size:
-        raise DiskError(f"the header declares a virtual size of {det.virtual_size} bytes, more than "
-                        f"the {max_virtual_size} vmferry accepts", path=path)
+    if det.detail == "VMDK text descriptor" and ranged:
+        raise DiskError("a VMDK text descriptor inside an archive cannot be opened", path=shown)
+    header = check_image(path, offset, size, name=shown, detected=det)
+    if header.virtual_size > max_virtual_size:
+        raise DiskError(f"the header declares a virtual size of {header.virtual_size} bytes, more than "
+                        f"the {max_virtual_size} vmferry accepts", path=shown)
+    spec = image_spec(path, offset, size, header, det)
     info = qemu_img.info(spec)
-    vsize = det.virtual_size if det.name == "vhd-fixed" else info.virtual_size
-    if det.name == "vmdk-flat":
-        spec = _flat_extent(path, info, vsize)
+    vsize = header.virtual_size if header.format in ("vhd-fixed", "vmdk-flat") else info.virtual_size
     if vsize > max_virtual_size:
         raise DiskError(f"the image declares a virtual size of {vsize} bytes, more than the "
-                        f"{max_virtual_size} vmferry accepts", path=path)
-    return OpenedDisk(path, offset, size, det, spec, vsize, info.subformat)
+                        f"{max_virtual_size} vmferry accepts", path=shown)
+    return OpenedDisk(path, offset, size, det, spec, vsize, info.subformat, header)
 
 
-def _flat_extent(path: str, info: qemu_img.ImageInfo, vsize: int) -> ImageSpec:
-    """A monolithicFlat VMDK is its descriptor plus one plain extent: read the extent as raw."""
-    extents = info.format_specific.get("data", {}).get("extents", [])
-    if len(extents) != 1 or not extents[0].get("filename"):
-        raise DiskError("monolithicFlat VMDK with other than one extent", path=path)
-    extent = os.path.join(os.path.dirname(path), extents[0]["filename"])
-    if not os.path.isfile(extent) or os.path.getsize(extent) < vsize:
-        raise DiskError(f"the flat extent {extent} is missing or shorter than {vsize} bytes", path=path)
-    return ImageSpec(extent, "raw", 0, vsize)
+def image_spec(path: str, offset: int, size: int | None, header: ImageHeader,
+               det: Detected | None = None) -> ImageSpec:
+    """How qemu-img opens a checked image: its checked backing chain and data file, nothing else.
+
+    A fixed VHD is read as the raw bytes before its footer; a monolithicFlat VMDK (one flat extent)
+    as the raw range of its extent file, so qemu never reads the descriptor's file names itself.
+    """
+    ranged = offset != 0 or size is not None
+    if header.format == "vhd-fixed":
+        return ImageSpec(path, "raw", offset, header.virtual_size)
+    flat = [e for e in header.extents if e.kind != "ZERO"]
+    if header.extents and len(header.extents) == 1 and len(flat) == 1 and flat[0].kind in ("FLAT", "VMFS"):
+        e = flat[0]
+        return ImageSpec(e.path, "raw", e.offset * 512, e.sectors * 512)
+    backing = None
+    if header.backing is not None:
+        ref = next(r for r in header.references if r.kind == "backing")
+        backing = image_spec(ref.path, 0, None, header.backing)
+    data_file = next((r.path for r in header.references if r.kind == "data-file"), None)
+    return ImageSpec(path, header.qemu, offset, size if ranged else None, backing, data_file)
 
 
 def _output_options(fmt: DiskFormat, adapter: str) -> dict[str, str]:

@@ -187,7 +187,7 @@ def import_disk(ova: str | os.PathLike, href: str, out: str | os.PathLike, fmt: 
     if href not in listing:
         raise MissingFile(f"{href} is not in the archive", path=ova)
     m = listing[href]
-    disk = open_disk(ova, m.offset, m.size)
+    disk = open_disk(ova, m.offset, m.size, name=f"{ova}:{href}")
     if href not in mf:
         return convert_disk(disk, out, fmt, force=force, reporter=reporter, **convert_kwargs)
     algo, want = mf[href]
@@ -243,7 +243,7 @@ def _import_streamed(ova, listing, mf, href, out, fmt, compression, force, repor
                                              reporter=reporter, workers=convert_kwargs.get("workers"),
                                              needed=sum(p.size for p in parts))
         except DiskError as exc:
-            raise DiskError(f"{href}: {exc.message}", path=ova) from exc
+            raise type(exc)(f"{href}: {exc.message}", path=ova) from exc
         return ConvertResult(os.path.abspath(os.fspath(out)), fmt.name, vsize, os.path.getsize(out), populated)
     parent = os.path.dirname(os.path.abspath(os.fspath(out)))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(os.fspath(out))}{safety.TEMP_MARK}", dir=parent)

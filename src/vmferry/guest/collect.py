@@ -17,7 +17,6 @@ from vmferry.guest import initramfs as initramfs_mod
 from vmferry.guest import kmod, linuxconf
 from vmferry.guest.model import CloudInit, GuestReport, Initramfs, Kernel, NetBinding, OsInfo, Tool
 from vmferry.tools.guestfs import Appliance, mapping, records
-from vmferry.tools.proc import run_json
 
 ESP_GUID = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 BIOS_BOOT_GUID = "21686148-6449-6E6F-744E-656564454649"
@@ -80,12 +79,15 @@ WINDOWS_NOT_CHECKED = [
 
 
 def image_format(path: str) -> str:
-    """The format of a disk image, as ``qemu-img info --output=json`` reports it."""
-    info = run_json(["qemu-img", "info", "--output=json", path], timeout=120)
-    fmt = info.get("format") if isinstance(info, dict) else None
+    """The qemu format of a disk image, from its content, after the header check
+    (:func:`vmferry.disks.image_check.check_image`): libguestfs is given it explicitly and sees only
+    images whose every referenced file (backing file, extent) lies inside their folder."""
+    from vmferry.disks.image_check import check_image
+
+    fmt = check_image(path).qemu
     if not fmt:
-        raise GuestError("qemu-img cannot tell the image format", path=path)
-    return str(fmt)
+        raise GuestError("not a disk image format libguestfs reads", path=path)
+    return fmt
 
 
 class _Guest:

@@ -254,7 +254,9 @@ def _write_disk(pkg, fspec, disk, out: str, fmt_name: str, reporter, report: Kvm
         report.files.append({"href": os.path.basename(out), "blank": True})
         return
     src, offset, size = _materialise(pkg, fspec, os.path.dirname(out))
-    result = convert_disk(open_disk(src, offset, size), out, fmt_name, reporter=reporter)
+    from vmferry.conversion import _shown
+
+    result = convert_disk(open_disk(src, offset, size, name=_shown(pkg, fspec)), out, fmt_name, reporter=reporter)
     if src.startswith(os.path.dirname(out)):
         os.unlink(src)
     report.files.append({"href": os.path.basename(out), "size": result.file_size,

@@ -26,40 +26,64 @@ class ImageSpec:
     """An image for qemu-img: ``fmt`` is the qemu driver name (``vmdk``, ``qcow2``, ``vpc``...).
 
     ``offset``/``size`` select a byte range of ``path`` (a tar member); ``size=None`` means to the
-    end of the file.
+    end of the file. ``backing`` is the checked backing image (None: the image has none, and qemu is
+    told so); ``data_file`` the checked external data file of a qcow2 image.
+
+    qemu-img is always given ``-f FMT`` and a ``json:`` block graph that names every node itself, so it
+    opens no file vmferry did not check (QEMU's *qemu-img* and *Block device options* documentation,
+    docs/tools/qemu-img.rst and qapi/block-core.json BlockdevOptionsGenericCOWFormat):
+
+    * ``"file": {"driver": "file", "filename": ...}``: the protocol layer is fixed, so a name that
+      looks like ``nbd:``, ``http:`` or ``json:`` is never parsed as one;
+    * ``"backing": null``: "it is allowed to pass null here in order to disable the default backing
+      file" — whatever the image header names, qemu opens no backing file (or the checked one);
+    * ``"data-file"``: the checked external data file of a qcow2 image, given explicitly.
     """
 
     path: str
     fmt: str
     offset: int = 0
     size: int | None = None
+    backing: ImageSpec | None = None
+    data_file: str | None = None
 
     def is_range(self) -> bool:
         return self.offset != 0 or self.size is not None
 
-    def options(self) -> dict:
-        """The qemu block-driver options of this image, as a JSON-able dict."""
-        inner: dict = {"driver": "file", "filename": os.path.abspath(self.path)}
-        if self.is_range():
-            ranged: dict = {"driver": "raw", "offset": self.offset, "file": inner}
+    def node(self, *, chain: bool = True) -> dict:
+        """The block graph below the top driver (which ``-f`` names), as a JSON-able dict.
+
+        ``chain=False`` for ``qemu-img info``, which opens no backing file and refuses options for one.
+        """
+        protocol: dict = {"driver": "file", "filename": os.path.abspath(self.path)}
+        if self.fmt == "raw":
+            ranged = {"offset": self.offset, "file": protocol} if self.is_range() else {"file": protocol}
             if self.size is not None:
                 ranged["size"] = self.size
-            inner = ranged
-        if self.fmt == "raw" and self.is_range():
-            return inner
-        return {"driver": self.fmt, "file": inner}
-
-    def filename(self) -> str:
-        """The name to give qemu-img: the plain path, or a ``json:`` pseudo-filename for ranges."""
-        if not self.is_range():
-            return os.path.abspath(self.path)
-        return "json:" + json.dumps(self.options(), separators=(",", ":"))
-
-    def argv(self, flag: str = "-f") -> list[str]:
-        """Arguments naming this image for a sub-command (``-f fmt path`` or ``json:...``)."""
+            return ranged
         if self.is_range():
-            return [self.filename()]
-        return [flag, self.fmt, self.filename()]
+            inner: dict = {"driver": "raw", "offset": self.offset, "file": protocol}
+            if self.size is not None:
+                inner["size"] = self.size
+            protocol = inner
+        node: dict = {"file": protocol, "backing": None}
+        if self.backing is not None and chain:
+            node["backing"] = self.backing.options()
+        if self.data_file is not None:
+            node["data-file"] = {"driver": "file", "filename": os.path.abspath(self.data_file)}
+        return node
+
+    def options(self) -> dict:
+        """The whole block graph of this image, top driver included."""
+        return {"driver": self.fmt, **self.node()}
+
+    def filename(self, *, chain: bool = True) -> str:
+        """The ``json:`` pseudo-filename naming every node of this image."""
+        return "json:" + json.dumps(self.node(chain=chain), separators=(",", ":"))
+
+    def argv(self, flag: str = "-f", *, chain: bool = True) -> list[str]:
+        """Arguments naming this image for a sub-command: always ``-f fmt json:{...}``."""
+        return [flag, self.fmt, self.filename(chain=chain)]
 
 
 @dataclass(frozen=True)
@@ -105,7 +129,7 @@ def _json(argv: list[str], what: str, path: str, **kwargs) -> object:
 
 
 def info(spec: ImageSpec, *, timeout: float = 60) -> ImageInfo:
-    doc = _json([QEMU_IMG, "info", "--output=json", *spec.argv()], "reading the image header",
+    doc = _json([QEMU_IMG, "info", "--output=json", *spec.argv(chain=False)], "reading the image header",
                 spec.path, timeout=timeout)
     if not isinstance(doc, dict) or "virtual-size" not in doc:
         raise DiskError("qemu-img info gave no virtual size", path=spec.path)
