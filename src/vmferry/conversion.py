@@ -105,7 +105,10 @@ def _style(target: str):
 
 def convert_package(path: str | os.PathLike, target: str, output: str | os.PathLike, *, ova: bool = False,
                     descriptor_only: bool = False, disk_format: str | None = None, force: bool = False,
-                    reporter=None) -> ConvertReport:
+                    reporter=None, prepare_boot_disk=None) -> ConvertReport:
+    """``prepare_boot_disk(src, offset, size, workdir) -> (path, offset, size)``, when given, is handed the
+    plain bytes of the first system's boot disk before it is written, and returns what to write instead
+    (``vmferry guest repair`` of a package: a repaired copy)."""
     from vmferry.targets.ovf_writer import write_descriptor
 
     path, output = os.fspath(path), os.path.abspath(os.fspath(output))
@@ -127,11 +130,17 @@ def convert_package(path: str | os.PathLike, target: str, output: str | os.PathL
     from vmferry.disks.formats import default_format, get_format
 
     fmt = get_format(disk_format) if disk_format else default_format(target)
+    hook = (_boot_file_id(portable), prepare_boot_disk) if prepare_boot_disk else None
     if ova:
-        _convert_to_ova(pkg, portable, style, fmt, output, force, reporter, report)
+        _convert_to_ova(pkg, portable, style, fmt, output, force, reporter, report, hook)
     else:
-        _convert_to_directory(pkg, portable, style, fmt, output, force, reporter, report)
+        _convert_to_directory(pkg, portable, style, fmt, output, force, reporter, report, hook)
     return report
+
+
+def _boot_file_id(portable: PortablePackage) -> str | None:
+    vm = portable.systems[0] if portable.systems else None
+    return next((d.file_id for d in (vm.disks if vm else []) if d.file_id), None)
 
 
 def _refuse_broken(path: str, envelope, findings: list[Finding], target: str) -> None:
@@ -227,7 +236,7 @@ def _renamed(href: str, fmt) -> str:
     return os.path.basename(stem) + fmt.extension
 
 
-def _convert_to_directory(pkg, portable, style, fmt, output, force, reporter, report) -> None:
+def _convert_to_directory(pkg, portable, style, fmt, output, force, reporter, report, hook=None) -> None:
     from vmferry.disks.convert import convert_disk, open_disk
     from vmferry.disks.safety import atomic_directory, sigterm_as_interrupt
     from vmferry.package.manifest import format_manifest
@@ -240,6 +249,8 @@ def _convert_to_directory(pkg, portable, style, fmt, output, force, reporter, re
         new_files: list[FileSpec] = []
         for f in portable.files:
             src, offset, size = _materialise(pkg, f, tmp)
+            if hook and f.id == hook[0]:
+                src, offset, size = hook[1](src, offset, size, tmp)
             if f.id in disks:
                 # opened (so checked: references, tables, stream markers) even when copied as it is
                 disk = open_disk(src, offset, size, name=_shown(pkg, f))
@@ -274,7 +285,7 @@ def _convert_to_directory(pkg, portable, style, fmt, output, force, reporter, re
             os.chmod(os.path.join(tmp, name), 0o644)
 
 
-def _convert_to_ova(pkg, portable, style, fmt, output, force, reporter, report) -> None:
+def _convert_to_ova(pkg, portable, style, fmt, output, force, reporter, report, hook=None) -> None:
     """One pass when the target format is streamOptimized VMDK (vmferry's writer streams straight into
     the archive); otherwise disks are converted beside the output first."""
     import tempfile
@@ -290,6 +301,8 @@ def _convert_to_ova(pkg, portable, style, fmt, output, force, reporter, report) 
         sources, names = [], {}
         for f in portable.files:
             src, offset, size = _materialise(pkg, f, work)
+            if hook and f.id == hook[0]:
+                src, offset, size = hook[1](src, offset, size, work)
             if f.id in disks and fmt.name == "vmdk-stream":
                 name = _renamed(f.href, fmt)
                 sources.append(PackSource(name, src, disk=open_disk(src, offset, size, name=_shown(pkg, f)),

@@ -34,7 +34,12 @@ def add_arguments(p) -> None:
                      help="boot disk bus (default: what the inspected guest can boot from)")
     kvm.add_argument("--nic-model", default="auto", choices=("auto", "virtio", "e1000", "e1000e", "rtl8139"),
                      help="NIC model (default: what the inspected guest has a driver for)")
-    kvm.add_argument("--no-guest", action="store_true", help="do not inspect the guest disks")
+    kvm.add_argument("--no-guest", action="store_true", help="do not inspect (nor repair) the guest disks")
+    kvm.add_argument("--no-repair", action="store_true", help="do not repair the guest (drivers, network "
+                     "identity, device names, tools); it is repaired by default when it can be inspected")
+    kvm.add_argument("--set", action="append", default=[], metavar="vmferry.net.N.KEY=VALUE",
+                     help="new address/gateway/dns (or mac) of NIC N, written into the repaired guest's "
+                     "own network configuration (repeatable)")
     kvm.add_argument("--domain-type", choices=("kvm", "qemu"),
                      help="libvirt domain type (default: kvm when /dev/kvm is usable, else qemu/TCG)")
     kvm.add_argument("--machine", choices=("q35", "pc"), help="machine type (default: q35; pc for old guests)")
@@ -51,7 +56,8 @@ def run(args) -> int:
                                 network_map=args.network_map, new_macs=args.new_macs, profile=args.profile,
                                 disk_format=args.disk_format, force=args.force, reporter=reporter,
                                 disk_bus=args.disk_bus, nic_model=args.nic_model, inspect_guest=not args.no_guest,
-                                domain_type=args.domain_type, machine=args.machine)
+                                domain_type=args.domain_type, machine=args.machine,
+                                repair=not args.no_repair, settings=args.set)
     else:
         from vmferry.conversion import convert_package
 

@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "disk": ("vmferry.cli.disk_cmd", "inspect and convert disk images"),
     "deploy": ("vmferry.cli.deploy_cmd", "define (and start) a converted VM on libvirt"),
     "guest": ("vmferry.cli.guest_cmd", "inspect guest disks and report readiness per target"),
+    "guest repair": ("vmferry.cli.guest_repair_cmd", "repair a guest so it boots and keeps its network on "
+                     "the hypervisors given"),
     "locator": ("vmferry.cli.locator_cmd", "the locator/ID mapping service and its clients"),
     "plan": ("vmferry.cli.plan_cmd", "plan (and apply) the move of an application"),
 }
@@ -60,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     from vmferry.errors import VmferryError
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    # a two-word command ("guest repair") is one entry of the table, parsed as one sub-command
+    if len(argv) >= 2 and f"{argv[0]} {argv[1]}" in COMMANDS:
+        argv = [f"{argv[0]} {argv[1]}", *argv[2:]]
     only = argv[0] if argv and argv[0] in COMMANDS else None
     debug = os.environ.get("VMFERRY_DEBUG") == "1"
     try:

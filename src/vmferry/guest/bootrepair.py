@@ -79,7 +79,7 @@ def kernel_args(text: str, uuid_of: Callable[[str], str | None]) -> tuple[str, l
 
 def grub_defaults(text: str) -> tuple[str, bool]:
     """``GRUB_DISABLE_LINUX_UUID=true`` would make update-grub write ``root=/dev/...`` again: turned off."""
-    new = re.sub(r"(?m)^(\s*GRUB_DISABLE_LINUX_UUID=)[\"']?true[\"']?\s*$", r"\1false", text)
+    new = re.sub(r"(?m)^(\s*GRUB_DISABLE_LINUX_UUID=)[\"']?true[\"']?[ \t]*$", r"\1false", text)
     return new, new != text
 
 

@@ -43,13 +43,15 @@ class KvmReport:
     choices: list[dict] = field(default_factory=list)     # per system: bus, nic, machine, why
     changes: list = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    repairs: list[dict] = field(default_factory=list)     # per system: the guest repair report
     target: str = "kvm"
     ovf_version: str = "libvirt"
 
     def to_dict(self) -> dict:
         return {"source": self.source, "target": "kvm", "output": self.output, "dialect": self.dialect,
                 "domains": self.domains, "files": self.files, "choices": self.choices,
-                "changes": [c.to_dict() for c in self.changes], "findings": [f.to_dict() for f in self.findings]}
+                "changes": [c.to_dict() for c in self.changes], "findings": [f.to_dict() for f in self.findings],
+                "repairs": self.repairs}
 
 
 def parse_network_map(pairs: list[str]) -> dict[str, tuple[str, str]]:
@@ -128,7 +130,11 @@ def convert_to_kvm(path: str | os.PathLike, output: str | os.PathLike, *, descri
                    network_map: list[str] | tuple = (), new_macs: bool = False, profile: str | None = None,
                    disk_format: str | None = None, force: bool = False, reporter=None, disk_bus: str = "auto",
                    nic_model: str = "auto", inspect_guest: bool = True, domain_type: str | None = None,
-                   machine: str | None = None, seed: int | None = None) -> KvmReport:
+                   machine: str | None = None, seed: int | None = None, repair: bool = True,
+                   settings: list[str] | tuple = ()) -> KvmReport:
+    """Convert a package for KVM/libvirt. With the disks present and ``repair`` (the default), the boot
+    disk's Linux guest is repaired for kvm and for the hypervisor it came from (:mod:`vmferry.guest.repair`)
+    before the bus and NIC are chosen; ``settings`` are ``vmferry.net.N.*=VALUE`` given to the repair."""
     from vmferry.conversion import load, prepare
     from vmferry.disks.safety import atomic_directory, sigterm_as_interrupt
 
@@ -141,6 +147,11 @@ def convert_to_kvm(path: str | os.PathLike, output: str | os.PathLike, *, descri
         raise UsageError(f"no deployment profile {profile!r}", path=path)
     netmap = parse_network_map(list(network_map))
     rng = random.Random(seed)
+    nic_settings = None
+    if repair and not descriptor_only and inspect_guest:
+        from vmferry.guest.repair import parse_settings
+
+        nic_settings = parse_settings(list(settings))
     dtype = domain_type or ("kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "qemu")
     fmt_name = disk_format or "qcow2"
     with sigterm_as_interrupt(), atomic_directory(output, force=force) as tmp:
@@ -149,13 +160,13 @@ def convert_to_kvm(path: str | os.PathLike, output: str | os.PathLike, *, descri
                             new_macs=new_macs, rng=rng, fmt_name=fmt_name, reporter=reporter,
                             disk_bus=disk_bus, nic_model=nic_model, inspect_guest=inspect_guest and not
                             descriptor_only, dtype=dtype, machine=machine, descriptor_only=descriptor_only,
-                            source_path=path)
+                            source_path=path, nic_settings=nic_settings)
     return report
 
 
 def _convert_system(pkg, portable, vm: PortableVM, profile, tmp, output, report: KvmReport, *, netmap, new_macs,
                     rng, fmt_name, reporter, disk_bus, nic_model, inspect_guest, dtype, machine,
-                    descriptor_only, source_path) -> None:
+                    descriptor_only, source_path, nic_settings=None) -> None:
     name = domain_name(vm)
     disks: list[DiskPlan] = []
     boot_images = []
@@ -168,9 +179,14 @@ def _convert_system(pkg, portable, vm: PortableVM, profile, tmp, output, report:
             _write_disk(pkg, fspec, disk, os.path.join(tmp, fname), fmt_name, reporter, report)
             boot_images.append(os.path.join(tmp, fname))
         disks.append(DiskPlan(final, fmt_name, "pending", boot_order=order))
+    # the source's MAC, else one derived from the VM's identity (the same on every conversion)
+    macs = [new_mac(rng) if new_macs else nic_mac(vm, n) for n in vm.nics_for(profile)]
     guest = None
-    if inspect_guest and boot_images:
-        guest = _inspect(boot_images[0], report)
+    inspectable = True
+    if inspect_guest and boot_images and nic_settings is not None:
+        inspectable = _repair(boot_images[0], vm, portable.source_dialect, macs, nic_settings, report)
+    if inspect_guest and boot_images and inspectable:
+        guest = _inspect(boot_images[0], report)   # readiness is read from the repaired image
     bus, why, guest_findings = choose_bus(guest, disk_bus, vm)
     report.findings += guest_findings
     nic = choose_nic(guest, nic_model)
@@ -195,7 +211,7 @@ def _convert_system(pkg, portable, vm: PortableVM, profile, tmp, output, report:
         elif drive.kind == "floppy":
             report.changes.append(_change("dropped", f"floppy drive {drive.instance_id}", "not attached"))
     nics = []
-    for n in vm.nics_for(profile):
+    for n, mac in zip(vm.nics_for(profile), macs, strict=True):
         kind, dst = netmap.get(n.network or "", (None, None))
         if kind is None:
             kind, dst = "network", DEFAULT_NETWORK
@@ -203,8 +219,6 @@ def _convert_system(pkg, portable, vm: PortableVM, profile, tmp, output, report:
                                            "not mapped; it is connected to libvirt's 'default' network "
                                            "(deploy picks the connection's own when it has no 'default')",
                                            f"{vm.id} NIC {n.index}", "pass --network-map SRC=DST"))
-        # the source's MAC, else one derived from the VM's identity (the same on every conversion)
-        mac = new_mac(rng) if new_macs else nic_mac(vm, n)
         nics.append(NicPlan(dst, nic, mac, kind))
     if vm.properties() and pkg is not None:
         iso = _env_iso(source_path, portable, vm, profile, os.path.join(tmp, f"{name}-ovf-env.iso"),
@@ -231,6 +245,37 @@ def _change(kind, what, detail=""):
     from vmferry.targets.ovf_writer import Change
 
     return Change(kind, what, detail)
+
+
+# OVF dialect of the source -> the hypervisor whose drivers the repaired image keeps
+DIALECT_HYPERVISOR = {"vmware": "vmware", "cisco": "vmware", "virtualbox": "virtualbox", "xen": "xen",
+                      "hyperv": "hyperv", "ovirt": "kvm"}
+
+
+def _repair(image: str, vm: PortableVM, dialect: str | None, macs: list[str], settings, report: KvmReport) -> bool:
+    """Repair the converted boot disk's guest for kvm (the source is never touched: this is the copy).
+    False when libguestfs finds no OS to repair (then there is nothing to inspect either)."""
+    from vmferry.errors import VmferryError
+    from vmferry.guest.repair import merge_settings, repair_image
+
+    source = [hv] if (hv := DIALECT_HYPERVISOR.get(dialect or "")) else None
+    try:
+        result = repair_image(image, ["kvm"], nics=merge_settings(macs, settings), source=source)
+    except VmferryError as exc:
+        if "no operating system" in str(exc):
+            report.findings.append(Finding("VMF-KVM-003", "warning", f"guest inspection failed: {exc}", image))
+            return False
+        report.findings.append(Finding("VMF-KVM-004", "warning", f"the guest of '{vm.id}' was not repaired: {exc}",
+                                       vm.id, "run 'vmferry guest repair' on the converted disk"))
+        return True
+    result.image = os.path.basename(image)
+    report.repairs.append(result.to_dict())
+    for c in result.changes:
+        report.changes.append(_change("repaired", f"guest {c.file}", c.reason))
+    for problem in result.problems:
+        report.findings.append(Finding("VMF-KVM-004", "warning", f"guest repair of '{vm.id}': {problem}", vm.id,
+                                       "repair this by hand in the guest"))
+    return True
 
 
 def _inspect(image: str, report: KvmReport):

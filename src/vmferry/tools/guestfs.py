@@ -304,6 +304,10 @@ class Session:
     def is_symlink(self, path: str) -> bool:
         return self.exists(path) and bool(self._call("is_symlink", path))
 
+    def mode(self, path: str) -> int:
+        """Permission bits of a file."""
+        return int(self._call("statns", path)["st_mode"]) & 0o7777
+
     def readlink(self, path: str) -> str:
         return str(self._call("readlink", path))
 

@@ -1,0 +1,174 @@
+"""``vmferry guest repair`` on a real guest file system (libguestfs) holding one interface in each network
+convention: ifupdown, systemd-networkd, netplan, NetworkManager keyfile and RHEL ifcfg. The repaired
+copy is read back through libguestfs and every convention is checked in its own file.
+
+The guest is the busybox test guest (tests/guestimage/build.py, "legacy": /dev/sda1 in fstab,
+open-vm-tools files) with the convention files written into a qcow2 overlay, cached by recipe.
+"""
+
+from __future__ import annotations
+
+import configparser
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import run_vmferry
+from tests.guestimage import build
+from vmferry.tools.guestfs import Session
+from vmferry.tools.proc import run
+
+pytestmark = pytest.mark.slow
+
+MACS = {name: f"00:50:56:00:00:{i:02x}" for i, name in enumerate(["ens161", "ens192", "ens193", "ens224", "ens256"])}
+RECIPE: dict[str, tuple[str, int]] = {
+    "/etc/network/interfaces": ("auto lo\niface lo inet loopback\n\nauto ens192\niface ens192 inet static\n"
+                                "    address 10.0.0.5/24\n    gateway 10.0.0.1\n    dns-nameservers 10.0.0.2\n", 0o644),
+    "/etc/systemd/network/20-ens224.network": ("[Match]\nName=ens224\n\n[Network]\nAddress=10.0.1.5/24\n"
+                                               "Gateway=10.0.1.1\nDNS=10.0.1.2\n\n[Route]\nDestination=10.9.0.0/16\n"
+                                               "Gateway=10.0.1.9\n", 0o644),
+    "/etc/netplan/01-ens256.yaml": ("network:\n  version: 2\n  ethernets:\n    ens256:\n      addresses: [10.0.2.5/24]\n"
+                                    "      routes:\n        - to: default\n          via: 10.0.2.1\n", 0o600),
+    "/etc/NetworkManager/system-connections/ens161.nmconnection": (
+        "[connection]\nid=ens161\nuuid=3c3f4a4e-5d1e-4f43-9a8e-6b1f1c2d3e41\ntype=ethernet\ninterface-name=ens161\n\n"
+        "[ipv4]\nmethod=manual\naddress1=10.0.3.5/24,10.0.3.1\ndns=10.0.3.2;\n", 0o600),
+    "/etc/sysconfig/network-scripts/ifcfg-ens193": ("DEVICE=ens193\nONBOOT=yes\nBOOTPROTO=none\nIPADDR=10.0.4.5\n"
+                                                    "PREFIX=24\nGATEWAY=10.0.4.1\n", 0o644),
+}
+REMOVED = ["/etc/udev/rules.d/70-persistent-net.rules"]
+# NIC order is the names' slot order: ens161, ens192, ens193, ens224, ens256; NIC 4 (netplan) is readdressed
+SETTINGS = [f"vmferry.net.{i}.mac={mac}" for i, mac in enumerate(MACS.values())] + [
+    "vmferry.net.4.address=192.0.2.10/24", "vmferry.net.4.gateway=192.0.2.1", "vmferry.net.4.dns=192.0.2.53"]
+
+
+def _prepared(tmp_root: Path) -> Path:
+    """The legacy guest with the convention files, as a cached qcow2 overlay keyed by the recipe."""
+    base = build.build("legacy")
+    key = hashlib.sha256(json.dumps([base.image, sorted(RECIPE.items()), REMOVED]).encode()).hexdigest()[:16]
+    image = build.cache_dir() / f"repair-conventions-{key}.qcow2"
+    if not image.exists():
+        tmp = image.with_suffix(".tmp")
+        run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", base.image, "-F", "raw", str(tmp)])
+        with Session(tmp, "qcow2") as s:
+            for path, (text, mode) in RECIPE.items():
+                s.write(path, text, mode=mode)
+            for path in REMOVED:
+                s.remove(path)
+        os.replace(tmp, image)
+    work = tmp_root / "guest.qcow2"
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(image), "-F", "qcow2", str(work)])
+    return work
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def repaired(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("repair")
+    source = _prepared(tmp)
+    before = _digest(source)
+    dry = run_vmferry("guest", "repair", source, "--for", "kvm", "--dry-run", "--json",
+                      *[a for s in SETTINGS for a in ("--set", s)], timeout=900)
+    assert dry.returncode == 0, dry.stderr
+    out = tmp / "repaired.qcow2"
+    real = run_vmferry("guest", "repair", source, "--for", "kvm", "-o", out, "--json",
+                       *[a for s in SETTINGS for a in ("--set", s)], timeout=900)
+    assert real.returncode == 0, real.stderr
+    assert _digest(source) == before            # the source image is never modified
+    files = {}
+    with Session(out, "qcow2", readonly=True) as s:
+        for path in [*RECIPE, *(f"/etc/systemd/network/10-vmferry-{n}.link" for n in MACS), "/etc/fstab"]:
+            files[path] = s.read_text(path)
+        masks = {u: s.readlink(f"/etc/systemd/system/{u}") if s.is_symlink(f"/etc/systemd/system/{u}") else None
+                 for u in ("open-vm-tools.service", "vgauth.service")}
+        modes = {p: s.mode(p) for p in RECIPE}
+    return {"dry": json.loads(dry.stdout), "report": json.loads(real.stdout), "files": files, "masks": masks,
+            "modes": modes}
+
+
+def _ini(text: str) -> configparser.ConfigParser:
+    cp = configparser.ConfigParser(interpolation=None, strict=False)
+    cp.optionxform = str
+    cp.read_string(text)
+    return cp
+
+
+def _link(repaired, name):
+    text = repaired["files"][f"/etc/systemd/network/10-vmferry-{name}.link"]
+    assert text is not None, f"no .link file pinning {name}"
+    cp = _ini(text)
+    return cp["Match"]["MACAddress"], cp["Link"]["Name"]
+
+
+def test_ifupdown_name_pinned_to_the_mac_and_address_kept(repaired):
+    assert repaired["files"]["/etc/network/interfaces"] == RECIPE["/etc/network/interfaces"][0]
+    assert _link(repaired, "ens192") == (MACS["ens192"], "ens192")
+
+
+def test_networkd_match_by_mac_and_static_config_kept(repaired):
+    cp = _ini(repaired["files"]["/etc/systemd/network/20-ens224.network"])
+    assert dict(cp["Match"]) == {"MACAddress": MACS["ens224"]}
+    assert cp["Network"]["Address"] == "10.0.1.5/24" and cp["Network"]["DNS"] == "10.0.1.2"
+    assert cp["Route"]["Destination"] == "10.9.0.0/16" and cp["Route"]["Gateway"] == "10.0.1.9"
+
+
+def test_netplan_match_set_name_and_new_address(repaired):
+    doc = yaml.safe_load(repaired["files"]["/etc/netplan/01-ens256.yaml"])
+    eth = doc["network"]["ethernets"]["ens256"]
+    assert eth["match"] == {"macaddress": MACS["ens256"]} and eth["set-name"] == "ens256"
+    assert eth["addresses"] == ["192.0.2.10/24"] and eth["routes"] == [{"to": "default", "via": "192.0.2.1"}]
+    assert eth["nameservers"] == {"addresses": ["192.0.2.53"]} and eth["dhcp4"] is False
+    assert repaired["modes"]["/etc/netplan/01-ens256.yaml"] == 0o600          # netplan wants 0600: kept
+
+
+def test_nm_keyfile_follows_the_mac_and_keeps_its_address(repaired):
+    path = "/etc/NetworkManager/system-connections/ens161.nmconnection"
+    cp = _ini(repaired["files"][path])
+    assert "interface-name" not in cp["connection"] and cp["connection"]["uuid"].startswith("3c3f4a4e")
+    assert cp["ethernet"]["mac-address"] == MACS["ens161"].upper()
+    assert cp["ipv4"]["address1"] == "10.0.3.5/24,10.0.3.1" and cp["ipv4"]["dns"] == "10.0.3.2;"
+    assert repaired["modes"][path] == 0o600                                   # NetworkManager ignores others
+
+
+def test_ifcfg_hwaddr_and_name_pinned(repaired):
+    text = repaired["files"]["/etc/sysconfig/network-scripts/ifcfg-ens193"]
+    assert f"HWADDR={MACS['ens193'].upper()}\n" in text and "DEVICE=ens193\n" in text
+    assert "IPADDR=10.0.4.5\n" in text and "GATEWAY=10.0.4.1\n" in text
+    assert _link(repaired, "ens193") == (MACS["ens193"], "ens193")
+
+
+def test_only_names_without_their_own_match_get_a_link_file(repaired):
+    for name in ("ens161", "ens224", "ens256"):       # NM, networkd and netplan match by MAC themselves
+        assert repaired["files"][f"/etc/systemd/network/10-vmferry-{name}.link"] is None
+
+
+def test_fstab_tools_and_the_report(repaired):
+    report = repaired["report"]
+    assert repaired["files"]["/etc/fstab"].startswith(f"UUID={build.VARIANTS['legacy'].root_uuid} / ext4 ")
+    assert repaired["masks"] == {"open-vm-tools.service": "/dev/null", "vgauth.service": "/dev/null"}
+    by_file = {c["file"]: c for c in report["changes"]}
+    assert by_file["/etc/fstab"]["old"].startswith("/dev/sda1 / ext4")
+    assert by_file["/etc/netplan/01-ens256.yaml"]["old"] == RECIPE["/etc/netplan/01-ens256.yaml"][0]
+    assert all(c["reason"] for c in report["changes"])
+    assert report["source"] == ["vmware"]           # inferred from the initramfs (mptspi, vmxnet3)
+    # the dry run listed exactly the changes the real run made
+    assert [(c["file"], c["new"]) for c in repaired["dry"]["changes"]] == \
+           [(c["file"], c["new"]) for c in report["changes"]]
+    assert repaired["dry"]["dry_run"] is True
+
+
+def test_refuses_to_modify_in_place_and_bad_targets(tmp_path):
+    image = tmp_path / "x.img"
+    image.write_bytes(b"\0" * 1024)
+    r = run_vmferry("guest", "repair", image, "--for", "kvm")
+    assert r.returncode == 2 and "in place" in r.stderr and r.stderr.count("\n") == 1
+    r = run_vmferry("guest", "repair", image, "--for", "kvm,bhyve", "-o", tmp_path / "y.img")
+    assert r.returncode == 2 and "bhyve" in r.stderr and not (tmp_path / "y.img").exists()
+    r = run_vmferry("guest", "repair", image, "--for", "kvm", "--set", "vmferry.net.0.address=1.2.3.4")
+    assert r.returncode == 2 and "prefix" in r.stderr
