@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import lzma
 import subprocess
 from pathlib import Path
@@ -245,7 +246,8 @@ def test_deploy_takes_a_directory_with_one_domain(tmp_path: Path):
     (tmp_path / "one" / "vm.xml").write_text(DOMAIN.format(name="vmferry-dir"))
     res = run_vmferry("deploy", tmp_path / "one", "--connect", "test:///default", "--json")
     assert res.returncode == 0, res.stderr
-    assert '"name": "vmferry-dir"' in res.stdout and '"state": "shutoff"' in res.stdout
+    doc = json.loads(res.stdout)
+    assert (doc["name"], doc["state"]) == ("vmferry-dir", "shutoff") and res.stdout.count("\n") == 1
     (tmp_path / "none").mkdir()
     res = run_vmferry("deploy", tmp_path / "none", "--connect", "test:///default")
     assert res.returncode == 2 and "found 0" in res.stderr

@@ -134,6 +134,36 @@ class Connection:
         except libvirt.libvirtError as exc:
             raise self._fail("listing domains", exc) from exc
 
+    def capabilities(self) -> str:
+        """The host's capabilities XML (``virConnectGetCapabilities``)."""
+        libvirt = _libvirt()
+        try:
+            return self._conn.getCapabilities()
+        except libvirt.libvirtError as exc:
+            raise self._fail("reading host capabilities", exc) from exc
+
+    def domain_capabilities(self, arch: str, virttype: str, *, emulator: str | None = None,
+                            machine: str | None = None) -> str | None:
+        """``virConnectGetDomainCapabilities`` for ``virttype`` on ``arch``; None when the driver has no
+        such call (the test driver); a :class:`TargetError` when it refuses this type (e.g. no KVM)."""
+        libvirt = _libvirt()
+        try:
+            return self._conn.getDomainCapabilities(emulator, arch, machine, virttype, 0)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+                return None
+            raise self._fail(f"reading domain capabilities for {virttype}", exc) from exc
+
+    def networks(self) -> dict[str, bool]:
+        """Network name -> active."""
+        libvirt = _libvirt()
+        try:
+            return {n.name(): bool(n.isActive()) for n in self._conn.listAllNetworks()}
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+                return {}
+            raise self._fail("listing networks", exc) from exc
+
     def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None

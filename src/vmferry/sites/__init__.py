@@ -1,0 +1,1 @@
+"""Platform adapters: what a landing site offers, and how a converted VM is made to fit it."""
