@@ -1,9 +1,14 @@
-"""``check``: what is not portable to a target, and what ``convert`` will do about it.
+"""``check``: will the VM work on a target after ``convert``?
+
+The verdict is mechanical: each finding says, as data (:attr:`vmferry.findings.Finding.fixed_by`),
+whether ``convert`` fixes it. ``ready``: nothing to fix; ``ready-after-convert``: every error (and
+some warnings) are fixed by ``convert``, which lists them; ``not-ready``: an error remains that
+``convert`` does not fix.
 
 >>> from vmferry.check import check_package
 >>> r = check_package("tests/data/cot/ubuntu.2.0.ovf", "vmware", descriptor_only=True)
->>> r.portable, "VMF-FAM-001" in {f.rule for f in r.findings}
-(False, True)
+>>> r.verdict, [f.fixed_by for f in r.findings if f.rule == "VMF-FAM-001"]
+('ready-after-convert', ['convert'])
 """
 
 from __future__ import annotations
@@ -11,7 +16,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from vmferry.findings import Finding, has_errors
+from vmferry.findings import NOT_READY, Finding, applied, verdict
+
+# targets whose ``convert`` also runs guest repair (findings fixed_by="repair" are then fixed by convert);
+# guest repair inside ``convert --to kvm`` adds "kvm" here when it lands
+REPAIRING_TARGETS: frozenset[str] = frozenset()
+
+
+def convert_fixers(target: str) -> frozenset[str]:
+    """Who applies fixes when ``vmferry convert`` runs for ``target``."""
+    return frozenset({"convert", "repair"}) if target in REPAIRING_TARGETS else frozenset({"convert"})
 
 
 @dataclass
@@ -22,12 +36,29 @@ class CheckResult:
     findings: list[Finding] = field(default_factory=list)
 
     @property
+    def verdict(self) -> str:
+        return verdict(self.findings, convert_fixers(self.target))
+
+    @property
     def portable(self) -> bool:
-        return not has_errors(self.findings)
+        """Whether the VM works on the target once ``convert`` has applied its fixes."""
+        return self.verdict != NOT_READY
+
+    @property
+    def fixes(self) -> list[Finding]:
+        """Errors and warnings that ``convert`` fixes."""
+        fixers = convert_fixers(self.target)
+        return [f for f in self.findings if f.severity != "info" and applied(f, fixers)]
+
+    @property
+    def remaining(self) -> list[Finding]:
+        """What ``convert`` leaves to the user (infos included)."""
+        fixers = convert_fixers(self.target)
+        return [f for f in self.findings if f.severity == "info" or not applied(f, fixers)]
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "target": self.target, "portable": self.portable, "dialect": self.dialect,
-                "findings": [f.to_dict() for f in self.findings]}
+        return {"path": self.path, "target": self.target, "verdict": self.verdict, "portable": self.portable,
+                "dialect": self.dialect, "findings": [f.to_dict() for f in self.findings]}
 
 
 def check_package(path: str | os.PathLike, target: str, *, descriptor_only: bool = False,
@@ -65,7 +96,7 @@ def guest_findings(pkg, portable, target: str) -> list[Finding]:
             image = boot_disk_image(pkg, portable, tmp)
             if image is None:
                 return []
-            from vmferry.guest import inspect_image, readiness
+            from vmferry.guest import inspect_image
 
             report = inspect_image(image)
         except VmferryError as exc:
@@ -73,14 +104,37 @@ def guest_findings(pkg, portable, target: str) -> list[Finding]:
             name = next((f.href for f in portable.files if os.path.basename(f.href) == where), where)
             return [Finding("VMF-GUEST-004", "warning", f"the guest on {name} could not be inspected: "
                             f"{exc.message}", name, "check drivers by hand, or run 'vmferry guest' on the disk")]
-    result = readiness(report, GUEST_TARGETS[target])
     href = os.path.basename(image)
-    out = []
+    return judged_findings(report, portable.systems[0], GUEST_TARGETS[target], href)
+
+
+def judged_findings(report, vm, target: str, href: str) -> list[Finding]:
+    """Readiness findings of an inspected guest for ``target``, judged on the disk bus and NIC model
+    ``convert`` will choose. On kvm ``convert`` chooses them by the guest's drivers: what the target's
+    default (virtio) would break and the chosen ones do not is listed as fixed by convert."""
+    from vmferry.guest import readiness
+
+    result = readiness(report, target)
+    out: list[Finding] = []
+    if target == "kvm":
+        from vmferry.targets.kvm import choose_bus, choose_nic
+
+        default = result
+        bus, _, _ = choose_bus(report, "auto", vm)
+        nic = choose_nic(report, "auto")
+        result = readiness(report, target, bus=bus, nic=nic)
+        kept = {(f.rule, f.location) for f in result.findings}
+        for f in default.reasons:
+            if (f.rule, f.location) not in kept:
+                out.append(Finding(f.rule, f.severity, f"on {default.bus} disk and {default.nic} NIC (the "
+                                   f"default): {f.message}", f.location or href,
+                                   f"convert puts the boot disk on {bus} and gives the VM a {nic} NIC, which the "
+                                   "guest has drivers and names for", "convert"))
     for f in result.findings:
         message = f.message
         if f.severity == "error" and not message.startswith("will not boot"):
             message = f"will not boot on {target} ({result.bus}): {message}"
-        out.append(Finding(f.rule, f.severity, message, f.location or href, f.fix))
+        out.append(Finding(f.rule, f.severity, message, f.location or href, f.fix, f.fixed_by))
     return out
 
 

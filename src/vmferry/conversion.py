@@ -148,7 +148,7 @@ def _refuse_broken(path: str, envelope, findings: list[Finding], target: str) ->
     anything is written. A broken descriptor is repaired instead, each repair a change in the report."""
     from vmferry.errors import TargetError
 
-    blocking = [f for f in findings if f.severity == "error" and not f.fix]
+    blocking = [f for f in findings if f.severity == "error" and f.fixed_by != "convert"]
     if blocking:
         listed = "; ".join(f"{f.rule} {f.message}" for f in blocking[:3])
         more = f" (+{len(blocking) - 3} more)" if len(blocking) > 3 else ""

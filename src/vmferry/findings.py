@@ -40,3 +40,22 @@ class Finding:
 
 def has_errors(findings: list[Finding]) -> bool:
     return any(f.severity == "error" for f in findings)
+
+
+READY, READY_AFTER_CONVERT, NOT_READY = "ready", "ready-after-convert", "not-ready"
+VERDICTS = (READY, READY_AFTER_CONVERT, NOT_READY)
+
+
+def applied(f: Finding, fixers: frozenset[str] | set[str]) -> bool:
+    """Whether ``f`` is fixed by one of ``fixers`` (e.g. ``{"convert"}``)."""
+    return f.fixed_by is not None and f.fixed_by in fixers
+
+
+def verdict(findings: list[Finding], fixers: frozenset[str] | set[str] = frozenset({"convert"})) -> str:
+    """``not-ready`` when an error remains that none of ``fixers`` fixes; ``ready-after-convert`` when
+    errors or warnings remain and every error is fixed by them (and at least one finding is); else ``ready``."""
+    if any(f.severity == "error" and not applied(f, fixers) for f in findings):
+        return NOT_READY
+    if any(f.severity in ("error", "warning") and applied(f, fixers) for f in findings):
+        return READY_AFTER_CONVERT
+    return READY

@@ -107,4 +107,6 @@ def test_a_clean_descriptor_has_only_errors_that_convert_fixes(tmp_path):
     assert check_package(path, "vmware", descriptor_only=True, guest=False).portable
     for target in ("dmtf", "virtualbox", "xen", "kvm"):
         result = check_package(path, target, descriptor_only=True, guest=False)
-        assert all(f.fix for f in result.findings if f.severity == "error"), [str(f) for f in result.findings]
+        assert all(f.fixed_by == "convert" for f in result.findings if f.severity == "error"), \
+            [str(f) for f in result.findings]
+        assert result.portable

@@ -41,7 +41,7 @@ def _namespace_findings(env: Envelope) -> list[Finding]:
             role = N.role_of(uri)
             out.append(Finding("VMF-OVF-003", "warning", f"namespace '{prefix}' is '{uri}', a misspelling of "
                                f"the {role} namespace '{N.CANONICAL.get(role, env.names.ovf)}'; read as such",
-                               location(env.root), "convert writes the standard URI"))
+                               location(env.root), "convert writes the standard URI", "convert"))
     declared = env.declared_version
     if declared:
         expected = {"0.9": ("0.9",), "1.x": ("1.0", "1.1"), "2.x": ("2.0", "2.1")}[env.version]

@@ -2,7 +2,8 @@
 
 ``portability_findings(envelope, package, target)`` reads the envelope (for locations and raw
 spellings) and the portable profile (for meaning). Each rule has a stable id, documented in
-``docs/rules.md``; ``fix`` says what ``vmferry convert --to TARGET`` does automatically.
+``docs/rules.md``; ``fix`` says what ``vmferry convert --to TARGET`` does automatically, and
+``fixed_by="convert"`` says so as data (``None`` where the fix is left to the user).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ VHD_LIMIT = 2040 << 30
 GUESTINFO = "com.vmware.guestInfo"
 
 
-def _f(rule, severity, message, where="", fix=None) -> Finding:
-    return Finding(rule, severity, message, where, fix)
+def _f(rule, severity, message, where="", fix=None, by: str | None = "convert") -> Finding:
+    """A finding whose ``fix`` (when there is one) ``vmferry convert`` applies, unless ``by`` says otherwise
+    (``None``: the fix is the user's to apply)."""
+    return Finding(rule, severity, message, where, fix, by if fix else None)
 
 
 def portability_findings(env: Envelope, pkg: PortablePackage, target: str) -> list[Finding]:
@@ -155,7 +158,7 @@ def _nic_rules(vm: PortableVM, target: str) -> list[Finding]:
                     (target != "virtualbox" and mac.startswith(VBOX_OUI))):
             out.append(_f("VMF-NIC-003", "warning", f"NIC {nic.index} has the fixed MAC {nic.mac} from another "
                           f"vendor's range; {target} may refuse it or it may clash", where,
-                          "kept; use --new-macs to regenerate"))
+                          "kept; use --new-macs to regenerate", by=None))
         if not nic.network:
             out.append(_f("VMF-NIC-004", "warning", f"NIC {nic.index} is connected to no network", where))
     limit = MAX_NICS.get(target)
@@ -209,7 +212,7 @@ def _firmware_rules(vm: PortableVM, target: str) -> list[Finding]:
     if vm.firmware.kind == "efi" and target in ("dmtf", "xen", "virtualbox"):
         out.append(_f("VMF-FW-001", "warning", f"system '{vm.id}' needs EFI firmware, which only a vendor "
                       f"extension states; {target} boots BIOS unless told at deployment", vm.id,
-                      "stated in the conversion report; set EFI at deployment"))
+                      "stated in the conversion report; set EFI at deployment", by=None))
     if vm.firmware.secure_boot and target not in ("vmware", "kvm"):
         out.append(_f("VMF-FW-002", "warning", f"system '{vm.id}' requests secure boot, which {target}'s OVF "
                       "import cannot set", vm.id))
@@ -278,7 +281,7 @@ def _package_rules(env: Envelope, pkg: PortablePackage, target: str) -> list[Fin
     if pkg.profiles and target in ("xen", "kvm"):
         out.append(_f("VMF-PROF-010", "warning", f"{len(pkg.profiles)} deployment profiles: {target} imports one "
                       f"configuration (the default, '{pkg.default_profile}')", "DeploymentOptionSection",
-                      "all profiles are kept in the descriptor; --profile chooses one"))
+                      "all profiles are kept in the descriptor; --profile chooses one", by=None))
     if pkg.collection_id is not None and target in ("virtualbox", "kvm"):
         out.append(_f("VMF-COLL-001", "warning", f"VirtualSystemCollection '{pkg.collection_id}' with "
                       f"{len(pkg.systems)} systems: {target} imports them as separate VMs", pkg.collection_id))

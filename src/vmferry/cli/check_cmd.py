@@ -1,5 +1,6 @@
-"""Report what is not portable to a target, each finding with a rule id, a location and the fix
-`convert` applies. Exit 0 when nothing of severity error remains, 1 otherwise, 2 on bad input."""
+"""Will the VM work on a target after `convert`? Each finding with a rule id, a location and its fix;
+the verdict says ready (as is), ready after the fixes `convert` applies (listed), or not ready.
+Exit 0 when ready either way, 1 when not ready, 2 on bad input."""
 
 from __future__ import annotations
 
@@ -24,7 +25,15 @@ def run(args) -> int:
     if args.json:
         emit_json(result.to_dict())
     else:
-        verdict = "portable" if result.portable else "NOT portable"
-        sys.stdout.write(f"{args.path}: {verdict} to {args.target} (dialect {result.dialect})\n")
-        print_findings(result.findings)
+        line = {"ready": f"ready for {args.target} as is",
+                "ready-after-convert": f"ready for {args.target} after the fixes 'vmferry convert' applies",
+                "not-ready": f"NOT ready for {args.target}: convert does not fix every error"}[result.verdict]
+        sys.stdout.write(f"{args.path}: {line} (dialect {result.dialect})\n")
+        if result.fixes:
+            sys.stdout.write(f"fixed by convert ({len(result.fixes)}):\n")
+            print_findings(result.fixes)
+        remaining = result.remaining
+        if remaining:
+            sys.stdout.write(f"left to you ({len(remaining)}):\n" if result.fixes else "")
+            print_findings(remaining)
     return 0 if result.portable else 1

@@ -8,7 +8,6 @@ Exit status: 0, or 1 when --target is given and the guest will not boot on one o
 from __future__ import annotations
 
 import argparse
-import json
 
 from vmferry.errors import UsageError
 
@@ -36,6 +35,7 @@ def _pairs(values: list[str], option: str) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vmferry.cli.common import emit_json
     from vmferry.guest import TARGETS, readiness
 
     targets = args.target or list(TARGETS)
@@ -46,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
     report = _inspect(args.path)
     matrix = {t: readiness(report, t, bus=buses.get(t), nic=nics.get(t)) for t in targets}
     if args.json:
-        print(json.dumps({"report": report.to_dict(), "readiness": {t: r.to_dict() for t, r in matrix.items()}},
-                         indent=2))
+        emit_json({"report": report.to_dict(), "readiness": {t: r.to_dict() for t, r in matrix.items()}})
     else:
         _print_text(report, matrix)
     if args.target and any(r.status == "will-not-boot" for r in matrix.values()):
