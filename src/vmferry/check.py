@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 from vmferry.findings import NOT_READY, Finding, applied, verdict
 
-# targets whose ``convert`` also runs guest repair (findings fixed_by="repair" are then fixed by convert);
-# guest repair inside ``convert --to kvm`` adds "kvm" here when it lands
-REPAIRING_TARGETS: frozenset[str] = frozenset()
+# targets whose ``convert`` also runs guest repair (vmferry.guest.repair, on by default in
+# ``convert --to kvm``): findings fixed_by="repair" are then fixed by convert
+REPAIRING_TARGETS: frozenset[str] = frozenset({"kvm"})
 
 
 def convert_fixers(target: str) -> frozenset[str]:

@@ -64,6 +64,7 @@ def inspections(guests) -> dict[str, tuple[int, dict]]:
         TRIGGERED.update(RULE_ID.findall(stdout))  # the rule ids this command printed (docs/rules.md check)
         assert proc.returncode in (0, 1), stderr
         assert stderr == ""
+        assert stdout.count("\n") == 1 and stdout.endswith("\n")   # one document, one line (docs/json.md)
         out[name] = (proc.returncode, json.loads(stdout))
     return out
 

@@ -74,3 +74,20 @@ def test_a_guest_convert_moves_to_sata_is_ready_after_convert():
     stuck = judged_findings(_legacy_guest({"mptspi", "vmxnet3"}), vm, "kvm", "disk.qcow2")
     assert verdict(stuck) == "not-ready"
     assert all(f.fixed_by is None for f in stuck if f.rule == "VMF-GUEST-001")
+
+
+def test_what_guest_repair_fixes_counts_as_fixed_where_convert_repairs():
+    """VMF-GUEST-041 (sr_mod/cdrom/isofs only on disk) is repaired by guest repair, which convert --to kvm runs."""
+    from vmferry.check import CheckResult
+    from vmferry.guest.model import CloudInit
+    from vmferry.guest.readiness import readiness
+
+    guest = _legacy_guest({"virtio_pci", "virtio_blk", "virtio_net", "ahci", "sd_mod"})
+    guest.disk_names = []
+    guest.cloud_init = CloudInit(True, (), "/etc/cloud/cloud.cfg")
+    guest.kernels[0] = Kernel("6.1", "/boot/vmlinuz-6.1", (), ("sr_mod", "cdrom", "isofs", "virtio_net"), 4,
+                              guest.kernels[0].initramfs, default=True)
+    kvm = CheckResult("p", "kvm", None, readiness(guest, "kvm").findings)
+    assert [f.rule for f in kvm.fixes] == ["VMF-GUEST-041"] and kvm.verdict == "ready-after-convert"
+    xen = CheckResult("p", "xen", None, [f for f in readiness(guest, "xen").findings if f.rule == "VMF-GUEST-041"])
+    assert xen.fixes == [] and xen.verdict == "ready"          # convert --to xen does not repair: left to you
