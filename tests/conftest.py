@@ -13,6 +13,7 @@ import pytest
 DATA = Path(__file__).parent / "data"
 COT = DATA / "cot"
 V2V = DATA / "virt-v2v"
+OVIRT = DATA / "ovirt"
 ALL_SAMPLES = sorted(p for p in DATA.glob("*/*.ovf") if p.name != "ersatz_ovf_3.0.ovf")
 
 

@@ -49,11 +49,12 @@ class Profile:
 class Cpu:
     count: int
     cores_per_socket: int | None = None
+    threads_per_core: int | None = None     # oVirt/RHV rasd:threads_per_cpu
 
     @property
     def sockets(self) -> int:
-        cps = self.cores_per_socket or 1
-        return max(1, self.count // cps)
+        per_socket = (self.cores_per_socket or 1) * (self.threads_per_core or 1)
+        return max(1, self.count // per_socket)
 
 
 @dataclass
@@ -73,6 +74,7 @@ class OsSpec:
     vmware: str | None = None     # guestId, e.g. "ubuntu64Guest"
     virtualbox: str | None = None  # OSType, e.g. "Ubuntu_64"
     libosinfo: str | None = None  # short id, e.g. "ubuntu22.04"
+    ovirt: str | None = None      # oVirt/RHV OS name, e.g. "rhel_8x64", "windows_2022"
 
 
 @dataclass

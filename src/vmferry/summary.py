@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, field
 
 from vmferry.findings import Finding
 from vmferry.ovf.envelope import Envelope, VirtualSystem
-from vmferry.ovf.formats import format_of_uri
 from vmferry.ovf.rasd import NIC_TYPES, ResourceType
 
 
@@ -126,7 +125,7 @@ class Summary:
 def _cpus(items) -> int | None:
     for i in items:
         if i.resource_type == ResourceType.PROCESSOR:
-            return i.virtual_quantity
+            return i.cpu_count
     return None
 
 
@@ -139,35 +138,44 @@ def _memory(items) -> int | None:
 
 def _nics(items) -> list[Nic]:
     kinds = {int(t) for t in NIC_TYPES}
-    return [Nic(i.connections[0] if i.connections else None, i.resource_subtype, i.get("Address") or None)
+    return [Nic(i.connections[0] if i.connections else None, i.resource_subtype, i.mac)
             for i in items if i.resource_type in kinds]
 
 
-def _system_disks(items) -> list[SystemDisk]:
+def _system_disks(env: Envelope, items) -> list[SystemDisk]:
+    from vmferry.dialects.ovirt import disk_controller
+
     by_id = {i.instance_id: i for i in items if i.instance_id}
     out = []
     for item in items:
         if item.resource_type != ResourceType.DISK_DRIVE:
             continue
-        disk_id = None
-        for res in item.host_resources:
-            r = res.strip()
-            for prefix in ("ovf:/disk/", "/disk/"):
-                if r.startswith(prefix):
-                    disk_id = r[len(prefix):]
+        ddef = next((d for d in map(env.disk_for_host_resource, item.host_resources) if d is not None), None)
         parent = by_id.get(item.parent) if item.parent else None
-        out.append(SystemDisk(disk_id, parent.controller_kind if parent else "other",
-                              parent.resource_subtype if parent else None, item.address_on_parent))
+        if parent is not None:
+            kind, model = parent.controller_kind, parent.resource_subtype
+        else:
+            bus = disk_controller(ddef) if ddef is not None else None
+            kind, model = (bus.kind, bus.source_model) if bus is not None else ("other", None)
+        out.append(SystemDisk(ddef.disk_id if ddef is not None else None, kind, model, item.address_on_parent))
     return out
 
 
-def system_info(env: Envelope, system: VirtualSystem) -> SystemInfo:
+def _ovirt_os(os_sec, dialect: str | None) -> str | None:
+    """The oVirt OS name of an oVirt descriptor's OperatingSystemSection (``rhel_8x64``)."""
+    from vmferry.dialects.ovirt import os_name
+
+    return os_name(os_sec) if dialect == "ovirt" or os_sec.ovirt_id else None
+
+
+def system_info(env: Envelope, system: VirtualSystem, dialect: str | None = None) -> SystemInfo:
     hw = system.hardware
     default = env.default_profile
     items = hw.items_for(default) if hw else []
     os_sec = system.operating_system
-    osinfo = (OsInfo(os_sec.cim_id, os_sec.description, os_sec.vendor_type, os_sec.version) if os_sec
-              else OsInfo(None, None, None))
+    osinfo = (OsInfo(os_sec.cim_id, os_sec.description, os_sec.vendor_type or _ovirt_os(os_sec, dialect),
+                      os_sec.version)
+              if os_sec else OsInfo(None, None, None))
     props = []
     for product in system.product_sections:
         for p in product.properties():
@@ -182,24 +190,31 @@ def system_info(env: Envelope, system: VirtualSystem) -> SystemInfo:
     return SystemInfo(
         id=system.id, name=system.name, path=list(system.path), os=osinfo,
         hardware_family=hw.system_types if hw else [], cpus=_cpus(items), memory_mib=_memory(items),
-        disks=_system_disks(items), nics=_nics(items),
+        disks=_system_disks(env, items), nics=_nics(items),
         cdroms=count(ResourceType.CD_DRIVE, ResourceType.DVD_DRIVE), floppies=count(ResourceType.FLOPPY_DRIVE),
         serial_ports=count(ResourceType.SERIAL_PORT), properties=props, profiles=profiles)
+
+
+def _file_id(env: Envelope, ddef) -> str | None:
+    """The id of the File backing a Disk (oVirt's fileRef names the File's href), else the fileRef."""
+    backing = env.file_for_ref(ddef.file_ref)
+    return backing.id if backing is not None else ddef.file_ref
 
 
 def summarize_envelope(env: Envelope, *, path: str, container: str) -> Summary:
     from vmferry.checks.descriptor import descriptor_findings
     from vmferry.dialects import detect
 
+    dialect = detect(env)
     return Summary(
         path=path, container=container, ovf_version=env.version,
         files=[FileInfo(f.id, f.href, f.size, f.compression, f.chunk_size) for f in env.references],
         networks=[NetworkInfo(n.name, n.description) for n in env.networks],
-        disks=[DiskInfo(d.disk_id, d.file_ref, d.capacity_bytes, d.populated_bytes, format_of_uri(d.format),
+        disks=[DiskInfo(d.disk_id, _file_id(env, d), d.capacity_bytes, d.populated_bytes, d.format_name,
                         d.format) for d in env.disks],
-        systems=[system_info(env, s) for s in env.systems],
+        systems=[system_info(env, s, dialect.name) for s in env.systems],
         findings=descriptor_findings(env),
-        dialect=detect(env).to_dict(),
+        dialect=dialect.to_dict(),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import COT, V2V
+from tests.conftest import COT, OVIRT, V2V
 from vmferry.summary import summarize
 
 GIB = 1 << 30
@@ -39,6 +39,22 @@ EXPECTED = {
                                                  ("vmdisk2", "scsi", "lsilogicsas")],
                                        [50 * GIB, 450 * GIB], [("PG-VLAN60", "E1000")], 103,
                                        "windows7Server64Guest", 0, ["vmx-10"]),
+    # oVirt/RHV: disks by image path or volume id (no controller Item: the bus is ovf:disk-interface),
+    # CPUs = num_of_sockets x cpu_per_socket x threads_per_cpu, NIC subtype = oVirt's interface number,
+    # OS = the oVirt name (ovf:id is the VM's UUID, except in the engine's OVA where it is a CIM code)
+    OVIRT / "v2v-rhv-windows.ovf": (4, 8192, [("3f0e9d8c-7b6a-4958-8473-625140393a21", "other", "VirtIO"),
+                                              ("6a5b4c3d-2e1f-4a0b-9c8d-7e6f5a4b3c22", "other", "VirtIO")],
+                                    [40 * GIB, 100 * GIB], [("ovirtmgmt", "3")], None, "windows_2016x64", 0, []),
+    OVIRT / "v2v-vdsm-ovirt-rhel8.ovf": (2, 3072, [("a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d", "other", "VirtIO")],
+                                         [20 * GIB], [("ovirtmgmt", "3"), ("storage", "2")], None, "rhel_8x64",
+                                         0, []),
+    OVIRT / "engine-ova-rhel7.ovf": (8, 4096, [("1a2b3c4d-5e6f-4071-8293-a4b5c6d7e8f9", "scsi", "VirtIO_SCSI"),
+                                               ("2b3c4d5e-6f70-4182-93a4-b5c6d7e8f90a", "scsi", "VirtIO_SCSI")],
+                                     [10 * GIB, 2 * GIB], [("ovirtmgmt", "3")], 80, "rhel_7x64", 0, []),
+    OVIRT / "export-domain-windows2022.ovf": (8, 16384, [("3f0e9d8c-7b6a-4958-8473-625140393a21", "ide", "IDE"),
+                                                         ("6a5b4c3d-2e1f-4a0b-9c8d-7e6f5a4b3c22", "ide", "IDE")],
+                                              [40 * GIB, 100 * GIB], [("ovirtmgmt", "2")], None, "windows_2022",
+                                              0, []),
 }
 
 

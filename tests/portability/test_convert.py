@@ -27,9 +27,17 @@ def facts(path) -> list[tuple]:
     out = []
     caps = sorted(d.capacity_bytes or 0 for d in s.disks)
     for sy in s.systems:
-        out.append((sy.cpus, sy.memory_mib, len(sy.disks), caps, [n.network for n in sy.nics], sy.os.cim_id,
+        out.append((sy.cpus, sy.memory_mib, len(sy.disks), caps, [n.network for n in sy.nics], _cim(sy.os),
                     [(p.id, p.cpus, p.memory_mib, p.nics) for p in sy.profiles]))
     return out
+
+
+def _cim(os) -> int | None:
+    """The CIM OS code, or the one of the oVirt OS name an oVirt descriptor gives instead."""
+    from vmferry.tables.os_ovirt import from_ovirt
+
+    row = from_ovirt(os.vendor_type) if os.cim_id is None else None
+    return row.cim if row is not None else os.cim_id
 
 
 def convert(src, target, out) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import COT, V2V
+from tests.conftest import COT, OVIRT, V2V
 from vmferry.dialects import detect
 from vmferry.ovf import Envelope
 
@@ -14,6 +14,8 @@ EXPECTED = {
     COT / "csr1000v.ovf": "cisco", COT / "csr1000v_2017.ovf": "cisco", COT / "iosv.ovf": "cisco",
     COT / "ubuntu.2.0.ovf": "virtualbox", COT / "minimal.ovf": "generic", COT / "invalid.ovf": "generic",
     V2V / "test-i-ova.ovf": "vmware", V2V / "test-i-ova-two-disks.ovf": "vmware",
+    OVIRT / "v2v-rhv-windows.ovf": "ovirt", OVIRT / "v2v-vdsm-ovirt-rhel8.ovf": "ovirt",
+    OVIRT / "engine-ova-rhel7.ovf": "ovirt", OVIRT / "export-domain-windows2022.ovf": "ovirt",
 }
 
 

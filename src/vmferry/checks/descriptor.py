@@ -106,8 +106,9 @@ def _reference_findings(env: Envelope) -> list[Finding]:
     used_files: set[str] = set()
     for d in env.disks:
         if d.file_ref:
-            used_files.add(d.file_ref)
-            if env.file_by_id(d.file_ref) is None:
+            backing = env.file_for_ref(d.file_ref)
+            used_files.add(backing.id if backing is not None and backing.id else d.file_ref)
+            if backing is None:
                 out.append(Finding("VMF-REF-001", "error", f"Disk '{d.disk_id}' has fileRef '{d.file_ref}', "
                                    "which References does not declare", d.location))
         if d.capacity_text is None:
@@ -200,6 +201,9 @@ def _hardware_findings(env: Envelope, system: VirtualSystem) -> list[Finding]:
                 kind, _, ident = _host_resource(res)
                 if ("hr", key, res) in reported:
                     continue
+                if not kind and item.resource_type == ResourceType.DISK_DRIVE and \
+                        env.disk_for_host_resource(res) is not None:
+                    continue  # oVirt/RHV image path naming a Disk by its fileRef or diskId
                 if kind == "disk" and env.disk_by_id(ident) is None:
                     reported.add(("hr", key, res))
                     out.append(Finding("VMF-REF-005", "error", f"HostResource '{res}' names no Disk of "

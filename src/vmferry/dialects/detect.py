@@ -19,7 +19,9 @@ class Evidence:
     subtypes: list[str] = field(default_factory=list)
     product_classes: list[str] = field(default_factory=list)
     vendors: list[str] = field(default_factory=list)
-    local_names: set[str] = field(default_factory=set)          # of elements in the envelope namespace
+    local_names: set[str] = field(default_factory=set)          # of elements in the envelope namespace or none
+    rasd_names: set[str] = field(default_factory=set)           # of RASD elements (oVirt adds its own)
+    declared: set[str] = field(default_factory=set)             # roles of the namespaces the root declares
     version: str = ""
     envelope_ns: str = ""
     notes: list[str] = field(default_factory=list)
@@ -32,8 +34,11 @@ def gather(env: Envelope) -> Evidence:
     tags = {el.tag for el in root.iter() if isinstance(el.tag, str)}
     attrs = {a.attrname for a in root.xpath("//@*[namespace-uri() != '']")}
     roles = ev.roles
+    ev.declared = {N.role_of(uri) or uri for uri in (root.nsmap or {}).values() if uri}
     for name in tags | attrs:
         if name[0] != "{":
+            if name in tags:
+                ev.local_names.add(name)    # unqualified: oVirt writes its own elements so
             continue
         ns, _, local = name[1:].partition("}")
         role = N.role_of(ns) or ns
@@ -42,6 +47,8 @@ def gather(env: Envelope) -> Evidence:
         roles[role] = roles.get(role, 0) + 1
         if role == "ovf" and name in tags:
             ev.local_names.add(local)
+        elif role == "rasd" and name in tags:
+            ev.rasd_names.add(local)
     for system in env.systems:
         for hw in system.hardware_sections:
             ev.families.extend(hw.system_types)
@@ -97,11 +104,14 @@ def hyperv(ev: Evidence) -> float:
 
 
 def ovirt(ev: Evidence) -> float:
+    """oVirt's engine and virt-v2v (-o rhv/vdsm): its own unqualified elements, rasd:num_of_sockets."""
     ovirt_elements = {"Origin", "TemplateId", "VmType", "IsAutoSuspend", "TimeZone", "CreationDate"}
     return _score(
         (ev.roles.get("ovirt", 0) > 0, 0.9),
         (len(ovirt_elements & ev.local_names) >= 2, 0.8),
         (any(f.lower().startswith(("ovirt", "rhev")) for f in ev.families), 0.7),
+        (bool({"num_of_sockets", "cpu_per_socket"} & ev.rasd_names), 0.7),
+        ("ovirt" in ev.declared, 0.5),
     )
 
 

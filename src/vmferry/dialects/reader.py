@@ -8,9 +8,8 @@ firmware and cores per socket, VirtualBox's OS type and firmware) are harvested 
 
 from __future__ import annotations
 
-from vmferry.dialects import vendor, vocab
+from vmferry.dialects import ovirt, vendor, vocab
 from vmferry.ovf.envelope import Envelope, VirtualSystem, VirtualSystemCollection
-from vmferry.ovf.formats import format_of_uri
 from vmferry.ovf.hardware import Item
 from vmferry.ovf.rasd import ResourceType
 from vmferry.portable import (
@@ -71,11 +70,22 @@ def read_products(system: VirtualSystem) -> list[ProductInfo]:
     return out
 
 
-def read_system(env: Envelope, system: VirtualSystem) -> PortableVM:
+def _cpu(item: Item) -> Cpu:
+    """The CPUs of a processor Item, with oVirt's topology when it states one."""
+    topology = item.cpu_topology
+    cpu = Cpu(item.cpu_count or 1)
+    if topology is not None and topology[0] * topology[1] * topology[2] == cpu.count:
+        cpu.cores_per_socket, cpu.threads_per_core = topology[1], topology[2]
+    return cpu
+
+
+def read_system(env: Envelope, system: VirtualSystem, dialect: str | None = None) -> PortableVM:
     vm = PortableVM(id=system.id or "vm", name=system.name, info=system.info)
     os_sec = system.operating_system
     if os_sec is not None:
         vm.os = OsSpec(cim_id=os_sec.cim_id, description=os_sec.description, version=os_sec.version)
+        if dialect == "ovirt" or os_sec.ovirt_id:
+            ovirt.read_os(os_sec, vm.os)
     hw = system.hardware
     if hw is not None:
         vm.hardware_family = hw.system_types
@@ -85,8 +95,12 @@ def read_system(env: Envelope, system: VirtualSystem) -> PortableVM:
         for item in hw.items:
             rt = item.resource_type
             profiles = _profiles(item)
-            if rt == RT.PROCESSOR and item.virtual_quantity is not None:
-                vm.cpus.append(Variant(Cpu(item.virtual_quantity), profiles))
+            kind = ovirt.device_kind(item) if dialect == "ovirt" else None
+            if kind is not None:
+                vm.devices.append(Device(kind, item.get("Device"), profiles, item.instance_id, item.element_name))
+                continue
+            if rt == RT.PROCESSOR and item.cpu_count is not None:
+                vm.cpus.append(Variant(_cpu(item), profiles))
             elif rt == RT.MEMORY and item.memory_mib is not None:
                 vm.memory_mib.append(Variant(item.memory_mib, profiles))
             elif rt in CONTROLLER_TYPES:
@@ -94,32 +108,40 @@ def read_system(env: Envelope, system: VirtualSystem) -> PortableVM:
                 vm.controllers.append(Controller(item.instance_id or "", kind, model, item.resource_subtype,
                                                  profiles, item.get("Address")))
             elif rt == RT.DISK_DRIVE:
-                disk_id = _host_id(item, "disk")
-                ddef = env.disk_by_id(disk_id) if disk_id else None
+                ddef = next((d for d in map(env.disk_for_host_resource, item.host_resources) if d is not None),
+                            None)
                 if ddef is None:
                     vm.not_portable.append(NonPortable(
                         "descriptor", f"disk Item {item.instance_id}",
                         f"HostResource {item.host_resources or '(none)'} names no Disk of DiskSection",
                         item.location))
                     continue
-                file_ref = ddef.file_ref if ddef.file_ref and env.file_by_id(ddef.file_ref) else None
+                backing = env.file_for_ref(ddef.file_ref)
+                file_ref = backing.id if backing is not None else None
                 if ddef.file_ref and file_ref is None:
                     vm.not_portable.append(NonPortable(
                         "descriptor", f"Disk {ddef.disk_id} fileRef",
                         f"'{ddef.file_ref}' is not in References: the disk is written blank", ddef.location))
+                controller_id = item.parent
+                bus = ovirt.disk_controller(ddef) if controller_id is None else None
+                if bus is not None:
+                    controller_id = bus.id
+                    if vm.controller(bus.id) is None:
+                        vm.controllers.append(bus)
                 vm.disks.append(Disk(
                     id=ddef.disk_id or "disk", name=item.element_name, capacity_bytes=ddef.capacity_bytes,
-                    file_id=file_ref, format=format_of_uri(ddef.format) if file_ref else None,
+                    file_id=file_ref, format=ddef.format_name if file_ref else None,
                     format_uri=ddef.format if file_ref else None,
-                    populated_bytes=ddef.populated_bytes if file_ref else None, controller_id=item.parent,
+                    populated_bytes=ddef.populated_bytes if file_ref else None, controller_id=controller_id,
                     address=item.address_on_parent, profiles=profiles, instance_id=item.instance_id))
             elif rt in (RT.CD_DRIVE, RT.DVD_DRIVE, RT.FLOPPY_DRIVE):
                 vm.drives.append(Drive("floppy" if rt == RT.FLOPPY_DRIVE else "cdrom", item.parent,
                                        item.address_on_parent, _host_id(item, "file"), profiles, item.instance_id))
             elif rt in NIC_TYPES:
                 vm.nics.append(Nic(nic_index, item.connections[0] if item.connections else None,
-                                   vocab.nic_model(item.resource_subtype), item.resource_subtype,
-                                   item.get("Address") or None, profiles, item.instance_id, item.element_name))
+                                   vocab.nic_model(item.resource_subtype),
+                                   item.resource_subtype, item.mac, profiles, item.instance_id,
+                                   item.element_name))
                 nic_index += 1
             elif rt in DEVICE_KINDS:
                 vm.devices.append(Device(DEVICE_KINDS[RT(rt)], item.resource_subtype, profiles, item.instance_id,
@@ -137,7 +159,7 @@ def read_system(env: Envelope, system: VirtualSystem) -> PortableVM:
 def read_envelope(env: Envelope, dialect: str | None = None) -> PortablePackage:
     top = env.entity
     pkg = PortablePackage(
-        name=(top.name if top else None), systems=[read_system(env, s) for s in env.systems],
+        name=(top.name if top else None), systems=[read_system(env, s, dialect) for s in env.systems],
         networks=[(n.name or "", n.description) for n in env.networks],
         files=[FileSpec(f.id or "", f.href or "", f.size, f.compression, f.chunk_size) for f in env.references],
         profiles=[Profile(o.id or "", o.label, o.description, o.id == env.default_profile)
@@ -152,9 +174,10 @@ def read_envelope(env: Envelope, dialect: str | None = None) -> PortablePackage:
     attached = {d.id for vm in pkg.systems for d in vm.disks}
     for ddef in env.disks:
         if ddef.disk_id and ddef.disk_id not in attached:
-            file_ref = ddef.file_ref if ddef.file_ref and env.file_by_id(ddef.file_ref) else None
+            backing = env.file_for_ref(ddef.file_ref)
+            file_ref = backing.id if backing is not None else None
             pkg.spare_disks.append(Disk(ddef.disk_id, ddef.capacity_bytes, file_ref,
-                                        format_of_uri(ddef.format) if file_ref else None,
+                                        ddef.format_name if file_ref else None,
                                         ddef.format if file_ref else None, ddef.populated_bytes))
     for vm in pkg.systems:
         _fill_os(vm)
@@ -165,10 +188,13 @@ def read_envelope(env: Envelope, dialect: str | None = None) -> PortablePackage:
 def _fill_os(vm: PortableVM) -> None:
     """Complete the OS spec from whichever id the source gave (VMware guestId, VirtualBox OSType, CIM)."""
     from vmferry.tables import os as ostable
+    from vmferry.tables.os_ovirt import from_ovirt
 
-    row = ostable.resolve(vm.os)
+    row = from_ovirt(vm.os.ovirt) or ostable.resolve(vm.os)
     if row is None:
         return
+    if vm.os.ovirt:
+        vm.os.version = vm.os.version or row.version
     vm.os.family = vm.os.family or row.family
     vm.os.distro = vm.os.distro or row.distro
     vm.os.bits = vm.os.bits or row.bits

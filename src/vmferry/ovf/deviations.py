@@ -22,6 +22,7 @@ reports it as ``VMF-OVF-005``, an error, in both modes.
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 from importlib import resources
 
@@ -211,12 +212,46 @@ SUMMARY = {
 }
 
 
-def deviation_findings(envelope, error_log, where: str, shorten) -> list[Finding]:
-    """Findings of the default mode for the XSD errors of ``envelope``."""
+def with_standard_namespaces(envelope) -> etree._ElementTree:
+    """The document with every misspelt DMTF namespace (trailing slash, ``.xsd`` suffix, ...) spelt as the
+    standard; the document itself when there is none. Line numbers are kept."""
+    renames: dict[str, str] = {}
+    for el in envelope.root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        for name in (el.tag, *el.attrib.keys()):
+            ns, _ = _split(name)
+            if ns is None or ns in renames or N.is_canonical(ns):
+                continue
+            role = N.role_of(ns)
+            if role == "ovf":
+                renames[ns] = envelope.names.ovf
+            elif role in DMTF_ROLES and role in N.CANONICAL:
+                renames[ns] = N.CANONICAL[role]
+    if not renames:
+        return envelope.tree
+    tree = copy.deepcopy(envelope.tree)        # keeps source lines
+    root = tree.getroot()
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        ns, local = _split(el.tag)
+        if ns in renames:
+            el.tag = f"{{{renames[ns]}}}{local}"
+        for key in [k for k in el.attrib.keys() if _split(k)[0] in renames]:
+            ans, alocal = _split(key)
+            value = el.attrib.pop(key)
+            el.set(f"{{{renames[ans]}}}{alocal}", value)
+    etree.cleanup_namespaces(root)
+    return tree
+
+
+def deviation_findings(version: str, root, error_log, where: str, shorten) -> list[Finding]:
+    """Findings of the default mode for the XSD errors of the document ``root``."""
     from vmferry.checks.consumers import tolerated_by
 
     index: dict[tuple[int, str], list] = {}
-    for el in envelope.root.iter():
+    for el in root.iter():
         if isinstance(el.tag, str):
             index.setdefault((el.sourceline, el.tag), []).append(el)
     out = []
@@ -224,7 +259,7 @@ def deviation_findings(envelope, error_log, where: str, shorten) -> list[Finding
         message = " ".join(err.message.split())
         element, attribute, text, expected = parse_message(message)
         node = _element_at(index, err.line, element) if element else None
-        rule = classify(envelope.version, element, attribute, text, expected, node)
+        rule = classify(version, element, attribute, text, expected, node)
         if rule is None:
             continue
         readers = tolerated_by(rule)

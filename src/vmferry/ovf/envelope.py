@@ -248,6 +248,29 @@ class Envelope:
     def file_by_id(self, file_id: str) -> FileRef | None:
         return next((f for f in self.references if f.id == file_id), None)
 
+    def file_for_ref(self, ref: str | None) -> FileRef | None:
+        """The File a Disk's ``ovf:fileRef`` names: by ``ovf:id`` (DMTF), else by ``ovf:href`` (oVirt/RHV
+        export domains write the image path ``IMAGEGROUP/IMAGE`` as fileRef while the File's id is the
+        volume)."""
+        if not ref:
+            return None
+        return self.file_by_id(ref) or next((f for f in self.references if f.href == ref), None)
+
+    def disk_for_host_resource(self, text: str | None) -> DiskDef | None:
+        """The Disk a disk Item's HostResource names: ``ovf:/disk/ID`` (0.9: ``/disk/ID``), or, as oVirt
+        and RHV write it, the image path ``IMAGEGROUP/IMAGE`` or the bare volume id: the Disk whose
+        ``ovf:fileRef`` is that text, or whose ``ovf:diskId`` is its last component."""
+        if not text:
+            return None
+        t = text.strip()
+        for prefix in ("ovf:/disk/", "ovf://disk/", "/disk/"):
+            if t.startswith(prefix):
+                return self.disk_by_id(t[len(prefix):])
+        if t.startswith(("ovf:", "/")) or "://" in t:
+            return None
+        return next((d for d in self.disks if d.file_ref == t), None) or \
+            self.disk_by_id(t.rsplit("/", 1)[-1])
+
     @cached
     def disks(self) -> list[DiskDef]:
         out = []

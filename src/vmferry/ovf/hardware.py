@@ -74,7 +74,11 @@ class Item(Node):
 
     @property
     def parent(self) -> str | None:
-        return self.get("Parent")
+        """The parent controller's InstanceID; oVirt's nil UUID (all zeros) means none."""
+        value = self.get("Parent")
+        if value and not value.strip("0-"):
+            return None
+        return value
 
     @property
     def address_on_parent(self) -> str | None:
@@ -91,6 +95,30 @@ class Item(Node):
     @property
     def virtual_quantity(self) -> int | None:
         return parse_int(self.get("VirtualQuantity"))
+
+    @property
+    def cpu_topology(self) -> tuple[int, int, int] | None:
+        """(sockets, cores per socket, threads per core) as oVirt/RHV write them in a processor Item
+        (``rasd:num_of_sockets``, ``rasd:cpu_per_socket``, ``rasd:threads_per_cpu``); None without them."""
+        sockets, cores = parse_int(self.get("num_of_sockets")), parse_int(self.get("cpu_per_socket"))
+        if not sockets or not cores or sockets < 1 or cores < 1:
+            return None
+        threads = parse_int(self.get("threads_per_cpu")) or 1
+        return sockets, cores, max(1, threads)
+
+    @property
+    def cpu_count(self) -> int | None:
+        """Virtual CPUs of a processor Item: ``VirtualQuantity``, else sockets × cores × threads."""
+        qty = self.virtual_quantity
+        if qty is not None:
+            return qty
+        topology = self.cpu_topology
+        return topology[0] * topology[1] * topology[2] if topology else None
+
+    @property
+    def mac(self) -> str | None:
+        """A NIC's MAC address: ``rasd:Address`` (DMTF), or ``rasd:MACAddress`` (oVirt/RHV)."""
+        return self.get("Address") or self.get("MACAddress") or None
 
     @property
     def allocation_units(self) -> str | None:

@@ -56,13 +56,17 @@ def schema_findings(envelope, *, strict: bool = True) -> list[Finding]:
         return [Finding("VMF-XSD-002", "info", f"no DMTF schema exists for OVF {envelope.version}; XSD "
                         "validation skipped", envelope.path or "")]
     schema = load_schema(envelope.version)
-    if schema.validate(envelope.tree):
-        return []
     where = envelope.path or "<descriptor>"
     if not strict:
-        from vmferry.ovf.deviations import deviation_findings
+        from vmferry.ovf.deviations import deviation_findings, with_standard_namespaces
 
-        return deviation_findings(envelope, schema.error_log, where, _shorten_ns)
+        # misspelt DMTF namespaces are reported by VMF-OVF-002/003; the schema judges the rest
+        tree = with_standard_namespaces(envelope)
+        if schema.validate(tree):
+            return []
+        return deviation_findings(envelope.version, tree.getroot(), schema.error_log, where, _shorten_ns)
+    if schema.validate(envelope.tree):
+        return []
     out = []
     for err in schema.error_log:
         msg = " ".join(err.message.split())

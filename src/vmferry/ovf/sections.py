@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vmferry.ovf.names import role_of
 from vmferry.ovf.units import parse_byte_units, parse_int
 from vmferry.ovf.xmlmodel import ChildText, Node, OvfAttr, iter_children, xsi_type
 
@@ -39,6 +40,9 @@ class FileRef(Node):
         return parse_int(self.chunk_size_text)
 
 
+VOLUME_FORMATS = {"COW": "qcow2", "RAW": "raw"}
+
+
 class DiskDef(Node):
     """``DiskSection/Disk``: a virtual disk, backed by a file or blank."""
 
@@ -49,6 +53,8 @@ class DiskDef(Node):
     populated_size_text = OvfAttr("populatedSize")
     format = OvfAttr("format")
     parent_ref = OvfAttr("parentRef")
+    volume_format = OvfAttr("volume-format")      # oVirt/RHV: COW (qcow2) or RAW
+    disk_interface = OvfAttr("disk-interface")    # oVirt/RHV: VirtIO, VirtIO_SCSI, IDE, SATA, SPAPR_VSCSI
 
     @property
     def capacity_bytes(self) -> int | None:
@@ -68,6 +74,17 @@ class DiskDef(Node):
     @property
     def populated_bytes(self) -> int | None:
         return parse_int(self.populated_size_text)
+
+    @property
+    def format_name(self) -> str | None:
+        """Short format name of the backing file. oVirt/RHV state it in ``ovf:volume-format`` (COW: qcow2,
+        RAW: raw), whatever ``ovf:format`` says (virt-v2v writes a placeholder URI, the engine a VMDK one)."""
+        from vmferry.ovf.formats import format_of_uri
+
+        volume = (self.volume_format or "").strip().upper()
+        if volume in VOLUME_FORMATS:
+            return VOLUME_FORMATS[volume]
+        return format_of_uri(self.format)
 
 
 class NetworkDef(Node):
@@ -182,6 +199,14 @@ class OperatingSystem(Node):
     @property
     def cim_id(self) -> int | None:
         return parse_int(self.id_text)
+
+    @property
+    def ovirt_id(self) -> str | None:
+        """oVirt's OS number (``ovirt:id``; the section's ``ovf:id`` is then the VM's UUID)."""
+        for key, value in self.element.attrib.items():
+            if key.endswith("}id") and role_of(key[1:].split("}", 1)[0]) == "ovirt":
+                return value.strip()
+        return None
 
     @property
     def vendor_type(self) -> str | None:

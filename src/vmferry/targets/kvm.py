@@ -226,8 +226,9 @@ def _convert_system(pkg, portable, vm: PortableVM, profile, tmp, output, report:
         if iso:
             disks.append(DiskPlan(os.path.join(output, os.path.basename(iso)), "raw", cd_bus, device="cdrom",
                                   readonly=True))
-    vcpus, sockets, cores = plan_topology(vm, profile)
+    vcpus, sockets, cores, threads = plan_topology(vm, profile)
     plan = DomainPlan(name=name, domain_type=dtype, machine=mach, vcpus=vcpus, sockets=sockets, cores=cores,
+                      threads=threads,
                       memory_mib=vm.memory_for(profile) or 1024, firmware=vm.firmware.kind,
                       secure_boot=vm.firmware.secure_boot, disks=disks, nics=nics,
                       console_log=os.path.join(output, f"{name}-console.log"),

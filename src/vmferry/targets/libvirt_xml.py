@@ -44,6 +44,7 @@ class DomainPlan:
     sockets: int
     cores: int
     memory_mib: int
+    threads: int = 1
     firmware: str = "bios"      # bios or efi
     secure_boot: bool = False
     disks: list[DiskPlan] = field(default_factory=list)
@@ -89,7 +90,7 @@ def domain_xml(plan: DomainPlan) -> str:
                match=None if plan.domain_type == "kvm" else "exact")
     if plan.domain_type != "kvm":
         _sub(cpu, "model", "qemu64", fallback="allow")
-    _sub(cpu, "topology", sockets=plan.sockets, dies=1, cores=plan.cores, threads=1)
+    _sub(cpu, "topology", sockets=plan.sockets, dies=1, cores=plan.cores, threads=plan.threads)
     _sub(dom, "clock", offset="utc")
     _sub(dom, "on_poweroff", "destroy")
     _sub(dom, "on_reboot", "restart")
@@ -133,9 +134,11 @@ def domain_xml(plan: DomainPlan) -> str:
     return etree.tostring(dom, pretty_print=True, encoding="unicode")
 
 
-def plan_topology(vm: PortableVM, profile: str | None) -> tuple[int, int, int]:
-    """(vcpus, sockets, cores) for ``profile``."""
+def plan_topology(vm: PortableVM, profile: str | None) -> tuple[int, int, int, int]:
+    """(vcpus, sockets, cores, threads) for ``profile``: the source's topology when it divides the count."""
     cpu = vm.cpu_for(profile)
     count = cpu.count if cpu else 1
     cores = cpu.cores_per_socket if cpu and cpu.cores_per_socket and count % cpu.cores_per_socket == 0 else 1
-    return count, max(1, count // cores), cores
+    threads = cpu.threads_per_core if cpu and cpu.threads_per_core and count % (cores * cpu.threads_per_core) == 0 \
+        else 1
+    return count, max(1, count // (cores * threads)), cores, threads
