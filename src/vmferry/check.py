@@ -13,7 +13,9 @@ some warnings) are fixed by ``convert``, which lists them; ``not-ready``: an err
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from vmferry.findings import NOT_READY, Finding, applied, verdict
@@ -90,20 +92,23 @@ def guest_findings(pkg, portable, target: str) -> list[Finding]:
 
     if target not in GUEST_TARGETS:
         return []
-    with tempfile.TemporaryDirectory(prefix="vmferry-guest-") as tmp:
-        image = None
-        try:
-            image = boot_disk_image(pkg, portable, tmp)
+    from vmferry.errors import PackageError
+    from vmferry.guest import inspect_image
+
+    image = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="vmferry-guest-") as tmp, \
+                boot_disk_image(pkg, portable, tmp) as image:   # a damaged or altered package raises
             if image is None:
                 return []
-            from vmferry.guest import inspect_image
-
             report = inspect_image(image)
-        except VmferryError as exc:
-            where = os.path.basename(image) if image else pkg.path
-            name = next((f.href for f in portable.files if os.path.basename(f.href) == where), where)
-            return [Finding("VMF-GUEST-004", "warning", f"the guest on {name} could not be inspected: "
-                            f"{exc.message}", name, "check drivers by hand, or run 'vmferry guest' on the disk")]
+    except PackageError:
+        raise
+    except VmferryError as exc:
+        where = os.path.basename(image) if image else pkg.path
+        name = next((f.href for f in portable.files if os.path.basename(f.href) == where), where)
+        return [Finding("VMF-GUEST-004", "warning", f"the guest on {name} could not be inspected: "
+                        f"{exc.message}", name, "check drivers by hand, or run 'vmferry guest' on the disk")]
     href = os.path.basename(image)
     return judged_findings(report, portable.systems[0], GUEST_TARGETS[target], href)
 
@@ -138,29 +143,27 @@ def judged_findings(report, vm, target: str, href: str) -> list[Finding]:
     return out
 
 
-def boot_disk_image(pkg, portable, tmp: str) -> str | None:
-    """A path libguestfs can open for the first system's boot disk: the disk file itself (in an OVF
-    directory), or a qcow2 copy written into ``tmp`` straight from the archive (an OVA, a compressed or
-    chunked file). None when the package carries no disk image."""
+@contextlib.contextmanager
+def boot_disk_image(pkg, portable, tmp: str) -> Iterator[str | None]:
+    """A path libguestfs can open for the first system's boot disk, through the package reader: the
+    disk file itself (an uncompressed file of an OVF directory, its manifest digest checked on a thread
+    while the block runs, raising at its end), or a qcow2 copy written into ``tmp`` straight from the
+    archive (an OVA, a compressed or chunked file; verified while copied). None when the package
+    carries no disk image."""
+    from vmferry.disks.ova_read import convert_file
+
     vm = portable.systems[0] if portable.systems else None
     disk = next((d for d in (vm.disks if vm else []) if d.file_id), None)
     fspec = portable.file(disk.file_id) if disk else None
     if fspec is None or not pkg.parts_of(fspec.href, fspec.chunk_size):
-        return None
-    parts = pkg.parts_of(fspec.href, fspec.chunk_size)
-    member = pkg.members[parts[0]]
-    if member.fs_path and not fspec.compression and len(parts) == 1:
-        return member.fs_path
+        yield None
+        return
+    f = pkg.file(fspec.href)
+    place = f.in_place
+    if pkg.container == "ovf" and place is not None:
+        with f.verified_in_place():
+            yield place[0]
+        return
     out = os.path.join(tmp, os.path.basename(fspec.href).rsplit(".", 1)[0] + ".qcow2")
-    if pkg.container == "ova":
-        from vmferry.disks.ova_read import import_disk
-
-        import_disk(pkg.path, fspec.href, out, "qcow2", compression=fspec.compression,
-                    chunk_size=fspec.chunk_size, verify=False)
-        return out
-    from vmferry.conversion import _materialise
-    from vmferry.disks.convert import convert_disk, open_disk
-
-    src, offset, size = _materialise(pkg, fspec, tmp)
-    convert_disk(open_disk(src, offset, size), out, "qcow2")
-    return out
+    convert_file(f, out, "qcow2")
+    yield out

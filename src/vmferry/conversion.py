@@ -15,6 +15,7 @@ under a temporary name and renamed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -127,6 +128,7 @@ def convert_package(path: str | os.PathLike, target: str, output: str | os.PathL
         return report
     if pkg is None:
         raise UsageError("a package is needed (or use --descriptor-only)", path=path)
+    report.findings += pkg.verify_integrity()   # before anything is written
     from vmferry.disks.formats import default_format, get_format
 
     fmt = get_format(disk_format) if disk_format else default_format(target)
@@ -182,20 +184,39 @@ def _disk_files(portable: PortablePackage) -> dict[str, list]:
     return out
 
 
-def _materialise(pkg, f: FileSpec, workdir: str) -> tuple[str, int, int | None]:
-    """(path, offset, size) where the plain bytes of ``f`` can be read: the member itself, or a
-    temporary file when it is compressed or chunked."""
-    parts = pkg.parts_of(f.href, f.chunk_size)
-    if not f.compression and len(parts) == 1:
-        member = pkg.members[parts[0]]
-        if member.fs_path:
-            return member.fs_path, 0, None
-        return pkg.path, member.offset, member.size
-    tmp = os.path.join(workdir, ".plain-" + os.path.basename(f.href))
+def _materialise(pkg, f: FileSpec, workdir: str, verifying: contextlib.ExitStack) -> tuple[str, int, int | None]:
+    """(path, offset, size) where the plain bytes of ``f`` can be read, through the package reader: the
+    file or member itself (its digest checked on a thread registered on ``verifying``: close it before
+    the output is committed), or a temporary file, verified while written, when it is compressed or
+    chunked."""
+    pf = pkg.file(f.href)
+    place = pf.in_place
+    if place is not None:
+        verifying.enter_context(pf.verified_in_place())
+        return place
+    return materialise(pf, workdir), 0, None
+
+
+def materialise(pf, workdir: str) -> str:
+    """A temporary plain file in ``workdir`` holding the logical bytes of the compressed or chunked
+    package file ``pf`` (verified and bounded while written)."""
+    tmp = os.path.join(workdir, ".plain-" + os.path.basename(pf.name))
     with open(tmp, "wb") as out:
-        for block in pkg.file_blocks(f.href, chunk_size=f.chunk_size, compression=f.compression):
+        for block in pf.blocks():
             out.write(block)
-    return tmp, 0, None
+    return tmp
+
+
+def copy_package_file(pf, dst: str) -> tuple[int, str]:
+    """Copy the logical bytes of the package file ``pf`` to ``dst``, verified while read; (size, sha256)."""
+    digest = hashlib.sha256()
+    total = 0
+    with open(dst, "wb") as fout:
+        for block in pf.blocks():
+            fout.write(block)
+            digest.update(block)
+            total += len(block)
+    return total, digest.hexdigest()
 
 
 def _shown(pkg, f: FileSpec) -> str:
@@ -244,11 +265,12 @@ def _convert_to_directory(pkg, portable, style, fmt, output, force, reporter, re
 
     disks = _disk_files(portable)
     stem = _stem(pkg.descriptor_name)
-    with sigterm_as_interrupt(), atomic_directory(output, force=force) as tmp:
+    # the ExitStack closes first: every source digest is checked before the directory is committed
+    with sigterm_as_interrupt(), atomic_directory(output, force=force) as tmp, contextlib.ExitStack() as verifying:
         digests: list[tuple[str, str]] = []
         new_files: list[FileSpec] = []
         for f in portable.files:
-            src, offset, size = _materialise(pkg, f, tmp)
+            src, offset, size = _materialise(pkg, f, tmp, verifying)
             if hook and f.id == hook[0]:
                 src, offset, size = hook[1](src, offset, size, tmp)
             if f.id in disks:
@@ -299,8 +321,9 @@ def _convert_to_ova(pkg, portable, style, fmt, output, force, reporter, report, 
     work = tempfile.mkdtemp(prefix=".vmferry-tmp-", dir=os.path.dirname(output))
     try:
         sources, names = [], {}
+        verifying = contextlib.ExitStack()
         for f in portable.files:
-            src, offset, size = _materialise(pkg, f, work)
+            src, offset, size = _materialise(pkg, f, work, verifying)
             if hook and f.id == hook[0]:
                 src, offset, size = hook[1](src, offset, size, work)
             if f.id in disks and fmt.name == "vmdk-stream":
@@ -338,7 +361,9 @@ def _convert_to_ova(pkg, portable, style, fmt, output, force, reporter, report, 
                         d.format, d.format_uri = fmt.name, fmt.ovf_uri
             return write_descriptor(replace(portable, files=files), style)[0]
 
-        result = pack_ova(output, f"{stem}.ovf", render, sources, force=force, reporter=reporter)
+        with verifying:   # finish: every source digest checked before the archive is renamed into place
+            result = pack_ova(output, f"{stem}.ovf", render, sources, force=force, reporter=reporter,
+                              finish=verifying.close)
         report.changes[:0] = write_descriptor(portable, style)[1]
         report.files = [{"href": w.name, "size": w.size, "sha256": w.sha256} for w in result.files.values()]
     finally:

@@ -9,10 +9,11 @@ import sys
 from dataclasses import asdict
 
 from vmferry.disks import FORMATS, convert_disk, default_format, get_format, open_disk
-from vmferry.disks.ova_read import import_disk, members
+from vmferry.disks.ova_read import import_disk
 from vmferry.disks.safety import sigterm_as_interrupt
 from vmferry.disks.vmdk_stream import DEFAULT_LEVEL
-from vmferry.errors import DamagedImage, MissingFile, UsageError
+from vmferry.errors import DamagedImage, UsageError
+from vmferry.package import open_package
 from vmferry.progress import make_reporter
 from vmferry.tools import qemu_img
 
@@ -53,10 +54,11 @@ def _open(image: str):
     path, member = _split_ova(image)
     if member is None:
         return open_disk(path)
-    found = {m.name: m for m in members(path)}
-    if member not in found:
-        raise MissingFile(f"{member} is not in the archive", path=path)
-    return open_disk(path, found[member].offset, found[member].size, name=f"{path}:{member}")
+    pkg = open_package(path)     # the package reader: a FIFO is refused, the archive read safely
+    if pkg.container != "ova":
+        raise UsageError("X.ova:MEMBER names a member of an OVA archive", path=path)
+    found = pkg.member(member)
+    return open_disk(path, found.offset, found.size, name=f"{path}:{member}")
 
 
 def _emit(doc: dict, text: str, as_json: bool) -> None:

@@ -80,8 +80,8 @@ def _inspect(path: str):
     from vmferry.package import open_package
 
     pkg = open_package(path)
-    with tempfile.TemporaryDirectory(prefix="vmferry-guest-") as tmp:
-        image = boot_disk_image(pkg, read_package(pkg.envelope), tmp)
+    with tempfile.TemporaryDirectory(prefix="vmferry-guest-") as tmp, \
+            boot_disk_image(pkg, read_package(pkg.envelope), tmp) as image:
         if image is None:
             raise UsageError("the package carries no disk image to inspect", path=path)
         return inspect_image(image)

@@ -87,8 +87,8 @@ def _dry_run_package(path, targets, settings, options):
 
     pkg = open_package(path)
     portable = read_package(pkg.envelope)
-    with tempfile.TemporaryDirectory(prefix="vmferry-repair-") as tmp:
-        image = boot_disk_image(pkg, portable, tmp)
+    with tempfile.TemporaryDirectory(prefix="vmferry-repair-") as tmp, \
+            boot_disk_image(pkg, portable, tmp) as image:
         if image is None:
             raise UsageError("the package carries no disk image to repair", path=path)
         source = DIALECTS.get(portable.source_dialect or "", (None, ""))[0]

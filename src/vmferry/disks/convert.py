@@ -129,8 +129,11 @@ def estimate_output(disk: OpenedDisk, fmt: DiskFormat) -> int:
 
 def convert_disk(disk: OpenedDisk, out: str | os.PathLike, fmt: DiskFormat | str, *, force: bool = False,
                  reporter: Reporter | None = None, adapter: str = "lsilogic", level: int = DEFAULT_LEVEL,
-                 workers: int | None = None) -> ConvertResult:
-    """Write ``disk`` to ``out`` in ``fmt``; nothing appears at ``out`` unless it succeeds."""
+                 workers: int | None = None, finish: Callable[[], None] | None = None) -> ConvertResult:
+    """Write ``disk`` to ``out`` in ``fmt``; nothing appears at ``out`` unless it succeeds.
+
+    ``finish`` runs after the output was written, before it is renamed into place (the source's
+    manifest check goes there: raising leaves nothing)."""
     fmt = formats.get_format(fmt) if isinstance(fmt, str) else fmt
     reporter = reporter or Reporter()
     out = safety.check_output_path(out, force=force)
@@ -144,6 +147,8 @@ def convert_disk(disk: OpenedDisk, out: str | os.PathLike, fmt: DiskFormat | str
             inner = os.path.join(tmpdir, os.path.basename(out))
             _qemu_convert(disk, inner, fmt, adapter, reporter, needed)
             vsize = _check_size(inner, disk)
+            if finish is not None:
+                finish()
         return _result(out, fmt, vsize)
     with safety.atomic_output(out, force=force) as tmp:
         populated = None
@@ -160,6 +165,8 @@ def convert_disk(disk: OpenedDisk, out: str | os.PathLike, fmt: DiskFormat | str
         if populated is None:
             _qemu_convert(disk, tmp, fmt, adapter, reporter, needed)
         vsize = _check_size(tmp, disk)
+        if finish is not None:
+            finish()
     return _result(out, fmt, vsize, populated)
 
 

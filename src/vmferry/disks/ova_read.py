@@ -1,43 +1,29 @@
-"""Reading disks out of an OVA without unpacking it, verifying it, unpacking it.
+"""Reading disks out of a package without unpacking it, verifying an OVA, unpacking it.
 
-A tar member is a contiguous byte range of the ``.ova``: :func:`import_disk` converts a disk
-member straight from that range (qemu-img opens it through a ``raw`` layer with ``offset`` and
-``size``) while a thread hashes the same bytes against the manifest; the only thing written is the
-output. :func:`verify_ova` and :func:`unpack_ova` read each byte of the archive once.
-
-Members are listed by :func:`vmferry.package.ova.scan_ova`, the safe OVA reader (absolute paths, "..",
-links, devices and truncation refused).
+Everything goes through the package reader (:mod:`vmferry.package.base`): the archive is opened once,
+the manifest is the one named after the descriptor, and every byte is checked against it while it is
+read. :func:`convert_file` converts a referenced file: a plain one straight from where it lies
+(qemu-img reads the OVA member's byte range, or the file of an OVF directory) while a thread hashes
+the same bytes — a mismatch raises before the output is renamed into place; a gzip-compressed or
+chunked one is streamed (see :mod:`vmferry.disks.stream_import`). :func:`verify_ova` and
+:func:`unpack_ova` read each byte of the archive once.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import mmap
+import itertools
 import os
-import re
 import tempfile
-import threading
-import zlib
 from dataclasses import dataclass
 
 from vmferry.disks import safety
-from vmferry.errors import (
-    DiskError,
-    ManifestMismatch,
-    MissingFile,
-    PackageError,
-    TruncatedArchive,
-    UnsafeArchive,
-)
+from vmferry.errors import DiskError, MissingFile, PackageError, UnsafeArchive
+from vmferry.package import streams
+from vmferry.package.base import Package, PackageFile, open_package
 from vmferry.package.ova import TarMember as Member
 from vmferry.package.ova import scan_ova
 from vmferry.progress import Reporter
-
-READ_CHUNK = 4 << 20
-WINDOW = 8 << 20
-# MAP_POPULATE maps a whole window at once instead of taking a page fault per 4 KiB page
-MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
 
 
 def members(ova: str | os.PathLike) -> list[Member]:
@@ -45,47 +31,11 @@ def members(ova: str | os.PathLike) -> list[Member]:
     return scan_ova(ova)
 
 
-def _read_range(ova: str, m: Member) -> bytes:
-    with open(ova, "rb") as f:
-        return os.pread(f.fileno(), m.size, m.offset)
-
-
-def manifest(ova: str, listing: list[Member]) -> dict[str, tuple[str, str]]:
-    """name -> (hashlib algorithm, hex digest) from the ``.mf`` member ({} when there is none)."""
-    from vmferry.package.manifest import ALGORITHMS, parse_manifest
-
-    mf = [m for m in listing if m.name.lower().endswith(".mf")]
-    if not mf:
-        return {}
-    if mf[0].size > 1 << 20:
-        raise PackageError("the manifest is larger than 1 MiB", path=ova)
-    parsed = parse_manifest(_read_range(ova, mf[0]), mf[0].name)
-    if parsed.findings:
-        raise PackageError(parsed.findings[0].message, path=f"{ova}:{mf[0].name}")
-    return {e.name: (ALGORITHMS[e.algorithm], e.digest) for e in parsed.entries}
-
-
-def _hash_range(ova: str, m: Member, algo: str, step=None, sink=None) -> str:
-    """Digest of the member's bytes, hashed straight from the page cache (``mmap``, no copy) in
-    windows of :data:`WINDOW` bytes, so resident memory stays bounded; ``sink`` (a file) receives
-    the same bytes, so unpacking reads each byte once."""
-    h = hashlib.new(algo)
-    with open(ova, "rb") as f:
-        if os.fstat(f.fileno()).st_size < m.offset + m.size:
-            raise TruncatedArchive(f"{m.name} is truncated", path=ova)
-        pos, end = m.offset, m.offset + m.size
-        while pos < end:
-            base = pos - pos % mmap.ALLOCATIONGRANULARITY
-            length = min(end, base + WINDOW) - base
-            with mmap.mmap(f.fileno(), length, flags=MAP_FLAGS, prot=mmap.PROT_READ, offset=base) as mm, \
-                    memoryview(mm) as view, view[pos - base:] as chunk:
-                h.update(chunk)
-                if sink is not None:
-                    sink.write(chunk)
-            if step is not None:
-                step.advance(base + length - pos)
-            pos = base + length
-    return h.hexdigest()
+def _open_ova(ova: str) -> Package:
+    pkg = open_package(ova)
+    if pkg.container != "ova":
+        raise PackageError("is not an OVA archive", path=ova)
+    return pkg
 
 
 @dataclass(frozen=True)
@@ -100,27 +50,38 @@ def verify_ova(ova: str | os.PathLike, *, reporter: Reporter | None = None,
     """Check every member against the manifest, reading each byte once."""
     ova = os.fspath(ova)
     reporter = reporter or Reporter()
-    listing = members(ova)
-    mf = manifest(ova, listing)
-    if not mf and require_manifest:
-        raise MissingFile("the OVA has no manifest", path=ova)
-    names = {m.name for m in listing}
-    for name in mf:
-        if name not in names:
-            raise MissingFile(f"{name} is listed in the manifest but not in the archive", path=ova)
+    pkg = _open_ova(ova)
+    pkg.verify_integrity()
+    if pkg.manifest is None and require_manifest:
+        raise MissingFile(f"the OVA has no manifest ('{pkg.stem}.mf')", path=ova)
     checked, unlisted = {}, []
-    todo = [m for m in listing if m.name in mf]
+    todo = [m for m in pkg.members.values() if pkg.digest_of(m.name)]
     with reporter.step("verify", sum(m.size for m in todo)) as step:
-        for m in listing:
-            if m.name not in mf:
-                if not m.name.lower().endswith((".mf", ".cert")):
+        for m in pkg.members.values():
+            digest = pkg.digest_of(m.name)
+            if digest is None:
+                if m.name not in (pkg.manifest_name, pkg.certificate_name):
                     unlisted.append(m.name)
                 continue
-            algo, want = mf[m.name]
-            if _hash_range(ova, m, algo, step) != want:
-                raise ManifestMismatch(f"{m.name}: {algo.upper()} does not match the manifest", path=ova)
-            checked[m.name] = algo
+            got = streams.hash_range(pkg.fd, m.offset, m.size, digest[0], pkg.where(m.name), step=step.advance)
+            if got != digest[1]:
+                raise streams.mismatch(pkg.where(m.name), digest[0], got, digest[1])
+            checked[m.name] = digest[0]
     return VerifyResult(ova, checked, unlisted)
+
+
+def check_references(pkg: Package) -> None:
+    """Every file the descriptor references is present whole: its chunks all there with consistent
+    sizes, its ``ovf:size`` right, covered by the manifest (raises otherwise). A descriptor that cannot
+    be parsed references nothing here (its bytes are still checked against the manifest)."""
+    from vmferry.errors import OvfError
+
+    try:
+        refs = [f.href for f in pkg.envelope.references if f.href]
+    except OvfError:
+        return
+    for href in refs:
+        pkg.file(href)
 
 
 def unpack_ova(ova: str | os.PathLike, out_dir: str | os.PathLike, *, force: bool = False,
@@ -128,17 +89,21 @@ def unpack_ova(ova: str | os.PathLike, out_dir: str | os.PathLike, *, force: boo
     """Extract ``ova`` into ``out_dir``, verifying digests on the way (one read per byte).
 
     On any error nothing is left in ``out_dir`` (the files are written in a temporary directory).
+    ``verify=False`` skips the manifest (the archive is still read safely).
     """
     ova = os.fspath(ova)
     reporter = reporter or Reporter()
-    listing = members(ova)
-    mf = manifest(ova, listing) if verify else {}
+    pkg = _open_ova(ova)
+    if verify:
+        pkg.verify_integrity()
+        check_references(pkg)
+    listing = list(pkg.members.values())
     safety.ensure_free_space(os.path.dirname(os.path.abspath(os.fspath(out_dir))),
                              sum(m.size for m in listing) + (1 << 20), what="the unpacked files")
     with safety.atomic_directory(out_dir, force=force) as tmp, \
             reporter.step("unpack", sum(m.size for m in listing)) as step:
         for m in listing:
-            algo = mf.get(m.name, ("sha256", ""))[0]
+            digest = pkg.digest_of(m.name) if verify else None
             target = os.path.join(tmp, *m.name.split("/"))
             try:
                 os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -148,147 +113,84 @@ def unpack_ova(ova: str | os.PathLike, out_dir: str | os.PathLike, *, force: boo
             except OSError as exc:
                 raise PackageError(f"cannot write {m.name}: {exc.strerror}", path=ova) from exc
             with sink:
-                digest = _hash_range(ova, m, algo, step, sink)
-            if m.name in mf and digest != mf[m.name][1]:
-                raise ManifestMismatch(f"{m.name}: {algo.upper()} does not match the manifest", path=ova)
+                got = streams.hash_range(pkg.fd, m.offset, m.size, digest[0] if digest else "sha256",
+                                         pkg.where(m.name), step=step.advance, sink=sink)
+            if digest is not None and got != digest[1]:
+                raise streams.mismatch(pkg.where(m.name), digest[0], got, digest[1])
     return [m.name for m in listing]
 
 
 def import_disk(ova: str | os.PathLike, href: str, out: str | os.PathLike, fmt: str, *,
                 compression: str | None = None, chunk_size: int | None = None, force: bool = False,
-                reporter: Reporter | None = None, verify: bool = True, **convert_kwargs):
-    """Convert the disk ``href`` of ``ova`` to ``out`` without extracting it.
+                reporter: Reporter | None = None, **convert_kwargs):
+    """Convert the disk ``href`` of ``ova`` to ``out`` without extracting it (:func:`convert_file`).
 
-    Plain members are converted from their byte range while a thread checks the manifest digest
-    of the same bytes; a mismatch removes the output and raises :class:`ManifestMismatch`.
-    gzip-compressed (``ovf:compression="gzip"``) or chunked (``ovf:chunkSize``) members cannot be
-    opened by range: they are streamed (see :mod:`vmferry.disks.stream_import`). When
-    ``compression``/``chunk_size`` are not given they are recognised from the archive (gzip magic
-    number, ``HREF.000000000`` member names).
+    ``compression``/``chunk_size`` and sizes come from the descriptor's ``File``; a member the
+    descriptor does not describe is recognised from the archive (gzip magic number or ``compression``,
+    ``HREF.000000000`` names, the first chunk's size); ``chunk_size`` is then only a hint.
     """
+    ova = os.fspath(ova)
+    pkg = _open_ova(ova)
+    overrides = {}
+    if pkg.reference(href) is None:
+        # not described: chunks are recognised by their names, gzip by its magic number (or as told)
+        chunks = pkg._chunk_names(href) if href not in pkg.members else []
+        first = pkg.members.get(href) or (pkg.members[chunks[0]] if chunks else None)
+        if chunks:
+            overrides["chunk_size"] = first.size
+        if compression or (first is not None and first.size >= 2
+                           and os.pread(pkg.fd, 2, first.offset) == b"\x1f\x8b"):
+            overrides["compression"] = compression or "gzip"
+    return convert_file(pkg.file(href, **overrides), out, fmt, force=force, reporter=reporter, **convert_kwargs)
+
+
+def convert_file(f: PackageFile, out: str | os.PathLike, fmt: str, *, force: bool = False,
+                 reporter: Reporter | None = None, **convert_kwargs):
+    """Convert the package file ``f`` (a disk) to ``out``; verified while read, nothing left on error."""
     from vmferry.disks.convert import convert_disk, open_disk
 
-    ova = os.fspath(ova)
     reporter = reporter or Reporter()
-    listing = {m.name: m for m in members(ova)}
-    mf = manifest(ova, list(listing.values())) if verify else {}
-    if not compression and not chunk_size:
-        # not told: chunks are recognised by their names, gzip by its magic number
-        chunks = _chunk_members(listing, href)
-        first = listing.get(href) or (chunks[0] if chunks else None)
-        if href not in listing and chunks:
-            chunk_size = chunks[0].size
-        if first is not None and first.size >= 2 and _read_range(ova, Member(first.name, first.offset, 2)) \
-                == b"\x1f\x8b":
-            compression = "gzip"
-    if compression or chunk_size:
-        return _import_streamed(ova, listing, mf, href, out, fmt, compression, force, reporter,
-                                convert_kwargs)
-    if href not in listing:
-        raise MissingFile(f"{href} is not in the archive", path=ova)
-    m = listing[href]
-    disk = open_disk(ova, m.offset, m.size, name=f"{ova}:{href}")
-    if href not in mf:
-        return convert_disk(disk, out, fmt, force=force, reporter=reporter, **convert_kwargs)
-    algo, want = mf[href]
-    got: dict[str, object] = {}
-
-    def digest() -> None:
-        try:
-            got["hex"] = _hash_range(ova, m, algo)
-        except (OSError, PackageError) as exc:
-            got["error"] = exc
-
-    hasher = threading.Thread(target=digest, name="ova-digest", daemon=True)
-    hasher.start()
-    result = convert_disk(disk, out, fmt, force=force, reporter=reporter, **convert_kwargs)
-    hasher.join()
-    if got.get("hex") != want:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(result.path)
-        if "error" in got:
-            raise PackageError(f"{href}: cannot be hashed: {got['error']}", path=ova)
-        raise ManifestMismatch(f"{href}: {algo.upper()} does not match the manifest", path=ova)
-    return result
+    place = f.in_place
+    if place is None:
+        return _convert_streamed(f, out, fmt, force, reporter, convert_kwargs)
+    with f.verified_in_place() as check:
+        return convert_disk(open_disk(*place, name=f.where), out, fmt, force=force, reporter=reporter,
+                            finish=check, **convert_kwargs)
 
 
-def _chunk_members(listing: dict[str, Member], href: str) -> list[Member]:
-    parts = sorted(n for n in listing if re.fullmatch(re.escape(href) + r"\.\d{9}", n))
-    return [listing[n] for n in parts]
-
-
-def _import_streamed(ova, listing, mf, href, out, fmt, compression, force, reporter, convert_kwargs):
-    """gzip-compressed and/or chunked members: a streamOptimized VMDK is streamed straight into
-    the output (:mod:`vmferry.disks.stream_import`); any other content is first joined into a
-    temporary file beside the output."""
+def _convert_streamed(f: PackageFile, out, fmt, force, reporter, convert_kwargs):
+    """gzip-compressed and/or chunked files: a streamOptimized VMDK is streamed straight into the
+    output (:mod:`vmferry.disks.stream_import`); any other content is first joined into a temporary
+    file beside the output."""
     from vmferry.disks.convert import ConvertResult, convert_disk, open_disk
     from vmferry.disks.formats import get_format
-    from vmferry.disks.stream_import import ByteStream, stream_import, streamable
+    from vmferry.disks.stream_import import stream_import, streamable
 
-    parts = _chunk_members(listing, href) or ([listing[href]] if href in listing else [])
-    if not parts:
-        raise MissingFile(f"{href} (or its chunks) is not in the archive", path=ova)
-    if compression not in (None, "gzip", "identity"):
-        raise DiskError(f"unknown ovf:compression {compression!r}", path=ova)
-    gunzip = compression == "gzip"
-    head = ByteStream(_logical_blocks(ova, parts[:1], {}, gunzip, check_end=False))
-    try:
-        first = head.read(512)
-    except DiskError:
-        first = b""
+    blocks = f.blocks()
+    head: list[bytes] = []
+    have = 0
+    with contextlib.suppress(StopIteration):
+        while have < 512:
+            head.append(next(blocks))
+            have += len(head[-1])
+    first = b"".join(head)[:512]
+    stream = itertools.chain(head, blocks)
     fmt = get_format(fmt)
     if streamable(first):
         try:
-            vsize, populated = stream_import(_logical_blocks(ova, parts, mf, gunzip), out, fmt, force=force,
-                                             reporter=reporter, workers=convert_kwargs.get("workers"),
-                                             needed=sum(p.size for p in parts))
+            vsize, populated = stream_import(stream, out, fmt, force=force, reporter=reporter,
+                                             workers=convert_kwargs.get("workers"), needed=f.stored_size)
         except DiskError as exc:
-            raise type(exc)(f"{href}: {exc.message}", path=ova) from exc
+            raise type(exc)(exc.message, path=exc.path or f.where) from exc
         return ConvertResult(os.path.abspath(os.fspath(out)), fmt.name, vsize, os.path.getsize(out), populated)
     parent = os.path.dirname(os.path.abspath(os.fspath(out)))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(os.fspath(out))}{safety.TEMP_MARK}", dir=parent)
     try:
         with os.fdopen(fd, "wb") as joined:
-            for block in _logical_blocks(ova, parts, mf, gunzip):
+            for block in stream:
                 joined.write(block)
-        return convert_disk(open_disk(tmp), out, fmt, force=force, reporter=reporter, **convert_kwargs)
+        return convert_disk(open_disk(tmp, name=f.where), out, fmt, force=force, reporter=reporter,
+                            **convert_kwargs)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-
-
-def _logical_blocks(ova: str, parts: list[Member], mf: dict, gunzip: bool, *, check_end: bool = True):
-    """The content of a file stored as ``parts`` (chunks), gunzipped when ``gunzip``; each part's
-    digest is checked against the manifest as soon as it has been read."""
-    d = zlib.decompressobj(wbits=31) if gunzip else None
-    with open(ova, "rb") as f:
-        for part in parts:
-            algo, want = mf.get(part.name, ("sha256", ""))
-            h = hashlib.new(algo)
-            f.seek(part.offset)
-            left = part.size
-            while left:
-                block = f.read(min(READ_CHUNK, left))
-                if not block:
-                    raise TruncatedArchive(f"{part.name} is truncated", path=ova)
-                left -= len(block)
-                h.update(block)
-                if d is None:
-                    yield block
-                    continue
-                try:
-                    while block:
-                        data = d.decompress(block, READ_CHUNK)
-                        if data:
-                            yield data
-                        block = d.unconsumed_tail
-                except zlib.error as exc:
-                    raise DiskError(f"corrupt gzip stream in {part.name}: {exc}", path=ova) from exc
-            if part.name in mf and h.hexdigest() != want:
-                raise ManifestMismatch(f"{part.name}: {algo.upper()} does not match the manifest", path=ova)
-    if d is not None and check_end:
-        tail = d.flush()
-        if tail:
-            yield tail
-        if not d.eof:
-            raise DiskError("the gzip stream is truncated", path=ova)

@@ -9,6 +9,7 @@ files vmferry rewrote) and ``Disk/@capacity``, ``@capacityAllocationUnits``, ``@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import os
@@ -18,7 +19,7 @@ from lxml import etree
 
 from vmferry.disks import formats
 from vmferry.disks.convert import open_disk
-from vmferry.errors import MissingFile, UsageError, XmlError
+from vmferry.errors import UsageError, XmlError
 from vmferry.package.ova_writer import PackResult, PackSource, WrittenFile, pack_ova
 from vmferry.progress import Reporter
 
@@ -131,25 +132,28 @@ def pack_directory(directory: str | os.PathLike, out: str | os.PathLike, *, disk
     (renamed ``*.vmdk``); ``None`` copies files unchanged. The manifest is always regenerated
     (SHA256); a certificate is not carried over since the contents change.
     """
+    from vmferry.package import open_package
+
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         raise UsageError("not a directory", path=directory)
     desc_path = find_descriptor(directory)
-    with open(desc_path, "rb") as fh:
-        xml = fh.read()
     if disk_format not in (None, "vmdk-stream"):
         formats.get_format(disk_format)
         raise UsageError("pack writes disks as they are or as vmdk-stream; use `vmferry disk convert` first")
-    sources, renames, findings = [], {}, []
+    pkg = open_package(desc_path)    # the package reader: files confined to the folder, no links followed
+    xml = pkg.descriptor_bytes
+    findings = pkg.verify_integrity()
+    sources, renames, files = [], {}, []
     for df in described_files(xml, desc_path):
-        path = os.path.join(directory, df.href)
         if os.path.basename(df.href) != df.href:
             raise UsageError(f"file reference {df.href!r} is not a plain file name", path=desc_path)
-        if not os.path.isfile(path):
-            raise MissingFile(f"{df.href} is referenced by the descriptor but missing", path=desc_path)
         if df.chunk_size:
             raise UsageError(f"{df.href} is chunked (ovf:chunkSize); join its chunks before packing",
                              path=desc_path)
+        pf = pkg.file(df.href)       # present, a regular file, ovf:size and manifest coverage checked
+        path = pf.parts[0].fs_path
+        files.append(pf)
         disk = None
         stream = False
         compressed = df.compression not in (None, "", "identity")  # copied as it is, attribute kept
@@ -165,6 +169,9 @@ def pack_directory(directory: str | os.PathLike, out: str | os.PathLike, *, disk
             renames[df.href] = name
         sources.append(PackSource(name, path, disk, stream))
     kwargs = {"level": level} if level is not None else {}
-    result = pack_ova(out, os.path.basename(desc_path), lambda w: fill_descriptor(xml, w, renames), sources,
-                      force=force, reporter=reporter, workers=workers, **kwargs)
+    with contextlib.ExitStack() as verifying:   # each file hashed while packed, checked before the rename
+        checks = [verifying.enter_context(pf.verified_in_place()) for pf in files]
+        result = pack_ova(out, os.path.basename(desc_path), lambda w: fill_descriptor(xml, w, renames), sources,
+                          force=force, reporter=reporter, workers=workers,
+                          finish=lambda: [check() for check in checks], **kwargs)
     return dataclasses.replace(result, findings=findings)

@@ -31,13 +31,14 @@ class SystemProperties:
 
 
 def package_properties(path: str | os.PathLike, *, profile: str | None = None,
-                       system: str | None = None) -> SystemProperties:
-    """Properties (values for ``profile``, default: the package's default profile) and NICs."""
+                       system: str | None = None, envelope=None) -> SystemProperties:
+    """Properties (values for ``profile``, default: the package's default profile) and NICs.
+    ``envelope``: the package's descriptor already read (it is then not opened again)."""
     from vmferry.dialects import read_package
     from vmferry.package import open_package
 
     path = os.fspath(path)
-    pkg = read_package(open_package(path).envelope)
+    pkg = read_package(envelope if envelope is not None else open_package(path).envelope)
     profiles = [p.id for p in pkg.profiles if p.id]
     if profile is not None and profile not in profiles:
         known = ", ".join(profiles) or "none"

@@ -1,7 +1,9 @@
 """OVF manifests (``.mf``): one ``ALGO(name)= hexdigest`` line per file (DSP0243 §5.1).
 
 SHA1 (OVF 1.x), SHA256 and SHA512 (OVF 2.x) are read; tools that write ``SHA256 (name) = hex`` with
-spaces are accepted too. Lines that cannot be read become findings, not failures.
+spaces are accepted too. Lines that cannot be read, unknown algorithms and a second line for the same
+file become findings (errors); :meth:`vmferry.package.base.Package.verify_integrity` refuses a package
+whose manifest has any.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Manifest:
     name: str
     entries: list[ManifestEntry]
     findings: list[Finding]
+    duplicates: frozenset[str] = frozenset()   # names listed more than once (only the first is an entry)
 
     def by_name(self) -> dict[str, ManifestEntry]:
         return {e.name: e for e in self.entries}
@@ -40,6 +43,8 @@ class Manifest:
 def parse_manifest(data: bytes, name: str) -> Manifest:
     entries: list[ManifestEntry] = []
     findings: list[Finding] = []
+    seen: dict[str, ManifestEntry] = {}
+    dups: set[str] = set()
     text = data.decode("utf-8", errors="replace")
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -59,8 +64,17 @@ def parse_manifest(data: bytes, name: str) -> Manifest:
             findings.append(Finding("VMF-PKG-010", "error", f"{algo} digest of {m.group('name')} has the wrong "
                                     "length", f"{name} (line {lineno})"))
             continue
-        entries.append(ManifestEntry(algo, m.group("name").strip(), digest, lineno))
-    return Manifest(name, entries, findings)
+        entry = ManifestEntry(algo, m.group("name").strip(), digest, lineno)
+        earlier = seen.get(entry.name)
+        if earlier is not None:
+            findings.append(Finding("VMF-PKG-015", "error", f"'{entry.name}' is listed twice (lines "
+                                    f"{earlier.line} and {lineno}); which digest holds is unknown",
+                                    f"{name} (line {lineno})"))
+            dups.add(entry.name)
+            continue
+        entries.append(entry)
+        seen[entry.name] = entry
+    return Manifest(name, entries, findings, frozenset(dups))
 
 
 def format_manifest(digests: list[tuple[str, str]], algorithm: str = "SHA256") -> bytes:

@@ -2,7 +2,8 @@
 
 :func:`scan_ova` walks the tar headers (seeking over the data), and refuses anything that could hurt:
 absolute paths, ``..``, symbolic and hard links, devices, FIFOs, sparse members, duplicate names, too
-many members, members that run past the end of the file (truncation). Every member is a contiguous
+many members, members that run past the end of the file (truncation), and a header that cannot be read
+after the first member (tar itself stops there silently; vmferry refuses). Every member is a contiguous
 byte range ``[offset, offset + size)`` of the ``.ova``, which lets disks be converted straight out of the
 archive.
 """
@@ -41,17 +42,30 @@ def _check_name(name: str, ova: str) -> str:
     return norm[2:] if norm.startswith("./") else norm
 
 
-def scan_ova(path: str | os.PathLike) -> list[TarMember]:
-    """The regular-file members of an OVA, in archive order; raise on anything unsafe."""
+def scan_ova(path: str | os.PathLike, fd: int | None = None) -> list[TarMember]:
+    """The regular-file members of an OVA, in archive order; raise on anything unsafe.
+
+    ``fd``: the archive already opened (by :func:`vmferry.package.confined.open_regular`); without it
+    the path is opened here, the same way (a FIFO is refused, not waited on)."""
+    from vmferry.package.confined import open_regular
+
     ova = os.fspath(path)
+    own = fd is None
+    if own:
+        fd = open_regular(ova)
     try:
-        total = os.path.getsize(ova)
-    except OSError as exc:
-        raise PackageError(f"cannot read: {exc.strerror}", path=ova) from exc
+        return _scan(ova, fd)
+    finally:
+        if own:
+            os.close(fd)
+
+
+def _scan(ova: str, fd: int) -> list[TarMember]:
+    total = os.fstat(fd).st_size
     members: list[TarMember] = []
     seen: set[str] = set()
     try:
-        with tarfile.open(ova, mode="r:") as tar:
+        with os.fdopen(os.dup(fd), "rb") as fileobj, tarfile.open(fileobj=fileobj, mode="r:") as tar:
             for info in tar:
                 if len(members) >= MAX_MEMBERS:
                     raise UnsafeArchive(f"more than {MAX_MEMBERS} members (tar bomb?)", path=ova)
@@ -76,6 +90,7 @@ def scan_ova(path: str | os.PathLike) -> list[TarMember]:
                                            f"{info.offset_data + info.size} bytes, file has {total}", path=ova)
                 seen.add(name)
                 members.append(TarMember(name, info.offset_data, info.size, info.offset))
+            _check_end(ova, fd, tar.offset, total)
     except tarfile.ReadError as exc:
         msg = str(exc)
         if "unexpected end" in msg or "truncated" in msg.lower():
@@ -88,3 +103,12 @@ def scan_ova(path: str | os.PathLike) -> list[TarMember]:
     if not members:
         raise PackageError("archive holds no files", path=ova)
     return members
+
+
+def _check_end(ova: str, fd: int, end: int, total: int) -> None:
+    """Where tar stopped reading headers there must be an end-of-archive (zero) block or nothing: a
+    header tar could not read after the first member is damage, not the end of the archive."""
+    block = os.pread(fd, 512, end)
+    if block and block.count(0) != len(block):
+        raise TruncatedArchive(f"the tar header at byte {end} is damaged; the members from there on cannot "
+                               "be read", path=ova)

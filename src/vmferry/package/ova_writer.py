@@ -122,8 +122,11 @@ def pad_descriptor(xml: bytes, length: int) -> bytes:
 def pack_ova(out: str | os.PathLike, descriptor_name: str,
              descriptor_render: Callable[[dict[str, WrittenFile]], bytes], files: list[PackSource], *,
              force: bool = False, reporter: Reporter | None = None, level: int = DEFAULT_LEVEL,
-             workers: int | None = None, manifest: bool = True) -> PackResult:
-    """Write the OVA ``out`` in one pass; see the module documentation."""
+             workers: int | None = None, manifest: bool = True,
+             finish: Callable[[], None] | None = None) -> PackResult:
+    """Write the OVA ``out`` in one pass; see the module documentation. ``finish`` runs when every
+    member was written, before the archive is renamed into place (the sources' manifest checks go
+    there: raising leaves nothing)."""
     reporter = reporter or Reporter()
     names = [descriptor_name, *(f.name for f in files)]
     if len(set(names)) != len(names):
@@ -162,6 +165,8 @@ def pack_ova(out: str | os.PathLike, descriptor_name: str,
         f.write(b"\0" * (2 * BLOCK))
         f.write(b"\0" * (-f.tell() % RECORD))
         size = f.tell()
+        if finish is not None:
+            finish()
     written = {descriptor_name: WrittenFile(descriptor_name, reserve, digest), **written}
     return PackResult(out, size, written)
 

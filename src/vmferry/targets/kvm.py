@@ -154,6 +154,8 @@ def convert_to_kvm(path: str | os.PathLike, output: str | os.PathLike, *, descri
         nic_settings = parse_settings(list(settings))
     dtype = domain_type or ("kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "qemu")
     fmt_name = disk_format or "qcow2"
+    if pkg is not None:
+        report.findings += pkg.verify_integrity()   # before anything is written
     with sigterm_as_interrupt(), atomic_directory(output, force=force) as tmp:
         for vm in portable.systems:
             _convert_system(pkg, portable, vm, chosen_profile, tmp, output, report, netmap=netmap,
@@ -222,7 +224,7 @@ def _convert_system(pkg, portable, vm: PortableVM, profile, tmp, output, report:
         nics.append(NicPlan(dst, nic, mac, kind))
     if vm.properties() and pkg is not None:
         iso = _env_iso(source_path, portable, vm, profile, os.path.join(tmp, f"{name}-ovf-env.iso"),
-                       descriptor_only, report, [p.mac for p in nics])
+                       descriptor_only, report, [p.mac for p in nics], envelope=pkg.envelope)
         if iso:
             disks.append(DiskPlan(os.path.join(output, os.path.basename(iso)), "raw", cd_bus, device="cdrom",
                                   readonly=True))
@@ -291,42 +293,35 @@ def _inspect(image: str, report: KvmReport):
 
 
 def _write_disk(pkg, fspec, disk, out: str, fmt_name: str, reporter, report: KvmReport) -> None:
-    from vmferry.conversion import _materialise
-    from vmferry.disks.convert import convert_disk, open_disk
+    from vmferry.disks.ova_read import convert_file
     from vmferry.tools.proc import run
 
     if fspec is None:  # a blank disk: created empty at its capacity
         run(["qemu-img", "create", "-q", "-f", fmt_name, out, str(disk.capacity_bytes or 1 << 30)])
         report.files.append({"href": os.path.basename(out), "blank": True})
         return
-    src, offset, size = _materialise(pkg, fspec, os.path.dirname(out))
-    from vmferry.conversion import _shown
-
-    result = convert_disk(open_disk(src, offset, size, name=_shown(pkg, fspec)), out, fmt_name, reporter=reporter)
-    if src.startswith(os.path.dirname(out)):
-        os.unlink(src)
+    result = convert_file(pkg.file(fspec.href), out, fmt_name, reporter=reporter)   # verified while read
     report.files.append({"href": os.path.basename(out), "size": result.file_size,
                          "virtual_size": result.virtual_size})
     report.changes.append(_change("converted", f"disk {fspec.href}", f"-> {fmt_name}"))
 
 
 def _copy_file(pkg, fspec, out: str, report: KvmReport) -> None:
-    from vmferry.conversion import _copy_range, _materialise
+    from vmferry.conversion import copy_package_file
 
-    src, offset, size = _materialise(pkg, fspec, os.path.dirname(out))
-    written, digest = _copy_range(src, offset, size, out)
+    written, digest = copy_package_file(pkg.file(fspec.href), out)
     report.files.append({"href": os.path.basename(out), "size": written, "sha256": digest})
 
 
 def _env_iso(source_path: str, portable, vm: PortableVM, profile, out: str, descriptor_only: bool,
-             report: KvmReport, macs: list[str | None]):
+             report: KvmReport, macs: list[str | None], envelope=None):
     """The OVF environment ISO (the "iso" transport) with the properties' values for ``profile``, the
     portable network keys (``vmferry.net.N.*``) that :func:`vmferry.conversion.prepare` added, and a
     cloud-init network config that matches each NIC by the MAC the domain gives it."""
     from vmferry.ovfenv import EnvProperty, build_environment, package_properties, write_iso
     from vmferry.portable import pick
 
-    props = package_properties(source_path, profile=profile, system=vm.id)
+    props = package_properties(source_path, profile=profile, system=vm.id, envelope=envelope)
     have = {p.full_key for p in props.properties}
     for p in vm.properties():
         if p.key.startswith("vmferry.net.") and p.key not in have:
