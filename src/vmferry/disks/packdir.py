@@ -143,7 +143,8 @@ def pack_directory(directory: str | os.PathLike, out: str | os.PathLike, *, disk
         raise UsageError("pack writes disks as they are or as vmdk-stream; use `vmferry disk convert` first")
     pkg = open_package(desc_path)    # the package reader: files confined to the folder, no links followed
     xml = pkg.descriptor_bytes
-    findings = pkg.verify_integrity()
+    # a folder being packed usually has no manifest yet (pack writes one): no VMF-PKG-004 here
+    findings = [f for f in pkg.verify_integrity() if f.rule != "VMF-PKG-004"]
     sources, renames, files = [], {}, []
     for df in described_files(xml, desc_path):
         if os.path.basename(df.href) != df.href:
@@ -151,7 +152,9 @@ def pack_directory(directory: str | os.PathLike, out: str | os.PathLike, *, disk
         if df.chunk_size:
             raise UsageError(f"{df.href} is chunked (ovf:chunkSize); join its chunks before packing",
                              path=desc_path)
-        pf = pkg.file(df.href)       # present, a regular file, ovf:size and manifest coverage checked
+        # present, a regular file, covered by the manifest; ovf:size is checked when a manifest vouches
+        # for the folder (without one, pack is authoring: it writes the true sizes)
+        pf = pkg.file(df.href, declared_size=pkg.manifest is not None)
         path = pf.parts[0].fs_path
         files.append(pf)
         disk = None

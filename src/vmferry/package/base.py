@@ -290,15 +290,16 @@ class Package:
         parts = self.parts_of(href, chunk_size)
         return sum(self.members[p].size for p in parts) if parts else None
 
-    def file(self, href: str, *, compression=_UNSET, chunk_size=_UNSET) -> PackageFile:
+    def file(self, href: str, *, compression=_UNSET, chunk_size=_UNSET, declared_size: bool = True) -> PackageFile:
         """The referenced file ``href``, checked (see the module documentation). ``compression`` and
-        ``chunk_size`` default to the descriptor's ``File``."""
+        ``chunk_size`` default to the descriptor's ``File``. ``declared_size=False`` leaves ``ovf:size``
+        unchecked (``pack`` of a folder without manifest: it writes the true sizes)."""
         self.verify_integrity()
         name = safe_href(href)
         if name is None:
             raise UnsafeArchive(f"reference '{href}' is not a relative path inside the package", path=self.path)
         ref = self.reference(href)
-        declared = ref.size if ref is not None else None
+        declared = ref.size if ref is not None and declared_size else None
         if compression is _UNSET:
             compression = ref.compression if ref is not None else None
         if chunk_size is _UNSET:
