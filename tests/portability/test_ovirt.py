@@ -131,6 +131,9 @@ def test_convert_to_kvm_keeps_cpus_topology_memory_disks_and_os(tmp_path, path):
     os_id = domain.xpath("//*[local-name()='os'][@id]/@id")
     assert os_id == [f"http://libosinfo.org/os/{from_ovirt(want['os']).libosinfo}"]
     assert [m.get("address") for m in domain.findall("devices/interface/mac")] == want["macs"]
+    # not inspected: the disk bus follows the source's ovf:disk-interface (virtio there, virtio here)
+    buses = {t.get("bus") for t in domain.findall("devices/disk[@device='disk']/target")}
+    assert buses == ({"virtio"} if want["interfaces"][0].startswith("VirtIO") else {"ide"})
 
 
 def _package(tmp_path: Path, path: Path) -> Path:

@@ -1,5 +1,6 @@
-"""Vendor facts with a portable meaning, harvested from vendor extensions; the rest is listed as not
-portable. One function per vendor namespace role, in a plain table."""
+"""Vendor facts with a portable meaning, harvested from vendor extensions (VMware firmware and cores per
+socket, VirtualBox OS type and firmware, XenServer UEFI/secure boot/PV, Hyper-V generation 2); the rest
+is listed as not portable. One function per vendor namespace role."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from vmferry.ovf.envelope import Envelope, VirtualSystem
 from vmferry.ovf.xmlmodel import localname, location
 from vmferry.portable import NonPortable, PortableVM
 
+HYPERV_GEN2 = "Microsoft:Hyper-V:SubType:2"
 VENDOR_ROLES = {"vmw": "vmware", "vbox": "virtualbox", "xenovf": "xen", "hyperv": "hyperv", "ovirt": "ovirt"}
 
 
@@ -63,6 +65,8 @@ def harvest(env: Envelope, system: VirtualSystem, vm: PortableVM) -> None:
                 cores[iid] = int((el.text or "").strip())
             except ValueError:
                 vm.not_portable.append(NonPortable("vmware", "vmw:CoresPerSocket", el.text or "", location(el)))
+        elif role == "xenovf" and local == "VirtualSystemOtherConfigurationData":
+            _xen_other_config(el, vm)
         elif role == "vbox" and local == "OSType":
             vm.os.virtualbox = (el.text or "").strip() or None
         elif role == "vbox" and local == "Machine":
@@ -70,6 +74,8 @@ def harvest(env: Envelope, system: VirtualSystem, vm: PortableVM) -> None:
         else:
             vm.not_portable.append(NonPortable(VENDOR_ROLES[role], f"{role}:{local}",
                                                (el.text or "").strip()[:80], location(el)))
+    if hw is not None and any(f.casefold() == HYPERV_GEN2.casefold() for f in hw.system_types):
+        vm.firmware.kind = "efi"      # Hyper-V generation 2 machines boot with UEFI only
     if hw is not None and cores:
         for item in hw.items:
             if item.instance_id in cores:
@@ -90,3 +96,35 @@ def _vbox_machine(machine, vm: PortableVM) -> None:
             vm.os.virtualbox = el.get("OSType")
     vm.not_portable.append(NonPortable("virtualbox", "vbox:Machine", "VirtualBox machine settings (ExtraData, "
                                        "GUI, storage attachments, ...)", location(machine)))
+
+
+def _pairs(value: str) -> dict[str, str]:
+    """``k1=v1;k2=v2`` (XenServer's map values in OVF) as a dict; a value without ``=`` gives ``{}``."""
+    out = {}
+    for part in value.split(";"):
+        key, eq, val = part.partition("=")
+        if eq:
+            out[key.strip().lower()] = val.strip()
+    return out
+
+
+def _xen_other_config(el, vm: PortableVM) -> None:
+    """Citrix XenServer/XenCenter's ``xenovf:VirtualSystemOtherConfigurationData Name="..."`` with a
+    ``Value`` child (XenAdmin ``OVF.AddOtherSystemSettingData``): the VM's XenAPI fields. Portable:
+    UEFI (``HVM_boot_params`` ``firmware=uefi``), secure boot (``platform`` ``secureboot=true``); a PV
+    guest (empty ``HVM_boot_policy``) is named as such; the rest is XenServer's own."""
+    name = el.get("Name") or next((v for k, v in el.attrib.items() if k.endswith("}Name")), "")
+    value = next(((c.text or "").strip() for c in el if isinstance(c.tag, str) and localname(c) == "Value"), "")
+    key = name.replace("-", "_")
+    if key == "HVM_boot_params" and _pairs(value).get("firmware", "").lower() == "uefi":
+        vm.firmware.kind = "efi"
+        return
+    if key == "platform" and _pairs(value).get("secureboot", "").lower() == "true":
+        vm.firmware.secure_boot = True
+    if key == "HVM_boot_policy":
+        if not value:
+            vm.not_portable.append(NonPortable("xen", "xenovf HVM_boot_policy", "empty: a paravirtualised (PV) "
+                                               "guest, booted by XenServer's PV bootloader; elsewhere it needs "
+                                               "an HVM-capable kernel and bootloader", location(el)))
+        return  # "BIOS order": a fully virtualised (HVM) guest, as every other target runs it
+    vm.not_portable.append(NonPortable("xen", f"xenovf {name}", value[:80], location(el)))

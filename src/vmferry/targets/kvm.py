@@ -96,6 +96,8 @@ def fallback_bus(vm: PortableVM) -> str:
     ctrl = vm.controller(disks[0].controller_id) if disks else None
     if ctrl is not None and ctrl.kind == "ide":
         return "ide"
+    if ctrl is not None and ctrl.model in ("virtio-blk", "virtio-scsi"):
+        return "virtio"   # the source (oVirt/RHV, KVM) ran the guest on virtio: its drivers are there
     return "sata"
 
 
