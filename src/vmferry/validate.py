@@ -23,6 +23,7 @@ class ValidationReport:
     files_checked: int = 0
     bytes_hashed: int = 0
     signed_by: str | None = None
+    strict: bool = False
 
     @property
     def ok(self) -> bool:
@@ -31,7 +32,7 @@ class ValidationReport:
     def to_dict(self) -> dict:
         return {"path": self.path, "container": self.container, "ovf_version": self.ovf_version,
                 "valid": self.ok, "files_checked": self.files_checked, "bytes_hashed": self.bytes_hashed,
-                "signed_by": self.signed_by, "findings": [f.to_dict() for f in self.findings]}
+                "signed_by": self.signed_by, "strict": self.strict, "findings": [f.to_dict() for f in self.findings]}
 
 
 def validate_package(path: str | os.PathLike, *, descriptor_only: bool = False, schema: bool = True,
@@ -80,6 +81,7 @@ def validate_package(path: str | os.PathLike, *, descriptor_only: bool = False, 
         report.signed_by = integrity.signed_by
     if schema:
         report.findings += schema_findings(env, strict=strict)
+    report.strict = strict
     report.findings += descriptor_findings(env)
     report.findings = name_consumers(report.findings)
     return report

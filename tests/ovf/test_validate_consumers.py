@@ -49,6 +49,7 @@ def _verdict(path: Path, descriptor_only: bool, *extra: str) -> tuple[int, list[
     args = ["validate", "--json", *extra] + (["--descriptor-only"] if descriptor_only else []) + [path]
     result = run_vmferry(*args)
     doc = json.loads(result.stdout.splitlines()[-1])
+    assert doc["strict"] == ("--strict" in extra)
     return result.returncode, sorted(f["rule"] for f in doc["findings"] if f["severity"] == "error")
 
 
@@ -71,6 +72,8 @@ def test_invalid_sample_still_fails_by_default_naming_the_consumers():
     assert result.returncode == 1
     assert "VMF-REF-001" in result.stdout and "refused by VMware OVF Tool/vSphere" in result.stdout
     assert "VMF-XSD-001" not in result.stdout and "VMF-XSD-008" in result.stdout  # ElementName missing
+    ref010 = next(line for line in result.stdout.splitlines() if "VMF-REF-010" in line)
+    assert "refused by virt-v2v" in ref010
 
 
 def test_virtualbox_export_deviations_are_warnings_naming_who_reads_them():

@@ -18,20 +18,23 @@ VMWARE, VBOX, OVIRT, V2V, COT = "VMware OVF Tool/vSphere", "VirtualBox", "oVirt"
 # documentation says the deviation is ignored)
 TOLERATED: dict[str, tuple[str, ...]] = {
     "VMF-XSD-003": (VBOX, OVIRT, V2V, COT),
-    "VMF-XSD-004": (VBOX, OVIRT, V2V),
+    "VMF-XSD-004": (VBOX, OVIRT),
     "VMF-XSD-005": (VMWARE, VBOX, OVIRT, V2V, COT),
     "VMF-XSD-006": (VMWARE, VBOX, OVIRT, V2V, COT),
     "VMF-XSD-007": (OVIRT, V2V),
     "VMF-XSD-008": (VBOX, OVIRT, V2V),
 }
 
-# rule -> consumers that refuse a package showing it
+# rule -> consumers that refuse a package showing it (virt-v2v -i ova: "error parsing disk fileRef", "no href
+# in ovf:File", "could not parse disk rasd:HostResource from OVF document" in its OVF parser)
 REFUSED: dict[str, tuple[str, ...]] = {
     "VMF-OVF-005": (VMWARE, COT),
     "VMF-REF-001": (VMWARE, V2V),
     "VMF-REF-002": (VMWARE, VBOX, V2V),
     "VMF-REF-003": (VMWARE, VBOX, V2V),
-    "VMF-REF-008": (VMWARE, VBOX),
+    "VMF-REF-005": (V2V,),
+    "VMF-REF-008": (VMWARE, VBOX, V2V),
+    "VMF-REF-010": (V2V,),
     "VMF-HW-004": (VMWARE, VBOX, V2V),
 }
 
