@@ -145,3 +145,22 @@ def test_settings_parse_and_merge_with_macs():
             parse_settings([bad])
     with pytest.raises(UsageError, match="outside"):
         parse_settings(["vmferry.net.0.address=10.0.0.5/24", "vmferry.net.0.gateway=10.1.0.1"])
+
+
+def test_readiness_counts_a_name_pinned_by_a_link_file_as_following_the_nic():
+    from tests.guest.test_units import _linux
+    from vmferry.guest.readiness import readiness
+
+    ifupdown = "auto ens192\niface ens192 inet static\n    address 10.0.0.5/24\n"
+    report = _linux(drivers=("virtio_pci", "virtio_blk", "sd_mod", "ahci"), modules=("virtio_net",))
+    report.network = linuxconf.ifupdown(ifupdown, "/etc/network/interfaces")
+    before = readiness(report, "kvm")
+    slot = [f for f in before.findings if f.rule == "VMF-GUEST-022"]
+    assert slot and slot[0].severity == "warning" and slot[0].fixed_by == "repair"
+    path, content = netrepair.link_file("ens192", MAC)
+    report.network += linuxconf.networkd(content, path)
+    after = readiness(report, "kvm")
+    assert not [f for f in after.findings if f.rule == "VMF-GUEST-022"]
+    mac = [f for f in after.findings if f.rule == "VMF-GUEST-021"]
+    assert mac and mac[0].severity == "info" and "ens192" in mac[0].message
+    assert after.status == "ready"

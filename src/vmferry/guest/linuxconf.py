@@ -134,10 +134,12 @@ def nm_keyfile(text: str, where: str) -> list[NetBinding]:
 def networkd(text: str, where: str) -> list[NetBinding]:
     cp = _ini(text)
     out = []
+    # a .link file's [Link] Name= names the NIC its [Match] selects: a name pinned to a MAC
+    link_name = cp.get("Link", "Name", fallback="").strip() if where.endswith(".link") else ""
     for key, kind in (("MACAddress", "mac"), ("PermanentMACAddress", "mac"), ("Name", "name")):
         for value in cp.get("Match", key, fallback="").split():
             if kind == "mac" and _MAC.match(value):
-                out.append(_binding(where, "mac", "?", value))
+                out.append(_binding(where, "mac", link_name or "?", value))
             elif kind == "name" and "*" not in value:
                 out.append(_binding(where, "name", value))
     return out

@@ -102,7 +102,8 @@ def _check_disk(report: GuestReport, target: str, spec: TargetSpec, bus: str, dr
     return [_f("VMF-GUEST-001", "error",
                     f"on {target} the boot disk is on {bus}, and {where} has no {', '.join(missing)}: "
                     "the root file system will not be found", how + alt,
-               kernel.initramfs.path if kernel.initramfs else kernel.path)]
+               kernel.initramfs.path if kernel.initramfs else kernel.path,
+               fixed_by="repair" if len(on_disk) == len(missing) else None)]
 
 
 def _check_names(report: GuestReport, target: str, bus: str) -> list[Finding]:
@@ -116,13 +117,15 @@ def _check_names(report: GuestReport, target: str, bus: str) -> list[Finding]:
         if name.mountpoint == "root=":
             out.append(_f("VMF-GUEST-010", "error", f"{name.where} boots root={renamed}",
                                "use root=UUID=<uuid of the root file system> in the bootloader configuration",
-                               name.where))
+                               name.where, fixed_by="repair"))
         elif name.mountpoint == "/":
             out.append(_f("VMF-GUEST-011", "error", f"{name.where} mounts / from {renamed}",
-                               "name the root file system by UUID= or LABEL= in /etc/fstab", name.where))
+                               "name the root file system by UUID= or LABEL= in /etc/fstab", name.where,
+                               fixed_by="repair"))
         else:
             out.append(_f("VMF-GUEST-012", "warning", f"{name.where} mounts {name.mountpoint} from {renamed}",
-                               "name the file system by UUID= or LABEL= in /etc/fstab", name.where))
+                               "name the file system by UUID= or LABEL= in /etc/fstab", name.where,
+                               fixed_by="repair"))
     return out
 
 
@@ -145,17 +148,20 @@ def _check_nic(report: GuestReport, target: str, spec: TargetSpec, nic: str, drv
 
 def _check_network(report: GuestReport) -> list[Finding]:
     out = []
+    # names a MAC binding pins (a .link file, a udev rule, netplan set-name, ifcfg HWADDR): they follow the NIC
+    pinned = {b.interface for b in report.network if b.kind == "mac"}
     for b in report.network:
         if b.kind == "mac":
-            out.append(_f("VMF-GUEST-021", "warning",
+            # vmferry keeps each NIC's MAC (the source's, or one derived from the VM's identity): a note
+            out.append(_f("VMF-GUEST-021", "info",
                                f"{b.where} binds {b.interface} to MAC {b.mac}",
                                "keep the MAC address (vmferry keeps it unless --new-macs), "
                                "or remove the MAC match from the guest's network configuration", b.where))
-        elif b.slot_bound:
+        elif b.slot_bound and b.interface not in pinned:
             out.append(_f("VMF-GUEST-022", "warning",
                                f"{b.where} configures {b.interface}, a name tied to the NIC's PCI slot",
-                               "configure the interface by driver/match rule, or rename it after the move",
-                               b.where))
+                               "bind the configuration to the NIC's MAC (vmferry guest repair, and convert --to kvm, do)",
+                               b.where, fixed_by="repair"))
     return out
 
 
