@@ -12,6 +12,7 @@ import configparser
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -46,21 +47,21 @@ SETTINGS = [f"vmferry.net.{i}.mac={mac}" for i, mac in enumerate(MACS.values())]
 
 
 def _prepared(tmp_root: Path) -> Path:
-    """The legacy guest with the convention files, as a cached qcow2 overlay keyed by the recipe."""
+    """The legacy guest with the convention files, as a cached qcow2 keyed by the recipe."""
     base = build.build("legacy")
     key = hashlib.sha256(json.dumps([base.image, sorted(RECIPE.items()), REMOVED]).encode()).hexdigest()[:16]
     image = build.cache_dir() / f"repair-conventions-{key}.qcow2"
     if not image.exists():
         tmp = image.with_suffix(".tmp")
-        run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", base.image, "-F", "raw", str(tmp)])
+        run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", base.image, str(tmp)])
         with Session(tmp, "qcow2") as s:
             for path, (text, mode) in RECIPE.items():
                 s.write(path, text, mode=mode)
             for path in REMOVED:
                 s.remove(path)
         os.replace(tmp, image)
-    work = tmp_root / "guest.qcow2"
-    run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(image), "-F", "qcow2", str(work)])
+    work = tmp_root / "guest.qcow2"      # a copy: vmferry opens no image whose backing file lies elsewhere
+    shutil.copyfile(image, work)
     return work
 
 
