@@ -11,6 +11,7 @@ Only drivers whose module exists for a kernel are asked for; built-in ones need 
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -116,7 +117,9 @@ def repair_drivers(ed: Editor, targets: list[str], source: list[str] | None, *, 
     for k in stale:
         argv = ["update-initramfs", "-u" if k.initrd else "-c", "-k", k.version] if tool == "initramfs-tools" \
             else ["dracut", "-f", "--kver", k.version]
+        started = time.monotonic()
         s.command(["/bin/sh", "-c", f"{PATH} exec \"$0\" \"$@\"", *argv])
+        report.timed("regenerate", started)
         report.regenerated.append(k.version)
         if not k.initrd:
             k.initrd = next((f"/boot/{n}" for n in (f"initrd.img-{k.version}", f"initramfs-{k.version}.img")

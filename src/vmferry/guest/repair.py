@@ -61,6 +61,12 @@ class RepairReport:
     problems: list[str] = field(default_factory=list)             # what could not be repaired, and why
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)     # step -> seconds (launch, network, ...)
+
+    def timed(self, step: str, since: float) -> float:
+        now = time.monotonic()
+        self.timings[step] = round(self.timings.get(step, 0.0) + now - since, 1)
+        return now
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -186,6 +192,7 @@ def repair_image(image: str | os.PathLike, targets: list[str], *, nics: list[Nic
         raise UsageError(f"unknown hypervisor {', '.join(bad) or '(none)'} (one of {', '.join(HYPERVISORS)})")
     report = RepairReport(image, list(dict.fromkeys(targets)), dry_run=dry_run)
     with Session(image, fmt or image_format(image), readonly=dry_run) as s:
+        t = report.timed("launch", start)
         report.os = f"{s.inspect('type')} {s.inspect('distro')} {s.inspect('major_version')}"
         if s.inspect("type") != "linux":
             report.problems.append(f"{s.inspect('type')} guests are not repaired (only Linux is): nothing changed")
@@ -193,11 +200,16 @@ def repair_image(image: str | os.PathLike, targets: list[str], *, nics: list[Nic
             return report
         ed = Editor(s, report)
         repair_network(ed, nics or [])
+        t = report.timed("network", t)
         repair_boot(ed)
+        t = report.timed("boot", t)
         unitrepair.repair_units(ed, report.targets)
         if generalize:
             unitrepair.generalize(ed)
+        t = report.timed("units", t)
         driverrepair.repair_drivers(ed, report.targets, source, regenerate=regenerate)
+        t = report.timed("drivers", t)
+    report.timed("shutdown", t)
     report.seconds = round(time.monotonic() - start, 1)
     return report
 
