@@ -49,7 +49,7 @@ SETTINGS = [f"vmferry.net.{i}.mac={mac}" for i, mac in enumerate(MACS.values())]
 def _prepared(tmp_root: Path) -> Path:
     """The legacy guest with the convention files, as a cached qcow2 keyed by the recipe."""
     base = build.build("legacy")
-    key = hashlib.sha256(json.dumps([base.image, sorted(RECIPE.items()), REMOVED]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps(["standalone qcow2", base.image, sorted(RECIPE.items()), REMOVED]).encode()).hexdigest()[:16]
     image = build.cache_dir() / f"repair-conventions-{key}.qcow2"
     if not image.exists():
         tmp = image.with_suffix(".tmp")

@@ -176,11 +176,13 @@ class Editor:
 
 def repair_image(image: str | os.PathLike, targets: list[str], *, nics: list[NicSetting] | None = None,
                  source: list[str] | None = None, generalize: bool = False, dry_run: bool = False,
-                 fmt: str | None = None, regenerate: bool = True) -> RepairReport:
+                 fmt: str | None = None, regenerate: bool = True, host_splice: bool = True) -> RepairReport:
     """Repair the Linux guest on ``image`` (in place: pass a copy) for the hypervisors ``targets``.
 
     ``nics``: the VM's NICs in order (their MACs, new addresses); ``source``: the hypervisors the image
-    came from, whose drivers are kept (inferred from the current initramfs when None).
+    came from, whose drivers are kept (inferred from the current initramfs when None); ``host_splice``:
+    add drivers to an initramfs-tools image on the host (:mod:`vmferry.guest.initramfs_splice`) instead
+    of running update-initramfs under emulation.
     """
     from vmferry.guest import driverrepair, unitrepair
     from vmferry.guest.collect import image_format
@@ -207,7 +209,7 @@ def repair_image(image: str | os.PathLike, targets: list[str], *, nics: list[Nic
         if generalize:
             unitrepair.generalize(ed)
         t = report.timed("units", t)
-        driverrepair.repair_drivers(ed, report.targets, source, regenerate=regenerate)
+        driverrepair.repair_drivers(ed, report.targets, source, regenerate=regenerate, host_splice=host_splice)
         t = report.timed("drivers", t)
     report.timed("shutdown", t)
     report.seconds = round(time.monotonic() - start, 1)

@@ -366,3 +366,7 @@ class Session:
     def download(self, path: str, dest: str | os.PathLike) -> Path:
         self._call("download", path, os.fspath(dest))
         return Path(dest)
+
+    def upload(self, src: str | os.PathLike, path: str) -> None:
+        """Replace the content of ``path`` (any size; an existing file keeps its mode)."""
+        self._call("upload", os.fspath(src), path)
