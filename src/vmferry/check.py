@@ -115,13 +115,19 @@ def guest_findings(pkg, portable, target: str) -> list[Finding]:
 
 def judged_findings(report, vm, target: str, href: str) -> list[Finding]:
     """Readiness findings of an inspected guest for ``target``, judged on the disk bus and NIC model
-    ``convert`` will choose. On kvm ``convert`` chooses them by the guest's drivers: what the target's
-    default (virtio) would break and the chosen ones do not is listed as fixed by convert."""
+    ``convert`` will choose. On kvm ``convert`` repairs the guest first (drivers, device names, network
+    identity): when that fixes every error on the default bus (virtio), the findings stand, fixed by
+    repair; otherwise convert chooses the bus and NIC by the guest's drivers, and what virtio would break
+    and that choice avoids is listed as fixed by convert."""
     from vmferry.guest import readiness
 
     result = readiness(report, target)
     out: list[Finding] = []
-    if target == "kvm":
+    fixers = convert_fixers(target)
+    # where convert repairs the guest and the repair fixes every error at the default bus, convert then
+    # chooses that bus (it inspects the repaired image): the findings stand as they are, fixed by repair
+    repaired = "repair" in fixers and all(applied(f, fixers) for f in result.findings if f.severity == "error")
+    if target == "kvm" and not repaired:
         from vmferry.targets.kvm import choose_bus, choose_nic
 
         default = result

@@ -4,6 +4,7 @@ applies (exit 0, listed), not ready (exit 1); each finding says as data who fixe
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from tests.conftest import COT, run_vmferry
 from tests.rules.builder import CPU, MEM, descriptor, item, write
@@ -91,3 +92,16 @@ def test_what_guest_repair_fixes_counts_as_fixed_where_convert_repairs():
     assert [f.rule for f in kvm.fixes] == ["VMF-GUEST-041"] and kvm.verdict == "ready-after-convert"
     xen = CheckResult("p", "xen", None, [f for f in readiness(guest, "xen").findings if f.rule == "VMF-GUEST-041"])
     assert xen.fixes == [] and xen.verdict == "ready"          # convert --to xen does not repair: left to you
+
+
+def test_a_guest_whose_virtio_drivers_are_only_on_disk_is_repaired_not_moved_to_sata():
+    """virtio_blk/virtio_pci are modules on disk but not in the initramfs, and root=/dev/sda1: convert --to
+    kvm repairs both (guest repair), so the findings stand on virtio, each fixed by repair."""
+    guest = _legacy_guest({"ahci", "sd_mod", "mptspi", "vmxnet3"})
+    guest.kernels[0] = replace(guest.kernels[0], modules=("virtio_pci", "virtio_blk", "virtio_net", "e1000"))
+    findings = judged_findings(guest, PortableVM("vm"), "kvm", "disk.qcow2")
+    by_rule = {f.rule: f for f in findings}
+    assert by_rule["VMF-GUEST-001"].fixed_by == "repair" and "virtio" in by_rule["VMF-GUEST-001"].message
+    assert by_rule["VMF-GUEST-010"].fixed_by == "repair"
+    assert verdict(findings, {"convert", "repair"}) == "ready-after-convert"
+    assert verdict(findings, {"convert"}) == "not-ready"      # where convert does not repair
