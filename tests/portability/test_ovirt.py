@@ -167,3 +167,30 @@ def test_convert_to_kvm_with_the_images_writes_every_disk(tmp_path, name):
         info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", "-f", "qcow2", str(source)],
                                          capture_output=True, text=True, check=True).stdout)
         assert info["virtual-size"] == capacity
+
+
+def test_template_placeholder_instance_ids_lose_no_item(tmp_path):
+    """virt-v2v's test expectations carry ``#UUID#`` for every generated InstanceId: Items repeating a
+    general InstanceID are all kept (the NIC after the video, RNG and balloon Items is not dropped)."""
+    import re
+
+    text = (OVIRT / "v2v-vdsm-ovirt-rhel8.ovf").read_text()
+    uuid_ids = re.compile(r"<rasd:InstanceId>[0-9a-f]{8}-[0-9a-f-]{27}</rasd:InstanceId>")
+    templated = uuid_ids.sub("<rasd:InstanceId>#UUID#</rasd:InstanceId>", text)
+    assert templated.count("#UUID#") >= 5
+    path = tmp_path / "templated.ovf"
+    path.write_text(templated)
+    want = xml_facts(OVIRT / "v2v-vdsm-ovirt-rhel8.ovf")
+    system = summarize(path).systems[0]
+    assert [n.mac for n in system.nics] == want["macs"]
+    vm = read_package(Envelope.from_file(path)).systems[0]
+    assert [n.model for n in vm.nics] == ["virtio", "e1000"]
+    assert {d.kind for d in vm.devices} >= {"video", "sound"}
+    assert len(vm.disks) == want["disk_items"]
+
+
+def test_ovirt_os_numbers_and_display_names():
+    assert from_ovirt("37").key == from_ovirt("windows_2022").key == from_ovirt("Windows 2022").key == "win2022-64"
+    assert from_ovirt("31").key == "win2019-64" and from_ovirt("24").key == "rhel7-64"
+    assert from_ovirt("RHEL6x64").key == "rhel6-64" and from_ovirt("OtherLinux").family == "linux"
+    assert from_ovirt("rhel_8x64").version == "8" and from_ovirt("12345") is None and from_ovirt("") is None

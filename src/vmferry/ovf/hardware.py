@@ -193,9 +193,10 @@ class HardwareSection(Node):
 
     def _resolve_items(self, profile: str | None) -> list[Item]:
         """The Items that hold for ``profile``: per InstanceID, the profile-specific one if any, else the
-        general one. Items without InstanceID are kept when they apply."""
-        chosen: dict[str, Item] = {}
-        order: list[str] = []
+        general one. Items without InstanceID are kept when they apply, and so are general Items that
+        repeat an InstanceID (a descriptor error, or a template's placeholder id): none is dropped."""
+        slots: list[Item] = []
+        where: dict[str, int] = {}          # InstanceID -> slot of its first Item
         loose: list[Item] = []
         for item in self.items:
             if not item.applies_to(profile):
@@ -204,12 +205,16 @@ class HardwareSection(Node):
             if not iid:
                 loose.append(item)
                 continue
-            if iid not in chosen:
-                order.append(iid)
-                chosen[iid] = item
-            elif item.configurations is not None and chosen[iid].configurations is None:
-                chosen[iid] = item
-        return [chosen[i] for i in order] + loose
+            if iid not in where:
+                where[iid] = len(slots)
+                slots.append(item)
+                continue
+            first = slots[where[iid]]
+            if item.configurations is not None and first.configurations is None:
+                slots[where[iid]] = item          # the profile's own Item replaces the general one
+            elif item.configurations is None and first.configurations is None:
+                slots.append(item)
+        return slots + loose
 
     def by_type(self, profile: str | None, *types: ResourceType) -> list[Item]:
         wanted = {int(t) for t in types}

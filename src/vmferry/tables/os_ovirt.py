@@ -8,12 +8,16 @@ oVirt names a guest OS by a unique name (``rhel_8x64``, ``windows_2022``, ``othe
   virt-v2v still writes in its RHV export-domain OVF (``lib/create_ovf.ml``, ``get_ostype``);
 * the numbers virt-v2v writes as ``ovirt:id`` (``get_ovirt_osid``), e.g. 29 for ``windows_2016x64``;
   31 for ``windows_2019x64`` as the engine's OVA writer (``OvfOvaWriter.mapOsId``) names it;
+* 37 for ``windows_2022``: virt-v2v's own test expectation for ``-o vdsm``
+  (``tests/test-o-vdsm-options.ovf.expected``: ``ovirt:id='37'``, Description ``windows_2022``);
 * the display names (``os.<name>.name.value``), which the engine's OVA export writes as the
-  OperatingSystemSection's Description (``OsRepository.getOsName``), accepted on read like legacy names.
+  OperatingSystemSection's Description (``OsRepository.getOsName``), accepted on read like legacy names;
+  those of the newer names (``Windows 2022``, ``Red Hat Enterprise Linux 8.x x64``...) as oVirt's web UI
+  labels them.
 
-Names newer than the properties file read (``rhel_8x64``, ``rhel_9x64``, ``windows_2022``, ``windows_11``,
-newer Debian/Ubuntu) are listed by name only: their numbers and display names are not taken from a
-source here, so a bare ``ovirt:id`` of those is not mapped.
+Numbers of the other newer names (``rhel_8x64``, ``rhel_9x64``, ``windows_11``, newer Debian/Ubuntu) were
+not found in a source that settles them, so a bare ``ovirt:id`` of those is not mapped (virt-v2v and the
+engine write the name beside it).
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ OVIRT_OS: dict[str, tuple[str, int | None, tuple[str, ...]]] = {
     "rhel_6": ("rhel6-32", 18, ("RHEL6", "Red Hat Enterprise Linux 6.x")),
     "rhel_6x64": ("rhel6-64", 19, ("RHEL6x64", "Red Hat Enterprise Linux 6.x x64")),
     "rhel_7x64": ("rhel7-64", 24, ("Red Hat Enterprise Linux 7.x x64",)),
-    "rhel_8x64": ("rhel8-64", None, ()),
-    "rhel_9x64": ("rhel9-64", None, ()),
+    "rhel_8x64": ("rhel8-64", None, ("Red Hat Enterprise Linux 8.x x64",)),
+    "rhel_9x64": ("rhel9-64", None, ("Red Hat Enterprise Linux 9.x x64",)),
     "sles_11": ("sles11-64", 1193, ("SUSE Linux Enterprise Server 11",)),
     "sles_12": ("sles12-64", None, ()),
     "sles_15": ("sles15-64", None, ()),
@@ -70,10 +74,10 @@ OVIRT_OS: dict[str, tuple[str, int | None, tuple[str, ...]]] = {
     "windows_2012R2x64": ("win2012r2-64", 25, ("Windows 2012R2 x64",)),
     "windows_10": ("win10-32", 26, ("Windows 10",)),
     "windows_10x64": ("win10-64", 27, ("Windows 10 x64",)),
-    "windows_2016x64": ("win2016-64", 29, ()),
-    "windows_2019x64": ("win2019-64", 31, ()),
-    "windows_2022": ("win2022-64", None, ()),
-    "windows_11": ("win11-64", None, ()),
+    "windows_2016x64": ("win2016-64", 29, ("Windows 2016 x64",)),
+    "windows_2019x64": ("win2019-64", 31, ("Windows 2019 x64",)),
+    "windows_2022": ("win2022-64", 37, ("Windows 2022",)),
+    "windows_11": ("win11-64", None, ("Windows 11",)),
 }
 
 _ROW_BY_KEY = {row.key: row for row in ROWS}
