@@ -319,9 +319,9 @@ def _convert_to_ova(pkg, portable, style, fmt, output, force, reporter, report, 
     disks = _disk_files(portable)
     stem = _stem(pkg.descriptor_name)
     work = tempfile.mkdtemp(prefix=".vmferry-tmp-", dir=os.path.dirname(output))
+    verifying = contextlib.ExitStack()
     try:
         sources, names = [], {}
-        verifying = contextlib.ExitStack()
         for f in portable.files:
             src, offset, size = _materialise(pkg, f, work, verifying)
             if hook and f.id == hook[0]:
@@ -366,5 +366,8 @@ def _convert_to_ova(pkg, portable, style, fmt, output, force, reporter, report, 
                               finish=verifying.close)
         report.changes[:0] = write_descriptor(portable, style)[1]
         report.files = [{"href": w.name, "size": w.size, "sha256": w.sha256} for w in result.files.values()]
+    except BaseException as exc:   # stop the hash threads; a digest mismatch is the cause to report
+        if not verifying.__exit__(type(exc), exc, exc.__traceback__):
+            raise
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -322,3 +322,26 @@ def test_nothing_is_left_when_a_late_file_fails_after_others_were_written(tmp_pa
     assert_all_refused(tmp_path, src, "input.iso", pack=True)
     assert not any(p.name.startswith(".") for p in (tmp_path / "pkg").iterdir())
     shutil.rmtree(tmp_path / "out")
+
+
+# --- certificate ------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_certificate_is_verified_before_any_file_is_used(tmp_path):
+    from tests.package.test_certificate import _signed_ova
+
+    good = _signed_ova(tmp_path)
+    result = run_vmferry("convert", good, "--to", "kvm", "-o", tmp_path / "ok")
+    assert result.returncode in (0, 1), result.stderr
+    assert "VMF-PKG-022" in result.stdout            # self-signed: reported, not refused
+    bad_dir = tmp_path / "bad"
+    bad_dir.mkdir()
+    bad = _signed_ova(bad_dir, tamper_manifest=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    for argv in (["convert", bad, "--to", "kvm", "-o", out / "k"], ["convert", bad, "--to", "dmtf", "-o", out / "d"],
+                 ["unpack", bad, "-o", out / "u"],
+                 ["disk", "convert", f"{bad}:ubuntu.2.0-disk1.vmdk", "-O", "raw", "-o", out / "d.raw"]):
+        result = run_vmferry(*argv)
+        refused(result, "ubuntu.2.0.cert", out, before=set())
+        assert "does not verify" in result.stderr
