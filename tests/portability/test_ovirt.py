@@ -194,3 +194,15 @@ def test_ovirt_os_numbers_and_display_names():
     assert from_ovirt("31").key == "win2019-64" and from_ovirt("24").key == "rhel7-64"
     assert from_ovirt("RHEL6x64").key == "rhel6-64" and from_ovirt("OtherLinux").family == "linux"
     assert from_ovirt("rhel_8x64").version == "8" and from_ovirt("12345") is None and from_ovirt("") is None
+
+
+def test_kvm_machine_is_q35_for_new_windows_and_pc_for_old():
+    """libosinfo ids are matched whole: win2k22/win2k19/win2k8 are not Windows 2000 (win2k)."""
+    from vmferry.portable import OsSpec, PortableVM
+    from vmferry.targets.kvm import choose_machine
+
+    def machine(osinfo: str) -> str:
+        return choose_machine(PortableVM(id="vm", os=OsSpec(libosinfo=osinfo)), None)
+
+    assert [machine(i) for i in ("win2k22", "win2k19", "win2k8r2", "win10", "rhel8.0")] == ["q35"] * 5
+    assert [machine(i) for i in ("win2k", "winxp", "win2k3")] == ["pc"] * 3

@@ -30,7 +30,7 @@ from vmferry.targets.macs import nic_mac
 
 BUS_ORDER = ("virtio", "sata", "ide")
 NIC_ORDER = ("virtio", "e1000e", "e1000", "rtl8139")
-OLD_OS = ("winxp", "win2000", "win2003", "win2k")
+OLD_OS = ("winxp", "win2000", "win2003", "win2k", "win2k3")   # whole libosinfo ids: win2k8/win2k22 are not old
 
 
 @dataclass
@@ -85,7 +85,7 @@ def choose_machine(vm: PortableVM, requested: str | None) -> str:
     if requested:
         return requested
     libosinfo = vm.os.libosinfo or ""
-    if libosinfo.startswith(OLD_OS) or any(d.kind == "floppy" for d in vm.drives):
+    if libosinfo in OLD_OS or any(d.kind == "floppy" for d in vm.drives):
         return "pc"
     return "q35"
 
