@@ -69,7 +69,7 @@ def open_disk(path: str | os.PathLike, offset: int = 0, size: int | None = None,
     shown = name or path
     if not os.path.isfile(path):
         raise DiskError("no such file", path=shown)
-    det = formats.detect(path, offset, size)
+    det = formats.detect(path, offset, size, name=shown)
     if det.name == "gzip":
         raise DiskError("gzip-compressed: `vmferry disk convert X.ova:MEMBER` streams such OVA members; "
                         "other uses need it uncompressed", path=shown)

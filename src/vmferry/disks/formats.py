@@ -14,7 +14,7 @@ import os
 import struct
 from dataclasses import dataclass
 
-from vmferry.errors import DiskError, UsageError
+from vmferry.errors import DiskError, UnsafeImage, UsageError
 
 VMDK_URI = "http://www.vmware.com/interfaces/specifications/vmdk.html"
 
@@ -100,19 +100,22 @@ def _read(path: str, offset: int, length: int) -> bytes:
         return os.pread(f.fileno(), length, offset)
 
 
-def detect(path: str | os.PathLike, offset: int = 0, size: int | None = None) -> Detected:
-    """Detect the format of the disk in ``path`` (or its byte range ``offset``/``size``)."""
+def detect(path: str | os.PathLike, offset: int = 0, size: int | None = None, *,
+           name: str | None = None) -> Detected:
+    """Detect the format of the disk in ``path`` (or its byte range ``offset``/``size``); errors
+    call it ``name`` (``X.ova:MEMBER``) when given."""
     path = os.fspath(path)
+    shown = name or path
     try:
         total = os.path.getsize(path) - offset if size is None else size
         head = _read(path, offset, 4096)
         tail = _read(path, offset + total - 512, 512) if total >= 512 else b""
     except OSError as exc:
-        raise DiskError(f"cannot read: {exc.strerror}", path=path) from exc
+        raise DiskError(f"cannot read: {exc.strerror}", path=shown) from exc
     if total < 0 or len(head) < min(total, 512):
-        raise DiskError("the disk is shorter than its declared range", path=path)
+        raise DiskError("the disk is shorter than its declared range", path=shown)
     if head[:4] == b"KDMV":
-        return _detect_vmdk(head, path)
+        return _detect_vmdk(head, shown)
     if head.startswith(b"# Disk DescriptorFile"):
         kind = "vmdk-flat" if b'createType="monolithicFlat"' in head else "vmdk-sparse"
         return Detected(kind, "vmdk", 0.9, detail="VMDK text descriptor")
@@ -123,9 +126,9 @@ def detect(path: str | os.PathLike, offset: int = 0, size: int | None = None) ->
     if head[:8] == b"vhdxfile":
         return Detected("vhdx", "vhdx", 1.0)
     if head[:8] == b"conectix":
-        return _detect_vhd(head[:512], path, total, dynamic=True)
+        return _detect_vhd(head[:512], shown, total, dynamic=True)
     if tail[:8] == b"conectix":
-        return _detect_vhd(tail, path, total, dynamic=False)
+        return _detect_vhd(tail, shown, total, dynamic=False)
     if len(head) >= 0x44 and head[0x40:0x44] == b"\x7f\x10\xda\xbe":
         return Detected("vdi", "vdi", 1.0)
     if head[:2] == b"\x1f\x8b":
@@ -152,7 +155,8 @@ def _detect_vhd(footer: bytes, path: str, total: int, *, dynamic: bool) -> Detec
     disk_type, = struct.unpack(">I", footer[60:64])
     if dynamic or disk_type in (3, 4):
         if disk_type == 4:
-            raise DiskError("differencing VHD: convert the whole chain on its host first", path=path)
+            raise UnsafeImage("a differencing VHD names a parent disk: convert the whole chain on its host "
+                              "first", path=path)
         return Detected("vhd", "vpc", 1.0, current, detail="VHD dynamic")
     data_len = total - 512
     if current > data_len:

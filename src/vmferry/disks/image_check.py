@@ -45,7 +45,7 @@ def check_image(path: str | os.PathLike, offset: int = 0, size: int | None = Non
     shown = name or path
     if _depth > MAX_CHAIN:
         raise DamagedImage(f"the chain of backing files is deeper than {MAX_CHAIN}", path=shown)
-    det = detected or formats.detect(path, offset, size)
+    det = detected or formats.detect(path, offset, size, name=shown)
     with open_source(path, offset, size, name=shown) as src:
         header = _check(src, det, path)
     for ref in header.references:

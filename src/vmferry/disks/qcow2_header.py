@@ -164,4 +164,6 @@ def _check_tables(src: Source, cluster: int, cluster_bits: int, size: int, l1_si
             if host and not external_data:
                 if host % cluster:
                     raise src.damaged(f"qcow2 data cluster {index}/{j} at {host} is not on a cluster boundary")
-                src.within(host, cluster, f"qcow2 data cluster {index}/{j}")
+                # the cluster starts inside the file (qemu writes the last one partly with subclusters,
+                # and reads zeros past the end of the file)
+                src.within(host, 1, f"qcow2 data cluster {index}/{j}")
