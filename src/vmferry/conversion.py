@@ -219,6 +219,17 @@ def copy_package_file(pf, dst: str) -> tuple[int, str]:
     return total, digest.hexdigest()
 
 
+def open_file_disk(pkg, f: FileSpec, src: str, offset: int, size: int | None):
+    """:func:`~vmferry.disks.convert.open_disk` for the file ``f`` of ``pkg`` where :func:`_materialise`
+    put it: only the package's own file in an OVF folder may name siblings (a backing file, extents);
+    a decompressed or joined copy in a temporary folder, like an OVA member, may name none."""
+    from vmferry.disks.convert import open_disk
+
+    place = pkg.file(f.href).in_place
+    own = pkg.container == "ovf" and place is not None and place[0] == src
+    return open_disk(src, offset, size, name=_shown(pkg, f), references=own)
+
+
 def _shown(pkg, f: FileSpec) -> str:
     """How errors name the file ``f`` of ``pkg``: ``X.ova:href`` or the file in the OVF folder."""
     if pkg.container == "ova":
@@ -258,7 +269,7 @@ def _renamed(href: str, fmt) -> str:
 
 
 def _convert_to_directory(pkg, portable, style, fmt, output, force, reporter, report, hook=None) -> None:
-    from vmferry.disks.convert import convert_disk, open_disk
+    from vmferry.disks.convert import convert_disk
     from vmferry.disks.safety import atomic_directory, sigterm_as_interrupt
     from vmferry.package.manifest import format_manifest
     from vmferry.targets.ovf_writer import Change, write_descriptor
@@ -275,7 +286,7 @@ def _convert_to_directory(pkg, portable, style, fmt, output, force, reporter, re
                 src, offset, size = hook[1](src, offset, size, tmp)
             if f.id in disks:
                 # opened (so checked: references, tables, stream markers) even when copied as it is
-                disk = open_disk(src, offset, size, name=_shown(pkg, f))
+                disk = open_file_disk(pkg, f, src, offset, size)
                 detected = disk.detected
                 if detected.name == fmt.name and not disk.header.references and not disk.header.extents:
                     name = os.path.basename(f.href)
@@ -312,7 +323,6 @@ def _convert_to_ova(pkg, portable, style, fmt, output, force, reporter, report, 
     the archive); otherwise disks are converted beside the output first."""
     import tempfile
 
-    from vmferry.disks.convert import open_disk
     from vmferry.package.ova_writer import PackSource, pack_ova
     from vmferry.targets.ovf_writer import Change, write_descriptor
 
@@ -328,14 +338,14 @@ def _convert_to_ova(pkg, portable, style, fmt, output, force, reporter, report, 
                 src, offset, size = hook[1](src, offset, size, work)
             if f.id in disks and fmt.name == "vmdk-stream":
                 name = _renamed(f.href, fmt)
-                sources.append(PackSource(name, src, disk=open_disk(src, offset, size, name=_shown(pkg, f)),
+                sources.append(PackSource(name, src, disk=open_file_disk(pkg, f, src, offset, size),
                                           stream_vmdk=True))
                 report.changes.append(Change("converted", f"disk {f.href}", "-> vmdk-stream (one pass)"))
             elif f.id in disks:
                 from vmferry.disks.convert import convert_disk
 
                 name = _renamed(f.href, fmt)
-                result = convert_disk(open_disk(src, offset, size, name=_shown(pkg, f)), os.path.join(work, name),
+                result = convert_disk(open_file_disk(pkg, f, src, offset, size), os.path.join(work, name),
                                       fmt, reporter=reporter)
                 sources.append(PackSource(name, result.path))
                 report.changes.append(Change("converted", f"disk {f.href}", f"-> {fmt.name}"))

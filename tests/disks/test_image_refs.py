@@ -93,6 +93,8 @@ FOLDER_COMMANDS = {
     "convert-vmware-ova": lambda pkg, disk, out: ["convert", pkg / "vm.ovf", "--to", "vmware", "--ova",
                                                   "-o", f"{out}.ova"],
     "pack": lambda pkg, disk, out: ["pack", pkg, "-o", f"{out}.ova"],
+    "guest-image": lambda pkg, disk, out: ["guest", pkg / disk],          # libguestfs, after the check
+    "guest-package": lambda pkg, disk, out: ["guest", pkg / "vm.ovf"],
     "pack-stream": lambda pkg, disk, out: ["pack", pkg, "--disk-format", "vmdk-stream", "-o", f"{out}.ova"],
 }
 
@@ -191,6 +193,14 @@ def test_backing_file_inside_the_package_is_followed(clean, command):
     assert outputs_hold_marker(root) == []
 
 
+def test_pack_keeping_disks_refuses_a_disk_that_names_other_files(clean, capfd):
+    """An archive member can name no other file: pack writes such a disk whole, or refuses to copy it."""
+    root, pkg = clean
+    result = run_cli(["pack", pkg, "-o", root / "keep.ova"], capfd)
+    assert result.returncode == 2 and "base.qcow2" in result.stderr and "streamOptimized" in result.stderr
+    assert not (root / "keep.ova").exists()
+
+
 def test_backing_chain_is_given_to_qemu_explicitly(clean):
     root, pkg = clean
     disk = open_disk(pkg / "disk.qcow2")
@@ -247,3 +257,42 @@ def test_clean_images_of_every_format_pass_the_check(tmp_path):
         assert compare(ImageSpec(os.fspath(raw), "raw"), open_disk(out).spec), (fmt, opts)
     flat = next(h for p, h in made.items() if h.format == "vmdk-flat")
     assert len(flat.extents) == 1 and flat.extents[0].kind == "FLAT"
+
+
+def test_info_json_lists_what_was_checked_and_the_files_named(clean):
+    import json
+
+    root, pkg = clean
+    done = run_vmferry("disk", "info", pkg / "disk.qcow2", "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["references"] == [{"kind": "backing", "name": "base.qcow2", "path": os.fspath(pkg / "base.qcow2")}]
+    assert "L2" in doc["checked"]
+
+
+def test_a_decompressed_copy_names_no_file(tmp_path, capfd):
+    """A gzip-compressed qcow2 in an OVF folder is decompressed into a temporary folder: there it may name
+    no backing file at all, even one that sits beside it in the package (qemu would look in the temporary
+    folder)."""
+    import gzip
+
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    secret = write_secret(tmp_path / "outside")
+    shutil.copy(secret, pkg / "base.raw")
+    qemu_img("create", "-q", "-f", "qcow2", "-F", "raw", "-b", "base.raw", str(pkg / "plain.qcow2"))
+    (pkg / "disk.qcow2").write_bytes(gzip.compress((pkg / "plain.qcow2").read_bytes()))
+    (pkg / "plain.qcow2").unlink()
+    write_descriptor(pkg, "disk.qcow2")
+    xml = (pkg / "vm.ovf").read_text().replace('ovf:href="disk.qcow2"', 'ovf:compression="gzip" ovf:href="disk.qcow2"')
+    (pkg / "vm.ovf").write_text(xml)
+    (pkg / "vm.mf").unlink()
+    before = set(os.listdir(tmp_path))
+    for target in ("kvm", "vmware"):
+        result = run_cli(["convert", pkg / "vm.ovf", "--to", target, "-o", tmp_path / "out"], capfd)
+        assert result.returncode == 2, result.stderr
+        line = result.stderr.strip().splitlines()
+        assert len(line) == 1 and "disk.qcow2" in line[0] and "compressed or chunked" in line[0], line
+        assert set(os.listdir(tmp_path)) == before
+        assert not any(MARKER[:40] in p.read_bytes() for p in tmp_path.rglob("*")
+                       if p.is_file() and "pkg" not in p.parts and "outside" not in p.parts)

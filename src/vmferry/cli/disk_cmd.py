@@ -77,8 +77,14 @@ def run(args) -> int:
         return 0
     if action == "info":
         disk = _open(args.image)
+        header = disk.header
         doc = {"path": disk.path, "offset": disk.offset, "format": disk.format,
-               "subformat": disk.subformat, "virtual_size": disk.virtual_size, "detail": disk.detected.detail}
+               "subformat": disk.subformat, "virtual_size": disk.virtual_size, "detail": disk.detected.detail,
+               "checked": list(header.checks) if header else [],
+               "references": [{"kind": r.kind, "name": r.name, "path": r.path}
+                              for r in (header.references if header else ())]
+               + [{"kind": "extent", "name": os.path.basename(e.path), "path": e.path}
+                  for e in (header.extents if header else ()) if e.path]}
         _emit(doc, f"{args.image}: {disk.format}, {disk.virtual_size} bytes ({disk.detected.detail})",
               args.json)
         return 0

@@ -57,13 +57,16 @@ class ConvertResult:
 
 
 def open_disk(path: str | os.PathLike, offset: int = 0, size: int | None = None, *,
-              max_virtual_size: int = MAX_VIRTUAL_SIZE, name: str | None = None) -> OpenedDisk:
+              max_virtual_size: int = MAX_VIRTUAL_SIZE, name: str | None = None,
+              references: bool = True) -> OpenedDisk:
     """Detect, check and open the disk in ``path`` (or in its byte range ``offset``..``offset+size``).
 
     The header check (:func:`vmferry.disks.image_check.check_image`) runs first: an image naming a
     file outside its folder, or whose tables point outside the file, is refused before qemu-img opens
     it; qemu-img then gets the checked block graph (:class:`ImageSpec`) and the format explicitly.
     ``name`` is what errors call the image (``X.ova:MEMBER``); the path by default.
+    ``references=False``: the image may name no other file (a file vmferry decompressed or joined
+    into a temporary folder; a byte range of an archive never may).
     """
     path = os.fspath(path)
     shown = name or path
@@ -78,7 +81,7 @@ def open_disk(path: str | os.PathLike, offset: int = 0, size: int | None = None,
     ranged = offset != 0 or size is not None
     if det.detail == "VMDK text descriptor" and ranged:
         raise DiskError("a VMDK text descriptor inside an archive cannot be opened", path=shown)
-    header = check_image(path, offset, size, name=shown, detected=det)
+    header = check_image(path, offset, size, name=shown, detected=det, references=references)
     if header.virtual_size > max_virtual_size:
         raise DiskError(f"the header declares a virtual size of {header.virtual_size} bytes, more than "
                         f"the {max_virtual_size} vmferry accepts", path=shown)

@@ -15,7 +15,7 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from vmferry.errors import DamagedImage, DiskError, UnsafeImage
+from vmferry.errors import DamagedImage, DiskError, MissingFile, PackageError, UnsafeImage
 
 SECTOR = 512
 MAX_METADATA = 256 << 20   # bytes of tables (L1, GD/GT, BAT...) one check may read in total
@@ -63,9 +63,11 @@ class Source:
 
 @contextlib.contextmanager
 def open_source(path: str, offset: int = 0, size: int | None = None, *,
-                name: str | None = None) -> Iterator[Source]:
+                name: str | None = None, references: bool = True) -> Iterator[Source]:
     """A :class:`Source` over ``path`` (or its byte range ``offset``..``offset+size``), open for the
-    duration of the block. A file that is not a regular file is refused before it is read."""
+    duration of the block. A file that is not a regular file is refused before it is read.
+    ``references=False``: the image may name no other file (a byte range of an archive, or a file
+    vmferry decompressed or joined into a temporary folder)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
@@ -79,7 +81,7 @@ def open_source(path: str, offset: int = 0, size: int | None = None, *,
             raise DamagedImage("the disk is shorter than its declared range", path=name or path)
         ranged = offset != 0 or size is not None
         yield Source(name or path, length, lambda at, n: os.pread(fd, n, offset + at),
-                     None if ranged else os.path.dirname(os.path.abspath(path)))
+                     None if ranged or not references else os.path.dirname(os.path.abspath(path)))
     finally:
         os.close(fd)
 
@@ -134,7 +136,8 @@ def resolve_reference(src: Source, name: str, kind: str) -> str:
     shown = name if len(name) <= 120 else name[:117] + "..."
     shown = shown.encode("unicode_escape").decode("ascii")
     if src.directory is None:
-        raise src.unsafe(f"names a {kind} '{shown}', which an image inside an archive cannot have")
+        raise src.unsafe(f"names a {kind} '{shown}', which an image inside an archive (or a compressed or "
+                         "chunked file) cannot have")
     if not name:
         raise src.unsafe(f"names an empty {kind} file name")
     if name.startswith("json:") or any(c in name for c in PROTOCOL_CHARS):
@@ -150,18 +153,16 @@ def resolve_reference(src: Source, name: str, kind: str) -> str:
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if not parts or ".." in parts:
         raise src.unsafe(f"names the {kind} '{shown}', which leads outside the package")
-    path = src.directory
-    for i, part in enumerate(parts):
-        path = os.path.join(path, part)
-        try:
-            st = os.lstat(path)
-        except OSError:
-            raise src.unsafe(f"names the {kind} '{shown}', which is not in the package") from None
-        if stat.S_ISLNK(st.st_mode):
-            raise src.unsafe(f"names the {kind} '{shown}', which is a symbolic link")
-        last = i == len(parts) - 1
-        if last and not stat.S_ISREG(st.st_mode):
-            raise src.unsafe(f"names the {kind} '{shown}', which is not a regular file")
-        if not last and not stat.S_ISDIR(st.st_mode):
-            raise src.unsafe(f"names the {kind} '{shown}', which is not in the package")
-    return path
+    # opened through the package reader's confinement: openat one component at a time, O_NOFOLLOW,
+    # O_NONBLOCK, then fstat (a link anywhere, a FIFO or a device is refused, never waited on)
+    from vmferry.package.confined import Root
+
+    try:
+        with Root(src.directory) as root:
+            os.close(root.open("/".join(parts)))
+    except MissingFile:
+        raise src.unsafe(f"names the {kind} '{shown}', which is not in the package") from None
+    except PackageError as exc:
+        why = "is a symbolic link" if "symbolic link" in exc.message else "is not a regular file"
+        raise src.unsafe(f"names the {kind} '{shown}', which {why}") from None
+    return os.path.join(src.directory, *parts)

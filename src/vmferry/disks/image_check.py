@@ -39,14 +39,16 @@ MAX_CHAIN = 8
 
 def check_image(path: str | os.PathLike, offset: int = 0, size: int | None = None, *,
                 name: str | None = None, detected: formats.Detected | None = None,
-                _depth: int = 0) -> ImageHeader:
-    """Check the image in ``path`` (or its byte range) and describe it; raise on anything unsafe."""
+                references: bool = True, _depth: int = 0) -> ImageHeader:
+    """Check the image in ``path`` (or its byte range) and describe it; raise on anything unsafe.
+
+    ``references=False`` when the image may name no other file (see :func:`open_source`)."""
     path = os.fspath(path)
     shown = name or path
     if _depth > MAX_CHAIN:
         raise DamagedImage(f"the chain of backing files is deeper than {MAX_CHAIN}", path=shown)
     det = detected or formats.detect(path, offset, size, name=shown)
-    with open_source(path, offset, size, name=shown) as src:
+    with open_source(path, offset, size, name=shown, references=references) as src:
         header = _check(src, det, path)
     for ref in header.references:
         if ref.kind != "backing":

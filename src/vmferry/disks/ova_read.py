@@ -189,7 +189,7 @@ def _convert_streamed(f: PackageFile, out, fmt, force, reporter, convert_kwargs)
         with os.fdopen(fd, "wb") as joined:
             for block in stream:
                 joined.write(block)
-        return convert_disk(open_disk(tmp, name=f.where), out, fmt, force=force, reporter=reporter,
+        return convert_disk(open_disk(tmp, name=f.where, references=False), out, fmt, force=force, reporter=reporter,
                             **convert_kwargs)
     finally:
         with contextlib.suppress(FileNotFoundError):

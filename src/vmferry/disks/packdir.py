@@ -19,7 +19,7 @@ from lxml import etree
 
 from vmferry.disks import formats
 from vmferry.disks.convert import open_disk
-from vmferry.errors import UsageError, XmlError
+from vmferry.errors import DiskError, UsageError, XmlError
 from vmferry.package.ova_writer import PackResult, PackSource, WrittenFile, pack_ova
 from vmferry.progress import Reporter
 
@@ -166,6 +166,12 @@ def pack_directory(directory: str | os.PathLike, out: str | os.PathLike, *, disk
             if finding is not None and disk_format is None:
                 findings.append(finding)
             stream = disk_format == "vmdk-stream" and disk.format != "vmdk-stream"
+            named = [r.name for r in disk.header.references] + [os.path.basename(e.path)
+                                                                 for e in disk.header.extents if e.path]
+            if named and not stream:
+                # an archive member can name no other file: copied as it is, it would point nowhere
+                raise DiskError(f"the disk keeps data in other files ({', '.join(named[:3])}); "
+                                "write it whole as streamOptimized VMDK instead", path=path)
         name = df.href
         if stream and not name.lower().endswith(".vmdk"):
             name = os.path.splitext(name)[0] + ".vmdk"

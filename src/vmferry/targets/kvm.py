@@ -296,10 +296,10 @@ def _inspect(image: str, report: KvmReport):
 
 def _write_disk(pkg, fspec, disk, out: str, fmt_name: str, reporter, report: KvmReport) -> None:
     from vmferry.disks.ova_read import convert_file
-    from vmferry.tools.proc import run
+    from vmferry.tools import qemu_img
 
     if fspec is None:  # a blank disk: created empty at its capacity
-        run(["qemu-img", "create", "-q", "-f", fmt_name, out, str(disk.capacity_bytes or 1 << 30)])
+        qemu_img.create(out, fmt_name, disk.capacity_bytes or 1 << 30)
         report.files.append({"href": os.path.basename(out), "blank": True})
         return
     result = convert_file(pkg.file(fspec.href), out, fmt_name, reporter=reporter)   # verified while read

@@ -180,6 +180,11 @@ def compare(a: ImageSpec, b: ImageSpec, *, timeout: float = 600) -> bool:
 
 
 def create(path: str, fmt: str, size: int, options: Mapping[str, str] | None = None) -> None:
+    """A new empty image (never with a backing file: no ``-b``/``backing_file`` option is ever given)."""
+    if not isinstance(size, int) or size <= 0:
+        raise DiskError(f"cannot create an image of {size} bytes", path=path)
+    if options and any(k in ("backing_file", "backing_fmt", "data_file") for k in options):
+        raise DiskError("images are created without backing or data files", path=path)
     argv = [QEMU_IMG, "create", "-q", "-f", fmt]
     if options:
         argv += ["-o", ",".join(f"{k}={v}" for k, v in options.items())]
