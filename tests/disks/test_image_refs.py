@@ -95,6 +95,9 @@ FOLDER_COMMANDS = {
     "pack": lambda pkg, disk, out: ["pack", pkg, "-o", f"{out}.ova"],
     "guest-image": lambda pkg, disk, out: ["guest", pkg / disk],          # libguestfs, after the check
     "guest-package": lambda pkg, disk, out: ["guest", pkg / "vm.ovf"],
+    "guest-repair": lambda pkg, disk, out: ["guest", "repair", pkg / disk, "--for", "kvm", "-o", f"{out}.img"],
+    "guest-repair-dry": lambda pkg, disk, out: ["guest", "repair", pkg / disk, "--for", "kvm", "--dry-run"],
+    "guest-repair-package": lambda pkg, disk, out: ["guest", "repair", pkg / "vm.ovf", "--for", "kvm", "-o", out],
     "pack-stream": lambda pkg, disk, out: ["pack", pkg, "--disk-format", "vmdk-stream", "-o", f"{out}.ova"],
 }
 

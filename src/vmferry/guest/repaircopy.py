@@ -25,17 +25,18 @@ DIALECTS: dict[str, tuple[str | None, str]] = {
 def repair_image_copy(image: str | os.PathLike, output: str | os.PathLike, targets: list[str], *,
                       nics: list[NicSetting] | None = None, force: bool = False, **options) -> RepairReport:
     """Copy ``image`` to ``output`` (same format, written under a temporary name) and repair the copy."""
+    from vmferry.disks.convert import open_disk
     from vmferry.disks.safety import atomic_output
-    from vmferry.guest.collect import image_format
-    from vmferry.tools.proc import run
+    from vmferry.tools import qemu_img
 
     image, output = os.fspath(image), os.fspath(output)
     check_targets(targets)
     if os.path.abspath(image) == os.path.abspath(output):
         raise UsageError("the output is the image itself", path=output)
-    fmt = image_format(image)
+    disk = open_disk(image)          # the header check: qemu-img then opens only the checked graph
+    fmt = disk.header.qemu
     with atomic_output(output, force=force) as tmp:
-        run(["qemu-img", "convert", "-q", "-f", fmt, "-O", fmt, image, tmp], timeout=3600)
+        qemu_img.convert(disk.spec, tmp, fmt, timeout=3600)
         report = repair_image(tmp, targets, nics=nics, fmt=fmt, **options)
     report.image = os.path.abspath(output)
     return report
