@@ -278,3 +278,14 @@ CASES = {
     "vhdx-has-parent": (vhdx_has_parent, "parent"),
     "vdi-differencing": (vdi_differencing, "differencing"),
 }
+
+
+def vmdk_stream_corrupt_deflate(pkg: Path, outside: Path) -> str:
+    """Structure intact, the deflate data of the first grain damaged: only inflating finds it."""
+    data = _stream(pkg)
+    first = struct.unpack_from("<Q", data, 64)[0] * 512
+    size = struct.unpack_from("<I", data, first + 8)[0]
+    for i in range(first + 12 + size // 2, first + 12 + size // 2 + 32):
+        data[i] ^= 0xFF
+    (pkg / "disk.vmdk").write_bytes(data)
+    return "disk.vmdk"

@@ -299,3 +299,31 @@ def test_a_decompressed_copy_names_no_file(tmp_path, capfd):
         assert set(os.listdir(tmp_path)) == before
         assert not any(MARKER[:40] in p.read_bytes() for p in tmp_path.rglob("*")
                        if p.is_file() and "pkg" not in p.parts and "outside" not in p.parts)
+
+
+@pytest.fixture(scope="module")
+def corrupt_grain(tmp_path_factory):
+    from tests.disks.hostile_images import vmdk_stream_corrupt_deflate
+
+    root = tmp_path_factory.mktemp("deflate")
+    pkg = root / "pkg"
+    pkg.mkdir()
+    write_secret(root / "outside")
+    disk = vmdk_stream_corrupt_deflate(pkg, root / "outside")
+    write_descriptor(pkg, disk)
+    return root, pkg, disk
+
+
+@pytest.mark.parametrize("command", ["convert-vmware", "convert-dmtf", "convert-vmware-ova", "pack", "pack-stream",
+                                     "disk-convert", "convert-kvm"])
+def test_a_streamoptimized_copy_verifies_every_grain(corrupt_grain, command, capfd):
+    """Copied byte for byte (same format) the grains are inflated while copied; converted, qemu-img
+    reads them: either way a grain that does not inflate stops the command and nothing is written."""
+    root, pkg, disk = corrupt_grain
+    before = set(os.listdir(root))
+    result = run_cli(FOLDER_COMMANDS[command](pkg, disk, root / "out"), capfd)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and disk in lines[0], lines
+    assert "does not inflate" in lines[0] or "error while reading" in lines[0], lines[0]
+    assert set(os.listdir(root)) == before
