@@ -237,21 +237,31 @@ def _shown(pkg, f: FileSpec) -> str:
     return os.path.join(pkg.path, f.href)
 
 
-def _copy_range(src: str, offset: int, size: int | None, dst: str) -> tuple[int, str]:
+def _copy_range(src: str, offset: int, size: int | None, dst: str, verify=None) -> tuple[int, str]:
+    """Copy (and hash) bytes of ``src``; ``verify`` (a :class:`~vmferry.disks.vmdk_verify.GrainVerifier`)
+    is fed the same blocks and closed at the end: a damaged grain stops the copy."""
     digest = hashlib.sha256()
     total = 0
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        fin.seek(offset)
-        left = size
-        while left is None or left > 0:
-            block = fin.read(1 << 20 if left is None else min(1 << 20, left))
-            if not block:
-                break
-            fout.write(block)
-            digest.update(block)
-            total += len(block)
-            if left is not None:
-                left -= len(block)
+    try:
+        with open(src, "rb") as fin, open(dst, "wb") as fout:
+            fin.seek(offset)
+            left = size
+            while left is None or left > 0:
+                block = fin.read(1 << 20 if left is None else min(1 << 20, left))
+                if not block:
+                    break
+                fout.write(block)
+                digest.update(block)
+                if verify is not None:
+                    verify.feed(block)
+                total += len(block)
+                if left is not None:
+                    left -= len(block)
+        if verify is not None:
+            verify.close()
+    finally:
+        if verify is not None:
+            verify.abandon()
     return total, digest.hexdigest()
 
 
@@ -271,6 +281,7 @@ def _renamed(href: str, fmt) -> str:
 def _convert_to_directory(pkg, portable, style, fmt, output, force, reporter, report, hook=None) -> None:
     from vmferry.disks.convert import convert_disk
     from vmferry.disks.safety import atomic_directory, sigterm_as_interrupt
+    from vmferry.disks.vmdk_verify import GrainVerifier
     from vmferry.package.manifest import format_manifest
     from vmferry.targets.ovf_writer import Change, write_descriptor
 
@@ -290,7 +301,8 @@ def _convert_to_directory(pkg, portable, style, fmt, output, force, reporter, re
                 detected = disk.detected
                 if detected.name == fmt.name and not disk.header.references and not disk.header.extents:
                     name = os.path.basename(f.href)
-                    written, digest = _copy_range(src, offset, size, os.path.join(tmp, name))
+                    verify = GrainVerifier(_shown(pkg, f)) if detected.name == "vmdk-stream" else None
+                    written, digest = _copy_range(src, offset, size, os.path.join(tmp, name), verify)
                 else:
                     name = _renamed(f.href, fmt)
                     result = convert_disk(disk, os.path.join(tmp, name), fmt, reporter=reporter)

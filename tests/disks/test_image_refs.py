@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
 
 import pytest
@@ -327,3 +328,25 @@ def test_a_streamoptimized_copy_verifies_every_grain(corrupt_grain, command, cap
     assert len(lines) == 1 and disk in lines[0], lines
     assert "does not inflate" in lines[0] or "error while reading" in lines[0], lines[0]
     assert set(os.listdir(root)) == before
+
+
+@pytest.mark.parametrize("block", [1, 509, 4096, 1 << 20])
+def test_grain_verifier_accepts_clean_streams_fed_in_any_blocks_and_refuses_truncation(tmp_path, block):
+    from vmferry.disks.vmdk_verify import GrainVerifier
+
+    raw = tmp_path / "r.raw"
+    raw.write_bytes(os.urandom(150_000) + bytes((1 << 20) - 150_000))
+    ours, theirs = tmp_path / "ours.vmdk", tmp_path / "qemu.vmdk"
+    convert_disk(open_disk(raw), ours, "vmdk-stream")
+    qemu_img("convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", str(raw), str(theirs))
+    for path in (ours, theirs):
+        data = path.read_bytes()
+        v = GrainVerifier(str(path))
+        for i in range(0, len(data), block if block > 1 else 977):
+            v.feed(data[i:i + (block if block > 1 else 977)])
+        v.close()
+    first = struct.unpack_from("<Q", ours.read_bytes(), 64)[0] * 512
+    v = GrainVerifier("cut.vmdk")
+    v.feed(ours.read_bytes()[:first + 100])      # ends inside the first grain
+    with pytest.raises(DamagedImage, match="ends inside"):
+        v.close()

@@ -41,6 +41,7 @@ class OpenedDisk:
     virtual_size: int
     subformat: str | None = None
     header: ImageHeader | None = None   # what the header check found
+    name: str | None = None             # what errors call it (``X.ova:MEMBER``)
 
     @property
     def format(self) -> str:
@@ -91,7 +92,7 @@ def open_disk(path: str | os.PathLike, offset: int = 0, size: int | None = None,
     if vsize > max_virtual_size:
         raise DiskError(f"the image declares a virtual size of {vsize} bytes, more than the "
                         f"{max_virtual_size} vmferry accepts", path=shown)
-    return OpenedDisk(path, offset, size, det, spec, vsize, info.subformat, header)
+    return OpenedDisk(path, offset, size, det, spec, vsize, info.subformat, header, shown)
 
 
 def image_spec(path: str, offset: int, size: int | None, header: ImageHeader,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from vmferry.disks import formats, safety
 from vmferry.disks.formats import VMDK_HEADER
 from vmferry.disks.image_check import check_image
+from vmferry.disks.vmdk_verify import GrainVerifier
 from vmferry.errors import DiskError
 from vmferry.progress import Reporter
 from vmferry.tools import qemu_img
@@ -160,10 +161,17 @@ def stream_import(blocks: Iterable[bytes], out: str, fmt: formats.DiskFormat | s
     safety.ensure_free_space(os.path.dirname(out), needed + (1 << 20), what=os.path.basename(out))
     if fmt.name == "vmdk-stream":
         with safety.atomic_output(out, force=force) as tmp:
-            with open(tmp, "wb") as f:
-                f.write(header.head)
-                for block in stream.drain():
-                    f.write(block)
+            verify = GrainVerifier(out)
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(header.head)
+                    verify.feed(header.head)
+                    for block in stream.drain():
+                        f.write(block)
+                        verify.feed(block)
+                verify.close()   # every grain inflated while written
+            finally:
+                verify.abandon()
             # never a byte-for-byte copy unverified: grain directory, tables and markers are checked
             # (metadata reads only) before the copy is renamed into place
             check_image(tmp)

@@ -65,7 +65,9 @@ def repair_package(path: str | os.PathLike, output: str | os.PathLike, targets: 
 
     def prepare(src: str, offset: int, size: int | None, workdir: str) -> tuple[str, int, None]:
         copy = os.path.join(workdir, ".vmferry-repair.qcow2")
-        convert_disk(open_disk(src, offset, size), copy, "qcow2")
+        # a decompressed copy in the work folder may name no other file
+        inside = os.path.abspath(src).startswith(os.path.abspath(workdir) + os.sep)
+        convert_disk(open_disk(src, offset, size, references=not inside), copy, "qcow2")
         if src.startswith(os.path.abspath(workdir) + os.sep):
             os.unlink(src)
         reports.append(repair_image(copy, targets, nics=nics, source=[source] if source else None,

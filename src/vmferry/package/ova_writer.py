@@ -31,6 +31,7 @@ from vmferry.disks.convert import OpenedDisk, estimate_output
 from vmferry.disks.formats import FORMATS
 from vmferry.disks.reader import open_raw
 from vmferry.disks.vmdk_stream import DEFAULT_LEVEL, write_stream_vmdk
+from vmferry.disks.vmdk_verify import GrainVerifier
 from vmferry.errors import DiskError, PackageError, UsageError
 from vmferry.progress import Reporter
 from vmferry.tools import qemu_img
@@ -171,17 +172,28 @@ def pack_ova(out: str | os.PathLike, descriptor_name: str,
     return PackResult(out, size, written)
 
 
-def _copy(path: str, offset: int, total: int, sink: _Sink, reporter: Reporter, label: str) -> None:
-    with open(path, "rb") as inp, reporter.step(f"pack {label}", total) as step:
-        inp.seek(offset)
-        left = total
-        while left:
-            chunk = inp.read(min(COPY_CHUNK, left))
-            if not chunk:
-                raise DiskError(f"{label}: the source ended {left} bytes early", path=path)
-            sink.write(chunk)
-            step.advance(len(chunk))
-            left -= len(chunk)
+def _copy(path: str, offset: int, total: int, sink: _Sink, reporter: Reporter, label: str,
+          verify=None) -> None:
+    """Copy bytes into the archive; ``verify`` (a :class:`~vmferry.disks.vmdk_verify.GrainVerifier`)
+    is fed the same chunks and closed at the end, so a damaged grain stops the archive."""
+    try:
+        with open(path, "rb") as inp, reporter.step(f"pack {label}", total) as step:
+            inp.seek(offset)
+            left = total
+            while left:
+                chunk = inp.read(min(COPY_CHUNK, left))
+                if not chunk:
+                    raise DiskError(f"{label}: the source ended {left} bytes early", path=path)
+                sink.write(chunk)
+                if verify is not None:
+                    verify.feed(chunk)
+                step.advance(len(chunk))
+                left -= len(chunk)
+        if verify is not None:
+            verify.close()
+    finally:
+        if verify is not None:
+            verify.abandon()
 
 
 def _populated(disk: OpenedDisk) -> int:
@@ -229,7 +241,10 @@ def _write_member(f, src: PackSource, mtime: int, reporter: Reporter, level: int
     elif disk is not None:
         # a disk copied as it is, possibly a byte range of an archive (an OVA member)
         total = disk.size if disk.size is not None else os.path.getsize(disk.path) - disk.offset
-        _copy(disk.path, disk.offset, total, sink, reporter, src.name)
+        # a streamOptimized VMDK copied byte for byte: its structure was checked when it was opened,
+        # its grains are inflated while copied
+        verify = GrainVerifier(disk.name or disk.path) if disk.format == "vmdk-stream" else None
+        _copy(disk.path, disk.offset, total, sink, reporter, src.name, verify)
         capacity = disk.virtual_size
         if disk.format == "vmdk-stream":
             populated = _populated(disk)
