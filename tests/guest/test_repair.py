@@ -40,7 +40,15 @@ RECIPE: dict[str, tuple[str, int]] = {
     "/etc/sysconfig/network-scripts/ifcfg-ens193": ("DEVICE=ens193\nONBOOT=yes\nBOOTPROTO=none\nIPADDR=10.0.4.5\n"
                                                     "PREFIX=24\nGATEWAY=10.0.4.1\n", 0o644),
 }
-REMOVED = ["/etc/udev/rules.d/70-persistent-net.rules"]
+# what --generalize resets (the legacy guest already has /etc/hostname and a 70-persistent-net.rules)
+GENERAL: dict[str, tuple[str, int]] = {
+    "/etc/machine-id": ("4f1b2c3d4e5f40718293a4b5c6d7e8f9\n", 0o444),
+    "/etc/ssh/ssh_host_ed25519_key": ("-----BEGIN OPENSSH PRIVATE KEY-----\nsecret-of-the-source\n", 0o600),
+    "/etc/ssh/ssh_host_ed25519_key.pub": ("ssh-ed25519 AAAAC3Nz source\n", 0o644),
+    "/usr/bin/ssh-keygen": ("#!/bin/sh\n", 0o755),
+    "/var/lib/dhcp/dhclient.ens192.leases": ("lease { fixed-address 10.0.0.5; }\n", 0o644),
+}
+REMOVED: list[str] = []
 # NIC order is the names' slot order: ens161, ens192, ens193, ens224, ens256; NIC 4 (netplan) is readdressed
 SETTINGS = [f"vmferry.net.{i}.mac={mac}" for i, mac in enumerate(MACS.values())] + [
     "vmferry.net.4.address=192.0.2.10/24", "vmferry.net.4.gateway=192.0.2.1", "vmferry.net.4.dns=192.0.2.53"]
@@ -49,13 +57,14 @@ SETTINGS = [f"vmferry.net.{i}.mac={mac}" for i, mac in enumerate(MACS.values())]
 def _prepared(tmp_root: Path) -> Path:
     """The legacy guest with the convention files, as a cached qcow2 keyed by the recipe."""
     base = build.build("legacy")
-    key = hashlib.sha256(json.dumps(["standalone qcow2", base.image, sorted(RECIPE.items()), REMOVED]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps(["standalone qcow2", base.image, sorted(RECIPE.items()), sorted(GENERAL.items()),
+                                     REMOVED]).encode()).hexdigest()[:16]
     image = build.cache_dir() / f"repair-conventions-{key}.qcow2"
     if not image.exists():
         tmp = image.with_suffix(".tmp")
         run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", base.image, str(tmp)])
         with Session(tmp, "qcow2") as s:
-            for path, (text, mode) in RECIPE.items():
+            for path, (text, mode) in {**RECIPE, **GENERAL}.items():
                 s.write(path, text, mode=mode)
             for path in REMOVED:
                 s.remove(path)
@@ -74,11 +83,11 @@ def repaired(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("repair")
     source = _prepared(tmp)
     before = _digest(source)
-    dry = run_vmferry("guest", "repair", source, "--for", "kvm", "--dry-run", "--json",
+    dry = run_vmferry("guest", "repair", source, "--for", "kvm", "--dry-run", "--json", "--generalize",
                       *[a for s in SETTINGS for a in ("--set", s)], timeout=900)
     assert dry.returncode == 0, dry.stderr
     out = tmp / "repaired.qcow2"
-    real = run_vmferry("guest", "repair", source, "--for", "kvm", "-o", out, "--json",
+    real = run_vmferry("guest", "repair", source, "--for", "kvm", "-o", out, "--json", "--generalize",
                        *[a for s in SETTINGS for a in ("--set", s)], timeout=900)
     assert real.returncode == 0, real.stderr
     assert _digest(source) == before            # the source image is never modified
@@ -86,11 +95,15 @@ def repaired(tmp_path_factory):
     with Session(out, "qcow2", readonly=True) as s:
         for path in [*RECIPE, *(f"/etc/systemd/network/10-vmferry-{n}.link" for n in MACS), "/etc/fstab"]:
             files[path] = s.read_text(path)
+        general = {p: s.read_text(p) if s.is_file(p) else None for p in
+                   [*GENERAL, "/etc/hostname", "/etc/udev/rules.d/70-persistent-net.rules",
+                    "/etc/systemd/system/vmferry-ssh-keygen.service"]}
+        general["wants"] = s.readlink("/etc/systemd/system/multi-user.target.wants/vmferry-ssh-keygen.service")
         masks = {u: s.readlink(f"/etc/systemd/system/{u}") if s.is_symlink(f"/etc/systemd/system/{u}") else None
                  for u in ("open-vm-tools.service", "vgauth.service")}
         modes = {p: s.mode(p) for p in RECIPE}
     return {"dry": json.loads(dry.stdout), "report": json.loads(real.stdout), "files": files, "masks": masks,
-            "modes": modes}
+            "modes": modes, "general": general}
 
 
 def _ini(text: str) -> configparser.ConfigParser:
@@ -173,3 +186,19 @@ def test_refuses_to_modify_in_place_and_bad_targets(tmp_path):
     assert r.returncode == 2 and "bhyve" in r.stderr and not (tmp_path / "y.img").exists()
     r = run_vmferry("guest", "repair", image, "--for", "kvm", "--set", "vmferry.net.0.address=1.2.3.4")
     assert r.returncode == 2 and "prefix" in r.stderr
+
+
+def test_generalize_resets_the_identity_of_the_copy(repaired):
+    g = repaired["general"]
+    assert g["/etc/machine-id"] == ""                       # systemd's convention: empty, not removed
+    assert g["/etc/ssh/ssh_host_ed25519_key"] is None and g["/etc/ssh/ssh_host_ed25519_key.pub"] is None
+    assert g["/var/lib/dhcp/dhclient.ens192.leases"] is None
+    assert g["/etc/udev/rules.d/70-persistent-net.rules"] is None
+    assert g["/etc/hostname"] == ""
+    unit = configparser.ConfigParser()
+    unit.read_string(g["/etc/systemd/system/vmferry-ssh-keygen.service"])
+    assert unit["Service"]["ExecStart"] == "/usr/bin/ssh-keygen -A" and "ssh.service" in unit["Unit"]["Before"]
+    assert g["wants"] == "/etc/systemd/system/vmferry-ssh-keygen.service"
+    assert g["/usr/bin/ssh-keygen"] == "#!/bin/sh\n"              # the guest's tool itself is untouched
+    report = json.dumps(repaired["report"])
+    assert "secret-of-the-source" not in report                # private keys never appear in the report
