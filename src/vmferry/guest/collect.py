@@ -16,7 +16,7 @@ from vmferry.errors import GuestError, VmferryError
 from vmferry.guest import initramfs as initramfs_mod
 from vmferry.guest import kmod, linuxconf
 from vmferry.guest.model import CloudInit, GuestReport, Initramfs, Kernel, NetBinding, OsInfo, Tool
-from vmferry.tools.guestfs import Appliance, mapping, records
+from vmferry.tools.guestfs import Session
 
 ESP_GUID = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 BIOS_BOOT_GUID = "21686148-6449-6E6F-744E-656564454649"
@@ -91,35 +91,37 @@ def image_format(path: str) -> str:
 
 
 class _Guest:
-    """Files and listings fetched from the mounted guest, in a few batched round trips."""
+    """Files and listings fetched from the mounted guest (through the one libguestfs session)."""
 
-    def __init__(self, g: Appliance, tmp: Path) -> None:
+    def __init__(self, g: Session, tmp: Path) -> None:
         self.g, self.tmp = g, tmp
         self.files: dict[str, Path] = {}
         self.listings: dict[str, list[str]] = {}
         self.present: set[str] = set()
 
     def probe(self, files: list[str] = (), dirs: list[str] = (), paths: list[str] = ()) -> None:
-        cmds = [("is-file", f, "followsymlinks:true") for f in files] + [("is-dir", d, "followsymlinks:true")
-                                                                           for d in dirs]
-        cmds += [("exists", p) for p in paths]
-        for (_, path, *_rest), out in zip(cmds, self.g.batch(cmds), strict=True):
-            if out.strip() == "true":
+        for path in files:
+            if self.g.attempt("is_file", path, followsymlinks=True, default=False):
+                self.present.add(path)
+        for path in dirs:
+            if self.g.attempt("is_dir", path, followsymlinks=True, default=False):
+                self.present.add(path)
+        for path in paths:
+            if self.g.attempt("exists", path, default=False):
                 self.present.add(path)
 
     def list(self, dirs: list[str], command: str = "ls") -> None:
-        dirs = [d for d in dirs if d in self.present]
-        for d, out in zip(dirs, self.g.batch([(command, d) for d in dirs]), strict=True):
-            self.listings[d] = [ln for ln in out.splitlines() if ln.strip()]
+        for d in dirs:
+            if d in self.present:
+                self.listings[d] = [n for n in self.g.attempt(command, d, default=[]) if n.strip()]
 
     def fetch(self, files: list[str]) -> None:
-        files = [f for f in files if f in self.present and f not in self.files]
-        cmds = [("download", f, str(self.tmp / f.lstrip("/"))) for f in files]
         for f in files:
-            (self.tmp / f.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
-        self.g.batch(cmds)
-        for f in files:
+            if f not in self.present or f in self.files:
+                continue
             local = self.tmp / f.lstrip("/")
+            local.parent.mkdir(parents=True, exist_ok=True)
+            self.g.attempt("download", f, str(local))
             if local.is_file():
                 self.files[f] = local
 
@@ -128,14 +130,14 @@ class _Guest:
         return local.read_text(encoding="utf-8", errors="replace") if local else None
 
 
-def _firmware(g: Appliance, device: str | None) -> tuple[str, str]:
+def _firmware(g: Session, device: str | None) -> tuple[str, str]:
     if not device:
         return "unknown", "none"
-    table = g.batch([("part-get-parttype", device)])[0].strip() or "none"
+    table = (g.attempt("part_get_parttype", device, default="") or "").strip() or "none"
     if table != "gpt":
         return ("bios" if table == "msdos" else "unknown"), table
-    nums = [p["part_num"] for p in records(g.batch([("part-list", device)])[0]) if p.get("part_num")]
-    types = {t.strip().upper() for t in g.batch([("part-get-gpt-type", device, n) for n in nums])}
+    nums = [p["part_num"] for p in g.attempt("part_list", device, default=[]) if p.get("part_num")]
+    types = {(g.attempt("part_get_gpt_type", device, int(n), default="") or "").strip().upper() for n in nums}
     esp, bios = ESP_GUID in types, BIOS_BOOT_GUID in types
     return ("bios+uefi" if esp and bios else "uefi" if esp else "bios" if bios else "unknown"), table
 
@@ -285,27 +287,27 @@ def _cloud_init(gst: _Guest, app_names: set[str]) -> CloudInit | None:
     return linuxconf.cloud_datasources(texts)
 
 
-def _windows_drivers(g: Appliance, systemroot: str) -> list[str]:
+def _windows_drivers(g: Session, systemroot: str) -> list[str]:
     from vmferry.guest.drivers import WINDOWS_BUS, WINDOWS_NIC
 
-    drivers_dir = g.batch([("case-sensitive-path", f"{systemroot or '/Windows'}/System32/drivers")])[0].strip()
+    drivers_dir = g.attempt("case_sensitive_path", f"{systemroot or '/Windows'}/System32/drivers", default="")
     if not drivers_dir:
         return []
-    present = {n.strip().lower() for n in g.batch([("ls", drivers_dir)])[0].splitlines()}
+    present = {n.strip().lower() for n in g.attempt("ls", drivers_dir, default=[])}
     known = {f for table in (WINDOWS_BUS, WINDOWS_NIC) for opts in table.values() for d in opts for f in d.files}
     return sorted(n for n in known if n in present)
 
 
-def _windows_registry(g: Appliance, systemroot: str, tmp: Path, report: GuestReport) -> None:
+def _windows_registry(g: Session, systemroot: str, tmp: Path, report: GuestReport) -> None:
     """Services and staged driver packages from the SYSTEM hive (copied out, read with hivex)."""
     from vmferry.guest.windows import read_system_hive
 
-    hive = g.batch([("case-sensitive-path", f"{systemroot or '/Windows'}/System32/config/SYSTEM")])[0].strip()
-    if not hive or g.batch([("is-file", hive)])[0].strip() != "true":
+    hive = g.attempt("case_sensitive_path", f"{systemroot or '/Windows'}/System32/config/SYSTEM", default="")
+    if not hive or not g.attempt("is_file", hive, default=False):
         report.not_checked.append("driver services (no SYSTEM hive found)")
         return
     local = tmp / "SYSTEM"
-    g.batch([("download", hive, str(local))])
+    g.attempt("download", hive, str(local))
     try:
         report.windows_services, report.windows_device_ids = read_system_hive(local)
     except VmferryError as exc:
@@ -323,22 +325,22 @@ def collect(path: str | os.PathLike) -> GuestReport:
     if not os.path.isfile(path):
         raise GuestError("no such disk image", path=path)
     fmt = image_format(path)
-    with tempfile.TemporaryDirectory(prefix="vmferry-guest-") as tmpdir, \
-            Appliance([path], formats=[fmt]) as g:
+    with Session(path, fmt, readonly=True) as g:
+        return inspect_session(g, path)
+
+
+def inspect_session(g: Session, path: str) -> GuestReport:
+    """The guest report of the guest a libguestfs session has mounted (read-only here, or the session
+    that has just repaired it: one appliance for both)."""
+    with tempfile.TemporaryDirectory(prefix="vmferry-guest-") as tmpdir:
         tmp = Path(tmpdir)
-        roots = [r for r in g.batch([("inspect-os",)])[0].splitlines() if r.strip()]
-        if not roots:
-            raise GuestError("no operating system found on the disk (libguestfs inspection)", path=path)
-        root = roots[0]
-        outs = g.batch([(f"inspect-get-{f}", root) for f in OS_FIELDS] +
-                       [("inspect-get-mountpoints", root), ("list-devices",), ("inspect-list-applications2", root)])
-        values = {f: o.strip() for f, o in zip(OS_FIELDS, outs, strict=False)}
+        roots, root = g.roots, g.root
+        values = {f: str(g.attempt(f"inspect_get_{f.replace('-', '_')}", root, default="") or "").strip()
+                  for f in OS_FIELDS}
         os_info = _os(values)
-        points = mapping(outs[len(OS_FIELDS)])
-        devices = outs[len(OS_FIELDS) + 1].split()
-        apps = records(outs[len(OS_FIELDS) + 2])
+        devices = g.attempt("list_devices", default=[]) or []
+        apps = [{k: str(v) for k, v in a.items()} for a in g.attempt("inspect_list_applications2", root, default=[])]
         firmware, table = _firmware(g, devices[0] if devices else None)
-        g.batch([("mount-ro", points[mp], mp) for mp in sorted(points, key=len)])
         report = GuestReport(image=path, os=os_info, firmware=firmware, partition_table=table,
                              bootloader="unknown")
         if len(roots) > 1:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from vmferry.errors import GuestError, UsageError
 from vmferry.guest import bootrepair, netrepair
@@ -62,6 +62,7 @@ class RepairReport:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)     # step -> seconds (launch, network, ...)
+    guest: object = field(default=None, repr=False)   # the GuestReport read after the repair, when asked for
 
     def timed(self, step: str, since: float) -> float:
         now = time.monotonic()
@@ -69,7 +70,8 @@ class RepairReport:
         return now
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = asdict(replace(self, guest=None))
+        d.pop("guest")
         d["changes"] = [c.to_dict() for c in self.changes]
         return d
 
@@ -176,13 +178,15 @@ class Editor:
 
 def repair_image(image: str | os.PathLike, targets: list[str], *, nics: list[NicSetting] | None = None,
                  source: list[str] | None = None, generalize: bool = False, dry_run: bool = False,
-                 fmt: str | None = None, regenerate: bool = True, host_splice: bool = True) -> RepairReport:
+                 fmt: str | None = None, regenerate: bool = True, host_splice: bool = True,
+                 inspect: bool = False) -> RepairReport:
     """Repair the Linux guest on ``image`` (in place: pass a copy) for the hypervisors ``targets``.
 
     ``nics``: the VM's NICs in order (their MACs, new addresses); ``source``: the hypervisors the image
     came from, whose drivers are kept (inferred from the current initramfs when None); ``host_splice``:
     add drivers to an initramfs-tools image on the host (:mod:`vmferry.guest.initramfs_splice`) instead
-    of running update-initramfs under emulation.
+    of running update-initramfs under emulation; ``inspect``: also read the repaired guest
+    (:func:`vmferry.guest.collect.inspect_session`, same appliance) into ``report.guest``.
     """
     from vmferry.guest import driverrepair, unitrepair
     from vmferry.guest.collect import image_format
@@ -198,6 +202,10 @@ def repair_image(image: str | os.PathLike, targets: list[str], *, nics: list[Nic
         report.os = f"{s.inspect('type')} {s.inspect('distro')} {s.inspect('major_version')}"
         if s.inspect("type") != "linux":
             report.problems.append(f"{s.inspect('type')} guests are not repaired (only Linux is): nothing changed")
+            if inspect:
+                from vmferry.guest.collect import inspect_session
+
+                report.guest = inspect_session(s, image)
             report.seconds = round(time.monotonic() - start, 1)
             return report
         ed = Editor(s, report)
@@ -211,6 +219,11 @@ def repair_image(image: str | os.PathLike, targets: list[str], *, nics: list[Nic
         t = report.timed("units", t)
         driverrepair.repair_drivers(ed, report.targets, source, regenerate=regenerate, host_splice=host_splice)
         t = report.timed("drivers", t)
+        if inspect:
+            from vmferry.guest.collect import inspect_session
+
+            report.guest = inspect_session(s, image)
+            t = report.timed("inspect", t)
     report.timed("shutdown", t)
     report.seconds = round(time.monotonic() - start, 1)
     return report

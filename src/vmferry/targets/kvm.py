@@ -188,9 +188,10 @@ def _convert_system(pkg, portable, vm: PortableVM, profile, tmp, output, report:
     guest = None
     inspectable = True
     if inspect_guest and boot_images and nic_settings is not None:
-        inspectable = _repair(boot_images[0], vm, portable.source_dialect, macs, nic_settings, report)
-    if inspect_guest and boot_images and inspectable:
-        guest = _inspect(boot_images[0], report)   # readiness is read from the repaired image
+        # readiness is read from the repaired image, in the appliance that repaired it
+        inspectable, guest = _repair(boot_images[0], vm, portable.source_dialect, macs, nic_settings, report)
+    if inspect_guest and boot_images and inspectable and guest is None:
+        guest = _inspect(boot_images[0], report)
     bus, why, guest_findings = choose_bus(guest, disk_bus, vm)
     report.findings += guest_findings
     nic = choose_nic(guest, nic_model)
@@ -257,22 +258,22 @@ DIALECT_HYPERVISOR = {"vmware": "vmware", "cisco": "vmware", "virtualbox": "virt
                       "hyperv": "hyperv", "ovirt": "kvm"}
 
 
-def _repair(image: str, vm: PortableVM, dialect: str | None, macs: list[str], settings, report: KvmReport) -> bool:
+def _repair(image: str, vm: PortableVM, dialect: str | None, macs: list[str], settings, report: KvmReport):
     """Repair the converted boot disk's guest for kvm (the source is never touched: this is the copy).
-    False when libguestfs finds no OS to repair (then there is nothing to inspect either)."""
+    (inspectable, the repaired guest's report or None); not inspectable when libguestfs finds no OS."""
     from vmferry.errors import VmferryError
     from vmferry.guest.repair import merge_settings, repair_image
 
     source = [hv] if (hv := DIALECT_HYPERVISOR.get(dialect or "")) else None
     try:
-        result = repair_image(image, ["kvm"], nics=merge_settings(macs, settings), source=source)
+        result = repair_image(image, ["kvm"], nics=merge_settings(macs, settings), source=source, inspect=True)
     except VmferryError as exc:
         if "no operating system" in str(exc):
             report.findings.append(Finding("VMF-KVM-003", "warning", f"guest inspection failed: {exc}", image))
-            return False
+            return False, None
         report.findings.append(Finding("VMF-KVM-004", "warning", f"the guest of '{vm.id}' was not repaired: {exc}",
                                        vm.id, "run 'vmferry guest repair' on the converted disk"))
-        return True
+        return True, None
     result.image = os.path.basename(image)
     report.repairs.append(result.to_dict())
     for c in result.changes:
@@ -280,7 +281,7 @@ def _repair(image: str, vm: PortableVM, dialect: str | None, macs: list[str], se
     for problem in result.problems:
         report.findings.append(Finding("VMF-KVM-004", "warning", f"guest repair of '{vm.id}': {problem}", vm.id,
                                        "repair this by hand in the guest"))
-    return True
+    return True, result.guest
 
 
 def _inspect(image: str, report: KvmReport):

@@ -1,185 +1,31 @@
-"""libguestfs adapter: one ``guestfish --listen`` appliance per inspection, driven with ``--remote``.
+"""libguestfs adapter: one appliance per guest, driven through libguestfs' Python binding.
 
-Launching the appliance is the slow part (about 20 s under TCG), so an inspection starts it once and
-sends every command to it. Commands whose output vmferry reads print either one value per line, or
-the ``field: value`` records guestfish prints for structs; both are read by :func:`records`.
+:class:`Session` starts the appliance over one disk image (its format given explicitly, never guessed),
+runs libguestfs inspection, mounts the guest's file systems (read-only for inspection, read-write for
+repair) and offers the few calls vmferry needs; every libguestfs error becomes a :class:`GuestError`.
+Launching the appliance is the slow part (about 20 s under TCG), so an inspection or a repair starts it
+once; a repair and the inspection that follows it share one (:func:`vmferry.guest.collect.inspect_session`).
 
 The appliance runs with ``LIBGUESTFS_BACKEND=direct`` (no libvirtd needed) and, unless the caller's
 environment says otherwise, ``LIBGUESTFS_BACKEND_SETTINGS=force_tcg``: hardware KVM is not usable
-on the machines vmferry is tested on.
+on the machines vmferry is tested on. The binding is Debian's ``python3-guestfs``, loaded from its own
+directory when vmferry runs in a virtualenv without system packages (:func:`binding`).
 """
 
 from __future__ import annotations
 
 import os
-import re
-import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
-from vmferry.errors import GuestError, ToolFailed
-from vmferry.tools.proc import run, which
-
-_PID = re.compile(r"GUESTFISH_PID=(\d+)")
-_SEP = "@@vmferry-batch@@"
-
-
-def _quote(arg: str) -> str:
-    """Quote one argument for guestfish's command parser."""
-    if arg and all(c.isalnum() or c in "/._-=:+,@" for c in arg):
-        return arg
-    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
+from vmferry.errors import GuestError
 
 
 def guestfs_env() -> dict[str, str]:
-    """The environment libguestfs tools are run with."""
+    """The environment libguestfs (and its tools, in tests) run with."""
     return {
         "LIBGUESTFS_BACKEND": os.environ.get("LIBGUESTFS_BACKEND", "direct"),
         "LIBGUESTFS_BACKEND_SETTINGS": os.environ.get("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg"),
     }
-
-
-def records(text: str) -> list[dict[str, str]]:
-    """Parse guestfish struct-list output (``[0] = {`` / ``field: value`` / ``}``) into dicts."""
-    out: list[dict[str, str]] = []
-    current: dict[str, str] | None = None
-    for line in text.splitlines():
-        s = line.strip()
-        if s.endswith("{") and s.startswith("["):
-            current = {}
-            out.append(current)
-        elif s == "}":
-            current = None
-        elif current is not None and ": " in s:
-            k, _, v = s.partition(": ")
-            current[k] = v
-        elif current is not None and s.endswith(":"):
-            current[s[:-1]] = ""
-    return out
-
-
-def mapping(text: str) -> dict[str, str]:
-    """Parse guestfish hash output (``key: value`` per line), as printed by ``inspect-get-mountpoints``."""
-    out = {}
-    for line in text.splitlines():
-        k, sep, v = line.partition(": ")
-        if sep:
-            out[k.strip()] = v.strip()
-    return out
-
-
-class Appliance:
-    """A read-only libguestfs appliance over some disk images; use as a context manager."""
-
-    def __init__(self, disks: Sequence[str | os.PathLike], *, formats: Sequence[str] | None = None,
-                 readonly: bool = True, timeout: float = 900):
-        self.disks = [os.fspath(d) for d in disks]
-        self.formats = list(formats) if formats else [None] * len(self.disks)
-        for d in self.disks:
-            if not os.path.exists(d):
-                raise GuestError("no such disk image", path=d)
-        self.readonly = readonly
-        self.timeout = timeout
-        self.pid: str | None = None
-
-    def __enter__(self) -> Appliance:
-        argv = [which("guestfish"), "--listen"]
-        if self.readonly:
-            argv.append("--ro")
-        for d, fmt in zip(self.disks, self.formats, strict=True):
-            # an explicit format: libguestfs must not guess it from a (possibly hostile) raw image
-            argv += [f"--format={fmt}" if fmt else "--format", "-a", d]
-        # The forked guestfish server keeps the standard streams it was given: hand it files, not the
-        # runner's pipes, or the runner would wait for the server to exit.
-        with tempfile.TemporaryDirectory(prefix="vmferry-gfs-") as tmp:
-            out, err = os.path.join(tmp, "out"), os.path.join(tmp, "err")
-            try:
-                run(["sh", "-c", 'o=$1; e=$2; shift 2; exec "$@" >"$o" 2>"$e" </dev/null', "sh", out, err, *argv],
-                    env=guestfs_env(), timeout=120)
-            except ToolFailed as exc:
-                detail = open(err, errors="replace").read().strip() if os.path.exists(err) else str(exc)
-                raise GuestError(f"cannot start libguestfs: {' '.join(detail.split())}", path=self.disks[0]) from exc
-            with open(out, errors="replace") as fh:
-                stdout = fh.read()
-        m = _PID.search(stdout)
-        if not m:
-            raise GuestError("guestfish --listen did not print its PID", path=self.disks[0])
-        self.pid = m.group(1)
-        try:
-            self.call("run")
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self.pid:
-            pid, self.pid = self.pid, None
-            run(["guestfish", f"--remote={pid}", "exit"], check=False, env=guestfs_env(), timeout=60)
-
-    def call(self, *args: str, check: bool = True) -> str:
-        """Run one guestfish command in the appliance and return its standard output."""
-        if not self.pid:
-            raise GuestError("libguestfs appliance is not running")
-        try:
-            res = run(["guestfish", f"--remote={self.pid}", "--", *args], env=guestfs_env(),
-                      timeout=self.timeout)
-        except ToolFailed as exc:
-            if not check:
-                return ""
-            msg = " ".join((exc.stderr or str(exc)).split())
-            raise GuestError(f"libguestfs {args[0]} failed: {msg}", path=self.disks[0]) from exc
-        return res.stdout
-
-    def batch(self, commands: Sequence[Sequence[str]]) -> list[str]:
-        """Run several commands in one round trip; a command that fails yields "" (not an error).
-
-        Each remote call costs a process start and a round trip to the appliance (about half a second
-        under TCG), so inspections send their commands in batches.
-        """
-        if not commands:
-            return []
-        if not self.pid:
-            raise GuestError("libguestfs appliance is not running")
-        script = []
-        for i, cmd in enumerate(commands):
-            script.append(f"echo {_SEP}{i}")
-            script.append("-" + " ".join(_quote(a) for a in cmd))
-        script.append(f"echo {_SEP}end")
-        res = run(["guestfish", f"--remote={self.pid}"], input="\n".join(script) + "\n", env=guestfs_env(),
-                  timeout=self.timeout, check=False)
-        outputs = [""] * len(commands)
-        current: int | None = None
-        chunks: list[str] = []
-        for line in res.stdout.splitlines():
-            if line.startswith(_SEP):
-                if current is not None:
-                    outputs[current] = "\n".join(chunks)
-                tag = line[len(_SEP):]
-                current = int(tag) if tag.isdigit() else None
-                chunks = []
-            else:
-                chunks.append(line)
-        return outputs
-
-    def lines(self, *args: str) -> list[str]:
-        return [ln for ln in self.call(*args).splitlines() if ln.strip()]
-
-    def exists(self, path: str) -> bool:
-        return self.call("exists", path).strip() == "true"
-
-    def is_file(self, path: str) -> bool:
-        return self.call("is-file", path, "followsymlinks:true").strip() == "true"
-
-    def download(self, path: str, dest: str | os.PathLike) -> Path:
-        dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        self.call("download", path, os.fspath(dest))
-        return dest
 
 
 # ---- the libguestfs Python binding (read-write sessions: guest repair) ----------------------------
@@ -237,6 +83,7 @@ class Session:
         self.fmt, self.readonly = fmt, readonly
         self.g = None
         self.root = ""
+        self.roots: list[str] = []
         self.mountpoints: dict[str, str] = {}
 
     def __enter__(self) -> Session:
@@ -250,7 +97,7 @@ class Session:
             roots = self.g.inspect_os()
             if not roots:
                 raise GuestError("no operating system found on the disk (libguestfs inspection)", path=self.image)
-            self.root = roots[0]
+            self.root, self.roots = roots[0], list(roots)
             self.mountpoints = self.g.inspect_get_mountpoints(self.root)
             for mp in sorted(self.mountpoints, key=len):
                 try:
@@ -287,6 +134,13 @@ class Session:
         except RuntimeError as exc:
             what = args[0] if args and isinstance(args[0], str) else ""
             raise GuestError(f"libguestfs {name} {what}: {exc}".replace("  ", " "), path=self.image) from exc
+
+    def attempt(self, name: str, *args, default=None, **kwargs):
+        """A libguestfs call whose failure is an answer (``default``), not an error."""
+        try:
+            return self._call(name, *args, **kwargs)
+        except GuestError:
+            return default
 
     def inspect(self, field: str) -> str:
         """``inspect_get_<field>`` of the root (type, distro, major_version, hostname...)."""
