@@ -138,3 +138,17 @@ def test_cli_strict_flag_turns_deviations_into_errors(tmp_path):
     assert run_vmferry("validate", "--descriptor-only", path).returncode == 0
     strict = run_vmferry("validate", "--descriptor-only", "--strict", path)
     assert strict.returncode == 1 and "VMF-XSD-001" in strict.stdout and "InstanceId" in strict.stdout
+
+
+def test_a_descriptor_on_one_line_is_classed_the_same(tmp_path):
+    """Elements are found by libxml2's error path, not only by line: a one-line export is classed as the
+    indented one."""
+    from lxml import etree
+
+    tree = etree.parse(str(COT / "ubuntu.2.0.ovf"), etree.XMLParser(remove_blank_text=True))
+    one_line = tmp_path / "ubuntu.ovf"
+    one_line.write_bytes(etree.tostring(tree))
+    assert b"\n" not in one_line.read_bytes().strip()
+    rules = lambda p: sorted(f.rule for f in validate_package(p, descriptor_only=True).findings  # noqa: E731
+                             if f.rule.startswith("VMF-XSD"))
+    assert rules(one_line) == rules(COT / "ubuntu.2.0.ovf")

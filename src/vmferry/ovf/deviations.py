@@ -36,6 +36,7 @@ CIM_ROLES = frozenset({"rasd", "vssd", "sasd", "epasd", "pasd"})
 DESCRIPTIVE = frozenset({"info", "elementname", "caption", "description"})
 OVF09_NAMES = {"content": "VirtualSystem", "section": "Section"}   # 0.9 spellings kept by oVirt/RHV
 XS = "{http://www.w3.org/2001/XMLSchema}"
+PATH_LOOKUPS = 2000        # per document: beyond, an ambiguous element is taken as the first on its line
 
 
 class Declared:
@@ -118,9 +119,19 @@ def parse_message(message: str) -> tuple[str, str, str, list[str]]:
     return element, attribute, text, expected
 
 
-def _element_at(index: dict, line: int, clark: str):
-    found = index.get((line, clark))
-    return found[0] if found else None
+def _element_by_path(root, path: str | None, clark: str):
+    """The element libxml2's error path names (``/*/*[4]/*[3]/rasd:InstanceID``), when it resolves to one
+    element of the reported name; None otherwise (the line index is the fallback)."""
+    if not path or not clark:
+        return None
+    prefixes = {k: v for k, v in (root.nsmap or {}).items() if k}
+    try:
+        found = root.getroottree().xpath(path, namespaces=prefixes)
+    except (etree.XPathError, TypeError, ValueError):
+        return None
+    if isinstance(found, list) and len(found) == 1 and getattr(found[0], "tag", None) == clark:
+        return found[0]
+    return None
 
 
 def _is_section(local: str) -> bool:
@@ -255,10 +266,17 @@ def deviation_findings(version: str, root, error_log, where: str, shorten) -> li
         if isinstance(el.tag, str):
             index.setdefault((el.sourceline, el.tag), []).append(el)
     out = []
+    path_budget = PATH_LOOKUPS
     for err in error_log:
         message = " ".join(err.message.split())
         element, attribute, text, expected = parse_message(message)
-        node = _element_at(index, err.line, element) if element else None
+        candidates = index.get((err.line, element), ()) if element else ()
+        node = candidates[0] if len(candidates) == 1 else None
+        if node is None and len(candidates) > 1 and path_budget > 0:
+            path_budget -= 1     # several on one line: libxml2's path tells which (bounded: XPath steps
+            node = _element_by_path(root, err.path, element)   # by position cost O(siblings) each)
+        if node is None and candidates:
+            node = candidates[0]
         rule = classify(version, element, attribute, text, expected, node)
         if rule is None:
             continue
