@@ -350,3 +350,18 @@ def test_grain_verifier_accepts_clean_streams_fed_in_any_blocks_and_refuses_trun
     v.feed(ours.read_bytes()[:first + 100])      # ends inside the first grain
     with pytest.raises(DamagedImage, match="ends inside"):
         v.close()
+
+
+def test_data_file_inside_the_folder_is_given_to_qemu_explicitly(tmp_path):
+    """A qcow2 keeping its data in a sibling raw file: allowed, and qemu gets that file as the data-file
+    node (never the name from the header)."""
+    raw = tmp_path / "src.raw"
+    raw.write_bytes(os.urandom(1 << 20))
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-o", "data_file=data.raw,data_file_raw=on",
+                    "src.raw", "disk.qcow2"], check=True, capture_output=True, cwd=tmp_path)
+    disk = open_disk(tmp_path / "disk.qcow2")
+    assert [(r.kind, r.name) for r in disk.header.references] == [("data-file", "data.raw")]
+    assert disk.spec.node()["data-file"] == {"driver": "file", "filename": os.fspath(tmp_path / "data.raw")}
+    out = tmp_path / "out.vmdk"
+    convert_disk(disk, out, "vmdk-stream")
+    assert compare(ImageSpec(os.fspath(raw), "raw"), open_disk(out).spec)

@@ -95,8 +95,9 @@ def open_raw(spec: ImageSpec, virtual_size: int) -> RawReader:
     the raw range layer, so ``spec.offset`` is added here.
     """
     extents = qemu_img.map_extents(spec)
-    single = True
-    if spec.fmt == "vmdk":  # a text descriptor keeps its data in other files
+    # an external data file holds the data: the map's offsets point into it, not into spec.path
+    single = spec.data_file is None
+    if single and spec.fmt == "vmdk":  # a text descriptor keeps its data in other files
         with open(spec.path, "rb") as f:
             single = os.pread(f.fileno(), 4, spec.offset) == b"KDMV"
     if spec.fmt != "raw" and spec.offset:
