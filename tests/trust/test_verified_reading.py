@@ -345,3 +345,15 @@ def test_a_certificate_is_verified_before_any_file_is_used(tmp_path):
         result = run_vmferry(*argv)
         refused(result, "ubuntu.2.0.cert", out, before=set())
         assert "does not verify" in result.stderr
+
+
+def test_pack_refuses_a_linked_descriptor(tmp_path):
+    files = originals()
+    elsewhere = tmp_path / "elsewhere.ovf"
+    elsewhere.write_bytes(files["input.ovf"])
+    d = folder(tmp_path, {n: b for n, b in files.items() if n != "input.ovf"}, None)
+    os.symlink(elsewhere, d / "input.ovf")
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_vmferry("pack", d, "-o", out / "p.ova")
+    refused(result, "input.ovf", out, before=set())

@@ -141,7 +141,8 @@ def pack_directory(directory: str | os.PathLike, out: str | os.PathLike, *, disk
     if disk_format not in (None, "vmdk-stream"):
         formats.get_format(disk_format)
         raise UsageError("pack writes disks as they are or as vmdk-stream; use `vmferry disk convert` first")
-    pkg = open_package(desc_path)    # the package reader: files confined to the folder, no links followed
+    # the package reader, on the folder: the descriptor and every file confined to it, no links followed
+    pkg = open_package(directory)
     xml = pkg.descriptor_bytes
     # a folder being packed usually has no manifest yet (pack writes one): no VMF-PKG-004 here
     findings = [f for f in pkg.verify_integrity() if f.rule != "VMF-PKG-004"]
