@@ -202,3 +202,33 @@ def test_generalize_resets_the_identity_of_the_copy(repaired):
     assert g["/usr/bin/ssh-keygen"] == "#!/bin/sh\n"              # the guest's tool itself is untouched
     report = json.dumps(repaired["report"])
     assert "secret-of-the-source" not in report                # private keys never appear in the report
+
+
+def test_package_is_written_anew_with_its_boot_disk_repaired(tmp_path):
+    """A VMware OVA of the legacy guest: the output is a VMware OVA whose guest names its root by UUID and
+    pins eth0 to the MAC vmferry gives the NIC; the source OVA is untouched."""
+    from tests.guest.test_end_to_end import vmware_ova
+    from vmferry.dialects import read_package
+    from vmferry.package import open_package
+    from vmferry.targets.macs import nic_macs
+
+    work = tmp_path / "work"
+    work.mkdir()
+    ova = vmware_ova(build.build("legacy"), work)
+    before = _digest(ova)
+    portable = read_package(open_package(str(ova)).envelope)
+    mac = nic_macs(portable.systems[0], portable.default_profile)[0]
+    out = tmp_path / "repaired.ova"
+    res = run_vmferry("guest", "repair", ova, "--for", "kvm,vmware", "-o", out, "--json", timeout=900)
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["image"] == str(out) and report["source"] == ["vmware"]
+    assert _digest(ova) == before
+    inspected = json.loads(run_vmferry("inspect", "--json", out).stdout)
+    assert inspected["dialect"]["name"] == "vmware"
+    doc = json.loads(run_vmferry("guest", out, "--json", timeout=900).stdout)
+    names = {(d["where"], d["mountpoint"]): d["style"] for d in doc["report"]["disk_names"]}
+    assert names[("/etc/fstab", "/")] == "uuid"
+    pins = [b for b in doc["report"]["network"] if b["where"] == "/etc/systemd/network/10-vmferry-eth0.link"]
+    assert [(b["kind"], b["interface"], b["mac"]) for b in pins] == [("mac", "eth0", mac)]
+    assert doc["readiness"]["vmware"]["status"] == "ready"
