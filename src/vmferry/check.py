@@ -80,17 +80,15 @@ def check_package(path: str | os.PathLike, target: str, *, descriptor_only: bool
     return result
 
 
-GUEST_TARGETS = {"kvm": "kvm", "vmware": "vmware", "virtualbox": "virtualbox", "xen": "xen"}
-
-
 def guest_findings(pkg, portable, target: str) -> list[Finding]:
     """Readiness of the guest on its boot disk for ``target`` (libguestfs; read-only). A package with no
     disk image has nothing to inspect; a disk that cannot be inspected is a warning, not a failure."""
     import tempfile
 
     from vmferry.errors import VmferryError
+    from vmferry.guest.readiness import TARGETS
 
-    if target not in GUEST_TARGETS:
+    if target not in TARGETS:  # a target with no hardware of its own (dmtf): nothing to judge
         return []
     from vmferry.errors import PackageError
     from vmferry.guest import inspect_image
@@ -110,7 +108,7 @@ def guest_findings(pkg, portable, target: str) -> list[Finding]:
         return [Finding("VMF-GUEST-004", "warning", f"the guest on {name} could not be inspected: "
                         f"{exc.message}", name, "check drivers by hand, or run 'vmferry guest' on the disk")]
     href = os.path.basename(image)
-    return judged_findings(report, portable.systems[0], GUEST_TARGETS[target], href)
+    return judged_findings(report, portable.systems[0], target, href)
 
 
 def judged_findings(report, vm, target: str, href: str) -> list[Finding]:

@@ -25,8 +25,6 @@ from vmferry.errors import UsageError
 from vmferry.findings import Finding
 from vmferry.portable import FileSpec, PortablePackage
 
-OVF_TARGETS = ("dmtf", "vmware", "virtualbox", "xen")
-
 
 @dataclass
 class ConvertReport:
@@ -66,10 +64,12 @@ def prepare(envelope, target: str) -> tuple[PortablePackage, list[Finding]]:
     dialect = detect(envelope).name
     portable = read_envelope(envelope, dialect)
     findings = portability_findings(envelope, portable, target)
-    if target != "vmware":
-        for vm in portable.systems:
-            if "com.vmware.guestInfo" in vm.transports:
-                vm.transports = [t for t in vm.transports if t != "com.vmware.guestInfo"] or ["iso"]
+    from vmferry.tables.targets import target as target_row
+
+    row = target_row(target)
+    for vm in portable.systems:  # transports the target lacks are dropped; its first is used instead
+        if any(t not in row.env_transports for t in vm.transports):
+            vm.transports = [t for t in vm.transports if t in row.env_transports] or list(row.env_transports[:1])
     _add_portable_network_keys(portable, target)
     return portable, findings
 
@@ -77,7 +77,9 @@ def prepare(envelope, target: str) -> tuple[PortablePackage, list[Finding]]:
 def _add_portable_network_keys(portable: PortablePackage, target: str) -> None:
     """Network settings found in a vendor convention are also written under vmferry's portable keys
     (``vmferry.net.N.*``, see docs/ovfenv.md), in the VM's unclassed ProductSection."""
-    if target not in ("dmtf", "xen", "virtualbox", "kvm"):   # kvm: they go into the OVF environment ISO
+    from vmferry.tables.targets import target as target_row
+
+    if target_row(target).vendor_net_properties:  # kvm too: they go into the OVF environment ISO
         return
     from vmferry import netconv
     from vmferry.portable import ProductInfo
@@ -96,12 +98,14 @@ def _add_portable_network_keys(portable: PortablePackage, target: str) -> None:
 
 
 def _style(target: str):
-    from vmferry.targets.styles import STYLES
+    """The targets-table row of an OVF target."""
+    from vmferry.tables.targets import TARGETS, names
 
-    if target not in STYLES:
-        raise UsageError(f"unknown target {target!r} (choose from {', '.join(OVF_TARGETS)}; kvm is "
-                         "'vmferry convert --to kvm')")
-    return STYLES[target]
+    row = TARGETS.get(target)
+    if row is None or row.ovf is None:
+        raise UsageError(f"unknown OVF target {target!r} (one of {', '.join(names(output='ovf'))}; kvm is "
+                         "converted by vmferry.targets.kvm)")
+    return row
 
 
 def convert_package(path: str | os.PathLike, target: str, output: str | os.PathLike, *, ova: bool = False,
@@ -119,7 +123,7 @@ def convert_package(path: str | os.PathLike, target: str, output: str | os.PathL
     _refuse_broken(path, envelope, findings, target)
     from vmferry.checks.descriptor import descriptor_findings
 
-    report = ConvertReport(path, target, output, portable.source_dialect, style.ovf_version,
+    report = ConvertReport(path, target, output, portable.source_dialect, style.ovf.version,
                            findings=[f for f in descriptor_findings(envelope) if f.severity != "info"] + findings)
     if descriptor_only:
         data, changes = write_descriptor(portable, style)
@@ -129,9 +133,9 @@ def convert_package(path: str | os.PathLike, target: str, output: str | os.PathL
     if pkg is None:
         raise UsageError("a package is needed (or use --descriptor-only)", path=path)
     report.findings += pkg.verify_integrity()   # before anything is written
-    from vmferry.disks.formats import default_format, get_format
+    from vmferry.disks.formats import get_format
 
-    fmt = get_format(disk_format) if disk_format else default_format(target)
+    fmt = get_format(disk_format or style.disk_formats[0])
     hook = (_boot_file_id(portable), prepare_boot_disk) if prepare_boot_disk else None
     if ova:
         _convert_to_ova(pkg, portable, style, fmt, output, force, reporter, report, hook)

@@ -13,13 +13,11 @@ from vmferry.ovf import names as N
 from vmferry.ovf.envelope import Envelope
 from vmferry.ovf.xmlmodel import localname, location
 from vmferry.portable import PortablePackage, PortableVM
-from vmferry.targets.styles import STYLES
+from vmferry.tables import controllers, nics
+from vmferry.tables.targets import TARGETS
 
-TARGETS = ("dmtf", "vmware", "virtualbox", "xen", "kvm")
 VMWARE_OUI = ("00:50:56", "00:0c:29", "00:05:69", "00:1c:14")
 VBOX_OUI = ("08:00:27",)
-MAX_NICS = {"vmware": 10, "virtualbox": 8, "xen": 7, "kvm": 32, "dmtf": 1000}
-VHD_LIMIT = 2040 << 30
 GUESTINFO = "com.vmware.guestInfo"
 
 
@@ -30,6 +28,9 @@ def _f(rule, severity, message, where="", fix=None, by: str | None = "convert") 
 
 
 def portability_findings(env: Envelope, pkg: PortablePackage, target: str) -> list[Finding]:
+    from vmferry.tables.targets import target as target_row
+
+    target_row(target)  # an unknown target is a UsageError naming the known ones
     out: list[Finding] = []
     out += _version_rules(env, target)
     for vm in pkg.systems:
@@ -46,22 +47,25 @@ def portability_findings(env: Envelope, pkg: PortablePackage, target: str) -> li
 
 
 def _version_rules(env: Envelope, target: str) -> list[Finding]:
+    from vmferry.tables.targets import ovf_version_support
+
     out = []
     where = location(env.root)
-    if env.version == "2.x" and target in ("vmware", "virtualbox", "xen"):
+    support = ovf_version_support(target, env.version)
+    if env.version == "2.x" and support != "reads":
         items2 = [el for el in env.root.iter() if isinstance(el.tag, str)
                   and localname(el) in ("StorageItem", "EthernetPortItem")]
         if items2:
             out.append(_f("VMF-VER-001", "error", f"{len(items2)} OVF 2.x StorageItem/EthernetPortItem elements: "
                           f"{target} reads OVF 1.x Items only", location(items2[0]),
                           "rewritten as OVF 1.x rasd Items"))
-        out.append(_f("VMF-VER-003", "error" if target in ("vmware", "xen") else "warning",
+        out.append(_f("VMF-VER-003", "error" if support == "refuses" else "warning",
                       f"OVF 2.x envelope: {target} imports OVF 1.x descriptors", where,
                       "written as OVF 1.x (envelope/1)"))
-    if env.version == "0.9" and target != "vmware":
+    if env.version == "0.9" and support == "refuses":
         out.append(_f("VMF-VER-002", "error", "OVF 0.9 is VMware's pre-standard format; other consumers reject it",
                       where, "rewritten as OVF 1.x with named sections"))
-    if env.version == "0.9" and target == "vmware":
+    if env.version == "0.9" and support == "deprecated":
         out.append(_f("VMF-VER-002", "warning", "OVF 0.9 is deprecated; current vSphere releases import 1.x",
                       where, "rewritten as OVF 1.x with named sections"))
     return out
@@ -69,16 +73,16 @@ def _version_rules(env: Envelope, target: str) -> list[Finding]:
 
 def _family_rules(vm: PortableVM, target: str, env: Envelope) -> list[Finding]:
     out = []
-    style = STYLES.get(target)
+    style = TARGETS[target]
     fam = vm.hardware_family
     if not fam:
         out.append(_f("VMF-FAM-003", "warning", f"system '{vm.id}' states no hardware family (VirtualSystemType)",
-                      vm.id, "the target's default family is written" if style and style.default_family else None))
+                      vm.id, "the target's default family is written" if style.default_family else None))
         return out
     if len(fam) > 1:
         out.append(_f("VMF-FAM-002", "info", f"system '{vm.id}' lists {len(fam)} hardware families "
                       f"({' '.join(fam)}); the target uses the first it knows", vm.id))
-    if style is not None and target != "dmtf":
+    if "" not in style.accepts_family:
         if not any(f.startswith(p) for f in fam for p in style.accepts_family):
             out.append(_f("VMF-FAM-001", "error", f"hardware family {' '.join(fam)} is not accepted by {target}",
                           vm.id, f"replaced by a {target} family ({style.default_family} or newer as the "
@@ -129,7 +133,8 @@ def _os_rules(vm: PortableVM, target: str, env: Envelope) -> list[Finding]:
         out.append(_f("VMF-OS-004", "warning", f"CIM OS id {os.cim_id} and vendor type "
                       f"'{os.vmware or os.virtualbox}' name different OS families", vm.id,
                       "the vendor type is trusted"))
-    if target in ("vmware", "virtualbox") and (os.vmware if target == "vmware" else os.virtualbox) is None:
+    own = TARGETS[target].os_ids[:1]  # a target with an OS id scheme of its own (vmware, virtualbox)
+    if own == (target,) and getattr(os, target, None) is None:
         out.append(_f("VMF-OS-005", "info", f"no {target} guest type in the source; mapped from "
                       f"{'the ' + ('VirtualBox' if os.virtualbox else 'VMware') + ' type' if (os.virtualbox or os.vmware) else 'CIM id ' + str(os.cim_id)}",
                       vm.id, f"the {target} type is written"))
@@ -138,21 +143,20 @@ def _os_rules(vm: PortableVM, target: str, env: Envelope) -> list[Finding]:
 
 def _nic_rules(vm: PortableVM, target: str) -> list[Finding]:
     out = []
-    style = STYLES.get(target)
+    row = TARGETS[target]
     for nic in vm.nics:
         where = f"{vm.id} NIC {nic.index}"
         if nic.source_model and len(nic.source_model.split()) > 1:
             out.append(_f("VMF-NIC-002", "info", f"NIC {nic.index} lists alternative models "
                           f"'{nic.source_model}'; {target} takes one", where, "the first the target knows"))
-        from vmferry.dialects.vocab import nic_alternatives
-
-        alternatives = nic_alternatives(nic.source_model) or {nic.model}
-        if style is not None and nic.model and not alternatives & set(style.nic_models):
+        alternatives = nics.nic_models(nic.source_model) or ((nic.model,) if nic.model else ())
+        choice = nics.best_nic(target, alternatives) if alternatives else None
+        if choice is not None and not choice.exact:
+            fix = f"mapped to {choice.value}"
+            if row.follows_guest:
+                fix = f"the first of {', '.join(row.guest_nics)} the guest has a driver for, else {choice.value}"
             out.append(_f("VMF-NIC-001", "warning", f"NIC {nic.index} model {nic.source_model} is not available on "
-                          f"{target}", where, f"mapped to {style.nic_fallback or 'the default model'}"))
-        if target == "kvm" and not alternatives & {"virtio", "e1000", "e1000e", "rtl8139"}:
-            out.append(_f("VMF-NIC-001", "warning", f"NIC {nic.index} model {nic.source_model} is not available on "
-                          "KVM", where, "virtio if the guest has its driver, else e1000"))
+                          f"{target}", where, fix))
         mac = (nic.mac or "").lower().replace("-", ":")
         if mac and ((target != "vmware" and mac.startswith(VMWARE_OUI)) or
                     (target != "virtualbox" and mac.startswith(VBOX_OUI))):
@@ -161,7 +165,7 @@ def _nic_rules(vm: PortableVM, target: str) -> list[Finding]:
                           "kept; use --new-macs to regenerate", by=None))
         if not nic.network:
             out.append(_f("VMF-NIC-004", "warning", f"NIC {nic.index} is connected to no network", where))
-    limit = MAX_NICS.get(target)
+    limit = row.limits.max_nics
     if limit and len(vm.nics_for(None) or vm.nics) > limit:
         out.append(_f("VMF-NIC-005", "error", f"{len(vm.nics)} NICs: {target} supports {limit}", vm.id))
     return out
@@ -169,38 +173,42 @@ def _nic_rules(vm: PortableVM, target: str) -> list[Finding]:
 
 def _storage_rules(vm: PortableVM, pkg: PortablePackage, target: str) -> list[Finding]:
     out = []
-    style = STYLES.get(target)
+    row = TARGETS[target]
     for c in vm.controllers:
         where = f"{vm.id} controller {c.id}"
-        if c.kind == "sata" and target == "xen":
-            out.append(_f("VMF-DISK-001", "warning", "SATA controller: Xen's OVF import knows IDE and SCSI only",
-                          where, "its disks move to the IDE controller"))
-        if c.kind == "scsi" and style is not None and c.model not in style.scsi_models:
-            out.append(_f("VMF-DISK-002", "warning", f"SCSI controller model {c.source_model} is not available on "
-                          f"{target}", where, f"mapped to {next(iter(style.scsi_models.values()))}"))
-        if c.kind == "nvme" and target in ("xen", "virtualbox"):
-            out.append(_f("VMF-DISK-003", "error", f"NVMe controller: {target} cannot import it from OVF", where))
-        if c.kind == "sata" and c.source_model and target == "vmware" and c.source_model != "vmware.sata.ahci":
+        if c.kind not in controllers.KINDS:
+            continue
+        if c.kind in row.refuses_controllers:
+            out.append(_f("VMF-DISK-003", "error", f"{c.kind.upper()} controller: {target} cannot import it from OVF",
+                          where))
+            continue
+        ch = controllers.controller_for_target(target, c.kind, c.model if c.model in controllers.MODELS[c.kind]
+                                               else None)
+        if ch.kind != c.kind:
+            out.append(_f("VMF-DISK-001", "warning", f"{c.kind.upper()} controller: {target} has none ({ch.note})",
+                          where, f"its disks move to {ch.kind.upper()}"))
+        elif not ch.exact:
+            out.append(_f("VMF-DISK-002", "warning", f"{c.kind.upper()} controller model {c.source_model} is not "
+                          f"available on {target}", where, f"mapped to {ch.subtype or ch.model}"))
+        if c.kind == "sata" and c.source_model and target == "vmware" and ch.exact and c.source_model != ch.subtype:
             out.append(_f("VMF-DISK-009", "warning", f"SATA controller written as '{c.source_model}': VMware reads "
-                          "vmware.sata.ahci", where, "rewritten as ResourceType 20 vmware.sata.ahci"))
+                          f"{ch.subtype}", where, f"rewritten as ResourceType {ch.resource_type} {ch.subtype}"))
     for d in vm.disks:
         where = f"{vm.id} disk {d.id}"
         if d.capacity_bytes is None:
             out.append(_f("VMF-DISK-005", "error", f"disk {d.id} has no usable capacity", where))
-        elif target == "xen" and d.capacity_bytes > VHD_LIMIT:
-            out.append(_f("VMF-DISK-007", "error", f"disk {d.id} is {d.capacity_bytes >> 30} GiB; VHD holds "
-                          "2040 GiB at most", where))
+        elif row.limits.max_disk_bytes and d.capacity_bytes > row.limits.max_disk_bytes:
+            out.append(_f("VMF-DISK-007", "error", f"disk {d.id} is {d.capacity_bytes >> 30} GiB; {target} holds "
+                          f"{row.limits.max_disk_bytes >> 30} GiB at most", where))
         if d.file_id is None:
             out.append(_f("VMF-DISK-008", "info", f"disk {d.id} is blank (no file): the target creates it empty",
                           where))
-        elif style is not None and d.format and target != "dmtf":
-            want, have = style.disk_format, d.format
-            if have != want and not (want == "vhd" and have == "vhd-fixed"):
-                out.append(_f("VMF-DISK-004", "warning", f"disk {d.id} is {d.format}; {target} imports "
-                              f"{style.disk_format}", where, f"converted to {style.disk_format}"))
+        elif d.format and d.format not in row.disk_formats:
+            out.append(_f("VMF-DISK-004", "warning", f"disk {d.id} is {d.format}; {target} imports "
+                          f"{' or '.join(row.disk_formats)}", where, f"converted to {row.disk_formats[0]}"))
     for f in pkg.files:
         if f.compression or f.chunk_size:
-            out.append(_f("VMF-DISK-006", "warning" if target in ("virtualbox", "xen", "kvm") else "info",
+            out.append(_f("VMF-DISK-006", "info" if row.reads_packed_files else "warning",
                           f"file {f.href} is {'gzip-compressed' if f.compression else ''}"
                           f"{' and ' if f.compression and f.chunk_size else ''}{'chunked' if f.chunk_size else ''}; "
                           "not every consumer reads that", f.href, "written as one plain file"))
@@ -209,11 +217,12 @@ def _storage_rules(vm: PortableVM, pkg: PortablePackage, target: str) -> list[Fi
 
 def _firmware_rules(vm: PortableVM, target: str) -> list[Finding]:
     out = []
-    if vm.firmware.kind == "efi" and target in ("dmtf", "xen", "virtualbox"):
+    row = TARGETS[target]
+    if vm.firmware.kind == "efi" and "efi" not in row.firmware:
         out.append(_f("VMF-FW-001", "warning", f"system '{vm.id}' needs EFI firmware, which only a vendor "
                       f"extension states; {target} boots BIOS unless told at deployment", vm.id,
                       "stated in the conversion report; set EFI at deployment", by=None))
-    if vm.firmware.secure_boot and target not in ("vmware", "kvm"):
+    if vm.firmware.secure_boot and "secure_boot" not in row.firmware:
         out.append(_f("VMF-FW-002", "warning", f"system '{vm.id}' requests secure boot, which {target}'s OVF "
                       "import cannot set", vm.id))
     return out
@@ -260,15 +269,16 @@ def _device_rules(vm: PortableVM, target: str) -> list[Finding]:
 def _property_rules(vm: PortableVM, target: str) -> list[Finding]:
     out = []
     props = vm.properties()
-    if any(p.password for p in props) and target in ("xen", "kvm"):
+    row = TARGETS[target]
+    if any(p.password for p in props) and not row.masked_properties:
         out.append(_f("VMF-PROP-011", "warning", f"{sum(p.password for p in props)} password properties: "
                       f"{target} has no masked entry; values travel in clear in the OVF environment", vm.id))
-    if GUESTINFO in vm.transports and target != "vmware":
+    if GUESTINFO in vm.transports and GUESTINFO not in row.env_transports:
         out.append(_f("VMF-PROP-012", "warning", f"transport {GUESTINFO} exists only on VMware; {target} "
                       "delivers the OVF environment by ISO", vm.id, "transport 'iso' is written"))
     for index, cfg in sorted(vm.net_config.items()):
         origin = cfg.origin or "vendor"
-        if origin not in ("vmferry",) and target in ("dmtf", "kvm", "xen", "virtualbox"):
+        if origin not in ("vmferry",) and not row.vendor_net_properties:
             out.append(_f("VMF-PROP-010", "info", f"NIC {index} network settings are in the {origin} property "
                           f"convention, which guests on {target} do not read", vm.id,
                           "also written under vmferry's portable keys (vmferry.net.N.*) and into the OVF "
@@ -278,11 +288,12 @@ def _property_rules(vm: PortableVM, target: str) -> list[Finding]:
 
 def _package_rules(env: Envelope, pkg: PortablePackage, target: str) -> list[Finding]:
     out = []
-    if pkg.profiles and target in ("xen", "kvm"):
+    row = TARGETS[target]
+    if pkg.profiles and not row.profiles:
         out.append(_f("VMF-PROF-010", "warning", f"{len(pkg.profiles)} deployment profiles: {target} imports one "
                       f"configuration (the default, '{pkg.default_profile}')", "DeploymentOptionSection",
                       "all profiles are kept in the descriptor; --profile chooses one", by=None))
-    if pkg.collection_id is not None and target in ("virtualbox", "kvm"):
+    if pkg.collection_id is not None and not row.collections:
         out.append(_f("VMF-COLL-001", "warning", f"VirtualSystemCollection '{pkg.collection_id}' with "
                       f"{len(pkg.systems)} systems: {target} imports them as separate VMs", pkg.collection_id))
     if pkg.startup and target == "vmware":

@@ -7,11 +7,12 @@ from __future__ import annotations
 import sys
 
 from vmferry.cli.common import emit_json, print_findings
+from vmferry.tables.targets import converters
 
 
 def add_arguments(p) -> None:
     p.add_argument("path", metavar="PATH", help=".ovf descriptor, OVF directory or .ova")
-    p.add_argument("--target", required=True, choices=("dmtf", "vmware", "virtualbox", "xen", "kvm"))
+    p.add_argument("--target", required=True, choices=converters())
     p.add_argument("--descriptor-only", action="store_true", help="check the descriptor alone")
     p.add_argument("--no-guest", action="store_true", help="do not inspect the guest disks")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -10,13 +10,12 @@ from __future__ import annotations
 import sys
 
 from vmferry.cli.common import emit_json, print_findings
-
-TARGETS = ("dmtf", "vmware", "virtualbox", "xen", "kvm")
+from vmferry.tables.targets import converters, target
 
 
 def add_arguments(p) -> None:
     p.add_argument("path", metavar="PATH", help=".ovf descriptor, OVF directory or .ova")
-    p.add_argument("--to", required=True, choices=TARGETS, help="the target")
+    p.add_argument("--to", required=True, choices=converters(), help="the target")
     p.add_argument("-o", "--output", required=True, help="output directory (or .ova with --ova, or .ovf with "
                    "--descriptor-only)")
     p.add_argument("--ova", action="store_true", help="write an OVA archive")
@@ -30,9 +29,11 @@ def add_arguments(p) -> None:
                      help="map a source network: DST is a libvirt network, bridge:BR, or user (repeatable)")
     kvm.add_argument("--new-macs", action="store_true", help="generate new MAC addresses")
     kvm.add_argument("--profile", help="deployment profile to use (default: the package's default)")
-    kvm.add_argument("--disk-bus", default="auto", choices=("auto", "virtio", "sata", "ide", "scsi"),
+    from vmferry.targets.kvm import LIBVIRT_BUS
+
+    kvm.add_argument("--disk-bus", default="auto", choices=("auto", *LIBVIRT_BUS.values()),
                      help="boot disk bus (default: what the inspected guest can boot from)")
-    kvm.add_argument("--nic-model", default="auto", choices=("auto", "virtio", "e1000", "e1000e", "rtl8139"),
+    kvm.add_argument("--nic-model", default="auto", choices=("auto", *(m.value for m in target("kvm").nics)),
                      help="NIC model (default: what the inspected guest has a driver for)")
     kvm.add_argument("--no-guest", action="store_true", help="do not inspect (nor repair) the guest disks")
     kvm.add_argument("--no-repair", action="store_true", help="do not repair the guest (drivers, network "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from vmferry.errors import UsageError
+from vmferry.tables.targets import readiness_targets
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "package (its first system's boot disk)")
     parser.add_argument("--json", action="store_true", help="print the report and the matrix as JSON")
     parser.add_argument("--target", "-t", action="append", metavar="TARGET",
-                        help="only these targets (kvm, vmware, virtualbox, xen, hyperv); repeatable")
+                        help=f"only these targets ({', '.join(readiness_targets())}); repeatable")
     parser.add_argument("--bus", action="append", default=[], metavar="TARGET=BUS",
                         help="disk bus to judge a target with, e.g. kvm=sata (default: the target's own)")
     parser.add_argument("--nic", action="append", default=[], metavar="TARGET=MODEL",

@@ -3,7 +3,8 @@
 Each reason is a :class:`Finding` with a stable rule id (``VMF-GUEST-0xx``, documented in
 docs/guest.md), a severity (``error`` -> will not boot, ``warning`` -> needs fixes, ``info`` -> a note),
 the place in the guest it concerns and the fix (:class:`vmferry.findings.Finding`, as every check). The target's disk bus and NIC model default to the ones vmferry would choose for it
-(:data:`TARGETS`) and can be overridden, e.g. ``readiness(report, "kvm", bus="sata")``.
+(:data:`TARGETS`, read from the targets table :mod:`vmferry.tables.targets`: ``boot_buses`` and
+``guest_nics``, first is the default) and can be overridden, e.g. ``readiness(report, "kvm", bus="sata")``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,17 @@ from dataclasses import asdict, dataclass, field
 
 from vmferry.errors import UsageError
 from vmferry.findings import Finding
-from vmferry.guest.drivers import BUS_DRIVERS, NIC_DRIVERS, GuestDrivers, guest_drivers, missing_linux
+from vmferry.guest.drivers import (
+    BUS_DRIVERS,
+    NIC_DRIVERS,
+    GuestDrivers,
+    guest_drivers,
+    missing_linux,
+    pick_bus,
+    pick_nic,
+)
 from vmferry.guest.model import GuestReport
+from vmferry.tables.targets import TARGETS as TARGET_ROWS
 
 # device-name prefix the first disk gets on each bus (libata and SCSI disks are all "sd")
 BUS_PREFIX = {"virtio": "vd", "xen": "xvd"}
@@ -30,19 +40,10 @@ class TargetSpec:
 
 
 TARGETS: dict[str, TargetSpec] = {
-    "kvm": TargetSpec("virtio", "virtio", ("virtio", "virtio-scsi", "sata", "ide"), ("virtio", "e1000", "e1000e"),
-                      "qemu-guest-agent", ("NoCloud", "ConfigDrive", "OVF")),
-    "vmware": TargetSpec("lsilogic", "vmxnet3", ("pvscsi", "lsilogic", "lsisas1068", "sata", "ide"),
-                         ("vmxnet3", "e1000", "e1000e"), "open-vm-tools", ("VMware", "OVF")),
-    "virtualbox": TargetSpec("sata", "e1000", ("sata", "ide", "lsilogic", "lsisas1068", "virtio-scsi"),
-                             ("e1000", "virtio"), "virtualbox-guest-additions", ("NoCloud", "OVF")),
-    "xen": TargetSpec("xen", "xen", ("xen", "ide"), ("xen", "e1000"), "xe-guest-utilities",
-                      ("NoCloud", "ConfigDrive", "Ec2")),
-    "hyperv": TargetSpec("hyperv", "hyperv", ("hyperv", "ide"), ("hyperv",), "hyperv-daemons",
-                         ("Azure", "NoCloud")),
-}
+    t.name: TargetSpec(t.boot_buses[0], t.guest_nics[0], t.boot_buses, t.guest_nics, t.agent, t.datasources)
+    for t in TARGET_ROWS.values() if t.boot_buses}
 # Tools of these vendors run services that fight each other (time sync, memory balloon, shutdown).
-CONFLICTING_VENDORS = {"vmware", "virtualbox", "xen"}
+CONFLICTING_VENDORS = frozenset(t.name for t in TARGET_ROWS.values() if t.tools_conflict)
 
 READY, NEEDS_FIXES, WILL_NOT_BOOT = "ready", "needs-fixes", "will-not-boot"
 
@@ -200,7 +201,7 @@ def _check_cloud_init(report: GuestReport, target: str, spec: TargetSpec) -> lis
 
 
 # targets that hand the OVF environment to the guest on a CD-ROM (vmware uses guestinfo instead)
-ENV_ON_CDROM = ("kvm", "xen", "virtualbox")
+ENV_ON_CDROM = tuple(t.name for t in TARGET_ROWS.values() if t.boot_buses and t.env_transports[:1] == ("iso",))
 CDROM_ENV_DRIVERS = ("sr_mod", "cdrom", "isofs")
 
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from vmferry.tables.targets import IDE, OTHER_STORAGE, ROWS, SCSI, ControllerFallback, ControllerTarget
+
 KINDS = ("ide", "scsi", "sata", "nvme")
 MODELS = {"ide": ("piix3", "piix4"), "scsi": ("lsilogic", "lsisas1068", "pvscsi", "buslogic", "virtio-scsi",
                                              "storvsc"),
           "sata": ("ahci",), "nvme": ()}
-TARGETS = ("vmware", "virtualbox", "xen", "hyperv", "kvm", "dmtf")
-IDE, SCSI, OTHER_STORAGE = 5, 6, 20
+TARGETS = tuple(t.name for t in ROWS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,26 +31,6 @@ class ControllerSpelling:
     model: str | None             # None: the producer does not say which model
     seen_in: str
     note: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ControllerTarget:
-    target: str
-    kind: str
-    model: str | None             # None: the target's only controller of this kind (no model choice)
-    resource_type: int
-    subtype: str | None           # ResourceSubType to write (libvirt controller model for kvm); None: omit
-    preference: int               # lower is the target's default for the kind
-
-
-@dataclass(frozen=True, slots=True)
-class ControllerFallback:
-    target: str
-    kind: str
-    model: str | None             # None: any model of this kind the target lacks
-    use_kind: str
-    use_model: str | None
-    note: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,63 +72,9 @@ SPELLINGS: tuple[ControllerSpelling, ...] = (
       "LSI SAS written as ResourceType 20; accepted on read, never written"),
 )
 
-T = ControllerTarget
-TARGET_CONTROLLERS: tuple[ControllerTarget, ...] = (
-    T("vmware", "ide", "piix4", IDE, None, 0),
-    T("vmware", "scsi", "lsisas1068", SCSI, "lsilogicsas", 0),
-    T("vmware", "scsi", "pvscsi", SCSI, "VirtualSCSI", 1),
-    T("vmware", "scsi", "lsilogic", SCSI, "lsilogic", 2),
-    T("vmware", "scsi", "buslogic", SCSI, "buslogic", 3),
-    T("vmware", "sata", "ahci", OTHER_STORAGE, "vmware.sata.ahci", 0),
-    T("vmware", "nvme", None, OTHER_STORAGE, "vmware.nvme.controller", 0),
-    T("virtualbox", "ide", "piix4", IDE, "PIIX4", 0),
-    T("virtualbox", "ide", "piix3", IDE, "PIIX3", 1),
-    T("virtualbox", "sata", "ahci", OTHER_STORAGE, "AHCI", 0),
-    T("virtualbox", "scsi", "lsilogic", SCSI, "lsilogic", 0),
-    T("virtualbox", "scsi", "lsisas1068", SCSI, "lsilogicsas", 1),
-    T("virtualbox", "scsi", "buslogic", SCSI, "buslogic", 2),
-    T("xen", "ide", "piix3", IDE, None, 0),
-    T("hyperv", "ide", "piix4", IDE, "Microsoft:Hyper-V:Emulated IDE Controller", 0),
-    T("hyperv", "scsi", "storvsc", SCSI, "Microsoft:Hyper-V:Synthetic SCSI Controller", 0),
-    T("kvm", "scsi", "virtio-scsi", SCSI, "virtio-scsi", 0),
-    T("kvm", "scsi", "lsilogic", SCSI, "lsilogic", 1),
-    T("kvm", "scsi", "lsisas1068", SCSI, "lsisas1068", 2),
-    T("kvm", "scsi", "pvscsi", SCSI, "vmpvscsi", 3),
-    T("kvm", "scsi", "buslogic", SCSI, "buslogic", 4),
-    T("kvm", "sata", "ahci", OTHER_STORAGE, "ahci", 0),
-    T("kvm", "ide", "piix3", IDE, "piix3", 0),
-    T("kvm", "ide", "piix4", IDE, "piix4", 1),
-    T("dmtf", "ide", None, IDE, None, 0),
-    T("dmtf", "scsi", "lsilogic", SCSI, "lsilogic", 0),
-    T("dmtf", "scsi", "lsisas1068", SCSI, "lsilogicsas", 1),
-    T("dmtf", "scsi", "buslogic", SCSI, "buslogic", 2),
-    T("dmtf", "scsi", "pvscsi", SCSI, "VirtualSCSI", 3),
-    T("dmtf", "scsi", "virtio-scsi", SCSI, "virtio-scsi", 4),
-    T("dmtf", "sata", "ahci", OTHER_STORAGE, "AHCI", 0),
-)
-
-_AHCI = "AHCI has inbox drivers in Windows Vista and later and in every Linux"
-_SAS = "LSI SAS has inbox drivers in Windows 2008 and later and in every Linux (mptsas)"
-F = ControllerFallback
-FALLBACKS: tuple[ControllerFallback, ...] = (
-    F("vmware", "ide", None, "ide", "piix4", "VMware's IDE controller is a PIIX4"),
-    F("vmware", "scsi", None, "scsi", "lsisas1068", "VMware has no such HBA; " + _SAS),
-    F("virtualbox", "scsi", None, "scsi", "lsisas1068", "VirtualBox writes no such HBA in OVF; " + _SAS),
-    F("virtualbox", "nvme", None, "sata", "ahci", "VirtualBox OVF export has no NVMe controller; " + _AHCI),
-    F("xen", "ide", None, "ide", "piix3", "Xen HVM emulates a PIIX3 IDE controller"),
-    F("xen", "scsi", None, "ide", "piix3", "Xen HVM boots from emulated IDE; PV drivers (blkfront) take over"),
-    F("xen", "sata", None, "ide", "piix3", "see scsi"),
-    F("xen", "nvme", None, "ide", "piix3", "see scsi"),
-    F("hyperv", "ide", None, "ide", "piix4", "Hyper-V Gen 1 IDE is a PIIX4"),
-    F("hyperv", "scsi", None, "scsi", "storvsc", "Hyper-V has only its synthetic SCSI (storvsc); note that a "
-      "Gen 1 VM boots from IDE only"),
-    F("hyperv", "sata", None, "ide", "piix4", "Hyper-V has no SATA; Gen 1 boots from IDE"),
-    F("hyperv", "nvme", None, "scsi", "storvsc", "Hyper-V has no NVMe for guests"),
-    F("kvm", "scsi", "storvsc", "sata", "ahci", "QEMU has no Hyper-V SCSI; " + _AHCI),
-    F("kvm", "nvme", None, "sata", "ahci", "libvirt's NVMe controller is too new to rely on; " + _AHCI),
-    F("dmtf", "scsi", "storvsc", "scsi", "lsisas1068", "a generic DMTF consumer knows no Hyper-V SCSI; " + _SAS),
-    F("dmtf", "nvme", None, "sata", "ahci", "DMTF names no NVMe controller; " + _AHCI),
-)
+# per target: views of the targets table (vmferry.tables.targets), where they are written
+TARGET_CONTROLLERS: tuple[ControllerTarget, ...] = tuple(c for t in ROWS for c in t.controllers)
+FALLBACKS: tuple[ControllerFallback, ...] = tuple(f for t in ROWS for f in t.controller_fallbacks)
 
 
 def _norm(value: str | None) -> str:

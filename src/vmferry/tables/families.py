@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from vmferry.errors import TargetError
+from vmferry.tables.targets import ROWS
 
 FEATURES = frozenset({"efi", "secure_boot", "sata", "nvme", "vmxnet3", "e1000e", "pv", "hvm", "x64"})
-TARGETS = ("vmware", "virtualbox", "xen", "hyperv")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +78,10 @@ FAMILIES: tuple[HardwareFamily, ...] = (
                    "generation 2: UEFI only, 64-bit guests, boots from SCSI"),
 )
 
-# The family written when the VM needs nothing newer: vmx-10 imports on ESXi 5.5 and later and on
-# Workstation 10 and later, and already has SATA.
-DEFAULTS = {"vmware": "vmx-10", "virtualbox": "virtualbox-2.2", "xen": "hvm-3.0-unknown",
-            "hyperv": "Microsoft:Hyper-V:SubType:1"}
+# The family written when the VM needs nothing newer (the targets table's default_family): vmx-10 imports
+# on ESXi 5.5 and later and on Workstation 10 and later, and already has SATA.
+DEFAULTS = {t.name: t.default_family for t in ROWS if t.default_family is not None}
+TARGETS = tuple(DEFAULTS)
 
 _BY_NAME = {f.name.casefold(): f for f in FAMILIES}
 

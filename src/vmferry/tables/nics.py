@@ -4,8 +4,9 @@ Portable models (see :class:`vmferry.portable.Nic`): ``e1000``, ``e1000e``, ``vm
 ``virtio``, ``rtl8139``, ``netvsc``, ``other``.
 
 * :data:`SPELLINGS` — one row per source spelling (case-insensitive) → portable model.
-* :data:`TARGET_MODELS` — per target, the value written for each model the target has.
-* :data:`FALLBACKS` — per target, the model used instead when it lacks one, with the reason.
+* :data:`TARGET_MODELS` / :data:`FALLBACKS` — per target, the value written for each model the target
+  has, and the model used instead when it lacks one: views of the targets table
+  (:mod:`vmferry.tables.targets`, ``Target.nics`` / ``Target.nic_fallbacks``), where they are written.
 
 A ResourceSubType that lists several models (``VMXNET3 virtio``, as Cisco writes it) is a list of
 alternatives: :func:`nic_models` returns them all, :func:`best_nic` picks one for a target.
@@ -17,8 +18,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from vmferry.tables.targets import ROWS, Fallback, TargetModel
+
 MODELS = ("e1000", "e1000e", "vmxnet3", "pcnet32", "virtio", "rtl8139", "netvsc", "other")
-TARGETS = ("vmware", "virtualbox", "xen", "hyperv", "kvm", "dmtf")
+TARGETS = tuple(t.name for t in ROWS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,22 +30,6 @@ class NicSpelling:
     model: str                    # portable model
     seen_in: str                  # who writes it
     note: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class TargetModel:
-    target: str
-    model: str                    # portable model
-    value: str                    # what to write (ResourceSubType; libvirt model name for kvm)
-    preference: int               # lower is better when several alternatives fit
-
-
-@dataclass(frozen=True, slots=True)
-class Fallback:
-    target: str
-    model: str                    # portable model the target lacks
-    use: str                      # portable model written instead (must be in TARGET_MODELS)
-    note: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,63 +76,8 @@ SPELLINGS: tuple[NicSpelling, ...] = (
     S("ne2k_pci", "other", "QEMU", "NE2000; no portable model"),
 )
 
-T = TargetModel
-TARGET_MODELS: tuple[TargetModel, ...] = (
-    T("vmware", "vmxnet3", "VmxNet3", 0),
-    T("vmware", "e1000e", "E1000e", 1),
-    T("vmware", "e1000", "E1000", 2),
-    T("vmware", "pcnet32", "PCNet32", 3),
-    T("virtualbox", "virtio", "virtio", 0),
-    T("virtualbox", "e1000", "E1000", 1),
-    T("virtualbox", "pcnet32", "PCNet32", 2),
-    T("xen", "e1000", "e1000", 0),
-    T("xen", "rtl8139", "rtl8139", 1),
-    T("hyperv", "netvsc", "Microsoft:Hyper-V:Synthetic Ethernet Port", 0),
-    T("kvm", "virtio", "virtio", 0),
-    T("kvm", "e1000e", "e1000e", 1),
-    T("kvm", "e1000", "e1000", 2),
-    T("kvm", "rtl8139", "rtl8139", 3),
-    T("kvm", "vmxnet3", "vmxnet3", 4),
-    T("kvm", "pcnet32", "pcnet", 5),
-    T("dmtf", "e1000", "E1000", 0),
-    T("dmtf", "e1000e", "E1000e", 1),
-    T("dmtf", "vmxnet3", "VMXNET3", 2),
-    T("dmtf", "virtio", "virtio", 3),
-    T("dmtf", "pcnet32", "PCNet32", 4),
-    T("dmtf", "rtl8139", "rtl8139", 5),
-)
-
-_E1000 = "E1000 is emulated by VMware, VirtualBox, QEMU and Xen and has inbox drivers in Windows and Linux"
-F = Fallback
-FALLBACKS: tuple[Fallback, ...] = (
-    F("vmware", "virtio", "e1000", "VMware has no virtio devices; " + _E1000),
-    F("vmware", "rtl8139", "e1000", "VMware has no RTL8139; " + _E1000),
-    F("vmware", "netvsc", "e1000", "VMware has no Hyper-V synthetic NIC; " + _E1000),
-    F("vmware", "other", "e1000", _E1000),
-    F("virtualbox", "e1000e", "e1000", "VirtualBox has no 82574 (e1000e) model"),
-    F("virtualbox", "vmxnet3", "e1000", "VirtualBox has no VMXNET3; " + _E1000),
-    F("virtualbox", "rtl8139", "e1000", "VirtualBox has no RTL8139"),
-    F("virtualbox", "netvsc", "e1000", "VirtualBox has no Hyper-V synthetic NIC"),
-    F("virtualbox", "other", "e1000", _E1000),
-    F("xen", "e1000e", "e1000", "Xen's device model is given the older e1000"),
-    F("xen", "vmxnet3", "e1000", "no VMXNET3 on Xen"),
-    F("xen", "pcnet32", "e1000", "no PCnet on Xen HVM"),
-    F("xen", "virtio", "e1000", "Xen HVM guests use netfront or an emulated NIC, not virtio"),
-    F("xen", "netvsc", "e1000", "no Hyper-V synthetic NIC on Xen"),
-    F("xen", "other", "e1000", _E1000),
-    F("hyperv", "e1000", "netvsc", "Hyper-V emulates only the Gen 1 legacy DEC 21140 adapter; the guest needs "
-      "hv_netvsc (Linux 2.6.32+) or integration services (Windows 2008 R2+ inbox)"),
-    F("hyperv", "e1000e", "netvsc", "see e1000"),
-    F("hyperv", "vmxnet3", "netvsc", "see e1000"),
-    F("hyperv", "pcnet32", "netvsc", "see e1000"),
-    F("hyperv", "virtio", "netvsc", "see e1000"),
-    F("hyperv", "rtl8139", "netvsc", "see e1000"),
-    F("hyperv", "other", "netvsc", "see e1000"),
-    F("kvm", "netvsc", "e1000", "QEMU has no Hyper-V synthetic NIC; " + _E1000),
-    F("kvm", "other", "e1000", _E1000),
-    F("dmtf", "netvsc", "e1000", "a generic DMTF consumer knows no Hyper-V NIC; " + _E1000),
-    F("dmtf", "other", "e1000", _E1000),
-)
+TARGET_MODELS: tuple[TargetModel, ...] = tuple(m for t in ROWS for m in t.nics)
+FALLBACKS: tuple[Fallback, ...] = tuple(f for t in ROWS for f in t.nic_fallbacks)
 
 
 def _norm(value: str) -> str:
@@ -177,7 +109,7 @@ def nic_models(subtype: str | None) -> tuple[str, ...]:
         model = row.model if row is not None else "other"
         if token and model not in out:
             out.append(model)
-    return tuple(out)
+    return tuple(out) or ("other",)  # only separators (",") is an unknown spelling, not a blank
 
 
 def _check(target: str, model: str) -> None:

@@ -18,6 +18,8 @@ from vmferry.errors import UsageError
 from vmferry.findings import Finding
 from vmferry.guest.drivers import guest_drivers, pick_bus, pick_nic
 from vmferry.portable import PortableVM
+from vmferry.tables.nics import nic_for_target
+from vmferry.tables.targets import target
 from vmferry.targets.libvirt_xml import (
     DEFAULT_NETWORK,
     DiskPlan,
@@ -28,8 +30,10 @@ from vmferry.targets.libvirt_xml import (
 )
 from vmferry.targets.macs import nic_mac
 
-BUS_ORDER = ("virtio", "sata", "ide")
-NIC_ORDER = ("virtio", "e1000e", "e1000", "rtl8139")
+KVM = target("kvm")
+# guest bus (vmferry.guest.drivers.Bus) -> libvirt <target bus=...> (scsi: on a virtio-scsi controller)
+LIBVIRT_BUS = {"virtio": "virtio", "virtio-scsi": "scsi", "sata": "sata", "ide": "ide"}
+GUEST_BUS = {v: k for k, v in LIBVIRT_BUS.items()}
 OLD_OS = ("winxp", "win2000", "win2003", "win2k", "win2k3")   # whole libosinfo ids: win2k8/win2k22 are not old
 
 
@@ -102,30 +106,31 @@ def fallback_bus(vm: PortableVM) -> str:
 
 
 def choose_bus(report, requested: str, vm: PortableVM) -> tuple[str, str, list[Finding]]:
-    """(bus, why, guest findings) for the boot disk: the first bus of the KVM preference order that the
-    guest has boot drivers for (:func:`vmferry.guest.drivers.guest_drivers`)."""
+    """(libvirt bus, why, guest findings) for the boot disk: the first bus of the KVM preference order
+    (targets table: ``boot_buses``) the guest can boot from (:func:`vmferry.guest.drivers.guest_drivers`)."""
     if requested != "auto":
         return requested, "requested", []
     drv = guest_drivers(report) if report is not None else None
     if drv is None or not drv.checked:
         return fallback_bus(vm), "guest not inspected: same kind of controller as the source", []
-    bus = pick_bus(drv, BUS_ORDER)
+    bus = pick_bus(drv, KVM.boot_buses)
     if bus is not None:
-        return bus, f"the guest can boot from {bus} ({drv.evidence[bus]})", []
+        return LIBVIRT_BUS[bus], f"the guest can boot from {bus} ({drv.evidence[bus]})", []
     from vmferry.guest.readiness import readiness
 
-    result = readiness(report, "kvm", bus=BUS_ORDER[0])
-    return BUS_ORDER[0], "no bus the guest can boot from", [
+    first = KVM.boot_buses[0]
+    result = readiness(report, "kvm", bus=first)
+    return LIBVIRT_BUS[first], "no bus the guest can boot from", [
         Finding(f.rule, "error", f.message, "guest", f.fix) for f in result.reasons if f.rule == "VMF-GUEST-001"]
 
 
 def choose_nic(report, requested: str) -> str:
-    """The NIC model: the first of the KVM preference order the guest has a driver for; e1000 (the one
-    with the widest inbox support) when the guest was not inspected or has none of them."""
+    """The NIC model: the first of the KVM preference order (targets table: ``guest_nics``) the guest has
+    a driver for; e1000 (the widest inbox support) when the guest was not inspected or has none of them."""
     if requested != "auto":
         return requested
     drv = guest_drivers(report) if report is not None else None
-    return pick_nic(drv, NIC_ORDER) or "e1000"
+    return pick_nic(drv, KVM.guest_nics) or nic_for_target("kvm", "other").value
 
 
 def convert_to_kvm(path: str | os.PathLike, output: str | os.PathLike, *, descriptor_only: bool = False,
@@ -155,7 +160,7 @@ def convert_to_kvm(path: str | os.PathLike, output: str | os.PathLike, *, descri
 
         nic_settings = parse_settings(list(settings))
     dtype = domain_type or ("kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "qemu")
-    fmt_name = disk_format or "qcow2"
+    fmt_name = disk_format or KVM.disk_formats[0]
     if pkg is not None:
         report.findings += pkg.verify_integrity()   # before anything is written
     with sigterm_as_interrupt(), atomic_directory(output, force=force) as tmp:

@@ -34,11 +34,10 @@ def family_for(target: str, vm: PortableVM) -> str | None:
         from vmferry.tables import families
     except ImportError:
         return None
-    from vmferry.targets.styles import STYLES
+    from vmferry.tables.controllers import native
 
-    style = STYLES.get(target)
     needs = set()  # only what the target will really be given (a vmxnet3 mapped to E1000 needs nothing)
-    if style is not None and style.sata is not None and any(c.kind == "sata" for c in vm.controllers):
+    if any(c.kind == "sata" for c in vm.controllers) and native(target, "sata") is not None:
         needs.add("sata")
     if target == "vmware":
         if any(c.kind == "nvme" for c in vm.controllers):

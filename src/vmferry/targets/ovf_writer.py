@@ -15,7 +15,8 @@ from lxml import etree
 from vmferry.ovf import names as N
 from vmferry.ovf.formats import FORMAT_URIS
 from vmferry.portable import PortablePackage, PortableVM, ProductInfo, Variant
-from vmferry.targets.styles import OvfStyle
+from vmferry.tables import controllers, nics
+from vmferry.tables.targets import Target
 
 RASD_ORDER = ("Address", "AddressOnParent", "AllocationUnits", "AutomaticAllocation", "AutomaticDeallocation",
               "Caption", "Connection", "ConsumerVisibility", "Description", "ElementName", "HostResource",
@@ -34,13 +35,16 @@ class Change:
 
 
 class _Writer:
-    def __init__(self, pkg: PortablePackage, style: OvfStyle) -> None:
+    def __init__(self, pkg: PortablePackage, style: Target) -> None:
+        if style.ovf is None:
+            raise ValueError(f"target {style.name} has no OVF dialect")
         self.pkg = pkg
         self.style = style
-        self.ovf = N.OVF_1 if style.ovf_version == "1.x" else N.OVF_2
+        self.dialect = style.ovf
+        self.ovf = N.OVF_1 if self.dialect.version == "1.x" else N.OVF_2
         self.changes: list[Change] = []
         nsmap = {None: self.ovf, "ovf": self.ovf, "rasd": N.RASD, "vssd": N.VSSD, "xsi": N.XSI}
-        nsmap.update(style.vendor_ns)
+        nsmap.update({role: N.CANONICAL[role] for role in self.dialect.vendor_ns})
         self.nsmap = nsmap
 
     # -- small builders -------------------------------------------------------------------------
@@ -79,7 +83,7 @@ class _Writer:
     # -- envelope -------------------------------------------------------------------------------
     def envelope(self, files) -> etree._Element:
         root = etree.Element(self.q("Envelope"), nsmap=self.nsmap)
-        root.set(self.q("version"), self.style.declared_version)
+        root.set(self.q("version"), self.dialect.declared_version)
         refs = self.el(root, "References")
         for f in files:
             self.el(refs, "File", href=f.href, id=f.id, size=f.size, compression=f.compression,
@@ -141,7 +145,7 @@ class _Writer:
         self.operating_system(vs, vm)
         self.hardware(vs, vm)
         for np in vm.not_portable:
-            if not (self.style.keep_vendor_config and np.origin == "vmware" and np.what.startswith("vmw:Config")):
+            if not (self.dialect.keep_vendor_config and np.origin == "vmware" and np.what.startswith("vmw:Config")):
                 self.changes.append(Change("dropped", np.what, f"{np.origin}: {np.detail}"[:160]))
 
     def product(self, parent, product: ProductInfo) -> None:
@@ -183,7 +187,7 @@ class _Writer:
         sec = self.el(parent, "OperatingSystemSection", id=cim if cim is not None else 1, version=vm.os.version)
         self.el(sec, "Info", "The kind of installed guest operating system")
         self.el(sec, "Description", vm.os.description or f"CIM OS {cim}")
-        style = self.style
+        style = self.dialect
         if style.os_attr == "vmw:osType":
             guest = osmap.vmware_for(vm.os)
             sec.set(f"{{{N.VMW}}}osType", guest)
@@ -227,10 +231,8 @@ class _Writer:
         next_id = _IdAllocator(vm)
         self._cpu_memory(hw, vm, next_id)
         for c in vm.controllers:
-            rt, sub = self._controller_spelling(c)
+            rt, sub = self._controller_spelling(vm, c)
             if rt is None:
-                self.changes.append(Change("dropped", f"controller {c.id}", f"{c.kind} {c.model or ''}: "
-                                           f"{style.name} has no such controller; its devices move to IDE"))
                 continue
             self.item(hw, {"Address": c.address or "0", "ElementName": f"{c.kind.upper()} controller {c.id}",
                            "InstanceID": c.id, "ResourceSubType": sub, "ResourceType": rt}, c.profiles)
@@ -247,15 +249,7 @@ class _Writer:
                            "InstanceID": drv.instance_id or next_id(), "Parent": parent_id,
                            "ResourceType": 14 if drv.kind == "floppy" else 15}, drv.profiles, required=False)
         for nic in vm.nics:
-            sub = style.nic_models.get(nic.model or "")
-            if sub is not None and nic.source_model and sub.lower() == nic.source_model.split()[0].lower():
-                sub = nic.source_model.split()[0]  # the source's own spelling, when it means the same
-            if sub is None and nic.model:
-                sub = style.nic_fallback
-                self.changes.append(Change("mapped", f"NIC {nic.index} model",
-                                           f"{nic.source_model} -> {sub or '(target default)'}"))
-            elif nic.source_model and sub and sub.lower() != nic.source_model.lower():
-                self.changes.append(Change("mapped", f"NIC {nic.index} model", f"{nic.source_model} -> {sub}"))
+            sub = self._nic_spelling(nic)
             self.item(hw, {"Address": nic.mac, "AutomaticAllocation": "true", "Connection": nic.network,
                            "ElementName": nic.name or f"ethernet{nic.index}",
                            "InstanceID": nic.instance_id or next_id(), "ResourceSubType": sub,
@@ -269,7 +263,7 @@ class _Writer:
             self.item(hw, {"ElementName": dev.name or dev.kind, "InstanceID": dev.instance_id or next_id(),
                            "ResourceSubType": dev.model if style.name != "dmtf" or dev.kind != "usb" else dev.model,
                            "ResourceType": kinds[dev.kind]}, dev.profiles, required=False)
-        if style.keep_vendor_config and vm.firmware.kind == "efi":
+        if self.dialect.keep_vendor_config and vm.firmware.kind == "efi":
             cfg = etree.SubElement(hw, f"{{{N.VMW}}}Config")
             cfg.set(self.q("required"), "false")
             cfg.set(f"{{{N.VMW}}}key", "firmware")
@@ -284,7 +278,7 @@ class _Writer:
             it = self.item(hw, {"AllocationUnits": "hertz * 10^6", "Description": "Number of virtual CPUs",
                                 "ElementName": f"{v.value.count} virtual CPU(s)", "InstanceID": cpu_id,
                                 "ResourceType": 3, "VirtualQuantity": v.value.count}, v.profiles)
-            if self.style.keep_vendor_config and v.value.cores_per_socket:
+            if self.dialect.keep_vendor_config and v.value.cores_per_socket:
                 cps = etree.SubElement(it, f"{{{N.VMW}}}CoresPerSocket")
                 cps.set(self.q("required"), "false")
                 cps.text = str(v.value.cores_per_socket)
@@ -293,41 +287,50 @@ class _Writer:
                            "ElementName": f"{v.value}MB of memory", "InstanceID": mem_id, "ResourceType": 4,
                            "VirtualQuantity": v.value}, v.profiles)
 
-    def _controller_spelling(self, c) -> tuple[int | None, str | None]:
-        style = self.style
-        if c.kind == "ide":
-            return 5, "PIIX4" if style.name == "virtualbox" else None
-        if c.kind == "scsi":
-            sub = style.scsi_models.get(c.model or "")
-            if sub is None:
-                sub = next(iter(style.scsi_models.values()))
-                self.changes.append(Change("mapped", f"SCSI controller {c.id}", f"{c.source_model} -> {sub}"))
-            elif c.source_model and sub.lower() != c.source_model.lower():
-                self.changes.append(Change("mapped", f"SCSI controller {c.id}", f"{c.source_model} -> {sub}"))
-            return 6, sub
-        if c.kind == "sata":
-            if style.sata is None:
-                return None, None
-            if c.source_model != style.sata[1]:
-                self.changes.append(Change("mapped", f"SATA controller {c.id}",
-                                           f"{c.source_model} -> ResourceType {style.sata[0]} {style.sata[1]}"))
-            return style.sata
-        if c.kind == "nvme" and style.name in ("vmware", "dmtf"):
-            return 20, "vmware.nvme.controller" if style.name == "vmware" else "NVMe"
+    def _nic_spelling(self, nic) -> str | None:
+        """The ResourceSubType for a NIC (targets table through :mod:`vmferry.tables.nics`); None: none."""
+        if not nic.model:
+            return None
+        choice = nics.best_nic(self.style.name, nics.nic_models(nic.source_model) or (nic.model,))
+        sub = choice.value
+        first = nic.source_model.split()[0] if nic.source_model else ""
+        if choice.exact and first and sub.lower() == first.lower():
+            return first  # the source's own spelling, when it means the same
+        if nic.source_model and sub.lower() != nic.source_model.lower():
+            detail = f"{nic.source_model} -> {sub}" + ("" if choice.exact else f" ({choice.note})")
+            self.changes.append(Change("mapped", f"NIC {nic.index} model", detail[:200]))
+        return sub
+
+    def _controller_choice(self, vm: PortableVM, c) -> tuple[int | None, str | None, str | None]:
+        """(ResourceType, ResourceSubType, change detail) for a controller; (None, None, why) when it is
+        dropped and its devices move to the VM's IDE controller."""
         if c.kind == "usb":
-            return 23, c.source_model
-        return None, None
+            return 23, c.source_model, None
+        if c.kind not in controllers.KINDS:
+            return None, None, f"{c.kind} {c.model or ''}: {self.style.name} has no such controller; its devices " \
+                "move to IDE"
+        model = c.model if c.model in controllers.MODELS[c.kind] else None
+        ch = controllers.controller_for_target(self.style.name, c.kind, model)
+        if ch.kind == "ide" and c.kind != "ide" and any(x.kind == "ide" for x in vm.controllers):
+            return None, None, f"{c.kind} {c.model or ''}: {self.style.name} has no such controller; its devices " \
+                f"move to IDE ({ch.note})"
+        detail = None
+        if ch.kind != c.kind or (ch.subtype and (c.source_model or "").lower() != ch.subtype.lower()):
+            detail = f"{c.source_model or c.kind} -> {'ResourceType ' + str(ch.resource_type) + ' ' if ch.kind != c.kind or c.kind == 'sata' else ''}" \
+                f"{ch.subtype or ch.kind}"
+        return ch.resource_type, ch.subtype, detail
+
+    def _controller_spelling(self, vm: PortableVM, c) -> tuple[int | None, str | None]:
+        rt, sub, detail = self._controller_choice(vm, c)
+        if rt is None:
+            self.changes.append(Change("dropped", f"controller {c.id}", detail or ""))
+        elif detail:
+            self.changes.append(Change("mapped", f"{c.kind.upper()} controller {c.id}", detail))
+        return rt, sub
 
     def _controller_kept(self, vm: PortableVM, controller_id: str | None) -> bool:
         c = vm.controller(controller_id)
-        return c is not None and self._controller_spelling_quiet(c)
-
-    def _controller_spelling_quiet(self, c) -> bool:
-        if c.kind in ("ide", "scsi", "usb"):
-            return True
-        if c.kind == "sata":
-            return self.style.sata is not None
-        return c.kind == "nvme" and self.style.name in ("vmware", "dmtf")
+        return c is not None and self._controller_choice(vm, c)[0] is not None
 
 
 class _IdAllocator:
@@ -349,10 +352,10 @@ class _IdAllocator:
                 return cand
 
 
-def write_descriptor(pkg: PortablePackage, style: OvfStyle, files=None) -> tuple[bytes, list[Change]]:
+def write_descriptor(pkg: PortablePackage, style: Target, files=None) -> tuple[bytes, list[Change]]:
     """The descriptor bytes for ``style`` and the list of changes made."""
     writer = _Writer(pkg, style)
-    if pkg.source_version == "2.x" and style.ovf_version == "1.x":
+    if pkg.source_version == "2.x" and style.ovf is not None and style.ovf.version == "1.x":
         writer.changes.append(Change("converted", "OVF version", "2.x StorageItem/EthernetPortItem -> 1.x Item"))
     if pkg.source_version == "0.9":
         writer.changes.append(Change("converted", "OVF version", "0.9 typed Sections -> 1.x named sections"))
