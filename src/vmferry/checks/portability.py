@@ -151,10 +151,14 @@ def _nic_rules(vm: PortableVM, target: str) -> list[Finding]:
                           f"'{nic.source_model}'; {target} takes one", where, "the first the target knows"))
         alternatives = nics.nic_models(nic.source_model) or ((nic.model,) if nic.model else ())
         choice = nics.best_nic(target, alternatives) if alternatives else None
-        if choice is not None and not choice.exact:
-            fix = f"mapped to {choice.value}"
-            if row.follows_guest:
-                fix = f"the first of {', '.join(row.guest_nics)} the guest has a driver for, else {choice.value}"
+        if row.follows_guest:  # the conversion picks among the guest NICs, whatever the target could emulate
+            missing = bool(alternatives) and not set(alternatives) & set(row.guest_nics)
+            fix = f"the first of {', '.join(row.guest_nics)} the guest has a driver for, else " \
+                f"{nics.nic_for_target(target, 'other').value}"
+        else:
+            missing = choice is not None and not choice.exact
+            fix = f"mapped to {choice.value}" if choice is not None else ""
+        if missing:
             out.append(_f("VMF-NIC-001", "warning", f"NIC {nic.index} model {nic.source_model} is not available on "
                           f"{target}", where, fix))
         mac = (nic.mac or "").lower().replace("-", ":")

@@ -89,7 +89,7 @@ class CloudInit:
 
 @dataclass(frozen=True)
 class WindowsService:
-    name: str                        # key name under ControlSet00N\Services (as the hive spells it)
+    name: str                        # key name under ControlSet00N\Services in lower case
     start: int | None                # Start: 0 boot, 1 system, 2 automatic, 3 demand, 4 disabled
     image_path: str = ""
 

@@ -315,9 +315,10 @@ class _Writer:
             return None, None, f"{c.kind} {c.model or ''}: {self.style.name} has no such controller; its devices " \
                 f"move to IDE ({ch.note})"
         detail = None
-        if ch.kind != c.kind or (ch.subtype and (c.source_model or "").lower() != ch.subtype.lower()):
-            detail = f"{c.source_model or c.kind} -> {'ResourceType ' + str(ch.resource_type) + ' ' if ch.kind != c.kind or c.kind == 'sata' else ''}" \
-                f"{ch.subtype or ch.kind}"
+        spelled = (c.source_model or "").lower() != (ch.subtype or "").lower()
+        if ch.kind != c.kind or (spelled and (c.source_model or c.kind == "sata")):
+            what = f"ResourceType {ch.resource_type} {ch.subtype or ''}".strip()
+            detail = f"{c.source_model or c.kind} -> {what}" + ("" if ch.exact else f" ({ch.note})")
         return ch.resource_type, ch.subtype, detail
 
     def _controller_spelling(self, vm: PortableVM, c) -> tuple[int | None, str | None]:
