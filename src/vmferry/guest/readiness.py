@@ -19,8 +19,6 @@ from vmferry.guest.drivers import (
     GuestDrivers,
     guest_drivers,
     missing_linux,
-    pick_bus,
-    pick_nic,
 )
 from vmferry.guest.model import GuestReport
 from vmferry.tables.targets import TARGETS as TARGET_ROWS
