@@ -126,10 +126,11 @@ def judged_findings(report, vm, target: str, href: str) -> list[Finding]:
     # chooses that bus (it inspects the repaired image): the findings stand as they are, fixed by repair
     repaired = "repair" in fixers and all(applied(f, fixers) for f in result.findings if f.severity == "error")
     if target == "kvm" and not repaired:
-        from vmferry.targets.kvm import choose_bus, choose_nic
+        from vmferry.targets.kvm import GUEST_BUS, choose_bus, choose_nic
 
         default = result
         bus, _, _ = choose_bus(report, "auto", vm)
+        bus = GUEST_BUS[bus]  # libvirt's "scsi" is the guest's virtio-scsi
         nic = choose_nic(report, "auto")
         result = readiness(report, target, bus=bus, nic=nic)
         kept = {(f.rule, f.location) for f in result.findings}
