@@ -33,7 +33,7 @@ import struct
 import tempfile
 from pathlib import Path
 
-from vmferry.tools.guestfs import Appliance
+from vmferry.tools.guestfs import binding, guestfs_env
 from vmferry.tools.proc import run
 
 DISK_MIB = 24
@@ -163,17 +163,27 @@ def build(variant: str = "inbox") -> Path:
         _hive(tmpdir / "SOFTWARE", software_reg())
         (tmpdir / "cmd.exe").write_bytes(pe32_plus())
         (tmpdir / "driver.sys").write_bytes(pe32_plus())
-        with Appliance([image], formats=["raw"], readonly=False) as g:
-            for cmd in (("part-disk", "/dev/sda", "mbr"), ("part-set-bootable", "/dev/sda", "1", "true"),
-                        ("mkfs", "ntfs", "/dev/sda1"), ("mount", "/dev/sda1", "/"),
-                        ("mkdir-p", "/Windows/System32/config"), ("mkdir-p", "/Windows/System32/drivers"),
-                        ("upload", str(tmpdir / "cmd.exe"), "/Windows/System32/cmd.exe"),
-                        ("upload", str(tmpdir / "SYSTEM"), "/Windows/System32/config/SYSTEM"),
-                        ("upload", str(tmpdir / "SOFTWARE"), "/Windows/System32/config/SOFTWARE"),
-                        *(("upload", str(tmpdir / "driver.sys"), f"/Windows/System32/drivers/{file}")
-                          for _, _, file in services),
-                        ("umount-all",), ("sync",)):
-                g.call(*cmd)
+        for key, value in guestfs_env().items():
+            os.environ.setdefault(key, value)
+        g = binding().GuestFS(python_return_dict=True)
+        try:
+            g.add_drive_opts(str(image), format="raw", readonly=False)
+            g.launch()
+            g.part_disk("/dev/sda", "mbr")
+            g.part_set_bootable("/dev/sda", 1, True)
+            g.mkfs("ntfs", "/dev/sda1")
+            g.mount("/dev/sda1", "/")
+            g.mkdir_p("/Windows/System32/config")
+            g.mkdir_p("/Windows/System32/drivers")
+            g.upload(str(tmpdir / "cmd.exe"), "/Windows/System32/cmd.exe")
+            g.upload(str(tmpdir / "SYSTEM"), "/Windows/System32/config/SYSTEM")
+            g.upload(str(tmpdir / "SOFTWARE"), "/Windows/System32/config/SOFTWARE")
+            for _, _, file in services:
+                g.upload(str(tmpdir / "driver.sys"), f"/Windows/System32/drivers/{file}")
+            g.umount_all()
+            g.shutdown()
+        finally:
+            g.close()
         os.replace(image, out)
     return out
 
