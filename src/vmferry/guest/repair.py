@@ -197,7 +197,10 @@ def repair_image(image: str | os.PathLike, targets: list[str], *, nics: list[Nic
     if bad or not targets:
         raise UsageError(f"unknown hypervisor {', '.join(bad) or '(none)'} (one of {', '.join(HYPERVISORS)})")
     report = RepairReport(image, list(dict.fromkeys(targets)), dry_run=dry_run)
-    with Session(image, fmt or image_format(image), readonly=dry_run) as s:
+    checked = image_format(image)   # the header check runs on every image libguestfs is given
+    if fmt and fmt != checked:
+        raise UsageError(f"the image is {checked}, not {fmt}", path=image)
+    with Session(image, checked, readonly=dry_run) as s:
         t = report.timed("launch", start)
         report.os = f"{s.inspect('type')} {s.inspect('distro')} {s.inspect('major_version')}"
         if s.inspect("type") != "linux":
