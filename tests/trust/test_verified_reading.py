@@ -357,3 +357,39 @@ def test_pack_refuses_a_linked_descriptor(tmp_path):
     out.mkdir()
     result = run_vmferry("pack", d, "-o", out / "p.ova")
     refused(result, "input.ovf", out, before=set())
+
+
+# --- the reader's API -------------------------------------------------------------------------------
+
+def test_a_consumer_that_stops_at_the_last_byte_has_had_the_digest_checked(tmp_path):
+    from vmferry.errors import ManifestMismatch
+    from vmferry.package import open_package
+
+    files = originals()
+    mf = manifest(files)
+    files[DISK] = flipped(files[DISK])
+    pkg = open_package(ova(tmp_path, listing(files, mf)))
+    f = pkg.file(DISK)
+    blocks, got = f.blocks(), 0
+    with pytest.raises(ManifestMismatch, match=DISK):
+        while got < len(files[DISK]):      # never asks past the last byte
+            got += len(next(blocks))
+    assert got == 0
+    with pytest.raises(ManifestMismatch, match=DISK), f.verified_in_place() as check:
+        check()
+    clean = originals()
+    pkg = open_package(ova(tmp_path, listing(clean, manifest(clean)), "clean.ova"))
+    assert b"".join(pkg.file(DISK).blocks()) == clean[DISK]
+    assert pkg.verify_integrity() == [] and pkg.file(DISK).in_place[1:] == (pkg.members[DISK].offset, len(clean[DISK]))
+
+
+def test_unpack_leaves_url_references_alone(tmp_path):
+    files = originals()
+    files["input.ovf"] = files["input.ovf"].replace(
+        b'<ovf:File ovf:href="input.vmdk"',
+        b'<ovf:File ovf:href="http://example.com/extra.iso" ovf:id="url1" />\n    <ovf:File ovf:href="input.vmdk"', 1)
+    assert b"example.com" in files["input.ovf"]
+    src = ova(tmp_path, listing(files, manifest(files)))
+    result = run_vmferry("unpack", src, "-o", tmp_path / "u")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "u" / DISK).read_bytes() == files[DISK]

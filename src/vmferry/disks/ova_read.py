@@ -77,7 +77,7 @@ def check_references(pkg: Package) -> None:
     from vmferry.errors import OvfError
 
     try:
-        refs = [f.href for f in pkg.envelope.references if f.href]
+        refs = [f.href for f in pkg.envelope.references if f.href and "://" not in f.href]  # URLs: not here
     except OvfError:
         return
     for href in refs:
