@@ -127,7 +127,6 @@ def test_initramfs_configuration_keeps_what_is_there_and_adds_the_rest():
     assert bootrepair.initramfs_tools_modules(new, ["virtio_blk"]) == new
     conf = bootrepair.dracut_conf('add_drivers+=" hv_storvsc "\n', ["virtio_blk"])
     assert 'add_drivers+=" hv_storvsc virtio_blk "' in conf
-    assert bootrepair.initramfs_tools_policy("MODULES=list\n") == "list"
     wanted = bootrepair.wanted_drivers(["kvm", "vmware"])
     assert {"virtio_pci", "virtio_blk", "virtio_net", "vmw_pvscsi", "vmxnet3", "sr_mod", "isofs"} <= set(wanted)
 

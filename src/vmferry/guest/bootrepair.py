@@ -105,12 +105,3 @@ def dracut_conf(text: str | None, drivers: list[str]) -> str:
     wanted = sorted(present | set(drivers))
     return ("# written by vmferry: drivers of every hypervisor this image boots on\n"
             f'add_drivers+=" {" ".join(wanted)} "\n')
-
-
-def initramfs_tools_policy(conf: str | None) -> str:
-    """``MODULES=`` of initramfs.conf (most, dep, list, netboot); ``most`` when unset."""
-    for line in (conf or "").splitlines():
-        m = re.match(r"^\s*MODULES=\s*['\"]?(\w+)", line)
-        if m:
-            return m.group(1)
-    return "most"

@@ -193,9 +193,7 @@ def repair_image(image: str | os.PathLike, targets: list[str], *, nics: list[Nic
 
     start = time.monotonic()
     image = os.fspath(image)
-    bad = [t for t in targets if t not in HYPERVISORS]
-    if bad or not targets:
-        raise UsageError(f"unknown hypervisor {', '.join(bad) or '(none)'} (one of {', '.join(HYPERVISORS)})")
+    check_targets(targets)
     report = RepairReport(image, list(dict.fromkeys(targets)), dry_run=dry_run)
     checked = image_format(image)   # the header check runs on every image libguestfs is given
     if fmt and fmt != checked:
@@ -393,4 +391,4 @@ def check_targets(targets: list[str]) -> list[str]:
 
 
 __all__ = ["Change", "RepairReport", "NicSetting", "repair_image", "parse_settings", "merge_settings",
-           "check_targets", "GuestError"]
+           "check_targets"]
