@@ -393,3 +393,17 @@ def test_unpack_leaves_url_references_alone(tmp_path):
     result = run_vmferry("unpack", src, "-o", tmp_path / "u")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "u" / DISK).read_bytes() == files[DISK]
+
+
+@pytest.mark.slow
+def test_read_only_commands_refuse_a_flipped_disk_byte_too(tmp_path):
+    """check (with the guest inspected from the disk), validate and guest read the disk: exit 2 too."""
+    files = originals()
+    mf = manifest(files)
+    files[DISK] = flipped(files[DISK])
+    src = folder(tmp_path, files, mf) / "input.ovf"
+    archive = ova(tmp_path, listing(files, mf))
+    for argv in (["check", src, "--target", "kvm"], ["validate", src], ["guest", src], ["guest", archive],
+                 ["check", archive, "--target", "vmware"], ["unpack", archive, "--verify-only"]):
+        result = run_vmferry(*argv, timeout=300)
+        refused(result, DISK, tmp_path, before=set(os.listdir(tmp_path)))
