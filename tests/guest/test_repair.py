@@ -232,3 +232,31 @@ def test_package_is_written_anew_with_its_boot_disk_repaired(tmp_path):
     pins = [b for b in doc["report"]["network"] if b["where"] == "/etc/systemd/network/10-vmferry-eth0.link"]
     assert [(b["kind"], b["interface"], b["mac"]) for b in pins] == [("mac", "eth0", mac)]
     assert doc["readiness"]["vmware"]["status"] == "ready"
+
+
+def test_convert_repairs_and_reports_what_it_could_not(tmp_path):
+    """convert --to kvm of an OVA whose guest configures five interfaces by name but has one NIC: the
+    first (slot order) follows the NIC's MAC, each of the others is a VMF-KVM-004 finding."""
+    from types import SimpleNamespace
+
+    from tests.guest.test_end_to_end import vmware_ova
+
+    raw = tmp_path / "conventions.img"
+    run(["qemu-img", "convert", "-q", "-f", "qcow2", "-O", "raw", str(_prepared(tmp_path)), str(raw)])
+    work = tmp_path / "work"
+    work.mkdir()
+    ova = vmware_ova(SimpleNamespace(image=str(raw), variant="conventions"), work)
+    out = tmp_path / "kvm"
+    res = run_vmferry("convert", ova, "--to", "kvm", "-o", out, "--domain-type", "qemu", "--json", timeout=900)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    unrepaired = sorted(f["message"].split("interface ")[1].split()[0] for f in doc["findings"]
+                        if f["rule"] == "VMF-KVM-004" and "configured by name" in f["message"])
+    assert unrepaired == ["ens192", "ens193", "ens224", "ens256"]
+    repair = doc["repairs"][0]
+    nm = next(c for c in repair["changes"] if c["file"].endswith("ens161.nmconnection"))
+    from lxml import etree
+
+    domain_mac = etree.parse(doc["domains"][0]).find("devices/interface/mac").get("address")
+    assert f"mac-address={domain_mac.upper()}" in nm["new"]          # the guest follows the domain's MAC
+    assert any(c["what"] == "guest /etc/fstab" for c in doc["changes"] if c["kind"] == "repaired")
