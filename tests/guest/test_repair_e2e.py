@@ -23,8 +23,8 @@ import pytest
 from lxml import etree
 
 from tests.conftest import run_vmferry
+from tests.guest.libvirtd import deploy_and_wait
 from tests.guestimage import debian
-from vmferry.tools.libvirt import connect, wait_console
 
 pytestmark = pytest.mark.slow
 BOOT_TIMEOUT = 420          # seconds; systemd under TCG on 2 shared cores boots in about 1-2 min
@@ -109,22 +109,13 @@ def on_hardware(template: Path, disk: Path, bus: str, nic: str, work: Path) -> P
 
 def boot(daemon, xml: Path) -> debian.BootReport:
     """``vmferry deploy --start`` the domain ``xml`` on ``daemon``, read the console until the guest's
-    report is complete or the domain stops; the domain is removed afterwards."""
+    report is complete, its initramfs gives up, or the domain stops; the domain is removed afterwards."""
     own_tree(daemon, xml.parent)
     log = Path(etree.parse(str(xml)).find("devices/serial/log").get("file"))
-    res = run_vmferry("deploy", xml, "--connect", daemon.uri, "--start", "--json")
-    assert res.returncode == 0, res.stderr
-    info = json.loads(res.stdout)
-    with connect(daemon.uri) as conn:
-        try:
-            result = wait_console(log, [debian.MARK_DONE], BOOT_TIMEOUT,
-                                  stop_when=lambda: not conn.info(info["name"]).active)
-        finally:
-            conn.undefine(info["name"])
+    result = deploy_and_wait(daemon, xml, log, [debian.MARK_DONE, *debian.MARKS_STUCK], BOOT_TIMEOUT)
     report = debian.parse_report(result.text)
     print(f"{xml.name}: {'booted' if report.booted else 'did not boot'} in {result.seconds:.0f} s; "
           f"root={report.root} via={report.via} nics={report.nics} addresses={report.addresses}")
-    report.console = result.text  # type: ignore[attr-defined]
     return report
 
 
@@ -137,8 +128,7 @@ def test_unrepaired_guest_boots_on_sata_without_its_address(debian_ova, unrepair
     assert choice["disk_bus"] == "sata" and choice["nic_model"] == "virtio", choice
     (xml,) = out.glob("*.xml")
     report = boot(libvirtd, xml)
-    console = report.console  # type: ignore[attr-defined]
-    assert report.booted and report.done, console[-4000:]
+    assert report.booted and report.done, report.console[-4000:]
     assert report.root == "/dev/sda1" and "ahci" in report.via, (report.root, report.via)
     (nic,) = report.nics.items()
     name, (mac, driver) = nic
@@ -160,11 +150,10 @@ def test_convert_repairs_the_guest_and_it_boots_on_virtio_with_its_address(debia
     assert {"virtio_pci", "virtio_blk", "virtio_net", "vmw_pvscsi"} <= set(repair["drivers"][guest.kernel_version])
     (xml,) = out.glob("*.xml")
     report = boot(libvirtd, xml)
-    console = report.console  # type: ignore[attr-defined]
-    assert report.booted and report.done, console[-4000:]
+    assert report.booted and report.done, report.console[-4000:]
     assert report.root == "/dev/vda1" and "virtio_blk" in report.via, (report.root, report.via)
     name = report.interface_with(ADDRESS)
-    assert name is not None, (report.addresses, console[-4000:])
+    assert name is not None, (report.addresses, report.console[-4000:])
     assert report.nics[name] == (guest.mac, "virtio_net")
     assert report.states[name] == "UP"
 
@@ -181,9 +170,8 @@ def test_one_image_repaired_for_kvm_and_vmware_boots_with_its_address(debian_ova
     (template,) = unrepaired[1].glob("*.xml")
     xml = on_hardware(template, disk, bus, nic, libvirtd.workdir / f"deb12-multi-{bus}-{nic}")
     report = boot(libvirtd, xml)
-    console = report.console  # type: ignore[attr-defined]
-    assert report.booted and report.done, console[-4000:]
+    assert report.booted and report.done, report.console[-4000:]
     assert report.root == "/dev/sda1" and driver in report.via, (report.root, report.via)
     name = report.interface_with(ADDRESS)
-    assert name is not None, (report.addresses, console[-4000:])
+    assert name is not None, (report.addresses, report.console[-4000:])
     assert report.nics[name] == (guest.mac, nic_driver)

@@ -32,7 +32,7 @@ with an empty CD-ROM, video card and VMCI device, ``vmw:Config`` extensions, mad
 disk writer and packer.
 
 Results are cached under ``$VMFERRY_TEST_CACHE`` (default ``~/.cache/vmferry-test``), keyed by a hash
-of the recipe (this file and the mirror).
+of the recipe (:func:`recipe_key`) and the mirror; the OVA beside it, keyed by its descriptor.
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ MARK_BOOTED = "VMFERRY-BOOTED"
 MARK_NIC = "VMFERRY-NIC"
 MARK_ADDR = "VMFERRY-ADDR"
 MARK_DONE = "VMFERRY-DONE"
+# what Debian's initramfs and the kernel print when the root file system is not found
+MARKS_STUCK = ("Dropping to a shell", "Kernel panic")
 
 PACKAGES = ("linux-image-amd64", "initramfs-tools", "systemd-sysv", "udev", "kmod", "ifupdown", "iproute2",
             "open-vm-tools")
@@ -177,6 +179,8 @@ class BootReport:
     addresses: dict[str, list[str]] = field(default_factory=dict)      # interface -> addresses (CIDR)
     states: dict[str, str] = field(default_factory=dict)               # interface -> UP/DOWN/...
     done: bool = False
+    stuck: str | None = None                         # the initramfs/kernel failure line, if any
+    console: str = ""
 
     def interface_with(self, address: str) -> str | None:
         return next((n for n, addrs in self.addresses.items() if address in addrs), None)
@@ -184,9 +188,11 @@ class BootReport:
 
 def parse_report(text: str) -> BootReport:
     """Read the report lines out of a console log (other lines, kernel messages included, are skipped)."""
-    report = BootReport(False)
+    report = BootReport(False, console=text)
     for raw in text.splitlines():
         line = raw.strip("\r\x00 ")
+        if report.stuck is None and any(m in line for m in MARKS_STUCK):
+            report.stuck = line
         for mark in (MARK_BOOTED, MARK_NIC, MARK_ADDR, MARK_DONE):
             at = line.find(mark + " ") if mark != MARK_DONE else line.find(mark)
             if at >= 0:
@@ -240,8 +246,14 @@ def host_mirrors() -> list[str]:
 
 
 def recipe_key(mirrors: list[str]) -> str:
-    h = hashlib.sha256(Path(__file__).read_bytes())
-    h.update("\n".join(mirrors).encode())
+    """A hash of everything that shapes the image (not of the OVA, the report parser or the tests)."""
+    import inspect
+
+    h = hashlib.sha256("\n".join(mirrors).encode())
+    h.update(repr((SUITE, ROOT_UUID, ROOT_LABEL, HOSTNAME, PACKAGES, INITRAMFS_MODULES, EXCLUDES, INTERFACES,
+                   REPORT, UNIT, PART_START)).encode())
+    for fn in (extlinux_conf, configure_before_install, configure_after_install, mmdebstrap, make_disk):
+        h.update(inspect.getsource(fn).encode())
     return h.hexdigest()[:16]
 
 
@@ -489,12 +501,13 @@ OVF = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def vmware_ova(guest: DebianGuest, cache: Path | None = None, name: str = "debian12-vmware") -> Path:
+def vmware_ova(guest: DebianGuest, name: str = "debian12-vmware") -> Path:
     """The guest as vSphere exports it (cached beside the image); a path to a read-only OVA."""
     from tests.conftest import run_vmferry
 
     out = Path(guest.image).parent
-    ova = out / f"{name}.ova"
+    ovf_key = hashlib.sha256(repr((OVF, name, MEMORY_MIB, MAC)).encode()).hexdigest()[:8]
+    ova = out / f"{name}-{ovf_key}.ova"
     with _locked(out / ".ova.lock"):
         if ova.exists():
             return ova
