@@ -30,20 +30,22 @@ Run as root (the guest build needs it): ``PYTHONPATH=src .venv/bin/python bench/
 
 from __future__ import annotations
 
-import argparse
 import os
-import shutil
-import subprocess
 import sys
-import time
-from dataclasses import dataclass
-from pathlib import Path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# bench/ holds a module named "inspect": keep it from shadowing the standard library's
+# bench/ holds a module named "inspect": keep it from shadowing the standard library's (dataclasses
+# imports it, so this comes first)
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "src"))
+
+import argparse  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from lxml import etree  # noqa: E402
 

@@ -96,10 +96,12 @@ def on_hardware(template: Path, disk: Path, bus: str, nic: str, work: Path) -> P
     target = devices.find("disk/target")
     devices.find("disk/source").set("file", str(overlay))
     if bus == "pvscsi":
-        target.attrib.update(dev="sda", bus="scsi")
+        target.set("dev", "sda")
+        target.set("bus", "scsi")
         etree.SubElement(devices, "controller", type="scsi", index="0", model="vmpvscsi")
     else:
-        target.attrib.update(dev="vda" if bus == "virtio" else "sda", bus=bus)
+        target.set("dev", "vda" if bus == "virtio" else "sda")
+        target.set("bus", bus)
     devices.find("interface/model").set("type", nic)
     devices.find("serial/log").set("file", str(work / "console.log"))
     xml = work / "domain.xml"
