@@ -144,10 +144,22 @@ WantedBy=multi-user.target
 """
 
 
+BOOTLOADERS = ("extlinux", "grub")
+KERNEL_CMDLINE = "console=tty0 console=ttyS0,115200"
+DEFAULT_GRUB = f"""GRUB_DEFAULT=0
+GRUB_TIMEOUT=1
+GRUB_DISTRIBUTOR=`lsb_release -i -s 2> /dev/null || echo Debian`
+GRUB_CMDLINE_LINUX_DEFAULT=""
+GRUB_CMDLINE_LINUX="{KERNEL_CMDLINE}"
+GRUB_TERMINAL="console serial"
+GRUB_SERIAL_COMMAND="serial --speed=115200"
+"""
+
+
 def extlinux_conf(version: str) -> str:
     return ("SERIAL 0 115200\nDEFAULT debian\nTIMEOUT 1\nPROMPT 0\nLABEL debian\n"
             f"  KERNEL /boot/vmlinuz-{version}\n  INITRD /boot/initrd.img-{version}\n"
-            f"  APPEND root=UUID={ROOT_UUID} ro console=tty0 console=ttyS0,115200 net.ifnames=1\n")
+            f"  APPEND root=UUID={ROOT_UUID} ro {KERNEL_CMDLINE}\n")
 
 
 @dataclass
@@ -245,13 +257,13 @@ def host_mirrors() -> list[str]:
     return entries or [f"deb http://deb.debian.org/debian {SUITE} main"]
 
 
-def recipe_key(mirrors: list[str]) -> str:
+def recipe_key(mirrors: list[str], bootloader: str) -> str:
     """A hash of everything that shapes the image (not of the OVA, the report parser or the tests)."""
     import inspect
 
-    h = hashlib.sha256("\n".join(mirrors).encode())
+    h = hashlib.sha256("\n".join([*mirrors, bootloader]).encode())
     h.update(repr((SUITE, ROOT_UUID, ROOT_LABEL, HOSTNAME, PACKAGES, INITRAMFS_MODULES, EXCLUDES, INTERFACES,
-                   REPORT, UNIT, PART_START)).encode())
+                   REPORT, UNIT, PART_START, DEFAULT_GRUB)).encode())
     for fn in (extlinux_conf, configure_before_install, configure_after_install, mmdebstrap, make_disk):
         h.update(inspect.getsource(fn).encode())
     return h.hexdigest()[:16]
@@ -275,7 +287,7 @@ def configure_before_install(tree: Path) -> None:
     _write(tree, "etc/hostname", HOSTNAME + "\n")
 
 
-def configure_after_install(tree: Path, version: str) -> None:
+def configure_after_install(tree: Path, version: str, bootloader: str) -> None:
     """The VMware guest's own configuration (mmdebstrap customize step, done here on the tree)."""
     _write(tree, "etc/fstab", "# <file system> <mount point> <type> <options> <dump> <pass>\n"
                               "/dev/sda1 / ext4 errors=remount-ro 0 1\n")
@@ -287,16 +299,19 @@ def configure_after_install(tree: Path, version: str) -> None:
     wants = tree / "etc/systemd/system/multi-user.target.wants"
     wants.mkdir(parents=True, exist_ok=True)
     (wants / "vmferry-report.service").symlink_to("/etc/systemd/system/vmferry-report.service")
-    _write(tree, "boot/extlinux/extlinux.conf", extlinux_conf(version))
+    if bootloader == "grub":
+        _write(tree, "etc/default/grub", DEFAULT_GRUB)
+    else:
+        _write(tree, "boot/extlinux/extlinux.conf", extlinux_conf(version))
     # a root password so the serial getty can be used by hand when debugging a boot (never on a network)
     run(["chroot", str(tree), "sh", "-c", "echo root:vmferry | chpasswd"])
 
 
-def mmdebstrap(tree: Path, mirrors: list[str], tmp: Path) -> None:
+def mmdebstrap(tree: Path, mirrors: list[str], tmp: Path, bootloader: str) -> None:
     overlay = tmp / "before-install"
     configure_before_install(overlay)
     argv = ["mmdebstrap", "--mode=root", "--variant=apt", "--format=directory", "--quiet",
-            "--include=" + ",".join(PACKAGES),
+            "--include=" + ",".join(PACKAGES + (("grub-pc",) if bootloader == "grub" else ())),
             "--dpkgopt=force-confold", "--dpkgopt=force-confdef",
             *(f"--dpkgopt=path-exclude={p}" for p in EXCLUDES),
             "--dpkgopt=path-include=/usr/share/doc/*/copyright",
@@ -305,7 +320,7 @@ def mmdebstrap(tree: Path, mirrors: list[str], tmp: Path) -> None:
     run(argv, timeout=1800, env={"LC_ALL": "C.UTF-8"})
 
 
-def make_disk(tree: Path, image: Path) -> None:
+def make_disk(tree: Path, image: Path, bootloader: str) -> None:
     used_kib = int(run(["du", "-s", "-k", "-x", str(tree)]).stdout.split()[0])
     fs_mib = (used_kib * 13 // 10) // 1024 + 256
     disk_mib = fs_mib + 1
@@ -318,19 +333,26 @@ def make_disk(tree: Path, image: Path) -> None:
         input=f"label: dos\nlabel-id: 0x5eb1a2c3\n{PART_START},{fs_mib * 2048},83,*\n")
     with open(image, "r+b") as fh:
         fh.write(MBR_BIN.read_bytes()[:440])
-    run(["guestfish", "--format=raw", "-a", str(image), "run", ":", "mount", "/dev/sda1", "/", ":",
-         "extlinux", "/boot/extlinux", ":", "umount-all"], env=guestfs_env(), timeout=900)
+    # the bootloader is installed from inside a libguestfs appliance (no loop device on the host); GRUB
+    # by the guest's own grub-install and update-grub (run chrooted in the guest by libguestfs)
+    install = (["extlinux", "/boot/extlinux"] if bootloader == "extlinux" else
+               ["command", "grub-install --target=i386-pc /dev/sda", ":", "command", "update-grub"])
+    run(["guestfish", "--format=raw", "-a", str(image), "run", ":", "mount", "/dev/sda1", "/", ":", *install,
+         ":", "umount-all"], env=guestfs_env(), timeout=900)
 
 
-def build(cache: Path | None = None) -> DebianGuest:
-    """Build the guest (or take it from the cache)."""
+def build(cache: Path | None = None, bootloader: str = "extlinux") -> DebianGuest:
+    """Build the guest (or take it from the cache). ``bootloader``: EXTLINUX (the tests) or GRUB, as
+    Debian's installer sets up (the benchmark: virt-v2v converts only guests with GRUB)."""
+    if bootloader not in BOOTLOADERS:
+        raise ValueError(f"bootloader {bootloader!r}: one of {BOOTLOADERS}")
     if os.geteuid() != 0:
         raise RuntimeError("building the Debian test guest needs root (mmdebstrap --mode=root, mke2fs -d)")
     cache = cache or cache_dir()
     mirrors = host_mirrors()
-    out = cache / f"debian12-vmware-{recipe_key(mirrors)}"
+    out = cache / f"debian12-vmware-{bootloader}-{recipe_key(mirrors, bootloader)}"
     manifest = out / "guest.json"
-    with _locked(cache / ".debian12.lock"):
+    with _locked(cache / f".debian12-{bootloader}.lock"):
         if manifest.exists():
             return DebianGuest.load(manifest)
         started = time.monotonic()
@@ -338,12 +360,12 @@ def build(cache: Path | None = None) -> DebianGuest:
         out.mkdir(parents=True)
         with tempfile.TemporaryDirectory(prefix="vmferry-debian-", dir=cache) as tmp:
             tree = Path(tmp) / "root"
-            mmdebstrap(tree, mirrors, Path(tmp))
+            mmdebstrap(tree, mirrors, Path(tmp), bootloader)
             version = next(p.name for p in (tree / "lib" / "modules").iterdir())
-            configure_after_install(tree, version)
+            configure_after_install(tree, version, bootloader)
             modules = list(summarise("", read_file(tree / "boot" / f"initrd.img-{version}")).modules)
             image = Path(tmp) / "disk.img"
-            make_disk(tree, image)
+            make_disk(tree, image, bootloader)
             os.replace(image, out / "disk.img")
         guest = DebianGuest(str(out / "disk.img"), version, modules, NIC_NAME, MAC, ADDRESS, ROOT_UUID,
                             round(time.monotonic() - started, 1), os.stat(out / "disk.img").st_blocks * 512)
@@ -532,8 +554,9 @@ def vmware_ova(guest: DebianGuest, name: str = "debian12-vmware") -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ova", action="store_true", help="pack the VMware-style OVA too")
+    parser.add_argument("--bootloader", choices=BOOTLOADERS, default="extlinux")
     args = parser.parse_args(argv)
-    guest = build()
+    guest = build(bootloader=args.bootloader)
     print(json.dumps(asdict(guest), indent=2))
     if args.ova:
         print(vmware_ova(guest))
