@@ -117,7 +117,8 @@ def bootable_here(xml: Path, log: Path) -> None:
         for child in list(nic):
             if child.tag not in ("mac", "model"):
                 nic.remove(child)
-    for old in devices.findall("serial") + devices.findall("console"):
+    # vsock needs /dev/vhost-vsock, which an unprivileged session daemon cannot open
+    for old in devices.findall("serial") + devices.findall("console") + devices.findall("vsock"):
         devices.remove(old)
     serial = etree.SubElement(devices, "serial", type="pty")
     etree.SubElement(serial, "log", file=str(log), append="off")
@@ -126,17 +127,20 @@ def bootable_here(xml: Path, log: Path) -> None:
 
 
 def boot(daemon, side: Side, mac: str) -> None:
-    log_el = etree.parse(str(side.xml)).find("devices/serial/log")
-    if log_el is None:
+    if side.tool == "virt-v2v":
         bootable_here(side.xml, side.xml.parent / "console.log")
-        log_el = etree.parse(str(side.xml)).find("devices/serial/log")
+    log_el = etree.parse(str(side.xml)).find("devices/serial/log")
     log = Path(log_el.get("file"))
     for root, _dirs, files in os.walk(side.xml.parent):
         daemon.own(Path(root))
         for f in files:
             daemon.own(Path(root) / f)
-    result = private_libvirtd.deploy_and_wait(daemon, side.xml, log, [debian.MARK_DONE, *debian.MARKS_STUCK],
-                                              BOOT_TIMEOUT)
+    try:
+        result = private_libvirtd.deploy_and_wait(daemon, side.xml, log, [debian.MARK_DONE, *debian.MARKS_STUCK],
+                                                  BOOT_TIMEOUT)
+    except AssertionError as exc:       # deploy refused the domain
+        side.booted, side.address_kept, side.detail = False, False, f"not started: {str(exc).strip()[-300:]}"
+        return
     report = debian.parse_report(result.text)
     side.booted = report.booted
     name = report.interface_with(debian.ADDRESS)

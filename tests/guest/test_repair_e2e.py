@@ -26,7 +26,8 @@ from tests.conftest import run_vmferry
 from tests.guest.libvirtd import deploy_and_wait
 from tests.guestimage import debian
 
-pytestmark = pytest.mark.slow
+# the first test builds the guest on a cold cache (about 1 min alone, 6 under heavy load) and converts
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 BOOT_TIMEOUT = 420          # seconds; systemd under TCG on 2 shared cores boots in about 1-2 min
 ADDRESS = debian.ADDRESS
 
