@@ -17,6 +17,7 @@ of them into one line on standard error and exit status 2. Foreign errors (``OSE
     ├── OvfError                     the descriptor cannot be understood
     │   ├── XmlError                 not well-formed XML, or hostile XML (entities, DTD)
     │   ├── UnsupportedVersion       an OVF version vmferry does not know
+    │   ├── LimitExceeded            past a documented limit (sizes, counts, numbers, names)
     │   └── SchemaInvalid            the descriptor does not validate against the DMTF XSD
     ├── DiskError                    a disk image cannot be read, converted or written
     │   ├── UnsafeImage              the image names a file outside its package (backing file, data
@@ -40,6 +41,15 @@ from __future__ import annotations
 import os
 
 
+def one_line(text: object) -> str:
+    """``text`` as one printable line: runs of whitespace (newlines included) become one space, other
+    control and invisible characters (escape sequences, direction overrides) become '?'."""
+    folded = " ".join(str(text).split())
+    if folded.isprintable():
+        return folded
+    return "".join(c if c.isprintable() else "?" for c in folded)
+
+
 class VmferryError(Exception):
     """Base of every vmferry error. ``path`` names the file concerned, when there is one."""
 
@@ -49,9 +59,9 @@ class VmferryError(Exception):
         self.path = os.fspath(path) if path is not None else None
 
     def __str__(self) -> str:
-        text = " ".join(self.message.split())  # one line, always
+        text = one_line(self.message)  # one line, always
         if self.path and self.path not in text:
-            return f"{self.path}: {text}"
+            return f"{one_line(self.path)}: {text}"
         return text
 
 
@@ -93,6 +103,11 @@ class XmlError(OvfError):
 
 class UnsupportedVersion(OvfError):
     """The descriptor uses an OVF version vmferry does not know."""
+
+
+class LimitExceeded(OvfError):
+    """The descriptor passes one of the documented limits (docs/limits.md): size, element or attribute
+    counts, nesting, numbers out of range, ids and names that cannot be names."""
 
 
 class SchemaInvalid(OvfError):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from vmferry.errors import one_line
+
 SEVERITIES = ("error", "warning", "info")
 FIXERS = ("convert", "repair")
 
@@ -29,6 +31,11 @@ class Finding:
             raise ValueError(f"unknown severity {self.severity!r}")
         if self.fixed_by is not None and self.fixed_by not in FIXERS:
             raise ValueError(f"unknown fixer {self.fixed_by!r}")
+        # one line each, whatever names from the input they quote (a member name with a newline...)
+        for name in ("message", "location", "fix"):
+            value = getattr(self, name)
+            if value:
+                object.__setattr__(self, name, one_line(value))
 
     def to_dict(self) -> dict:
         return asdict(self)

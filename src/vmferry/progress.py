@@ -85,7 +85,9 @@ class Reporter:
         self._lock = threading.Lock()
 
     def step(self, name: str, total: int = 0) -> Step:
-        return Step(self, name, total)
+        from vmferry.errors import one_line
+
+        return Step(self, one_line(name), total)
 
     def _event(self, step: Step, kind: str) -> None:
         if self.mode == "quiet":

@@ -35,6 +35,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 EXIT_OK, EXIT_FINDINGS, EXIT_FAILURE = 0, 1, 2
 
+# What ``vmferry --help`` opens with: what the tool does, for a user (not this module's docstring).
+DESCRIPTION = ("vmferry moves virtual machines between hypervisors and clouds: it reads OVF/OVA packages of every "
+               "vendor, says what will not carry over to a target, converts them for VMware, VirtualBox, Xen, "
+               "KVM/libvirt or a portable DMTF profile, and checks that the guest will boot there.")
+EPILOG = ("Run 'vmferry COMMAND --help' for a command's options. Exit status: 0 ok, 1 findings of severity "
+          "error, 2 bad input or failure (one line on standard error).")
+
 
 def _available() -> dict[str, tuple[str, str]]:
     """Commands whose module is present (some arrive with later issues)."""
@@ -46,7 +53,7 @@ def _available() -> dict[str, tuple[str, str]]:
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     from vmferry import __version__
 
-    parser = argparse.ArgumentParser(prog="vmferry", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="vmferry", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"vmferry {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     table = {only: COMMANDS[only]} if only else _available()

@@ -161,7 +161,11 @@ class Envelope:
     # -- construction / serialisation ------------------------------------------------------
     @classmethod
     def from_bytes(cls, data: bytes, *, path: str | os.PathLike | None = None) -> Envelope:
-        return cls(parse_bytes(data, path=path), path=path)
+        from vmferry.ovf.limits import check_descriptor
+
+        tree = parse_bytes(data, path=path)
+        check_descriptor(tree.getroot(), os.fspath(path) if path is not None else None)
+        return cls(tree, path=path)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> Envelope:

@@ -17,7 +17,8 @@ _NAMED = {
     "gigabyte": 1 << 30, "gigabytes": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
     "terabyte": 1 << 40, "terabytes": 1 << 40, "tb": 1 << 40, "tib": 1 << 40,
 }
-_FACTOR = re.compile(r"^(\d+)(?:\^(-?\d+))?$")
+_FACTOR = re.compile(r"^([0-9]{1,40})(?:\^(-?[0-9]{1,6}))?$")
+MAX_MULTIPLIER = 1 << 64
 
 
 @lru_cache(maxsize=256)
@@ -43,9 +44,11 @@ def parse_byte_units(text: str | None) -> int | None:
             mult *= base
         else:
             e = int(exp)
-            if e < 0 or e > 80:
+            if e < 0 or (base > 1 and base.bit_length() * e > 2 * MAX_MULTIPLIER.bit_length()):
                 return None
             mult *= base ** e
+        if mult > MAX_MULTIPLIER:  # chained factors: bounded at every step, never a huge number
+            return None
     return mult
 
 
@@ -55,6 +58,8 @@ def parse_int(text: str | None) -> int | None:
         return None
     s = text.strip()
     if not s:
+        return None
+    if len(s) > 40:  # past any real quantity, and past what int() accepts in 4300 digits
         return None
     try:
         return int(s)

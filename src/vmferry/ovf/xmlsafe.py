@@ -11,8 +11,7 @@ import os
 from lxml import etree
 
 from vmferry.errors import XmlError
-
-MAX_DESCRIPTOR_BYTES = 64 * 1024 * 1024
+from vmferry.ovf.limits import MAX_DESCRIPTOR_BYTES  # noqa: E402 - one table of limits
 
 
 def _parser() -> etree.XMLParser:

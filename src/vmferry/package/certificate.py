@@ -14,9 +14,50 @@ from dataclasses import dataclass
 from vmferry.errors import CertificateError
 from vmferry.findings import Finding
 
-_SIG = re.compile(r"^\s*(?P<algo>SHA1|SHA256|SHA512)\s*\((?P<name>[^)]+)\)\s*=\s*(?P<sig>[0-9a-fA-F]+)\s*$",
-                  re.M | re.I)
-_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+# One line, matched line by line (never across lines, so parsing stays linear in the file's size).
+_SIG = re.compile(r"(?P<algo>[A-Za-z0-9-]+)[ \t]*\((?P<name>[^()]+)\)[ \t]*=[ \t]*(?P<sig>[0-9a-fA-F]+)")
+_ALGOS = ("SHA1", "SHA256", "SHA512")
+_BEGIN, _END = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+MAX_CERTIFICATE_BYTES = 1 << 20
+
+
+def parse_certificate_file(cert_bytes: bytes, cert_name: str) -> tuple[str, str, bytes, list[bytes]]:
+    """``(algorithm, manifest name, signature, [PEM blocks])`` of a ``.cert`` file, in one pass over its
+    lines; raise :class:`CertificateError` naming the file for anything unreadable."""
+    if len(cert_bytes) > MAX_CERTIFICATE_BYTES:
+        raise CertificateError(f"certificate file is {len(cert_bytes)} bytes, more than the "
+                               f"{MAX_CERTIFICATE_BYTES} allowed", path=cert_name)
+    text = cert_bytes.decode("ascii", errors="replace")
+    signature_line = None
+    pems: list[bytes] = []
+    block: list[str] | None = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line == _BEGIN:
+            block = [line]                      # a BEGIN inside a block starts over: never quadratic
+        elif block is not None:
+            block.append(line)
+            if line == _END:
+                pems.append(("\n".join(block) + "\n").encode())
+                block = None
+        elif signature_line is None:
+            m = _SIG.fullmatch(line)
+            if m:
+                signature_line = m
+    if signature_line is None:
+        raise CertificateError("no 'ALGO(manifest)= signature' line", path=cert_name)
+    algo = signature_line.group("algo").upper().replace("-", "")
+    if algo not in _ALGOS:
+        raise CertificateError(f"unsupported signature digest algorithm {signature_line.group('algo')[:20]!r}",
+                               path=cert_name)
+    hexsig = signature_line.group("sig")
+    if len(hexsig) % 2:
+        raise CertificateError(f"the signature has an odd number ({len(hexsig)}) of hex digits", path=cert_name)
+    if not pems:
+        raise CertificateError("no PEM certificate", path=cert_name)
+    return algo, signature_line.group("name").strip(), bytes.fromhex(hexsig), pems
 
 
 @dataclass
@@ -38,22 +79,14 @@ def verify_certificate(cert_bytes: bytes, cert_name: str, manifest_bytes: bytes,
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-    text = cert_bytes.decode("ascii", errors="replace")
-    m = _SIG.search(text)
-    if not m:
-        raise CertificateError("no 'ALGO(manifest)= signature' line", path=cert_name)
-    if m.group("name").strip() != manifest_name:
-        raise CertificateError(f"signs '{m.group('name').strip()}', not the manifest '{manifest_name}'",
-                               path=cert_name)
-    pems = _PEM.findall(cert_bytes)
-    if not pems:
-        raise CertificateError("no PEM certificate", path=cert_name)
+    algo_name, signed_name, signature, pems = parse_certificate_file(cert_bytes, cert_name)
+    if signed_name != manifest_name:
+        raise CertificateError(f"signs '{signed_name}', not the manifest '{manifest_name}'", path=cert_name)
     try:
         cert = x509.load_pem_x509_certificate(pems[0])
     except ValueError as exc:
         raise CertificateError(f"certificate cannot be read: {exc}", path=cert_name) from exc
-    algo = {"SHA1": hashes.SHA1(), "SHA256": hashes.SHA256(), "SHA512": hashes.SHA512()}[m.group("algo").upper()]
-    signature = bytes.fromhex(m.group("sig"))
+    algo = {"SHA1": hashes.SHA1(), "SHA256": hashes.SHA256(), "SHA512": hashes.SHA512()}[algo_name]
     key = cert.public_key()
     try:
         if isinstance(key, rsa.RSAPublicKey):

@@ -76,9 +76,20 @@ def parse_network_map(pairs: list[str]) -> dict[str, tuple[str, str]]:
     return out
 
 
+def safe_stem(text: str | None, default: str = "vm", limit: int = 64) -> str:
+    """A file name (and libvirt domain name) from a name in the descriptor: letters, digits, '.', '_'
+    and '-', no leading dot, at most ``limit`` characters (a long name keeps a hash of the whole)."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", text or "").strip("-.") or default
+    if len(stem) > limit:
+        import hashlib
+
+        stem = f"{stem[:limit - 9]}-{hashlib.sha256(stem.encode()).hexdigest()[:8]}"
+    return stem
+
+
 def domain_name(vm: PortableVM) -> str:
-    """A libvirt domain (and file) name from the system id: letters, digits, '.', '_' and '-'."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", vm.id or vm.name or "vm").strip("-") or "vm"
+    """A libvirt domain (and file) name from the system id."""
+    return safe_stem(vm.id or vm.name)
 
 
 def new_mac(rng: random.Random) -> str:
@@ -181,7 +192,8 @@ def _convert_system(pkg, portable, vm: PortableVM, profile, tmp, output, report:
     boot_images = []
     for order, disk in enumerate(vm.disks_for(profile), start=1):
         fspec = portable.file(disk.file_id)
-        stem = os.path.basename(fspec.href).rsplit(".", 1)[0] if fspec else f"{vm.id}-{disk.id}"
+        stem = (os.path.basename(fspec.href).rsplit(".", 1)[0] if fspec
+                else safe_stem(f"{vm.id}-{disk.id}", default=f"disk{order}"))
         fname = f"{stem}.{fmt_name}"
         final = os.path.join(output, fname)
         if not descriptor_only:

@@ -1,0 +1,210 @@
+"""The hostile suite's building blocks: a case table, a workspace to build hostile packages in (from
+the real samples of tests/data), and the table of commands that read each kind of input.
+
+A case is a function ``build(work) -> Built`` registered with :func:`case` (or many at once with
+:func:`variants`) under one of :data:`CLASSES` and one of the input kinds of :data:`READS`. The matrix
+test (test_matrix.py) runs every command of :func:`commands_for` on what the case built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DATA = Path(__file__).parent.parent / "data"
+COT = DATA / "cot"
+BASE_OVF = (COT / "vmware.ovf").read_bytes()          # VMware export: 1 file input.vmdk, 1 disk, 4 NICs
+BASE_VMDK = (COT / "input.vmdk").read_bytes()         # streamOptimized, 1 GiB virtual
+INPUT_OVF = (COT / "input.ovf").read_bytes()          # COT: 3 files, 3 profiles, 10 properties
+INPUT_FILES = {n: (COT / n).read_bytes() for n in ("input.vmdk", "input.iso", "sample_cfg.txt")}
+VBOX_OVF = (COT / "ubuntu.2.0.ovf").read_bytes()      # VirtualBox, OVF 2.0
+VBOX_VMDK = (COT / "ubuntu.2.0-disk1.vmdk").read_bytes()
+
+CLASSES = ("xml", "tar", "manifest", "paths", "disks", "numbers", "names")
+# what part of the input a case damages; decides which commands read it
+READS = ("descriptor", "container", "content", "disk")
+
+
+@dataclass
+class Built:
+    target: Path                       # what the command is given
+    form: str                          # "ovf" (a descriptor in its folder), "ova" or "disk"
+    member: str | None = None          # ova: the disk member that disk commands read (X.ova:MEMBER)
+    host: bool = False                 # the case points at the host file (its marker must never show)
+    names: tuple[str, ...] = ()        # other acceptable names of the file in the error line
+    folder: Path | None = None         # the package folder (default: the target's)
+
+    @property
+    def package_dir(self) -> Path:
+        return self.folder or self.target.parent
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    cls: str
+    reads: str
+    build: Callable[[Work], Built]
+    awaiting: str | None = None        # helper whose mechanism this case waits for (strict xfail)
+
+
+CASES: list[Case] = []
+
+
+def case(cls: str, reads: str, *, awaiting: str | None = None, name: str | None = None):
+    assert cls in CLASSES and reads in READS, (cls, reads)
+
+    def register(fn):
+        CASES.append(Case(f"{cls}-{name or fn.__name__}", cls, reads, fn, awaiting))
+        return fn
+    return register
+
+
+def variants(cls: str, reads: str, table: dict[str, Callable[[Work], Built]], *,
+             awaiting: str | dict[str, str] | None = None) -> None:
+    for key, fn in table.items():
+        wait = awaiting.get(key) if isinstance(awaiting, dict) else awaiting
+        CASES.append(Case(f"{cls}-{key}", cls, reads, fn, wait))
+
+
+# --- the workspace ------------------------------------------------------------------------------
+
+@dataclass
+class Work:
+    """``root/pkg`` holds the package, ``root/host`` a host file the package must never reach."""
+
+    root: Path
+    marker: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pkg = self.root / "pkg"
+        self.pkg.mkdir(parents=True)
+        host = self.root / "host"
+        host.mkdir()
+        self.marker = b"HOST-SECRET-" + os.urandom(8).hex().encode()
+        self.host_file = host / "secret.txt"
+        # long enough to be a disk's worth of sectors, every sector carrying the marker
+        self.host_file.write_bytes((self.marker + b"\n").ljust(512, b"#") * 2048)
+
+    # descriptor text edits
+    @staticmethod
+    def sub(data: bytes, old: bytes, new: bytes, count: int = 1) -> bytes:
+        assert old in data, old
+        return data.replace(old, new, count)
+
+    def folder(self, ovf: bytes, files: dict[str, bytes] | None = None, *, name: str = "vm.ovf",
+               manifest: bool = False, host: bool = False) -> Built:
+        files = dict(files if files is not None else {"input.vmdk": BASE_VMDK})
+        for fname, data in files.items():
+            (self.pkg / fname).parent.mkdir(parents=True, exist_ok=True)
+            (self.pkg / fname).write_bytes(data)
+        (self.pkg / name).write_bytes(ovf)
+        if manifest:
+            (self.pkg / (name.rsplit(".", 1)[0] + ".mf")).write_bytes(sha256_manifest({name: ovf, **files}))
+        return Built(self.pkg / name, "ovf", host=host, names=(str(self.pkg),))
+
+    def ova(self, members: list[tuple[str, bytes]], *, name: str = "vm.ova", member: str | None = "input.vmdk",
+            host: bool = False, fmt=tarfile.USTAR_FORMAT) -> Built:
+        path = self.pkg / name
+        path.write_bytes(tar_bytes(members, fmt=fmt))
+        return Built(path, "ova", member=member, host=host)
+
+    def ova_raw(self, data: bytes, *, name: str = "vm.ova", member: str | None = "input.vmdk",
+                host: bool = False) -> Built:
+        path = self.pkg / name
+        path.write_bytes(data)
+        return Built(path, "ova", member=member, host=host)
+
+    def disk(self, data: bytes, name: str = "disk.img", *, host: bool = False) -> Built:
+        path = self.pkg / name
+        path.write_bytes(data)
+        return Built(path, "disk", host=host)
+
+
+def sha256_manifest(files: dict[str, bytes]) -> bytes:
+    return b"".join(f"SHA256({n})= {hashlib.sha256(d).hexdigest()}\n".encode() for n, d in files.items())
+
+
+def tar_bytes(members: list[tuple[str, bytes]], *, fmt=tarfile.USTAR_FORMAT) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            info.mtime = 1_700_000_000
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def base_members(ovf: bytes = BASE_OVF, disk: bytes = BASE_VMDK, *, manifest: bool = True,
+                 name: str = "vm") -> list[tuple[str, bytes]]:
+    members = [(f"{name}.ovf", ovf), ("input.vmdk", disk)]
+    if manifest:
+        members.insert(1, (f"{name}.mf", sha256_manifest(dict(members))))
+    return members
+
+
+# --- the commands that read each kind of input --------------------------------------------------
+# (command id, argv template). {target}: the path the case built; {dir}: its folder; {member}:
+# X.ova:MEMBER; {out}: an empty folder that must still be empty afterwards.
+
+TARGETS = ("dmtf", "vmware", "virtualbox", "xen", "kvm")
+DESCRIPTOR_READERS = [
+    ("inspect", ["inspect", "{target}"]),
+    ("inspect-json", ["inspect", "--json", "{target}"]),
+    ("validate", ["validate", "{target}"]),
+    ("validate-descriptor-only", ["validate", "--descriptor-only", "{target}"]),
+    ("check-kvm", ["check", "{target}", "--target", "kvm"]),
+    ("check-vmware", ["check", "{target}", "--target", "vmware"]),
+    *[(f"convert-{t}", ["convert", "{target}", "--to", t, "-o", "{out}/converted"]) for t in TARGETS],
+    ("env", ["env", "{target}", "-o", "{out}/seed.iso"]),
+]
+CONTENT_READERS = [
+    ("validate", ["validate", "{target}"]),
+    ("check-kvm", ["check", "{target}", "--target", "kvm"]),
+    *[(f"convert-{t}", ["convert", "{target}", "--to", t, "-o", "{out}/converted"]) for t in TARGETS],
+    ("convert-vmware-ova", ["convert", "{target}", "--to", "vmware", "--ova", "-o", "{out}/x.ova"]),
+]
+PACK = ("pack", ["pack", "{dir}", "-o", "{out}/x.ova"])
+UNPACK = ("unpack", ["unpack", "{target}", "-o", "{out}/unpacked"])
+UNPACK_VERIFY = ("unpack-verify-only", ["unpack", "--verify-only", "{target}"])
+GUEST = ("guest", ["guest", "{target}"])
+DISK_READERS = [
+    ("disk-info", ["disk", "info", "{image}"]),
+    ("disk-check", ["disk", "check", "{image}"]),
+    ("disk-convert-qcow2", ["disk", "convert", "{image}", "-o", "{out}/x.qcow2", "-O", "qcow2"]),
+    ("disk-convert-vmdk", ["disk", "convert", "{image}", "-o", "{out}/x.vmdk", "--target", "vmware"]),
+]
+
+
+def commands_for(c: Case, built: Built) -> list[tuple[str, list[str]]]:
+    """Every command that reads what this case damaged, in the form it was built."""
+    if built.form == "disk":
+        return [*DISK_READERS, GUEST]
+    out: list[tuple[str, list[str]]] = []
+    if c.reads in ("descriptor", "container"):
+        out += DESCRIPTOR_READERS
+    else:
+        out += CONTENT_READERS
+    if built.form == "ovf":
+        out.append(PACK)
+    else:
+        if c.reads != "descriptor":  # unpack reads the archive and its manifest, not the descriptor's XML
+            out += [UNPACK, UNPACK_VERIFY]
+        if built.member and c.reads != "descriptor":
+            out += DISK_READERS
+    if c.reads in ("content", "disk") or (built.form == "ova" and c.reads == "container"):
+        out.append(GUEST)
+    return out
+
+
+def expand(argv: list[str], built: Built, out: Path) -> list[str]:
+    image = f"{built.target}:{built.member}" if built.form == "ova" and built.member else str(built.target)
+    values = {"target": str(built.target), "dir": str(built.package_dir), "out": str(out), "image": image}
+    return [a.format(**values) for a in argv]
