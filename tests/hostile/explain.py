@@ -29,5 +29,23 @@ def explain(case_id: str, only: list[str]) -> None:
             print("   stdout:", o.stdout.decode(errors="replace").strip()[:300])
 
 
+def counts() -> None:
+    """Cases per class and runs per command (``python -m tests.hostile.explain --counts``)."""
+    from collections import Counter
+
+    per_class: Counter = Counter()
+    per_command: Counter = Counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for c in CASES:
+            per_class[c.cls] += 1
+            for cid, _argv in commands_for(c, c.build(Work(Path(tmp) / c.id))):
+                per_command[cid] += 1
+    print("cases per class:", dict(per_class), "total", sum(per_class.values()))
+    print("runs per command:", dict(per_command), "total", sum(per_command.values()))
+
+
 if __name__ == "__main__":
-    explain(sys.argv[1], sys.argv[2:])
+    if sys.argv[1:] == ["--counts"]:
+        counts()
+    else:
+        explain(sys.argv[1], sys.argv[2:])

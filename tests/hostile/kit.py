@@ -26,8 +26,11 @@ VBOX_OVF = (COT / "ubuntu.2.0.ovf").read_bytes()      # VirtualBox, OVF 2.0
 VBOX_VMDK = (COT / "ubuntu.2.0-disk1.vmdk").read_bytes()
 
 CLASSES = ("xml", "tar", "manifest", "paths", "disks", "numbers", "names")
-# what part of the input a case damages; decides which commands read it
-READS = ("descriptor", "container", "content", "disk")
+# what part of the input a case damages; decides which commands read it:
+# descriptor (its XML), container (the OVA's tar), content (manifest, certificate, referenced files),
+# image (a disk image inside a package: read by everything that opens images, not by unpack, which
+# copies bytes), disk (a disk image on its own)
+READS = ("descriptor", "container", "content", "image", "disk")
 
 
 @dataclass
@@ -195,11 +198,11 @@ def commands_for(c: Case, built: Built) -> list[tuple[str, list[str]]]:
     if built.form == "ovf":
         out.append(PACK)
     else:
-        if c.reads != "descriptor":  # unpack reads the archive and its manifest, not the descriptor's XML
+        if c.reads in ("container", "content"):  # unpack reads the archive and its manifest
             out += [UNPACK, UNPACK_VERIFY]
         if built.member and c.reads != "descriptor":
             out += DISK_READERS
-    if c.reads in ("content", "disk") or (built.form == "ova" and c.reads == "container"):
+    if c.reads in ("content", "image") or (built.form == "ova" and c.reads == "container"):
         out.append(GUEST)
     return out
 

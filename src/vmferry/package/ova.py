@@ -15,7 +15,7 @@ import posixpath
 import tarfile
 from dataclasses import dataclass
 
-from vmferry.errors import PackageError, TruncatedArchive, UnsafeArchive
+from vmferry.errors import PackageError, TruncatedArchive, UnsafeArchive, one_line
 
 MAX_MEMBERS = 10_000
 MAX_NAME = 1024
@@ -32,8 +32,10 @@ class TarMember:
 def _check_name(name: str, ova: str) -> str:
     if not name or len(name) > MAX_NAME:
         raise UnsafeArchive(f"member name is empty or longer than {MAX_NAME} characters", path=ova)
-    if "\x00" in name or "\\" in name:
-        raise UnsafeArchive(f"member '{name[:80]}' has a forbidden character in its name", path=ova)
+    if "\x00" in name or "\\" in name or not name.isprintable():
+        # NUL, backslash, newlines, escape sequences, direction overrides: never a file name we write
+        raise UnsafeArchive(f"member '{one_line(name[:80])}' has a forbidden (control or invisible) character "
+                            "in its name", path=ova)
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
         raise UnsafeArchive(f"member '{name}' has an absolute path", path=ova)
     norm = posixpath.normpath(name)

@@ -201,4 +201,5 @@ PACKAGED["gzip-bomb-ova"] = _gzip_bomb
 PACKAGED["gzip-corrupt-folder"] = _gzip_corrupt
 
 variants("disks", "disk", ALONE)
-variants("disks", "content", PACKAGED)
+variants("disks", "image", {k: v for k, v in PACKAGED.items() if not k.startswith("gzip")})
+variants("disks", "content", {k: v for k, v in PACKAGED.items() if k.startswith("gzip")})
