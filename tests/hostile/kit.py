@@ -200,8 +200,10 @@ def commands_for(c: Case, built: Built) -> list[tuple[str, list[str]]]:
     else:
         if c.reads in ("container", "content"):  # unpack reads the archive and its manifest
             out += [UNPACK, UNPACK_VERIFY]
-        if built.member and c.reads != "descriptor":
+        if built.member and c.reads in ("container", "image"):
             out += DISK_READERS
+        elif built.member and c.reads == "content":  # disk info/check read the image, not the manifest
+            out += [cmd for cmd in DISK_READERS if cmd[0].startswith("disk-convert")]
     if c.reads in ("content", "image") or (built.form == "ova" and c.reads == "container"):
         out.append(GUEST)
     return out

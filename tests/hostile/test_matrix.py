@@ -1,8 +1,11 @@
 """Every hostile or damaged case, run against every command that reads that kind of input, by the real
 command-line entry point in a child process limited to 20 s and 1 GiB of address space: exit 2,
 exactly one line on standard error naming the file, no "internal error", no traceback, nothing
-written (no output, no temp file, no change to the input), and no byte of a host file the case points
-at in any output.
+written (no output, no temp file, no change to the input), no byte of a host file the case points
+at in any output, and the input never handed to guest inspection. The diagnostic commands
+(validate, check, disk check) may instead answer exit 1 with an error finding naming the file and
+nothing on standard error: reporting damage is what they are for (README: exit 1 = findings of
+severity error), and the finding rules of docs/rules.md are produced that way.
 
 The children are forked from a fork server that has imported vmferry once (see forkserver.py); a
 sample of the cases also runs through a fresh ``python -m vmferry`` (test_real_interpreter). The
@@ -115,6 +118,14 @@ def _ran(c: Case) -> _Ran:
         return _RESULTS[c.id]
 
 
+def _diagnostic(argv: list[str]) -> bool:
+    """The commands whose purpose is to report damage as findings (exit 1): validate of a whole package,
+    check, disk check. validate --descriptor-only is not one of them for these cases: a descriptor it
+    cannot read is exit 2."""
+    return (argv[0] == "check" or argv[:2] == ["disk", "check"]
+            or (argv[0] == "validate" and "--descriptor-only" not in argv))
+
+
 def check_outcome(ran_built: Built, outcome: Outcome, out: Path, cwd: Path, changed: list[str],
                   marker: bytes) -> None:
     err = outcome.stderr_text
@@ -126,11 +137,14 @@ def check_outcome(ran_built: Built, outcome: Outcome, out: Path, cwd: Path, chan
     assert "MemoryError" not in err, f"went past {MEMORY_BYTES >> 20} MiB\n{where}"
     assert "Traceback" not in err and "internal error" not in err, where
     names = (ran_built.target.name, *ran_built.names)
-    if outcome.argv[:2] == ["disk", "check"] and outcome.returncode == 1:
-        # `disk check` exists to report damage: its answer is exit 1 and the problem, naming the file,
-        # on standard output (README); a failure to read at all is exit 2 like every other command.
+    if outcome.returncode == 1 and _diagnostic(outcome.argv):
+        # validate, check and disk check exist to report what is wrong: their documented answer to a
+        # damaged package is exit 1 with findings of severity error (README), on standard output and
+        # naming the file; a package they cannot read at all is exit 2 like everywhere else.
         report = outcome.stdout.decode(errors="replace")
-        assert err == "" and "problem" in report and any(n in report for n in names), where
+        assert err == "", f"findings, yet something on standard error\n{where}"
+        assert any(n in report for n in names), f"the report names none of {names}\n{where}"
+        assert any(word in report for word in ("ERROR", "problem")), f"exit 1 without an error finding\n{where}"
     else:
         assert outcome.returncode == 2, where
         lines = err.splitlines()

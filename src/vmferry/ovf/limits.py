@@ -43,6 +43,7 @@ _LABEL_ELEMENTS = frozenset({"ElementName", "Caption", "ResourceSubType"})
 _SIZE_ATTRS = frozenset({"size", "populatedSize"})
 _COUNT_ELEMENTS = frozenset({"Reservation", "Limit", "Weight", "AddressOnParent", "CoresPerSocket",
                              "ResourceType"})
+_SYSTEMS = frozenset({"VirtualSystem", "VirtualSystemCollection", "Content"})
 _BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
@@ -75,8 +76,6 @@ def _check_name(value: str, what: str, path: str | None, *, is_id: bool) -> None
     if bad:
         _fail(path, f"{what} '{_show(value)}' holds the control or invisible character {bad}")
     if is_id:
-        if not value.strip():
-            _fail(path, f"{what} is empty")
         if "/" in value or "\\" in value or value in (".", ".."):
             _fail(path, f"{what} '{_show(value)}' holds a path separator or is '.'/'..'")
 
@@ -233,7 +232,8 @@ def check_descriptor(root, path: str | None) -> None:
                 _fail(path, f"attribute {_local(key)} of {local} holds a number of more than {MAX_DIGITS} digits")
             name = _local(key)
             if name in _ID_ATTRS:
-                _check_name(value, f"{local} {name}", path, is_id=True)
+                # a system's id names files and libvirt domains; others may hold '/' (oVirt image/volume)
+                _check_name(value, f"{local} {name}", path, is_id=name == "id" and local in _SYSTEMS)
             elif name == "name":
                 _check_name(value, f"{local} {name}", path, is_id=False)
             elif name == "href":

@@ -45,20 +45,15 @@ CASES = {
     "system-id-backslash": _folder(_system_id("..\\evil")),
     "system-id-dot": _folder(_system_id(".")),
     "system-id-dotdot": _folder(_system_id("..")),
-    "system-id-empty": _folder(_system_id("")),
     "system-name-newline": _folder(_attr(b"<ovf:Name>vmw</ovf:Name>", "<ovf:Name>vmw&#10;vmferry: error: forged</ovf:Name>")),
     "disk-id-300-chars": _folder(_attr(b'ovf:diskId="vmdisk1"', f'ovf:diskId="{LONG}"')
                                  .replace(b"ovf:/disk/vmdisk1", f"ovf:/disk/{LONG}".encode())),
-    "disk-id-slash": _folder(_attr(b'ovf:diskId="vmdisk1"', 'ovf:diskId="../vmdisk1"')
-                             .replace(b"ovf:/disk/vmdisk1", b"ovf:/disk/../vmdisk1")),
     "file-id-newline": _folder(_attr(b'ovf:id="file1"', 'ovf:id="file&#10;1"')
                                .replace(b'ovf:fileRef="file1"', b'ovf:fileRef="file&#10;1"')),
     "network-name-newline": _folder(_attr(b'ovf:name="lanethernet0"', 'ovf:name="lan&#10;vmferry: error: x"')),
     "network-name-300": _folder(_attr(b'ovf:name="lanethernet0"', f'ovf:name="{LONG}"')),
-    "profile-id-slash": _input(_attr(b'ovf:id="1CPU-1GB-1NIC"', 'ovf:id="../1CPU"', INPUT_OVF)),
     "property-key-newline": _input(_attr(b'ovf:key="hostname"', 'ovf:key="host&#10;name"', INPUT_OVF)),
     "property-key-300": _input(_attr(b'ovf:key="hostname"', f'ovf:key="{LONG}"', INPUT_OVF)),
-    "property-key-slash": _input(_attr(b'ovf:key="hostname"', 'ovf:key="../../etc/hostname"', INPUT_OVF)),
     "element-name-5000": _folder(_attr(b"<rasd:ElementName>Hard disk 1</rasd:ElementName>",
                                        f"<rasd:ElementName>{'h' * 5000}</rasd:ElementName>")),
 }

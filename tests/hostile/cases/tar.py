@@ -157,5 +157,6 @@ def _tar_bytes(build, fmt=tarfile.GNU_FORMAT) -> bytes:
 
 # a directory entry where the disk should be: the archive itself is fine, the package is not
 variants("tar", "content", {
-    "directory-named-like-disk": _tar_with(_first_then(("input.vmdk", b"", {"type": tarfile.DIRTYPE}))),
+    "directory-named-like-disk": _tar_with(lambda tar: (_add(tar, "vm.ovf", BASE_OVF),
+                                                         _add(tar, "input.vmdk", b"", type=tarfile.DIRTYPE))),
 })
