@@ -14,8 +14,9 @@ yes/no (the static address on the NIC with the source MAC), disk bus and NIC mod
 Goal: ratio <= 0.5, vmferry's output booting on virtio with the address kept.
 
 virt-v2v's domain XML is booted as written except what this private, unprivileged daemon needs: its
-NIC becomes user-mode networking (model and MAC kept), a serial console logged to a file is added and
-the domain type is what the host offers (vmferry deploy picks it). vmferry's XML is booted as written
+NIC becomes user-mode networking (model and MAC kept), a serial console logged to a file is added, its
+vsock device and guest-agent channel are dropped (neither works in an unprivileged session daemon under
+a long temporary path) and the domain type is what the host offers (vmferry deploy picks it). vmferry's XML is booted as written
 (``--network-map "VM Network=user"``).
 
 virt-v2v is a bench-only dependency, installed by hand (Debian 12's package does not pull in nbdkit
@@ -117,8 +118,10 @@ def bootable_here(xml: Path, log: Path) -> None:
         for child in list(nic):
             if child.tag not in ("mac", "model"):
                 nic.remove(child)
-    # vsock needs /dev/vhost-vsock, which an unprivileged session daemon cannot open
-    for old in devices.findall("serial") + devices.findall("console") + devices.findall("vsock"):
+    # vsock needs /dev/vhost-vsock, which an unprivileged session daemon cannot open; the guest-agent
+    # channel's socket path under the private daemon's directory exceeds the UNIX socket path limit
+    for old in (devices.findall("serial") + devices.findall("console") + devices.findall("vsock")
+                + devices.findall("channel")):
         devices.remove(old)
     serial = etree.SubElement(devices, "serial", type="pty")
     etree.SubElement(serial, "log", file=str(log), append="off")
