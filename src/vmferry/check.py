@@ -90,7 +90,7 @@ def guest_findings(pkg, portable, target: str) -> list[Finding]:
 
     if target not in TARGETS:  # a target with no hardware of its own (dmtf): nothing to judge
         return []
-    from vmferry.errors import PackageError
+    from vmferry.errors import DamagedImage, PackageError, UnsafeImage
     from vmferry.guest import inspect_image
 
     image = None
@@ -100,8 +100,8 @@ def guest_findings(pkg, portable, target: str) -> list[Finding]:
             if image is None:
                 return []
             report = inspect_image(image)
-    except PackageError:
-        raise
+    except (PackageError, UnsafeImage, DamagedImage):
+        raise   # a damaged package or an image reaching outside it is bad input, not an uninspectable guest
     except VmferryError as exc:
         where = os.path.basename(image) if image else pkg.path
         name = next((f.href for f in portable.files if os.path.basename(f.href) == where), where)

@@ -57,6 +57,7 @@ def check_references(pkg: Package) -> list[Finding]:
 def check_disk_formats(pkg: Package) -> list[Finding]:
     """Each disk's real format, detected from its content (headers only), against its ``ovf:format``."""
     from vmferry.disks.formats import detect, format_mismatch
+    from vmferry.disks.image_check import check_image
     from vmferry.errors import DiskError
     from vmferry.ovf.formats import format_of_uri
 
@@ -76,6 +77,13 @@ def check_disk_formats(pkg: Package) -> list[Finding]:
         except DiskError as exc:
             out.append(Finding("VMF-DISK-021", "error", f"disk file '{f.href}' cannot be read as a disk image: "
                                f"{exc.message}", _where(pkg, parts[0])))
+            continue
+        try:   # the header check every image passes before a tool sees it: references, tables
+            check_image(where, member.offset, member.size if member.fs_path is None else None,
+                        name=_where(pkg, parts[0]), detected=detected, references=member.fs_path is not None)
+        except DiskError as exc:
+            out.append(Finding("VMF-DISK-021", "error", f"disk file '{f.href}' cannot be used: {exc.message}",
+                               _where(pkg, parts[0])))
             continue
         declared = format_of_uri(disk.format)
         if detected.name == "raw" and declared not in (None, "raw", "unknown", "iso"):
