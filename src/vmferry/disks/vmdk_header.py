@@ -63,6 +63,12 @@ def check_sparse(src: Source) -> ImageHeader:
         gd_offset, gtes_footer, grain_footer, capacity_footer = footer
         if (gtes_footer, grain_footer, capacity_footer) != (gtes, grain, capacity):
             raise src.damaged("the VMDK footer disagrees with the header")
+    elif compressed and flags & VMDK_FLAG_MARKERS:
+        # the header names the directory, yet a footer that says otherwise is damage too: another
+        # reader (VMware's, an older qemu) may follow the footer
+        footer = _footer(src, required=False)
+        if footer is not None and footer != (gd_offset, gtes, grain, capacity):
+            raise src.damaged("the VMDK footer disagrees with the header")
     n_gd = -(-capacity // (gtes * grain)) if capacity else 0
     grains = _grain_table_entries(src, gd_offset, n_gd, gtes, grain, "grain directory")
     if flags & FLAG_REDUNDANT and not compressed and rgd_offset:
@@ -111,15 +117,20 @@ def _check_embedded_descriptor(src: Source, desc_offset: int, desc_size: int) ->
                              "disks only")
 
 
-def _footer(src: Source) -> tuple[int, int, int, int]:
+def _footer(src: Source, *, required: bool = True) -> tuple[int, int, int, int] | None:
     """(gd_offset, gtes, grain, capacity) from a streamOptimized footer (the header copy before the
-    end-of-stream marker), as qemu reads it: footer marker, footer, end-of-stream marker."""
+    end-of-stream marker), as qemu reads it: footer marker, footer, end-of-stream marker. Without
+    ``required``, None when the stream does not end that way (qemu 7.2 may leave the footer out)."""
     if src.length < 3 * SECTOR or src.length % SECTOR:
+        if not required:
+            return None
         raise src.damaged("the streamOptimized VMDK is not a whole number of sectors with a footer")
     tail = src.read(src.length - 3 * SECTOR, 3 * SECTOR, "VMDK footer")
     value, size, kind = MARKER.unpack_from(tail, 0)
     eos = MARKER.unpack_from(tail, 2 * SECTOR)
     if size != 0 or kind != MARKER_FOOTER or eos != (0, 0, MARKER_EOS) or tail[SECTOR:SECTOR + 4] != b"KDMV":
+        if not required:
+            return None
         raise src.damaged("the streamOptimized VMDK does not end with a footer and an end-of-stream marker")
     f = VMDK_HEADER.unpack_from(tail, SECTOR)
     if f[9] == GD_AT_END:
