@@ -19,6 +19,7 @@ from vmferry.errors import PackageError, TruncatedArchive, UnsafeArchive, one_li
 
 MAX_MEMBERS = 10_000
 MAX_NAME = 1024
+MAX_HEADER_SPAN = 64 << 10   # a member's headers (ustar + pax/GNU long-name records): names are <= MAX_NAME
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,9 @@ def _scan(ova: str, fd: int) -> list[TarMember]:
                 if len(members) >= MAX_MEMBERS:
                     raise UnsafeArchive(f"more than {MAX_MEMBERS} members (tar bomb?)", path=ova)
                 name = _check_name(info.name, ova)
+                if info.offset_data - info.offset > MAX_HEADER_SPAN:
+                    raise UnsafeArchive(f"member '{name}' has {info.offset_data - info.offset} bytes of tar "
+                                        f"headers (extended records), more than {MAX_HEADER_SPAN}", path=ova)
                 if info.issym() or info.islnk():
                     raise UnsafeArchive(f"member '{info.name}' is a link (to '{info.linkname}'); OVA members "
                                         "must be regular files", path=ova)
