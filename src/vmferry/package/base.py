@@ -67,8 +67,9 @@ class PackageMember:
 
 def safe_href(href: str) -> str | None:
     """The member name an ``ovf:href`` designates, or None when it is not a safe relative path
-    (absolute, ``..``, URL)."""
-    if not href or "://" in href or href.startswith("/") or "\\" in href or "\x00" in href:
+    (absolute, ``..``, URL, or a folder: a name ending in ``/`` designates no file)."""
+    if (not href or "://" in href or href.startswith("/") or href.endswith("/") or "\\" in href
+            or "\x00" in href):
         return None
     norm = posixpath.normpath(href)
     if norm == ".." or norm.startswith("../"):
