@@ -33,6 +33,8 @@ of them into one line on standard error and exit status 2. Foreign errors (``OSE
     │   ├── AuthError                a request is not authenticated (forged, replayed, stale)
     │   └── NotAllowed               a site may not register this EID
     ├── PlanError                    an application manifest or plan is invalid
+    ├── ReplicationError             a protection group, replica or recovery point (issue 12)
+    ├── WorkflowError                a durable workflow run (Temporal) failed or cannot be reached
     └── UsageError                   the command was called with arguments that do not fit
 """
 
@@ -170,6 +172,14 @@ class NotAllowed(LocatorError):
 
 class PlanError(VmferryError):
     """An application manifest or a migration plan is invalid."""
+
+
+class ReplicationError(VmferryError):
+    """A protection group, replica or recovery point cannot be created, synchronised or verified."""
+
+
+class WorkflowError(VmferryError):
+    """A durable workflow run failed, or the workflow service cannot be reached."""
 
 
 class UsageError(VmferryError):
