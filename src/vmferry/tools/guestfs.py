@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 from vmferry.errors import GuestError
+from vmferry.tools import debian_binding
 
 
 def guestfs_env() -> dict[str, str]:
@@ -30,42 +31,10 @@ def guestfs_env() -> dict[str, str]:
 
 # ---- the libguestfs Python binding (read-write sessions: guest repair) ----------------------------
 
-DEBIAN_BINDING_DIR = "/usr/lib/python3/dist-packages"   # Debian's python3-guestfs
-
-
 def binding():
     """The ``guestfs`` module: importable as is, or Debian's ``python3-guestfs`` loaded from its own
-    directory when vmferry runs in a virtualenv without system packages (the extension module's ABI tag
-    must match this interpreter, which is checked by the import itself)."""
-    import importlib
-    import importlib.machinery
-    import importlib.util
-    import sys
-
-    try:
-        return importlib.import_module("guestfs")
-    except ImportError:
-        pass
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        ext = os.path.join(DEBIAN_BINDING_DIR, "libguestfsmod" + suffix)
-        if os.path.exists(ext) and os.path.exists(os.path.join(DEBIAN_BINDING_DIR, "guestfs.py")):
-            break
-    else:
-        raise GuestError("the libguestfs Python binding is not installed (Debian package python3-guestfs)")
-    modules = {}
-    for name, path in (("libguestfsmod", ext), ("guestfs", os.path.join(DEBIAN_BINDING_DIR, "guestfs.py"))):
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise GuestError("cannot load the libguestfs Python binding", path=path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except ImportError as exc:
-            sys.modules.pop(name, None)
-            raise GuestError(f"cannot load the libguestfs Python binding: {exc}", path=path) from exc
-        modules[name] = module
-    return modules["guestfs"]
+    directory when vmferry runs in a virtualenv without system packages."""
+    return debian_binding.load("guestfs", "libguestfsmod", package="python3-guestfs", error=GuestError)
 
 
 class Session:
