@@ -29,6 +29,16 @@ def _libvirt():
     return libvirt
 
 
+def binding():
+    """The libvirt Python module (for adapters that need calls :class:`Connection` does not wrap)."""
+    return _libvirt()
+
+
+def message(exc: Exception) -> str:
+    """libvirt's own message of ``exc`` on one line."""
+    return _message(exc)
+
+
 def _ignore_error(_ctx, _err) -> None:
     return None
 
@@ -65,6 +75,10 @@ class Connection:
             return self._conn.lookupByName(name)
         except libvirt.libvirtError as exc:
             raise self._fail("lookup of", exc, name) from exc
+
+    def domain(self, name: str):
+        """The raw ``virDomain`` named ``name`` (a :class:`TargetError` when there is none)."""
+        return self._lookup(name)
 
     def info(self, name: str) -> DomainInfo:
         libvirt = _libvirt()

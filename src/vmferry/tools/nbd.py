@@ -124,7 +124,7 @@ class Export:
 
             def collect(metacontext, _offset, entries, _error, got=got):
                 if metacontext == context:
-                    got.extend(zip(entries[0::2], entries[1::2]))
+                    got.extend(zip(entries[0::2], entries[1::2], strict=False))
                 return 0
 
             try:

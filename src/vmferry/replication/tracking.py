@@ -1,0 +1,319 @@
+"""Change tracking of a running libvirt/QEMU domain: checkpoints and pull-mode backups.
+
+A recovery point of a running domain is one libvirt *pull-mode backup* started together with a new
+*checkpoint* (``virDomainBackupBegin`` with a ``<domainbackup mode='pull'>`` and a
+``<domaincheckpoint>``): at that one moment QEMU starts a persistent dirty bitmap per disk (the
+checkpoint, kept in each qcow2 disk) and exports every disk's state *as of that moment* over NBD on a
+Unix socket, keeping the guest running (writes after the moment go through a scratch file). When the
+previous point's checkpoint exists, the backup is *incremental*: each export also carries the bitmap of
+the blocks written since that checkpoint as the NBD metadata context
+``qemu:dirty-bitmap:backup-<disk>``, and only those blocks are read. Without a previous checkpoint (the
+first point) or when it is missing or broken (deleted, lost with its disk, refused by QEMU), the backup
+is full, the allocated extents (``base:allocation``) are read, and the point says why (finding
+``VMF-DR-101``).
+
+The capture of one VM is a :class:`~vmferry.replication.model.VmSession` whose ``state`` (JSON) names
+the domain, its connection, the new checkpoint, the export socket and each disk's export: any process
+can reopen a disk's :class:`DomainChangeSource` from it while the backup job runs (a restarted worker
+resumes reading the same moment). :func:`end_capture` stops the job; once the point is sealed the older
+vmferry checkpoints of the domain are deleted (:func:`retire_checkpoints`), so only the newest point's
+checkpoint keeps a bitmap; an abandoned point's checkpoint is deleted instead, which merges its bitmap
+back into the previous one (libvirt's checkpoint deletion), so the next point still sees every change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+from lxml import etree
+
+from vmferry.errors import ReplicationError
+from vmferry.findings import Finding
+from vmferry.replication import quiesce
+from vmferry.replication.model import Extent, VmSession
+from vmferry.tools import nbd
+from vmferry.tools.libvirt import binding, connect, message
+
+PREFIX = "vmferry-"            # the checkpoints vmferry owns on a domain start with this
+RESYNC_RULE = "VMF-DR-101"
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def checkpoint_name(app: str, point_id: str) -> str:
+    """The libvirt checkpoint name of ``app``'s point ``point_id`` (characters libvirt accepts)."""
+    return f"{PREFIX}{_SAFE.sub('_', app)}.{_SAFE.sub('_', point_id)}"
+
+
+@dataclass(frozen=True)
+class CaptureRequest:
+    """One VM of a point to capture: the domain at ``uri``, the checkpoint of the previous point
+    (``since``, None for a first copy) and the name of the checkpoint to create."""
+    uri: str
+    domain: str
+    checkpoint: str
+    since: str | None = None
+
+
+def resync_finding(vm: str, reason: str) -> Finding:
+    """The finding a full resync of ``vm`` (change tracking lost) is reported as."""
+    return Finding(RESYNC_RULE, "warning", f"VM {vm}: change tracking was lost, the whole disk was copied "
+                   f"again ({reason})", location=vm,
+                   fix="nothing: the next point is incremental again from this point's checkpoint")
+
+
+def _xml(text: str) -> etree._Element:
+    return etree.fromstring(text.encode(), etree.XMLParser(resolve_entities=False, no_network=True))
+
+
+def tracked_disks(dom) -> list[str]:
+    """The targets of the domain's disks (``device='disk'``), each of which must be a qcow2 file: QEMU
+    keeps persistent dirty bitmaps only in qcow2."""
+    root = _xml(dom.XMLDesc(0))
+    out = []
+    for disk in root.findall("devices/disk"):
+        if disk.get("device", "disk") != "disk":
+            continue
+        target = disk.find("target")
+        driver = disk.find("driver")
+        name = target.get("dev") if target is not None else None
+        if not name:
+            continue
+        fmt = driver.get("type") if driver is not None else None
+        if fmt != "qcow2":
+            raise ReplicationError(f"domain {dom.name()}: disk {name} is {fmt or 'of unknown format'}, not qcow2; "
+                                   "change tracking needs persistent dirty bitmaps, which only qcow2 keeps")
+        out.append(name)
+    if not out:
+        raise ReplicationError(f"domain {dom.name()} has no disk to replicate")
+    return out
+
+
+def _backup_xml(disks: list[str], socket: Path, scratch: Path, since: str | None) -> str:
+    inc = f"<incremental>{since}</incremental>" if since else ""
+    items = "".join(
+        f"<disk name={quoteattr(d)} backup='yes' type='file' exportname={quoteattr(d)}"
+        + (f" exportbitmap={quoteattr('backup-' + d)}" if since else "")
+        + f"><scratch file={quoteattr(str(scratch / (d + '.scratch')))}/></disk>" for d in disks)
+    return (f"<domainbackup mode='pull'>{inc}<server transport='unix' socket={quoteattr(str(socket))}/>"
+            f"<disks>{items}</disks></domainbackup>")
+
+
+def _checkpoint_xml(name: str, disks: list[str]) -> str:
+    items = "".join(f"<disk name={quoteattr(d)} checkpoint='bitmap'/>" for d in disks)
+    return (f"<domaincheckpoint><name>{name}</name><description>vmferry recovery point</description>"
+            f"<disks>{items}</disks></domaincheckpoint>")
+
+
+def _checkpoints(dom) -> set[str]:
+    return {c.getName() for c in dom.listAllCheckpoints(0)}
+
+
+def _running_backup(dom) -> str | None:
+    """The Unix socket of the pull-mode backup the domain runs, or None."""
+    libvirt = binding()
+    try:
+        root = _xml(dom.backupGetXMLDesc(0))
+    except libvirt.libvirtError:
+        return None
+    server = root.find("server")
+    return server.get("socket") if server is not None else None
+
+
+def _begin_one(dom, req: CaptureRequest, workdir: Path) -> dict:
+    """Start the backup + checkpoint of one domain (already quiesced by the caller); the session state."""
+    libvirt = binding()
+    disks = tracked_disks(dom)
+    capture = workdir / req.checkpoint
+    socket = capture / "nbd.sock"
+    running = _running_backup(dom)
+    existing = _checkpoints(dom)
+    if running == str(socket) and req.checkpoint in existing:   # this very capture runs already
+        state = json.loads((capture / "state.json").read_text())
+        return state
+    if running is not None:
+        if Path(running).parent.parent != workdir:
+            raise ReplicationError(f"domain {req.domain} runs another backup job (socket {running})")
+        _abort(dom)   # a capture of ours a crashed run left behind
+    if req.checkpoint in existing:   # left by a run that crashed between checkpoint and job: start over
+        dom.checkpointLookupByName(req.checkpoint).delete(0)
+    capture.mkdir(parents=True, exist_ok=True)
+    owner = workdir.stat()
+    if os.geteuid() == 0 and (owner.st_uid, owner.st_gid) != (0, 0):
+        os.chown(capture, owner.st_uid, owner.st_gid)   # QEMU writes scratch files and its socket here
+    for stale in capture.iterdir():
+        if stale.suffix == ".scratch" or stale.name == "nbd.sock":
+            stale.unlink()
+    reason = ""
+    since = req.since
+    if since and since not in existing:
+        reason = f"checkpoint {since} of domain {req.domain} is missing"
+        since = None
+    ck_xml = _checkpoint_xml(req.checkpoint, disks)
+    try:
+        dom.backupBegin(_backup_xml(disks, socket, capture, since), ck_xml, 0)
+    except libvirt.libvirtError as exc:
+        if not since:
+            raise ReplicationError(f"domain {req.domain}: backup could not start: {message(exc)}") from exc
+        reason = f"incremental backup from checkpoint {since} refused: {message(exc)}"
+        since = None
+        try:
+            if req.checkpoint in _checkpoints(dom):
+                dom.checkpointLookupByName(req.checkpoint).delete(0)
+            dom.backupBegin(_backup_xml(disks, socket, capture, None), ck_xml, 0)
+        except libvirt.libvirtError as exc2:
+            raise ReplicationError(f"domain {req.domain}: backup could not start: {message(exc2)}") from exc2
+    sizes = {d: int(dom.blockInfo(d, 0)[0]) for d in disks}
+    state = {"uri": req.uri, "domain": req.domain, "checkpoint": req.checkpoint, "since": since,
+             "socket": str(socket), "capture_dir": str(capture), "disks": sizes, "resync_reason": reason}
+    tmp = capture / "state.json.tmp"
+    tmp.write_text(json.dumps(state, sort_keys=True))
+    os.replace(tmp, capture / "state.json")
+    return state
+
+
+def begin_captures(requests: list[CaptureRequest], workdir: str | os.PathLike, *,
+                   quiesce_guests: bool = True) -> list[VmSession]:
+    """Capture every VM of ``requests`` at one moment: freeze all (through their guest agents), start
+    every backup + checkpoint, thaw all. ``workdir`` holds the export sockets and scratch files (one
+    directory per checkpoint, owned like ``workdir``) and must be writable by the QEMU processes. Idempotent: a capture whose
+    backup job still runs is reused."""
+    base = Path(workdir)
+    base.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        conns = {uri: stack.enter_context(connect(uri)) for uri in sorted({r.uri for r in requests})}
+        doms = [conns[r.uri].domain(r.domain) for r in requests]
+        sessions = []
+        with quiesce.quiesced(doms, enabled=quiesce_guests) as frozen:
+            states = [_begin_one(dom, req, base) for dom, req in zip(doms, requests, strict=True)]
+        for req, state, fr in zip(requests, states, frozen, strict=True):
+            state = dict(state, quiesce_reason=fr.reason)
+            sessions.append(VmSession(req.domain, "domain", fr.consistency, json.dumps(state, sort_keys=True)))
+        return sessions
+
+
+def _state(session: VmSession) -> dict:
+    try:
+        state = json.loads(session.state)
+        for key in ("uri", "domain", "checkpoint", "socket", "disks"):
+            state[key]  # noqa: B018  (presence check)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ReplicationError(f"VM {session.vm}: not a capture of a running domain ({exc})") from exc
+    return state
+
+
+def checkpoint_of(session: VmSession) -> str:
+    """The checkpoint a capture created (the ``since`` of the next point)."""
+    return _state(session)["checkpoint"]
+
+
+def resync_reason(session: VmSession) -> str:
+    """Why the capture copies whole disks although a previous checkpoint was named ('' when it does not)."""
+    return _state(session).get("resync_reason", "")
+
+
+def is_full(session: VmSession) -> bool:
+    return _state(session).get("since") is None
+
+
+class DomainChangeSource:
+    """The changes of one disk of a captured domain, read over NBD from the backup job's export."""
+
+    def __init__(self, session: VmSession, disk: str) -> None:
+        state = _state(session)
+        if disk not in state["disks"]:
+            raise ReplicationError(f"VM {session.vm} has no captured disk {disk!r}")
+        self.disk = disk
+        self.size = int(state["disks"][disk])
+        self.full = state.get("since") is None
+        self.resync_reason = state.get("resync_reason", "")
+        self._context = nbd.BASE_ALLOCATION if self.full else nbd.dirty_bitmap_context(f"backup-{disk}")
+        if not os.path.exists(state["socket"]):
+            raise ReplicationError(f"VM {session.vm}: the backup export of checkpoint {state['checkpoint']} "
+                                   "is gone (the backup job ended); the point must be taken again")
+        self._export = nbd.open_unix(state["socket"], disk, contexts=[self._context])
+
+    def extents(self) -> list[Extent]:
+        """Changed extents (incremental) or extents that do not read as zeros (full), sorted, merged."""
+        out: list[Extent] = []
+        for span in self._export.spans(self._context):
+            wanted = (span.flags & nbd.STATE_DIRTY) if not self.full else not (span.flags & nbd.STATE_ZERO)
+            if not wanted:
+                continue
+            if out and out[-1].end == span.offset:
+                out[-1] = Extent(out[-1].offset, out[-1].length + span.length)
+            else:
+                out.append(Extent(span.offset, span.length))
+        return out
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self._export.pread(offset, length)
+
+    def close(self) -> None:
+        self._export.close()
+
+
+def open_source(session: VmSession, disk: str) -> DomainChangeSource:
+    return DomainChangeSource(session, disk)
+
+
+def _abort(dom) -> None:
+    libvirt = binding()
+    try:
+        dom.abortJob()
+    except libvirt.libvirtError as exc:
+        if dom.isActive() and _running_backup(dom) is not None:
+            raise ReplicationError(f"domain {dom.name()}: the backup job could not be stopped: "
+                                   f"{message(exc)}") from exc
+
+
+def end_capture(session: VmSession, *, sealed: bool) -> None:
+    """Stop the capture's backup job and remove its scratch files. ``sealed``: the point was sealed, so
+    the older vmferry checkpoints of the domain are deleted; otherwise (abandoned) the capture's own
+    checkpoint is deleted, its bitmap merging back into the previous checkpoint's."""
+    state = _state(session)
+    libvirt = binding()
+    with connect(state["uri"]) as conn:
+        dom = conn.domain(state["domain"])
+        if _running_backup(dom) == state["socket"]:
+            _abort(dom)
+        try:
+            if sealed:
+                retire_checkpoints(dom, keep=state["checkpoint"])
+            elif state["checkpoint"] in _checkpoints(dom):
+                dom.checkpointLookupByName(state["checkpoint"]).delete(0)
+        except libvirt.libvirtError as exc:
+            raise ReplicationError(f"domain {state['domain']}: checkpoint bookkeeping failed: "
+                                   f"{message(exc)}") from exc
+    capture = Path(state.get("capture_dir", ""))
+    if capture.is_dir():
+        for item in capture.iterdir():
+            item.unlink()
+        capture.rmdir()
+
+
+def retire_checkpoints(dom, *, keep: str) -> list[str]:
+    """Delete the domain's vmferry checkpoints other than ``keep`` (oldest first); their names."""
+    libvirt = binding()
+    gone = []
+    for ck in sorted(dom.listAllCheckpoints(0), key=lambda c: _created(c)):
+        name = ck.getName()
+        if name.startswith(PREFIX) and name != keep:
+            try:
+                ck.delete(0)
+            except libvirt.libvirtError:
+                continue   # one that cannot go now goes with the next seal
+            gone.append(name)
+    return gone
+
+
+def _created(ck) -> int:
+    try:
+        return int(_xml(ck.getXMLDesc(0)).findtext("creationTime") or 0)
+    except (ValueError, etree.XMLSyntaxError):
+        return 0
