@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                      "the hypervisors given"),
     "locator": ("vmferry.cli.locator_cmd", "the locator/ID mapping service and its clients"),
     "plan": ("vmferry.cli.plan_cmd", "plan (and apply) the move of an application"),
+    "worker": ("vmferry.cli.worker_cmd", "run a worker for the sites whose disks this host holds"),
 }
 
 EXIT_OK, EXIT_FINDINGS, EXIT_FAILURE = 0, 1, 2

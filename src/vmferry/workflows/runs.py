@@ -1,0 +1,132 @@
+"""The client side of runs: start a workflow, follow its progress, list runs.
+
+Progress of a run comes from two places: the workflow's ``progress`` query (which disks are done, with
+what they moved) and the run's pending activities (the last heartbeat of each disk still copying,
+its attempt number). :func:`follow` turns both into steps of a :class:`vmferry.progress.Reporter`:
+a bar per disk on a terminal, JSON events with ``--json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+
+from vmferry.errors import WorkflowError
+from vmferry.replication.model import RecoveryPoint
+from vmferry.workflows.endpoint import CONTROL_QUEUE
+from vmferry.workflows.protection import RunProgress, SyncRequest
+
+WORKFLOW_TYPES = ("SyncWorkflow", "ProtectWorkflow")
+
+
+def sync_workflow_id(app: str) -> str:
+    """The id of a sync started by hand; a second start while it runs follows the running one."""
+    return f"vmferry-sync-{app}-now"
+
+
+async def start_sync(client, request: SyncRequest):
+    """Start (or join, when one is running) a sync of ``request.app``; returns the workflow handle."""
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    return await client.start_workflow("SyncWorkflow", request, id=sync_workflow_id(request.app),
+                                       task_queue=CONTROL_QUEUE, result_type=RecoveryPoint,
+                                       id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+
+
+@dataclass(frozen=True)
+class CopyState:
+    """A disk copy as its run sees it now."""
+
+    key: str
+    done: int
+    attempt: int
+    finished: bool
+
+
+async def snapshot(handle, data_converter) -> tuple[RunProgress | None, list[CopyState]]:
+    """The run's progress query (None when no worker answers it) and its disk copies now."""
+    progress = None
+    try:
+        progress = await handle.query("progress", result_type=RunProgress, rpc_timeout=timedelta(seconds=2))
+    except Exception:  # noqa: BLE001 - no workflow worker running, or the run has closed: heartbeats still tell
+        progress = None
+    description = await handle.describe()
+    copies: dict[str, CopyState] = {}
+    if progress is not None:
+        for disk in progress.disks:
+            if disk.done:
+                copies[disk.key] = CopyState(disk.key, disk.bytes_written, 0, True)
+    for pending in description.raw_description.pending_activities:
+        if pending.activity_type.name != "sync_disk" or not pending.activity_id.startswith("sync_disk:"):
+            continue
+        key = pending.activity_id.split(":", 1)[1]
+        done = 0
+        if pending.heartbeat_details.payloads:
+            values = await data_converter.decode(pending.heartbeat_details.payloads)
+            if values and isinstance(values[0], int):
+                done = values[0]
+        copies.setdefault(key, CopyState(key, done, pending.attempt, False))
+    return progress, sorted(copies.values(), key=lambda c: c.key)
+
+
+async def follow(handle, reporter, data_converter, poll: float = 0.5) -> RecoveryPoint:
+    """Report the run's progress until it ends; its recovery point, or WorkflowError when it failed."""
+    from temporalio.client import WorkflowFailureError
+
+    result = asyncio.ensure_future(handle.result())
+    steps: dict[str, object] = {}
+    try:
+        while not result.done():
+            try:
+                _, copies = await snapshot(handle, data_converter)
+            except Exception:  # noqa: BLE001 - a transient RPC failure only delays the display
+                copies = []
+            for copy in copies:
+                step = steps.get(copy.key)
+                if step is None:
+                    step = steps[copy.key] = reporter.step(f"sync {copy.key}")
+                if copy.done > step.done:
+                    step.advance(copy.done - step.done)
+                if copy.finished and not getattr(step, "_ended", False):
+                    step.finish()
+                    step._ended = True
+            await asyncio.wait([result], timeout=poll)
+        point = result.result()
+    except WorkflowFailureError as exc:
+        cause = exc.cause
+        while getattr(cause, "cause", None) is not None:
+            cause = cause.cause
+        raise WorkflowError(f"run {handle.id} failed: {cause or exc}") from exc
+    finally:
+        if not result.done():
+            result.cancel()
+    for step in steps.values():
+        if not getattr(step, "_ended", False):
+            step.finish()
+    return point
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    status: str
+    start_time: str
+    close_time: str | None
+
+
+async def list_runs(client, limit: int = 50, running_only: bool = False) -> list[RunSummary]:
+    """vmferry's runs, newest first."""
+    types = ",".join(f"'{t}'" for t in WORKFLOW_TYPES)
+    query = f"WorkflowType IN ({types})"
+    if running_only:
+        query += " AND ExecutionStatus = 'Running'"
+    runs: list[RunSummary] = []
+    async for item in client.list_workflows(query, limit=limit):
+        runs.append(RunSummary(item.id, item.run_id, item.workflow_type,
+                               item.status.name if item.status else "UNKNOWN",
+                               item.start_time.isoformat() if item.start_time else "",
+                               item.close_time.isoformat() if item.close_time else None))
+    return runs

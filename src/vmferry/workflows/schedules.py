@@ -1,0 +1,97 @@
+"""One Temporal Schedule per protected application: it starts a :class:`SyncWorkflow` often enough to
+keep the newest recovery point younger than the application's RPO.
+
+A sync starts every half RPO (at least every :data:`MIN_INTERVAL` seconds), so that one slow or failed
+sync still leaves the RPO met by the next; runs of one application never overlap (a start due while a
+sync still runs is skipped). The schedule's id is ``vmferry-sync-<app>``; pausing it (``temporal
+schedule toggle --pause``) is how an operator lets it lapse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio import activity
+
+from vmferry.workflows.endpoint import CONTROL_QUEUE
+from vmferry.workflows.protection import RunOptions, SyncRequest
+
+MIN_INTERVAL = 10.0
+
+
+def schedule_id(app: str) -> str:
+    return f"vmferry-sync-{app}"
+
+
+def sync_interval(rpo_seconds: float) -> float:
+    """How often a sync starts for an RPO of ``rpo_seconds``."""
+    return max(rpo_seconds / 2, MIN_INTERVAL)
+
+
+@dataclass(frozen=True)
+class ScheduleRequest:
+    app: str
+    source_site: str
+    target_site: str
+    rpo_seconds: float
+    options: RunOptions = RunOptions()
+
+
+async def ensure_schedule(client, request: ScheduleRequest) -> str:
+    """Create the application's schedule, or update it to ``request`` (idempotent). Returns its id."""
+    from temporalio.client import (
+        Schedule,
+        ScheduleActionStartWorkflow,
+        ScheduleAlreadyRunningError,
+        ScheduleIntervalSpec,
+        ScheduleOverlapPolicy,
+        SchedulePolicy,
+        ScheduleSpec,
+        ScheduleUpdate,
+    )
+
+    sync = SyncRequest(request.app, request.source_site, request.target_site, request.options)
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow("SyncWorkflow", sync, id=schedule_id(request.app),
+                                           task_queue=CONTROL_QUEUE),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=sync_interval(
+            request.rpo_seconds)))]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP))
+    sid = schedule_id(request.app)
+    try:
+        await client.create_schedule(sid, schedule)
+    except ScheduleAlreadyRunningError:
+        await client.get_schedule_handle(sid).update(lambda _: ScheduleUpdate(schedule=schedule))
+    return sid
+
+
+async def remove_schedule(client, app: str) -> bool:
+    """Delete the application's schedule; False when there was none (idempotent)."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    try:
+        await client.get_schedule_handle(schedule_id(app)).delete()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+class ScheduleActivities:
+    """Schedules as activities of the control worker (the protection workflow's last step)."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    @activity.defn(name="ensure_schedule")
+    async def ensure(self, request: ScheduleRequest) -> str:
+        return await ensure_schedule(self.client, request)
+
+    @activity.defn(name="remove_schedule")
+    async def remove(self, app: str) -> bool:
+        return await remove_schedule(self.client, app)
+
+    def activities(self) -> list:
+        return [self.ensure, self.remove]

@@ -1,0 +1,136 @@
+"""Fixtures of the workflow tests: one real Temporal dev server per test module (vmferry's own
+:class:`DevServer` on 127.0.0.1), worker processes started and killed for real, history helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from vmferry.workflows.server import DevServer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def temporal(tmp_path_factory):
+    server = DevServer(tmp_path_factory.mktemp("temporal-state")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class WorkerProc:
+    proc: subprocess.Popen
+    identity: str
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def kill9(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+def _env(extra: dict | None) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO), env.get("PYTHONPATH", "")])
+    env.pop("VMFERRY_DEBUG", None)
+    env.update(extra or {})
+    return env
+
+
+@pytest.fixture
+def start_worker():
+    """Start a worker process over the file-copy library; returns once its workers poll."""
+    started: list[WorkerProc] = []
+
+    def start(address: str, root: Path, *args: str, env: dict | None = None) -> WorkerProc:
+        proc = subprocess.Popen([sys.executable, "-m", "tests.workflows.file_worker", address, str(root), *args],
+                                stdout=subprocess.PIPE, text=True, cwd=REPO, env=_env(env))
+        line = proc.stdout.readline()
+        if not line.startswith("ready "):
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"worker did not start: {line!r}")
+        worker = WorkerProc(proc, line[len("ready "):].strip())
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def start_vmferry_worker():
+    """Start ``vmferry worker`` itself (the real command) as a child process."""
+    started: list[subprocess.Popen] = []
+
+    def start(*args: str, env: dict | None = None) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "vmferry", "worker", *args], stderr=subprocess.PIPE,
+                                text=True, cwd=REPO, env=_env(env))
+        line = proc.stderr.readline()
+        if "serving" not in line:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"vmferry worker did not start: {line!r}")
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def history_events(client, workflow_id: str, run_id: str | None = None) -> list:
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+    return [event async for event in handle.fetch_history_events()]
+
+
+def activity_runs(events) -> dict[int, dict]:
+    """Per scheduled activity (by its scheduled event id): type, input queue, started (identity,
+    attempt, last failure) and outcome events, from a workflow history."""
+    runs: dict[int, dict] = {}
+    for event in events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attrs = event.activity_task_scheduled_event_attributes
+            runs[event.event_id] = {"type": attrs.activity_type.name, "queue": attrs.task_queue.name,
+                                    "activity_id": attrs.activity_id, "scheduled": attrs}
+        elif event.HasField("activity_task_started_event_attributes"):
+            attrs = event.activity_task_started_event_attributes
+            runs[attrs.scheduled_event_id]["started"] = attrs
+        elif event.HasField("activity_task_completed_event_attributes"):
+            attrs = event.activity_task_completed_event_attributes
+            runs[attrs.scheduled_event_id]["completed"] = attrs
+        elif event.HasField("activity_task_failed_event_attributes"):
+            attrs = event.activity_task_failed_event_attributes
+            runs[attrs.scheduled_event_id]["failed"] = attrs
+        elif event.HasField("activity_task_canceled_event_attributes"):
+            attrs = event.activity_task_canceled_event_attributes
+            runs[attrs.scheduled_event_id]["canceled"] = attrs
+    return runs
