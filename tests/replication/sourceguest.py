@@ -83,7 +83,8 @@ def domain_xml(name: str, disks: list[tuple[Path, str]], console: Path, *, memor
   <devices>
     {items}
     <serial type='unix'><source mode='bind' path='{console}'/><target port='0'/></serial>
-    <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
+    <channel type='unix'><source mode='bind' path='{console.with_name(console.stem + "-agent.sock")}'/>
+      <target type='virtio' name='org.qemu.guest_agent.0'/></channel>
     <memballoon model='none'/>
   </devices>
 </domain>"""

@@ -307,7 +307,11 @@ def retire_checkpoints(dom, *, keep: str) -> list[str]:
             try:
                 ck.delete(0)
             except libvirt.libvirtError:
-                continue   # one that cannot go now goes with the next seal
+                # QEMU lost its bitmaps (a broken checkpoint): only libvirt's record is left to remove
+                try:
+                    ck.delete(libvirt.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY)
+                except libvirt.libvirtError:
+                    continue   # one that cannot go now goes with the next seal
             gone.append(name)
     return gone
 

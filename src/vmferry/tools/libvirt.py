@@ -133,11 +133,16 @@ class Connection:
         dom = self._lookup(name)
         try:
             self._stop(dom)
-            flags = getattr(libvirt, "VIR_DOMAIN_UNDEFINE_NVRAM", 0)
+            # checkpoints (change tracking of replication) go with the domain: libvirt's records only
+            keep_out = getattr(libvirt, "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA", 0)
+            flags = getattr(libvirt, "VIR_DOMAIN_UNDEFINE_NVRAM", 0) | keep_out
             try:
                 dom.undefineFlags(flags)
             except libvirt.libvirtError:
-                dom.undefine()  # drivers without NVRAM support refuse the flag
+                try:
+                    dom.undefineFlags(keep_out)   # drivers without NVRAM support refuse that flag
+                except libvirt.libvirtError:
+                    dom.undefine()
         except libvirt.libvirtError as exc:
             raise self._fail("undefine of", exc, name) from exc
 
