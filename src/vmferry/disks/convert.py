@@ -133,11 +133,13 @@ def estimate_output(disk: OpenedDisk, fmt: DiskFormat) -> int:
 
 def convert_disk(disk: OpenedDisk, out: str | os.PathLike, fmt: DiskFormat | str, *, force: bool = False,
                  reporter: Reporter | None = None, adapter: str = "lsilogic", level: int = DEFAULT_LEVEL,
-                 workers: int | None = None, finish: Callable[[], None] | None = None) -> ConvertResult:
+                 workers: int | None = None, finish: Callable[[], None] | None = None,
+                 align: int = 512) -> ConvertResult:
     """Write ``disk`` to ``out`` in ``fmt``; nothing appears at ``out`` unless it succeeds.
 
     ``finish`` runs after the output was written, before it is renamed into place (the source's
-    manifest check goes there: raising leaves nothing)."""
+    manifest check goes there: raising leaves nothing). ``align``: fixed VHD and raw outputs hold the
+    guest size rounded up to it (Azure: 1 MiB); other formats keep the size exact."""
     fmt = formats.get_format(fmt) if isinstance(fmt, str) else fmt
     reporter = reporter or Reporter()
     out = safety.check_output_path(out, force=force)
@@ -156,7 +158,13 @@ def convert_disk(disk: OpenedDisk, out: str | os.PathLike, fmt: DiskFormat | str
         return _result(out, fmt, vsize)
     with safety.atomic_output(out, force=force) as tmp:
         populated = None
-        if fmt.name == "vmdk-stream":
+        if fmt.name in PLAIN_WRITERS:
+            populated = write_plain_image(disk, tmp, fmt.name == "vhd-fixed", align=align, reporter=reporter,
+                                          workers=workers, name=os.path.basename(out))
+            vsize = _check_size(tmp, disk, align)
+            if finish is not None:
+                finish()
+        elif fmt.name == "vmdk-stream":
             with open_raw(disk.spec, disk.virtual_size) as reader:
                 if reader.plain:
                     with open(tmp, "wb") as f, reporter.step(f"write {os.path.basename(out)}",
@@ -168,19 +176,60 @@ def convert_disk(disk: OpenedDisk, out: str | os.PathLike, fmt: DiskFormat | str
                     populated = res.populated
         if populated is None:
             _qemu_convert(disk, tmp, fmt, adapter, reporter, needed)
-        vsize = _check_size(tmp, disk)
-        if finish is not None:
-            finish()
+        if fmt.name not in PLAIN_WRITERS:
+            vsize = _check_size(tmp, disk)
+            if finish is not None:
+                finish()
     return _result(out, fmt, vsize, populated)
 
 
-def _check_size(path: str, disk: OpenedDisk) -> int:
+def _check_size(path: str, disk: OpenedDisk, align: int = 512) -> int:
     """The output must have the source's virtual size (rounded up to a sector for raw sources of an
-    odd number of bytes, which sector-based formats cannot express)."""
+    odd number of bytes, which sector-based formats cannot express; to ``align`` when asked)."""
     got = open_disk(path).virtual_size
-    if not 0 <= got - disk.virtual_size < 512:
+    if not 0 <= got - disk.virtual_size < max(align, 512):
         raise DiskError(f"the output's virtual size is {got} bytes, not {disk.virtual_size}", path=disk.path)
     return got
+
+
+PLAIN_WRITERS = ("vhd-fixed", "raw")
+
+
+def _first_sector(disk: OpenedDisk) -> bytes:
+    with open(disk.path, "rb") as f:
+        return os.pread(f.fileno(), 512, disk.offset)
+
+
+def write_plain_image(disk: OpenedDisk, tmp: str, vhd: bool, *, align: int, reporter: Reporter,
+                      workers: int | None, name: str) -> int:
+    """Write ``disk`` into the new file ``tmp`` as a fixed VHD (``vhd``) or raw bytes with vmferry's
+    parallel writers (:mod:`vmferry.disks.vhd_write`): straight from its bytes when they can be read in
+    place, from its grains when it is a streamOptimized VMDK, else through ``qemu-img convert`` to raw
+    (then the footer). The guest bytes written."""
+    from vmferry.disks import vhd_write
+    from vmferry.disks.stream_import import streamable
+    from vmferry.disks.vhd_footer import round_size
+
+    with reporter.step(f"write {name}", disk.virtual_size) as step, open(tmp, "r+b") as f:
+        fd = f.fileno()
+        with open_raw(disk.spec, disk.virtual_size) as reader:
+            if reader.plain:
+                return vhd_write.write_plain(reader.pread, disk.virtual_size, fd, is_zero=reader.is_zero,
+                                             align=align, vhd=vhd, workers=workers, progress=step.advance).populated
+        if disk.format == "vmdk-stream" and streamable(_first_sector(disk)):
+            size = disk.size if disk.size is not None else os.path.getsize(disk.path) - disk.offset
+            blocks = vhd_write.file_blocks(disk.path, disk.offset, size)
+            return vhd_write.write_from_stream(blocks, fd, align=align, vhd=vhd, workers=workers,
+                                               progress=step.advance).populated
+    qemu_img.convert(disk.spec, tmp, "raw", {}, timeout=max(300, CONVERT_TIMEOUT_PER_GIB * (disk.virtual_size >> 30)))
+    with open(tmp, "r+b") as f:
+        size = round_size(disk.virtual_size, align)
+        os.ftruncate(f.fileno(), size)
+        if vhd:
+            from vmferry.disks.vhd_footer import build_footer
+
+            os.pwrite(f.fileno(), build_footer(size), size)
+    return sum(e.length for e in qemu_img.map_extents(ImageSpec(tmp, "raw", 0, size)) if e.data and not e.zero)
 
 
 def _result(out: str, fmt: DiskFormat, vsize: int, populated: int | None = None) -> ConvertResult:

@@ -162,7 +162,7 @@ def _convert_streamed(f: PackageFile, out, fmt, force, reporter, convert_kwargs)
     """gzip-compressed and/or chunked files: a streamOptimized VMDK is streamed straight into the
     output (:mod:`vmferry.disks.stream_import`); any other content is first joined into a temporary
     file beside the output."""
-    from vmferry.disks.convert import ConvertResult, convert_disk, open_disk
+    from vmferry.disks.convert import PLAIN_WRITERS, ConvertResult, convert_disk, open_disk
     from vmferry.disks.formats import get_format
     from vmferry.disks.stream_import import stream_import, streamable
 
@@ -176,6 +176,8 @@ def _convert_streamed(f: PackageFile, out, fmt, force, reporter, convert_kwargs)
     first = b"".join(head)[:512]
     stream = itertools.chain(head, blocks)
     fmt = get_format(fmt)
+    if streamable(first) and fmt.name in PLAIN_WRITERS:
+        return _stream_plain(stream, out, fmt, force, reporter, convert_kwargs, f)
     if streamable(first):
         try:
             vsize, populated = stream_import(stream, out, fmt, force=force, reporter=reporter,
@@ -194,3 +196,23 @@ def _convert_streamed(f: PackageFile, out, fmt, force, reporter, convert_kwargs)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _stream_plain(stream, out, fmt, force, reporter, convert_kwargs, f: PackageFile):
+    """A streamed streamOptimized VMDK written as a fixed VHD or raw image by vmferry's parallel writer
+    (:func:`vmferry.disks.vhd_write.write_from_stream`); the stream's digest is checked when it is drained,
+    before the output is renamed into place."""
+    from vmferry.disks.convert import ConvertResult
+    from vmferry.disks.vhd_write import write_from_stream
+
+    out = safety.check_output_path(out, force=force)
+    safety.ensure_free_space(os.path.dirname(out), f.stored_size + (1 << 20), what=os.path.basename(out))
+    with safety.atomic_output(out, force=force) as tmp, open(tmp, "r+b") as fh, \
+            reporter.step(f"import {os.path.basename(out)}") as step:
+        try:
+            res = write_from_stream(stream, fh.fileno(), align=convert_kwargs.get("align", 512),
+                                    vhd=fmt.name == "vhd-fixed", workers=convert_kwargs.get("workers"),
+                                    progress=step.advance)
+        except DiskError as exc:
+            raise type(exc)(exc.message, path=exc.path or f.where) from exc
+    return ConvertResult(out, fmt.name, res.virtual_size, res.file_size, res.populated)

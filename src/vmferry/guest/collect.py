@@ -343,6 +343,7 @@ def inspect_session(g: Session, path: str) -> GuestReport:
         firmware, table = _firmware(g, devices[0] if devices else None)
         report = GuestReport(image=path, os=os_info, firmware=firmware, partition_table=table,
                              bootloader="unknown")
+        report.free_space = _free_space(g)
         if len(roots) > 1:
             report.not_checked.append(f"other operating systems on the disk ({', '.join(roots[1:])})")
         if os_info.type == "windows":
@@ -385,6 +386,16 @@ def inspect_session(g: Session, path: str) -> GuestReport:
         report.checked += LINUX_CHECKED
         report.not_checked += LINUX_NOT_CHECKED
         return report
+
+
+def _free_space(g: Session) -> dict[str, int]:
+    """Bytes free (available to non-root users, as ``df``) on each mounted file system of the guest."""
+    out = {}
+    for mp in sorted(g.mountpoints):
+        st = g.attempt("statvfs", mp)
+        if st and st.get("frsize", 0) > 0:
+            out[mp] = int(st["bavail"]) * int(st["frsize"])
+    return out
 
 
 def _bootloader(boot_texts: dict[str, str], gst: _Guest) -> str:

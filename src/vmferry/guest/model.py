@@ -109,6 +109,7 @@ class GuestReport:
     windows_drivers: list[str] = field(default_factory=list)   # e.g. viostor.sys found in System32\drivers
     windows_services: list[WindowsService] = field(default_factory=list)  # drivers' services (SYSTEM hive)
     windows_device_ids: list[str] = field(default_factory=list)  # DriverDatabase\DeviceIds (pci\ven_..&dev_..)
+    free_space: dict[str, int] = field(default_factory=dict)   # mount point -> bytes free (statvfs f_bavail)
     checked: list[str] = field(default_factory=list)
     not_checked: list[str] = field(default_factory=list)
 

@@ -1,0 +1,182 @@
+"""Parallel writers of fixed VHD (and raw) images: the guest bytes at their own offsets, zero ranges left
+as holes, and for VHD the footer of :mod:`vmferry.disks.vhd_footer` after them.
+
+Two sources, each with I/O passed in (as :mod:`vmferry.disks.vmdk_stream`):
+
+* :func:`write_plain` — guest bytes readable at random (``read(offset, length)``, raw files, fixed VHD,
+  uncompressed clusters; see :func:`vmferry.disks.reader.open_raw`): batches of 4 MiB are read and
+  written on a thread pool with ``os.pread``/``os.pwrite`` (both release the GIL); a batch the allocation
+  map calls zero is not read, a 64 KiB run of zeros is not written;
+* :func:`write_from_stream` — a streamOptimized VMDK read front to back (an OVA member, in place): its
+  grains (:func:`vmferry.disks.stream_import.iter_grains`) are inflated and written on the pool.
+
+The output keeps the guest's size rounded up to ``align`` (a sector; Azure: 1 MiB, the added tail reads
+as zeros). Both return a :class:`WriteResult`; the pending work is bounded (workers x 2 batches) and
+cancelled on failure. The caller owns the file (a temporary name renamed into place, :mod:`safety`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from vmferry.disks.vhd_footer import SECTOR, build_footer, round_size
+from vmferry.errors import DiskError
+
+BATCH = 4 << 20
+RUN = 64 << 10
+ZEROS = bytes(BATCH)
+GRAINS_PER_TASK = 32
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    file_size: int        # bytes of the output file (the footer included)
+    virtual_size: int     # guest size, rounded up to the alignment
+    populated: int        # guest bytes written (non-zero)
+
+
+def _write_runs(fd: int, offset: int, data: bytes | memoryview) -> int:
+    """Write the non-zero 64 KiB runs of ``data`` at ``offset``; the bytes written."""
+    view = memoryview(data)
+    written = 0
+    start = None
+    for pos in range(0, len(view), RUN):
+        chunk = view[pos:pos + RUN]
+        zero = chunk == ZEROS[:len(chunk)]
+        if not zero and start is None:
+            start = pos
+        if zero and start is not None:
+            written += _pwrite(fd, view[start:pos], offset + start)
+            start = None
+    if start is not None:
+        written += _pwrite(fd, view[start:], offset + start)
+    return written
+
+
+def _pwrite(fd: int, data: memoryview, offset: int) -> int:
+    done = 0
+    while done < len(data):
+        done += os.pwrite(fd, data[done:], offset + done)
+    return done
+
+
+def _finish(fd: int, virtual_size: int, align: int, vhd: bool) -> tuple[int, int]:
+    size = round_size(virtual_size, align)
+    os.ftruncate(fd, size)
+    if vhd:
+        _pwrite(fd, memoryview(build_footer(size)), size)
+    return size + (SECTOR if vhd else 0), size
+
+
+def _drive(tasks: Iterator[Callable[[], tuple[int, int]]], workers: int, progress) -> int:
+    """Run ``tasks`` (each returns (bytes written, guest bytes done)) on a pool with at most
+    ``workers * 2`` pending; progress is reported from this thread. The bytes written in all."""
+    total = 0
+    pending: deque[Future] = deque()
+
+    def collect() -> None:
+        nonlocal total
+        written, done = pending.popleft().result()
+        total += written
+        if progress:
+            progress(done)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vhd-write") as pool:
+        try:
+            for task in tasks:
+                pending.append(pool.submit(task))
+                while len(pending) > workers * 2:
+                    collect()
+            while pending:
+                collect()
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
+    return total
+
+
+def write_plain(read: Callable[[int, int], bytes], virtual_size: int, fd: int, *,
+                is_zero: Callable[[int, int], bool] | None = None, align: int = SECTOR, vhd: bool = True,
+                workers: int | None = None, progress: Callable[[int], object] | None = None) -> WriteResult:
+    """Write the guest bytes ``read(offset, length)`` of a disk of ``virtual_size`` bytes into the empty
+    file ``fd``: a fixed VHD (``vhd``) or raw bytes."""
+    if virtual_size <= 0:
+        raise DiskError("a disk needs a positive size")
+    round_size(virtual_size, align)   # refuse a bad alignment before writing anything
+    workers = workers or os.cpu_count() or 2
+
+    def batch(offset: int, length: int) -> Callable[[], tuple[int, int]]:
+        def run() -> tuple[int, int]:
+            if is_zero is not None and is_zero(offset, length):
+                return 0, length
+            data = read(offset, length)
+            if len(data) != length:
+                raise DiskError(f"the source gave {len(data)} bytes at {offset}, {length} were asked for")
+            return _write_runs(fd, offset, data), length
+        return run
+
+    tasks = (batch(off, min(BATCH, virtual_size - off)) for off in range(0, virtual_size, BATCH))
+    populated = _drive(tasks, workers, progress)
+    file_size, size = _finish(fd, virtual_size, align, vhd)
+    return WriteResult(file_size, size, populated)
+
+
+def write_from_stream(blocks: Iterable[bytes], fd: int, *, align: int = SECTOR, vhd: bool = True,
+                      workers: int | None = None, progress: Callable[[int], object] | None = None) -> WriteResult:
+    """Write the streamOptimized VMDK arriving as ``blocks`` (read front to back) into the empty file ``fd``
+    as a fixed VHD (``vhd``) or raw bytes; its grains are inflated on the pool."""
+    from vmferry.disks.stream_import import ByteStream, _inflate, iter_grains, read_header
+
+    stream = ByteStream(blocks)
+    header = read_header(stream)
+    if header.capacity <= 0:
+        raise DiskError("the VMDK declares an empty disk")
+    round_size(header.capacity, align)
+    workers = workers or os.cpu_count() or 2
+
+    def group(grains: list[tuple[int, bytes]], done: int) -> Callable[[], tuple[int, int]]:
+        def run() -> tuple[int, int]:
+            n = 0
+            for offset, packed in grains:
+                at, data = _inflate(offset, packed, header.grain, header.capacity)
+                n += _write_runs(fd, at, data)
+            return n, done
+        return run
+
+    def tasks() -> Iterator[Callable[[], tuple[int, int]]]:
+        grains: list[tuple[int, bytes]] = []
+        reached = 0   # guest bytes up to the end of the last grain handed out (grains come in order)
+        for item in iter_grains(stream, header):
+            grains.append(item)
+            if len(grains) == GRAINS_PER_TASK:
+                end = max(reached, min(item[0] + header.grain, header.capacity))
+                yield group(grains, end - reached)
+                grains, reached = [], end
+        end = header.capacity
+        yield group(grains, end - reached)
+
+    populated = _drive(tasks(), workers, progress)
+    for _ in stream.drain():   # read to the end: a digest check of the caller's stream runs there
+        pass
+    file_size, size = _finish(fd, header.capacity, align, vhd)
+    return WriteResult(file_size, size, populated)
+
+
+def file_blocks(path: str, offset: int, size: int, block: int = 1 << 20) -> Iterator[bytes]:
+    """The bytes ``[offset, offset+size)`` of ``path`` in blocks (an OVA member read in place)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        end = offset + size
+        while offset < end:
+            data = os.pread(fd, min(block, end - offset), offset)
+            if not data:
+                raise DiskError(f"the file ends at byte {offset}, before its declared end {end}", path=path)
+            offset += len(data)
+            yield data
+    finally:
+        os.close(fd)
