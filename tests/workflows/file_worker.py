@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 from tests.workflows.filelib import FileCopyLibrary
@@ -31,7 +32,8 @@ def main() -> None:
         print(f"ready {worker_identity(plan.sites, plan.workflows)}", flush=True)
 
     asyncio.run(serve_workers(args.address, "default", plan, FileCopyLibrary(args.root), announce=announce))
-    sys.exit(0)
+    sys.stdout.flush()
+    os._exit(0)  # the Temporal SDK's threads can abort a finalizing interpreter (temporalio/sdk-python#300)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
                      "the hypervisors given"),
     "locator": ("vmferry.cli.locator_cmd", "the locator/ID mapping service and its clients"),
     "plan": ("vmferry.cli.plan_cmd", "plan (and apply) the move of an application"),
+    "serve": ("vmferry.cli.serve_cmd", "run the Temporal service (local by default) and a worker"),
     "worker": ("vmferry.cli.worker_cmd", "run a worker for the sites whose disks this host holds"),
+    "runs": ("vmferry.cli.runs_cmd", "list durable runs, or follow one"),
 }
 
 EXIT_OK, EXIT_FINDINGS, EXIT_FAILURE = 0, 1, 2
@@ -67,14 +69,29 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vmferry.errors import VmferryError
-
+    as_program = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     # a two-word command ("guest repair") is one entry of the table, parsed as one sub-command
     if len(argv) >= 2 and f"{argv[0]} {argv[1]}" in COMMANDS:
         argv = [f"{argv[0]} {argv[1]}", *argv[2:]]
     only = argv[0] if argv and argv[0] in COMMANDS else None
     debug = os.environ.get("VMFERRY_DEBUG") == "1"
+    code = _main(argv, only, debug)
+    if as_program and "temporalio" in sys.modules:
+        # The Temporal SDK's Rust threads can abort the interpreter while it finalizes
+        # (temporalio/sdk-python#300): a command that used it ends without finalizing.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    return code
+
+
+def _main(argv: list[str], only: str | None, debug: bool) -> int:
+    from vmferry.errors import VmferryError
+
     try:
         parser = build_parser(only)
         args = parser.parse_args(argv)

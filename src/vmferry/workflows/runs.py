@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from vmferry.errors import WorkflowError
 from vmferry.replication.model import RecoveryPoint
-from vmferry.workflows.endpoint import CONTROL_QUEUE
+from vmferry.workflows.endpoint import CONTROL_QUEUE, DEFAULT_NAMESPACE, connect
 from vmferry.workflows.protection import RunProgress, SyncRequest
 
 WORKFLOW_TYPES = ("SyncWorkflow", "ProtectWorkflow")
@@ -70,12 +70,13 @@ async def snapshot(handle, data_converter) -> tuple[RunProgress | None, list[Cop
     return progress, sorted(copies.values(), key=lambda c: c.key)
 
 
-async def follow(handle, reporter, data_converter, poll: float = 0.5) -> RecoveryPoint:
-    """Report the run's progress until it ends; its recovery point, or WorkflowError when it failed."""
+async def follow(handle, reporter, data_converter, poll: float = 0.5):
+    """Report the run's progress until it ends; its result, or WorkflowError when it failed."""
     from temporalio.client import WorkflowFailureError
 
     result = asyncio.ensure_future(handle.result())
     steps: dict[str, object] = {}
+    ended: set[str] = set()
     try:
         while not result.done():
             try:
@@ -88,9 +89,9 @@ async def follow(handle, reporter, data_converter, poll: float = 0.5) -> Recover
                     step = steps[copy.key] = reporter.step(f"sync {copy.key}")
                 if copy.done > step.done:
                     step.advance(copy.done - step.done)
-                if copy.finished and not getattr(step, "_ended", False):
+                if copy.finished and copy.key not in ended:
                     step.finish()
-                    step._ended = True
+                    ended.add(copy.key)
             await asyncio.wait([result], timeout=poll)
         point = result.result()
     except WorkflowFailureError as exc:
@@ -101,10 +102,50 @@ async def follow(handle, reporter, data_converter, poll: float = 0.5) -> Recover
     finally:
         if not result.done():
             result.cancel()
-    for step in steps.values():
-        if not getattr(step, "_ended", False):
+    for disk in getattr(point, "disks", ()):  # a recovery point says what each disk's copy wrote
+        key = disk.ref.key
+        step = steps.get(key) or steps.setdefault(key, reporter.step(f"sync {key}"))
+        if key not in ended and disk.bytes_written > step.done:
+            step.advance(disk.bytes_written - step.done)
+    for key, step in steps.items():
+        if key not in ended:
             step.finish()
     return point
+
+
+def sync_now(address: str, request: SyncRequest, reporter, namespace: str = DEFAULT_NAMESPACE) -> RecoveryPoint:
+    """Start (or join) a sync of ``request.app`` on the Temporal service at ``address`` and follow it to
+    its end with ``reporter``: what ``vmferry sync`` does when a Temporal service is configured."""
+
+    async def go() -> RecoveryPoint:
+        client = await connect(address, namespace)
+        handle = await start_sync(client, request)
+        return await follow(handle, reporter, client.data_converter)
+
+    return asyncio.run(go())
+
+
+def follow_run(address: str, workflow_id: str, reporter, namespace: str = DEFAULT_NAMESPACE):
+    """Follow the run ``workflow_id`` (its latest run) to its end; its result."""
+
+    async def go():
+        client = await connect(address, namespace)
+        handle = client.get_workflow_handle(workflow_id)
+        try:
+            await handle.describe()
+        except Exception as exc:  # noqa: BLE001 - RPCError NOT_FOUND and friends
+            raise WorkflowError(f"no run {workflow_id!r} on {address}: {exc}") from exc
+        return await follow(handle, reporter, client.data_converter)
+
+    return asyncio.run(go())
+
+
+def runs_now(address: str, namespace: str = DEFAULT_NAMESPACE, limit: int = 50,
+             running_only: bool = False) -> list[RunSummary]:
+    async def go() -> list[RunSummary]:
+        return await list_runs(await connect(address, namespace), limit, running_only)
+
+    return asyncio.run(go())
 
 
 @dataclass(frozen=True)
