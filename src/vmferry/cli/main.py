@@ -34,6 +34,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("vmferry.cli.serve_cmd", "run the Temporal service (local by default) and a worker"),
     "worker": ("vmferry.cli.worker_cmd", "run a worker for the sites whose disks this host holds"),
     "runs": ("vmferry.cli.runs_cmd", "list durable runs, or follow one"),
+    "protect": ("vmferry.cli.protect_cmd", "keep an application ready at another site (a protection group)"),
+    "unprotect": ("vmferry.cli.unprotect_cmd", "stop protecting an application: remove what protect created"),
+    "sync": ("vmferry.cli.sync_cmd", "take a recovery point of a protected application (changed blocks only)"),
+    "status": ("vmferry.cli.status_cmd", "protection status: newest points, their age against the RPO"),
+    "verify": ("vmferry.cli.verify_cmd", "verify recovery points against their sealing digests"),
 }
 
 EXIT_OK, EXIT_FINDINGS, EXIT_FAILURE = 0, 1, 2

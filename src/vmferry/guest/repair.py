@@ -179,7 +179,7 @@ class Editor:
 def repair_image(image: str | os.PathLike, targets: list[str], *, nics: list[NicSetting] | None = None,
                  source: list[str] | None = None, generalize: bool = False, dry_run: bool = False,
                  fmt: str | None = None, regenerate: bool = True, host_splice: bool = True,
-                 inspect: bool = False) -> RepairReport:
+                 inspect: bool = False, trusted_chain: bool = False) -> RepairReport:
     """Repair the Linux guest on ``image`` (in place: pass a copy) for the hypervisors ``targets``.
 
     ``nics``: the VM's NICs in order (their MACs, new addresses); ``source``: the hypervisors the image
@@ -187,6 +187,9 @@ def repair_image(image: str | os.PathLike, targets: list[str], *, nics: list[Nic
     add drivers to an initramfs-tools image on the host (:mod:`vmferry.guest.initramfs_splice`) instead
     of running update-initramfs under emulation; ``inspect``: also read the repaired guest
     (:func:`vmferry.guest.collect.inspect_session`, same appliance) into ``report.guest``.
+    ``trusted_chain``: ``image`` is a qcow2 layer of a recovery point vmferry wrote itself over a chain it
+    built (:mod:`vmferry.replication.points`), whose backing lies outside its folder by design; the header
+    check that refuses such references is not run for it.
     """
     from vmferry.guest import driverrepair, unitrepair
     from vmferry.guest.collect import image_format
@@ -195,7 +198,8 @@ def repair_image(image: str | os.PathLike, targets: list[str], *, nics: list[Nic
     image = os.fspath(image)
     check_targets(targets)
     report = RepairReport(image, list(dict.fromkeys(targets)), dry_run=dry_run)
-    checked = image_format(image)   # the header check runs on every image libguestfs is given
+    # the header check runs on every image libguestfs is given, except vmferry's own point layers
+    checked = "qcow2" if trusted_chain else image_format(image)
     if fmt and fmt != checked:
         raise UsageError(f"the image is {checked}, not {fmt}", path=image)
     with Session(image, checked, readonly=dry_run) as s:

@@ -17,6 +17,7 @@ from typing import Any
 
 from vmferry.errors import PlanError, VmferryError
 from vmferry.plans.model import (
+    PLATFORMS,
     App,
     Certificate,
     Component,
@@ -26,6 +27,7 @@ from vmferry.plans.model import (
     FirewallRule,
     HealthCheck,
     LbPool,
+    LibvirtPlatform,
     Move,
     NicSpec,
     Service,
@@ -147,9 +149,12 @@ def _yaml(path: Path) -> Any:
 def _site(ctx: _Ctx, name: str, data: Any) -> Site:
     w = f"sites.{name}"
     data = ctx.mapping(data, w, {"networks", "services", "in_use", "dns", "load_balancer", "locator",
-                                 "firewall"}, {"networks"})
+                                 "firewall", "platform", "libvirt"},
+                       set() if isinstance(data, dict) and data.get("platform") else {"networks"})
+    platform, libvirt = _platform(ctx, data, w)
     networks = {}
-    for net_name, nd in ctx.mapping(data["networks"], f"{w}.networks", set(map(str, data["networks"] or {}))).items():
+    for net_name, nd in ctx.mapping(data.get("networks") or {}, f"{w}.networks",
+                                    set(map(str, data.get("networks") or {}))).items():
         nw = f"{w}.networks.{net_name}"
         nd = ctx.mapping(nd, nw, {"subnet", "gateway", "dns", "mtu", "pool"}, {"subnet"})
         subnet = ctx.network(nd["subnet"], f"{nw}.subnet")
@@ -213,7 +218,40 @@ def _site(ctx: _Ctx, name: str, data: Any) -> Site:
         if not table.replace("_", "").isalnum():
             raise ctx.fail(f"{w}.firewall.table", f"{table!r} is not a valid nftables table name")
         firewall = SiteFirewall(str(ctx.base / ctx.text(d["ruleset"], f"{w}.firewall.ruleset")), table)
-    return Site(name, networks, services, in_use, dns, lb, locator, firewall)
+    return Site(name, networks, services, in_use, dns, lb, locator, firewall, platform, libvirt)
+
+
+def _platform(ctx: _Ctx, data: dict, w: str) -> tuple[str | None, LibvirtPlatform | None]:
+    """``platform: libvirt`` with its ``libvirt:`` settings (uri, storage or pool, networks,
+    test_network)."""
+    if data.get("platform") is None:
+        if "libvirt" in data:
+            raise ctx.fail(f"{w}.libvirt", "needs platform: libvirt")
+        return None, None
+    platform = ctx.text(data["platform"], f"{w}.platform")
+    if platform not in PLATFORMS:
+        raise ctx.fail(f"{w}.platform", f"must be one of {', '.join(PLATFORMS)}, not {platform!r}")
+    lw = f"{w}.libvirt"
+    if "libvirt" not in data:
+        raise ctx.fail(w, "platform: libvirt needs a libvirt: mapping (uri, storage or pool)")
+    d = ctx.mapping(data["libvirt"], lw, {"uri", "storage", "pool", "networks", "test_network"}, {"uri"})
+    uri = ctx.text(d["uri"], f"{lw}.uri")
+    if "://" not in uri:
+        raise ctx.fail(f"{lw}.uri", f"{uri!r} is not a libvirt connection URI (e.g. qemu:///system)")
+    if ("storage" in d) == ("pool" in d):
+        raise ctx.fail(lw, "give exactly one of storage (a directory) and pool (a libvirt storage pool)")
+    storage = pool = None
+    if "storage" in d:
+        storage = os.path.normpath(str(ctx.base / ctx.text(d["storage"], f"{lw}.storage")))
+    else:
+        pool = ctx.name(d["pool"], f"{lw}.pool")
+    nets = ctx.mapping(d.get("networks") or {}, f"{lw}.networks", set(map(str, d.get("networks") or {})))
+    networks = tuple((str(k), ctx.text(v, f"{lw}.networks.{k}")) for k, v in nets.items())
+    test = ctx.text(d["test_network"], f"{lw}.test_network") if d.get("test_network") is not None else None
+    if test is not None and test in dict(networks).values():
+        raise ctx.fail(f"{lw}.test_network", f"{test!r} also carries application traffic: a test network "
+                                             "must be isolated")
+    return platform, LibvirtPlatform(uri, storage, pool, networks, test)
 
 
 def _hostport(ctx: _Ctx, value: Any, where: str, default: int) -> tuple[str, int]:
@@ -242,8 +280,11 @@ def _component(ctx: _Ctx, name: str, data: Any) -> Component:
     from vmferry.package import open_package
 
     w = f"components.{name}"
-    d = ctx.mapping(data, w, {"package", "system", "nics", "eids", "ports"}, {"package"})
-    package = ctx.base / ctx.text(d["package"], f"{w}.package")
+    d = ctx.mapping(data, w, {"package", "source", "system", "nics", "eids", "ports"})
+    kind, value = _source(ctx, d, w)
+    if kind == "domain":
+        return _domain_component(ctx, name, value, d, w)
+    package = ctx.base / value
     key = os.path.realpath(package)
     if key not in ctx.packages:              # each package is read once per manifest
         try:
@@ -287,6 +328,39 @@ def _component(ctx: _Ctx, name: str, data: Any) -> Component:
     eids = tuple(ctx.text(e, f"{w}.eids") for e in ctx.seq(d.get("eids"), f"{w}.eids"))
     ports = tuple(ctx.integer(p, f"{w}.ports", 1, 65535) for p in ctx.seq(d.get("ports"), f"{w}.ports"))
     return Component(name, str(package), system_id or chosen.id, tuple(nics), eids, ports)
+
+
+def _source(ctx: _Ctx, d: dict, w: str) -> tuple[str, str]:
+    """("package", path) or ("domain", name): ``package: PATH``, ``source: {package: PATH}`` or
+    ``source: {domain: NAME}`` (a running libvirt domain at the source site)."""
+    if "source" in d:
+        if "package" in d:
+            raise ctx.fail(w, "give package: or source:, not both")
+        s = ctx.mapping(d["source"], f"{w}.source", {"package", "domain"})
+        if len(s) != 1:
+            raise ctx.fail(f"{w}.source", "give exactly one of package (an OVF/OVA) and domain (a libvirt domain)")
+        (kind, value), = s.items()
+        return str(kind), ctx.text(value, f"{w}.source.{kind}")
+    if "package" not in d:
+        raise ctx.fail(w, "missing key 'package' (or source: {domain: NAME} for a running libvirt domain)")
+    return "package", ctx.text(d["package"], f"{w}.package")
+
+
+def _domain_component(ctx: _Ctx, name: str, domain: str, d: dict, w: str) -> Component:
+    """A component whose source is a running libvirt domain: its NICs' networks come from the manifest."""
+    if "system" in d:
+        raise ctx.fail(f"{w}.system", "only a package source has systems")
+    if not re.match(r"^[^/\x00-\x1f]{1,200}$", domain):
+        raise ctx.fail(f"{w}.source.domain", f"{domain!r} is not a libvirt domain name")
+    nics = []
+    for i, g in enumerate(ctx.seq(d.get("nics"), f"{w}.nics")):
+        nw = f"{w}.nics[{i}]"
+        g = ctx.mapping(g, nw, {"network", "address"}, {"network"})
+        address, prefix = ctx.interface(g["address"], f"{nw}.address") if g.get("address") else (None, None)
+        nics.append(NicSpec(i, ctx.text(g["network"], f"{nw}.network"), address, prefix))
+    eids = tuple(ctx.text(e, f"{w}.eids") for e in ctx.seq(d.get("eids"), f"{w}.eids"))
+    ports = tuple(ctx.integer(p, f"{w}.ports", 1, 65535) for p in ctx.seq(d.get("ports"), f"{w}.ports"))
+    return Component(name, "", None, tuple(nics), eids, ports, "domain", domain)
 
 
 def _endpoint(ctx: _Ctx, value: Any, where: str, app: App) -> Endpoint:

@@ -30,16 +30,22 @@ class NicSpec:
                                       else self.address)
 
 
+SOURCE_KINDS = ("package", "domain")
+
+
 @dataclass(frozen=True)
 class Component:
-    """A VM of the application: a package (OVF/OVA), optionally one system of a collection."""
+    """A VM of the application. Its source is a package (OVF/OVA, optionally one system of a collection)
+    or a running libvirt domain at the source site (``source_kind == "domain"``; ``package`` is then "")."""
 
     name: str
-    package: str                    # path, resolved against the manifest's directory
+    package: str                    # path, resolved against the manifest's directory ("" for a domain)
     system: str | None = None       # VirtualSystem id inside the package
     nics: tuple[NicSpec, ...] = ()
     eids: tuple[str, ...] = ()      # locator EIDs; default: the first NIC's source address
     ports: tuple[int, ...] = ()     # ports it listens on (helps discovery tell direction)
+    source_kind: str = "package"    # one of SOURCE_KINDS
+    domain: str | None = None       # the libvirt domain's name at the source site (source_kind "domain")
 
 
 @dataclass(frozen=True)
@@ -186,6 +192,24 @@ class SiteFirewall:
     table: str = "vmferry"
 
 
+PLATFORMS = ("libvirt",)            # later issues add cloud and OVF-export platforms
+
+
+@dataclass(frozen=True)
+class LibvirtPlatform:
+    """A site that runs VMs on libvirt: where replicas and launched disks live, which libvirt network
+    each application network joins, and the isolated network test launches use."""
+
+    uri: str
+    storage_dir: str | None = None                 # a directory (absolute), or
+    storage_pool: str | None = None                # a libvirt storage pool of type dir
+    networks: tuple[tuple[str, str], ...] = ()     # (application network, libvirt network)
+    test_network: str | None = None                # isolated libvirt network ("user": user-mode)
+
+    def network(self, app_network: str) -> str | None:
+        return dict(self.networks).get(app_network)
+
+
 @dataclass(frozen=True)
 class Site:
     name: str
@@ -196,6 +220,8 @@ class Site:
     lb: SiteLb | None = None
     locator: SiteLocator | None = None
     firewall: SiteFirewall | None = None
+    platform: str | None = None                    # one of PLATFORMS, None: the site runs no VMs for vmferry
+    libvirt: LibvirtPlatform | None = None         # platform "libvirt"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,28 @@
+"""Take one recovery point of a protected application: every VM at one moment, only changed blocks
+copied; points beyond the group's retention are merged into the oldest kept one.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from vmferry.cli.common import emit_json, human_bytes
+
+
+def add_arguments(p) -> None:
+    p.add_argument("app", metavar="APP", help="the application's name")
+    p.add_argument("--json", action="store_true", help="print the recovery point as JSON")
+
+
+def run(args) -> int:
+    from vmferry.replication.model import to_json
+    from vmferry.replication.protect import sync_app
+
+    point = sync_app(args.app)
+    if args.json:
+        emit_json(to_json(point))
+        return 0
+    sys.stdout.write(f"{point.app}: point {point.point_id} ({point.consistency}-consistent), "
+                     f"{human_bytes(point.bytes_read)} read, {human_bytes(point.bytes_written)} written, "
+                     f"{point.seconds:.1f} s\n")
+    return 0

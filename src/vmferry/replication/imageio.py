@@ -1,0 +1,167 @@
+"""Reading and writing the guest-visible bytes of a qcow2 layer chain (or any image qemu reads).
+
+An image is named by a :class:`~vmferry.tools.qemu_img.ImageSpec` whose backing chain vmferry builds
+from its own records (never from the header), exported by ``qemu-nbd`` started through systemd socket
+activation by Debian's ``python3-libnbd``: no listening socket, no port, no temporary file, and the
+server ends with the handle. Writes go into the top layer only (qcow2 copy-on-write keeps the layers
+below unchanged).
+
+Block hashing (:func:`block_hashes`) is the one shared notion of "what a disk holds": SHA-256 of each
+``block_size`` bytes of the virtual disk, the last block padded by nothing (it is hashed as it is).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import importlib.machinery
+import importlib.util
+import os
+import sys
+from collections.abc import Callable, Iterator
+
+from vmferry.errors import ReplicationError
+from vmferry.tools.qemu_img import ImageSpec
+
+BLOCK_SIZE = 64 * 1024          # the qcow2 cluster size and QEMU's default dirty-bitmap granularity
+IO_CHUNK = 4 * 1024 * 1024      # one NBD request (qemu-nbd takes up to 32 MiB)
+DEBIAN_BINDING_DIR = "/usr/lib/python3/dist-packages"   # Debian's python3-libnbd
+
+
+def libnbd():
+    """The ``nbd`` module: importable as is, or Debian's ``python3-libnbd`` loaded from its own directory
+    when vmferry runs in a virtualenv without system packages (its ABI tag must match this interpreter)."""
+    try:
+        return importlib.import_module("nbd")
+    except ImportError:
+        pass
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        ext = os.path.join(DEBIAN_BINDING_DIR, "libnbdmod" + suffix)
+        if os.path.exists(ext) and os.path.exists(os.path.join(DEBIAN_BINDING_DIR, "nbd.py")):
+            break
+    else:
+        raise ReplicationError("the libnbd Python binding is not installed (Debian package python3-libnbd)")
+    modules = {}
+    for name, path in (("libnbdmod", ext), ("nbd", os.path.join(DEBIAN_BINDING_DIR, "nbd.py"))):
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ReplicationError("cannot load the libnbd Python binding", path=path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except ImportError as exc:
+            sys.modules.pop(name, None)
+            raise ReplicationError(f"cannot load the libnbd Python binding: {exc}", path=path) from exc
+        modules[name] = module
+    return modules["nbd"]
+
+
+class Image:
+    """An open image: ``size``, ``pread``, ``pwrite``, ``flush``."""
+
+    def __init__(self, handle, spec: ImageSpec, writable: bool) -> None:
+        self._h = handle
+        self.spec = spec
+        self.writable = writable
+        self.size = handle.get_size()
+
+    def _fail(self, what: str, exc: Exception) -> ReplicationError:
+        return ReplicationError(f"{what} failed: {exc}", path=self.spec.path)
+
+    def pread(self, length: int, offset: int) -> bytes:
+        out = bytearray()
+        try:
+            while length > 0:
+                n = min(length, IO_CHUNK)
+                out += self._h.pread(n, offset)
+                offset += n
+                length -= n
+        except Exception as exc:  # nbd.Error is the binding's own class
+            raise self._fail("reading", exc) from exc
+        return bytes(out)
+
+    def pwrite(self, data: bytes, offset: int) -> None:
+        if not self.writable:
+            raise ReplicationError("the image is open read-only", path=self.spec.path)
+        if offset < 0 or offset + len(data) > self.size:
+            raise ReplicationError(f"a write of {len(data)} bytes at {offset} is outside the disk "
+                                   f"({self.size} bytes)", path=self.spec.path)
+        view = memoryview(data)
+        try:
+            for start in range(0, len(view), IO_CHUNK):
+                self._h.pwrite(view[start:start + IO_CHUNK], offset + start)
+        except Exception as exc:
+            raise self._fail("writing", exc) from exc
+
+    def flush(self) -> None:
+        try:
+            self._h.flush()
+        except Exception as exc:
+            raise self._fail("flushing", exc) from exc
+
+
+@contextlib.contextmanager
+def open_image(spec: ImageSpec, *, writable: bool = False) -> Iterator[Image]:
+    """The image ``spec`` exported by a private ``qemu-nbd``; writes are flushed before it is closed."""
+    nbd = libnbd()
+    handle = nbd.NBD()
+    argv = ["qemu-nbd", "--cache=writeback", "--discard=unmap"]
+    if not writable:
+        argv.append("--read-only")
+    argv += spec.argv()
+    try:
+        handle.connect_systemd_socket_activation(argv)
+    except Exception as exc:
+        del handle
+        raise ReplicationError(f"qemu-nbd cannot export the image: {exc}", path=spec.path) from exc
+    image = Image(handle, spec, writable)
+    try:
+        yield image
+        if writable:
+            image.flush()
+    finally:
+        with contextlib.suppress(Exception):
+            handle.shutdown()
+        del image, handle   # the binding reaps qemu-nbd when the handle goes
+
+
+def block_hash(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def block_hashes(image: Image, block_size: int = BLOCK_SIZE, *,
+                 progress: Callable[[int], None] | None = None) -> list[bytes]:
+    """The SHA-256 of every ``block_size`` bytes of the image's virtual disk, in order."""
+    out: list[bytes] = []
+    per_read = max(block_size, (IO_CHUNK // block_size) * block_size)
+    offset = 0
+    while offset < image.size:
+        data = image.pread(min(per_read, image.size - offset), offset)
+        for start in range(0, len(data), block_size):
+            out.append(block_hash(data[start:start + block_size]))
+        offset += len(data)
+        if progress is not None:
+            progress(offset)
+    return out
+
+
+def map_digest(hashes: list[bytes], size: int, block_size: int) -> str:
+    """The digest of a whole disk from its block hashes (size and block size included)."""
+    h = hashlib.sha256()
+    h.update(size.to_bytes(8, "big") + block_size.to_bytes(8, "big"))
+    for item in hashes:
+        h.update(item)
+    return "sha256:" + h.hexdigest()
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    except OSError as exc:
+        raise ReplicationError(f"cannot read: {exc.strerror}", path=path) from exc
+    return "sha256:" + h.hexdigest()

@@ -1,0 +1,442 @@
+"""Recovery points: a qcow2 layer chain per disk, sealed with digests, verified, thinned by retention.
+
+Layout in the replica directory (the target site's storage)::
+
+    points/<point_id>/<vm>.<disk>.qcow2   the point's layer: only what changed since the parent point,
+                                          backed by ../<parent_id>/<vm>.<disk>.qcow2 (qcow2, relative)
+    points/<point_id>/<vm>.<disk>.map     SHA-256 of every 64 KiB block of the disk as the guest sees it
+    points/<point_id>/<vm>.<disk>.sync.json   what sync_disk moved (bytes read/written, extents)
+    points/<point_id>/point.json          the sealed RecoveryPoint
+    points/.draft-<point_id>/             a point being written: never read as a point
+
+vmferry builds every chain it opens from its records (``ImageSpec`` with explicit backing nodes), never
+from the qcow2 headers; the headers' relative names are for libvirt and libguestfs. Why a chain and how
+retention merges without changing what any kept point holds: docs/replication.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import stat
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from vmferry.errors import ReplicationError, VmferryError
+from vmferry.replication import imageio
+from vmferry.replication.model import (
+    ChangeSource,
+    DiskRef,
+    DiskSyncResult,
+    Heartbeat,
+    PointDisk,
+    PointDraft,
+    RecoveryPoint,
+    VmSession,
+    dumps,
+    from_json,
+    loads,
+    make_point_id,
+    parse_point_id,
+    to_json,
+)
+from vmferry.replication.store import ProtectionGroup, Store, fsync_dir
+from vmferry.tools import proc
+from vmferry.tools.qemu_img import ImageSpec
+
+COPY_CHUNK = 4 * 1024 * 1024   # the unit of copying, heartbeats and resumption
+DRAFT_PREFIX = ".draft-"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def layer_name(ref: DiskRef) -> str:
+    return f"{ref.key}.qcow2"
+
+
+def point_dir(group: ProtectionGroup, point_id: str) -> str:
+    parse_point_id(point_id)   # a malformed id never becomes a path
+    return os.path.join(group.points_dir, point_id)
+
+
+def draft_layer(draft: PointDraft, ref: DiskRef) -> str:
+    return os.path.join(draft.draft_dir, layer_name(ref))
+
+
+def chain_spec(group: ProtectionGroup, point: RecoveryPoint, key: str) -> ImageSpec:
+    """The image of disk ``key`` as of ``point``: its layer over its ancestors', from the records."""
+    disk = point.disk(key)
+    backing = None
+    if point.parent is not None:
+        backing = chain_spec(group, group.point(point.parent), key)
+    return ImageSpec(os.path.join(point_dir(group, point.point_id), disk.file), "qcow2", backing=backing)
+
+
+def draft_spec(group: ProtectionGroup, draft: PointDraft, ref: DiskRef) -> ImageSpec:
+    backing = chain_spec(group, group.point(draft.parent), ref.key) if draft.parent else None
+    return ImageSpec(draft_layer(draft, ref), "qcow2", backing=backing)
+
+
+def _qemu_img(argv: list[str], what: str, path: str, timeout: float = 3600) -> proc.Result:
+    try:
+        return proc.run(["qemu-img", *argv], timeout=timeout)
+    except VmferryError as exc:
+        raise ReplicationError(f"{what} failed: {exc}", path=path) from exc
+
+
+def create_overlay(path: str, backing: str, size: int) -> None:
+    """A new qcow2 layer over ``backing`` (a name relative to ``path``'s directory, or absolute)."""
+    _qemu_img(["create", "-q", "-f", "qcow2", "-o", "cluster_size=65536", "-b", backing, "-F", "qcow2", path,
+               str(size)], "creating a point layer", path, timeout=120)
+
+
+# -- a sync: begin, one call per disk, seal or abandon -------------------------------------------------
+def begin_point(app: str, *, store: Store | None = None, sessions: list[VmSession] | None = None,
+                reuse_open: bool = True, moment: datetime | None = None) -> PointDraft:
+    """Start a recovery point of the whole application at one moment. With ``reuse_open`` an open draft
+    is returned as it is (a retried call does not start a second one); otherwise it is abandoned first.
+    ``sessions`` (one per VM) come from the change sources; without them every VM is a package source."""
+    store = store or Store()
+    with store.locked(app):
+        group = store.load(app)
+        if group.draft is not None:
+            if reuse_open:
+                return group.draft
+            _remove_draft(group, group.draft)
+            group = replace(group, draft=None)
+        moment = moment or datetime.now(UTC)
+        seq = max([group.last_seq, *(parse_point_id(p.point_id)[1] for p in (*group.points, *group.retiring))]) + 1
+        point_id = make_point_id(moment, seq)
+        parent = group.newest.point_id if group.newest else None
+        if sessions is None:
+            sessions = [VmSession(vm.vm, vm.source_kind, "crash", json.dumps({"source": vm.source}))
+                        for vm in group.vms]
+        disks = tuple(d for vm in group.vms for d in vm.disks)
+        os.makedirs(group.points_dir, exist_ok=True)
+        tmp = os.path.join(group.points_dir, DRAFT_PREFIX + point_id)
+        if os.path.lexists(tmp):
+            raise ReplicationError(f"a draft of point {point_id} already exists", path=tmp)
+        os.mkdir(tmp)
+        draft = PointDraft(app, point_id, moment.astimezone(UTC).isoformat(timespec="seconds"), parent, tmp,
+                           disks, tuple(sessions))
+        try:
+            for ref in disks:   # a first point's layer starts empty; later ones over the parent's layer
+                if parent is not None:
+                    create_overlay(draft_layer(draft, ref), f"../{parent}/{layer_name(ref)}", ref.size)
+                else:
+                    _qemu_img(["create", "-q", "-f", "qcow2", "-o", "cluster_size=65536", draft_layer(draft, ref),
+                               str(ref.size)], "creating a point layer", draft_layer(draft, ref), timeout=120)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        store.save(replace(group, draft=draft, last_seq=seq))
+        return draft
+
+
+def sync_disk(draft: PointDraft, ref: DiskRef, resume_at: int = 0, heartbeat: Heartbeat | None = None, *,
+              source: ChangeSource | None = None, store: Store | None = None) -> DiskSyncResult:
+    """Copy the disk's changed extents into the draft's layer, in offset order, ``COPY_CHUNK`` at a time.
+    ``heartbeat`` gets the bytes of the change set done so far; called again with ``resume_at`` = the
+    last heartbeat's count, the copy restarts at the chunk that count falls in (idempotent: the same
+    bytes land at the same offsets). Without ``source`` the VM's own change source is opened."""
+    store = store or Store()
+    group = store.load(draft.app)
+    if group.draft is None or group.draft.point_id != draft.point_id:
+        raise ReplicationError(f"point {draft.point_id} of {draft.app!r} is not the open draft")
+    if ref not in draft.disks:
+        raise ReplicationError(f"disk {ref.key} is not part of point {draft.point_id}")
+    owned = source is None
+    if source is None:
+        source = open_change_source(group, draft, ref)
+    try:
+        extents = sorted(source.extents(), key=lambda e: e.offset)
+        full = bool(getattr(source, "full", False))
+        reason = str(getattr(source, "resync_reason", ""))
+        done = read = written = 0
+        start = (max(0, resume_at) // COPY_CHUNK) * COPY_CHUNK
+        with imageio.open_image(draft_spec(group, draft, ref), writable=True) as image:
+            for ext in extents:
+                if ext.offset < 0 or ext.end > ref.size:
+                    raise ReplicationError(f"changed extent {ext.offset}+{ext.length} is outside disk {ref.key} "
+                                           f"({ref.size} bytes)")
+                pos = ext.offset
+                while pos < ext.end:
+                    n = min(COPY_CHUNK - done % COPY_CHUNK, ext.end - pos)
+                    if done + n > start:
+                        skip = max(0, start - done)
+                        data = source.read(pos + skip, n - skip)
+                        read += len(data)
+                        image.pwrite(data, pos + skip)
+                        written += len(data)
+                    pos += n
+                    done += n
+                    if heartbeat is not None and done % COPY_CHUNK == 0:
+                        heartbeat(done)
+            image.flush()
+        if heartbeat is not None:
+            heartbeat(done)
+        result = DiskSyncResult(read, written, len(extents), full=full, resumed_at=start, resync_reason=reason)
+        _write_json(os.path.join(draft.draft_dir, f"{ref.key}.sync.json"), to_json(result))
+        return result
+    finally:
+        if owned:
+            source.close()
+
+
+def open_change_source(group: ProtectionGroup, draft: PointDraft, ref: DiskRef) -> ChangeSource:
+    """The change source of the VM that owns ``ref``: the package one here; a running domain's comes
+    from :mod:`vmferry.replication.tracking` (change tracking through libvirt checkpoints)."""
+    vm = group.vm(ref.vm)
+    if vm.source_kind == "package":
+        from vmferry.replication.hashsync import PackageChanges
+
+        return PackageChanges.for_draft(group, draft, ref)
+    try:
+        from vmferry.replication import tracking  # type: ignore[attr-defined]
+    except ImportError:
+        raise ReplicationError(f"VM {vm.vm!r} is a running libvirt domain, and change tracking for running "
+                               "domains is not installed in this vmferry") from None
+    return tracking.open_change_source(group, draft, ref)
+
+
+def seal_point(draft: PointDraft, *, store: Store | None = None) -> RecoveryPoint:
+    """Record the digests of every disk of the draft, make it read-only and publish it as a point."""
+    store = store or Store()
+    with store.locked(draft.app):
+        group = store.load(draft.app)
+        if group.draft is None or group.draft.point_id != draft.point_id or not os.path.isdir(draft.draft_dir):
+            adopted = _adopt_sealed(store, group, draft)
+            if adopted is not None:
+                return adopted
+            raise ReplicationError(f"point {draft.point_id} of {draft.app!r} is not the open draft")
+        disks = []
+        bytes_read = bytes_written = 0
+        for ref in draft.disks:
+            layer = draft_layer(draft, ref)
+            if not os.path.exists(layer):
+                raise ReplicationError(f"disk {ref.key} of point {draft.point_id} was never copied", path=layer)
+            hashes = _point_map(group, draft, ref)
+            _write_map(os.path.join(draft.draft_dir, f"{ref.key}.map"), hashes)
+            sync = _read_sync(draft, ref)
+            bytes_read += sync.bytes_read if sync else 0
+            bytes_written += sync.bytes_written if sync else 0
+            disks.append(PointDisk(ref, layer_name(ref), imageio.map_digest(hashes, ref.size, imageio.BLOCK_SIZE),
+                                   imageio.file_digest(layer), imageio.BLOCK_SIZE,
+                                   sync.bytes_written if sync else _allocated_bytes(layer)))
+        taken = datetime.fromisoformat(draft.taken_at)
+        sealed_at = datetime.now(UTC)
+        point = RecoveryPoint(draft.app, draft.point_id, draft.taken_at, sealed_at.isoformat(timespec="seconds"),
+                              draft.parent, draft.consistency, draft.sessions, tuple(disks), bytes_read,
+                              bytes_written, round((sealed_at - taken).total_seconds(), 3))
+        _write_json(os.path.join(draft.draft_dir, "point.json"), to_json(point))
+        for name in os.listdir(draft.draft_dir):
+            _read_only(os.path.join(draft.draft_dir, name))
+        final = point_dir(group, draft.point_id)
+        os.rename(draft.draft_dir, final)
+        fsync_dir(group.points_dir)
+        store.save(replace(group, points=(*group.points, point), draft=None))
+        return point
+
+
+def _adopt_sealed(store: Store, group: ProtectionGroup, draft: PointDraft) -> RecoveryPoint | None:
+    """A seal that renamed the draft but died before the record was written: finish it."""
+    if any(p.point_id == draft.point_id for p in group.points):
+        return group.point(draft.point_id)
+    record = os.path.join(point_dir(group, draft.point_id), "point.json")
+    if not os.path.exists(record):
+        return None
+    with open(record, encoding="utf-8") as fh:
+        point = loads(RecoveryPoint, fh.read())
+    store.save(replace(group, points=(*group.points, point), draft=None))
+    return point
+
+
+def abandon_point(draft: PointDraft, *, store: Store | None = None) -> None:
+    """Remove everything the draft wrote; the group is as before the draft began."""
+    store = store or Store()
+    with store.locked(draft.app):
+        group = store.load(draft.app)
+        _remove_draft(group, draft)
+        if group.draft is not None and group.draft.point_id == draft.point_id:
+            store.save(replace(group, draft=None))
+
+
+def _remove_draft(group: ProtectionGroup, draft: PointDraft) -> None:
+    expected = os.path.join(group.points_dir, DRAFT_PREFIX + draft.point_id)
+    if os.path.abspath(draft.draft_dir) != expected:
+        raise ReplicationError(f"draft directory {draft.draft_dir} is not where drafts of {group.app!r} live")
+    if any(s.source_kind == "domain" for s in draft.sessions):
+        with contextlib.suppress(ImportError):
+            from vmferry.replication import tracking  # type: ignore[attr-defined]
+
+            end = getattr(tracking, "end_sessions", None)
+            if end is not None:
+                end(group, draft, success=False)
+    shutil.rmtree(expected, ignore_errors=True)
+
+
+# -- digests -----------------------------------------------------------------------------------------
+def _point_map(group: ProtectionGroup, draft: PointDraft, ref: DiskRef) -> list[bytes]:
+    """The block hashes of the disk in the draft: the parent's map with every block the layer holds
+    re-read (through the chain) and re-hashed; a first point is hashed whole."""
+    bs = imageio.BLOCK_SIZE
+    spec = draft_spec(group, draft, ref)
+    with imageio.open_image(spec) as image:
+        if draft.parent is None:
+            return imageio.block_hashes(image, bs)
+        hashes = read_map(os.path.join(point_dir(group, draft.parent), f"{ref.key}.map"), ref.size, bs)
+        for start, length in layer_extents(draft_layer(draft, ref)):
+            first, last = start // bs, (start + length - 1) // bs
+            for block in range(first, last + 1):
+                off = block * bs
+                hashes[block] = imageio.block_hash(image.pread(min(bs, ref.size - off), off))
+        return hashes
+
+
+def layer_extents(layer: str) -> list[tuple[int, int]]:
+    """The byte ranges the layer itself holds (data or zeros written in it), its backing ignored."""
+    result = _qemu_img(["map", "--output=json", *ImageSpec(layer, "qcow2").argv()], "mapping a point layer", layer)
+    try:
+        doc = json.loads(result.stdout)
+    except ValueError as exc:
+        raise ReplicationError("qemu-img map printed output that is not JSON", path=layer) from exc
+    return [(int(e["start"]), int(e["length"])) for e in doc if e.get("present") and e.get("depth", 0) == 0]
+
+
+def _allocated_bytes(layer: str) -> int:
+    return sum(length for _, length in layer_extents(layer))
+
+
+def read_map(path: str, size: int, block_size: int) -> list[bytes]:
+    count = -(-size // block_size)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ReplicationError(f"cannot read the block map: {exc.strerror}", path=path) from exc
+    if len(data) != count * 32:
+        raise ReplicationError(f"the block map holds {len(data) // 32} blocks, the disk has {count}", path=path)
+    return [data[i:i + 32] for i in range(0, len(data), 32)]
+
+
+def _write_map(path: str, hashes: list[bytes]) -> None:
+    with open(path, "wb") as fh:
+        fh.write(b"".join(hashes))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _write_json(path: str, data: object) -> None:
+    temp = path + ".tmp"
+    with open(temp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(temp, path)
+
+
+def _read_sync(draft: PointDraft, ref: DiskRef) -> DiskSyncResult | None:
+    path = os.path.join(draft.draft_dir, f"{ref.key}.sync.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as fh:
+        return from_json(DiskSyncResult, json.load(fh))
+
+
+def _read_only(path: str) -> None:
+    mode = os.stat(path).st_mode
+    os.chmod(path, mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def verify_point(group: ProtectionGroup, point_id: str, *, deep: bool = True) -> list[str]:
+    """Problems found (empty: the point is whole). Shallow: every layer file of the point still has the
+    digest recorded when it was sealed. Deep: also every disk, read through its chain, gives the
+    content digest recorded at sealing (which no merge changes)."""
+    point = group.point(point_id)
+    problems = []
+    for disk in point.disks:
+        layer = os.path.join(point_dir(group, point_id), disk.file)
+        if not os.path.exists(layer):
+            problems.append(f"{disk.ref.key}: layer {layer} is missing")
+            continue
+        if imageio.file_digest(layer) != disk.file_digest:
+            problems.append(f"{disk.ref.key}: layer file digest differs from the one recorded at sealing")
+        if deep:
+            try:
+                with imageio.open_image(chain_spec(group, point, disk.ref.key)) as image:
+                    hashes = imageio.block_hashes(image, disk.block_size)
+            except ReplicationError as exc:
+                problems.append(f"{disk.ref.key}: cannot read the disk: {exc}")
+                continue
+            if imageio.map_digest(hashes, disk.ref.size, disk.block_size) != disk.content_digest:
+                problems.append(f"{disk.ref.key}: the disk's content differs from the digest recorded at sealing")
+    return problems
+
+
+# -- retention ----------------------------------------------------------------------------------------
+def apply_retention(app: str, keep: int | None = None, *, store: Store | None = None) -> list[str]:
+    """Keep the newest ``keep`` points (the group's own setting by default): each older point is merged
+    into the next one (``qemu-img commit`` of the next layer into the old one, which then takes the next
+    layer's name), so every kept point reads exactly the bytes it was sealed with. Returns the ids of
+    the points merged away. Resumable: an interrupted merge is finished by the next call."""
+    store = store or Store()
+    merged = []
+    with store.locked(app):
+        group = store.load(app)
+        keep = group.keep if keep is None else keep
+        if keep < 1:
+            raise ReplicationError(f"retention must keep at least one point, not {keep}")
+        group = _finish_retiring(store, group)
+        while len(group.points) > keep:
+            oldest = group.points[0]
+            group = replace(group, points=group.points[1:], retiring=(oldest,))
+            store.save(group)
+            group = _finish_retiring(store, group)
+            merged.append(oldest.point_id)
+    return merged
+
+
+def _finish_retiring(store: Store, group: ProtectionGroup) -> ProtectionGroup:
+    if not group.retiring:
+        return group
+    (old,) = group.retiring
+    nxt = group.points[0]
+    old_dir, nxt_dir = point_dir(group, old.point_id), point_dir(group, nxt.point_id)
+    disks = []
+    for disk in nxt.disks:
+        nxt_layer = os.path.join(nxt_dir, disk.file)
+        old_layer = os.path.join(old_dir, old.disk(disk.ref.key).file)
+        if os.path.exists(old_layer):
+            if _has_backing(nxt_layer):
+                os.chmod(old_layer, 0o600)
+                spec = ImageSpec(nxt_layer, "qcow2", backing=ImageSpec(old_layer, "qcow2"))
+                _qemu_img(["commit", "-q", "-d", *spec.argv()], "merging a recovery point", nxt_layer)
+                os.chmod(nxt_layer, 0o600)
+                os.replace(old_layer, nxt_layer)
+                fsync_dir(nxt_dir)
+            _read_only(nxt_layer)
+        disks.append(replace(disk, file_digest=imageio.file_digest(nxt_layer)))
+    merged = replace(nxt, parent=None, disks=tuple(disks), merged_from=(*old.merged_from, old.point_id,
+                                                                         *nxt.merged_from))
+    record = os.path.join(nxt_dir, "point.json")
+    os.chmod(record, 0o600)
+    _write_json(record, to_json(merged))
+    _read_only(record)
+    shutil.rmtree(old_dir, ignore_errors=True)
+    group = replace(group, points=(merged, *group.points[1:]), retiring=())
+    store.save(group)
+    return group
+
+
+def _has_backing(layer: str) -> bool:
+    result = _qemu_img(["info", "--output=json", *ImageSpec(layer, "qcow2").argv(chain=False)],
+                       "reading a point layer", layer, timeout=60)
+    return bool(json.loads(result.stdout).get("backing-filename"))
+
+
+def dump_point(point: RecoveryPoint) -> str:
+    return dumps(point)
