@@ -1,11 +1,14 @@
-"""A real, simple implementation of the replication contract over plain files, for the workflow tests.
+"""A real, simple implementation of the replication contract for the workflow tests: raw files as the
+source disks, the project's resumable copy (:func:`vmferry.replication.copy.copy_into_image`, qcow2
+written through a private qemu-nbd) as the data path.
 
-Each application's "disks" are the files of ``root/sources/<app>/`` (named ``<vm>.<disk>``); a point
-copies each into ``root/replicas/<app>/.draft-<id>/`` in fixed chunks (heartbeating bytes done,
-resuming from ``resume_at``), then sealing records SHA-256 digests in ``point.json`` and renames the
-draft to ``root/replicas/<app>/<id>/``. ``$VMFERRY_TEST_CHUNK_DELAY`` slows each chunk (seconds) so
-that a test can kill a worker in the middle of a copy. Every chunk written is logged (one JSON line:
-pid, disk, offset, length) in ``root/writes.log`` so tests count the bytes each process really wrote.
+Each application's disks are the raw files of ``root/sources/<app>/`` (named ``<vm>.<disk>``); a point
+copies each into a qcow2 image ``root/replicas/<app>/.draft-<id>/<vm>.<disk>.qcow2`` (heartbeating
+bytes done, resuming from ``resume_at``), then sealing records the SHA-256 of each disk as the guest
+sees it in ``point.json`` and renames the draft to ``root/replicas/<app>/<id>/``.
+``$VMFERRY_TEST_CHUNK_DELAY`` slows each chunk read (seconds) so that a test can kill a worker in the
+middle of a copy. Every chunk the copy reads from a source is logged (one JSON line: pid, disk,
+offset, length) in ``root/writes.log``, so tests count the bytes each process really moved.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from vmferry.errors import ReplicationError
+from vmferry.replication.copy import copy_into_image
 from vmferry.replication.model import (
     DiskRef,
     DiskSyncResult,
+    Extent,
     PointDisk,
     PointDraft,
     RecoveryPoint,
@@ -33,6 +38,40 @@ from vmferry.replication.model import (
 )
 
 CHUNK = 256 * 1024
+
+
+def sha256_image(path: Path) -> str:
+    """SHA-256 of a qcow2 image's contents as a guest reads them."""
+    from vmferry.tools import nbd
+
+    digest = hashlib.sha256()
+    with nbd.serve_image(path, "qcow2", readonly=True) as export:
+        size = export.size()
+        for offset in range(0, size, 1 << 20):
+            digest.update(export.pread(offset, min(1 << 20, size - offset)))
+    return digest.hexdigest()
+
+
+class FileSource:
+    """A raw file as a change source: every byte changed (a first copy), reads logged and slowed."""
+
+    def __init__(self, path: Path, key: str, log, delay: float) -> None:
+        self.path, self.key, self.log, self.delay = path, key, log, delay
+        self.file = open(path, "rb")  # noqa: SIM115 - closed by close()
+
+    def extents(self) -> list[Extent]:
+        return [Extent(0, self.path.stat().st_size)]
+
+    def read(self, offset: int, length: int) -> bytes:
+        self.file.seek(offset)
+        data = self.file.read(length)
+        self.log({"pid": os.getpid(), "disk": self.key, "offset": offset, "length": len(data)})
+        if self.delay:
+            time.sleep(self.delay)
+        return data
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def sha256_file(path: Path) -> str:
@@ -85,31 +124,21 @@ class FileCopyLibrary:
                           str(draft_dir), tuple(disks), sessions)
 
     def sync_disk(self, draft: PointDraft, ref: DiskRef, *, resume_at: int = 0, heartbeat=None) -> DiskSyncResult:
-        source = self.sources(draft.app) / ref.key
-        target = Path(draft.draft_dir) / ref.key
+        from vmferry.tools.qemu_img import create
+
         if not Path(draft.draft_dir).is_dir():
             raise ReplicationError(f"the draft of point {draft.point_id} is gone", path=draft.draft_dir)
-        start = min(resume_at - resume_at % self.chunk, ref.size)
-        written = 0
-        with open(source, "rb") as src, open(target, "r+b" if target.exists() else "w+b") as dst:
-            dst.truncate(ref.size)
-            offset = start
-            while offset < ref.size:
-                length = min(self.chunk, ref.size - offset)
-                src.seek(offset)
-                data = src.read(length)
-                dst.seek(offset)
-                dst.write(data)
-                dst.flush()
-                os.fsync(dst.fileno())
-                written += length
-                self._log({"pid": os.getpid(), "disk": ref.key, "offset": offset, "length": length})
-                offset += length
-                if heartbeat is not None:
-                    heartbeat(offset)
-                if self.delay:
-                    time.sleep(self.delay)
-        return DiskSyncResult(written, written, 1, full=True, resumed_at=start)
+        image = Path(draft.draft_dir) / f"{ref.key}.qcow2"
+        if not image.exists():
+            create(str(image), "qcow2", ref.size)
+        source = FileSource(self.sources(draft.app) / ref.key, ref.key, self._log, self.delay)
+        try:
+            result = copy_into_image(source, image, chunk=self.chunk, resume_at=resume_at, heartbeat=heartbeat,
+                                     heartbeat_every=0.2)
+        finally:
+            source.close()
+        return DiskSyncResult(result.bytes_read, result.bytes_written, result.extents, full=True,
+                              resumed_at=result.resumed_at)
 
     def seal_point(self, draft: PointDraft) -> RecoveryPoint:
         final = self.replicas(draft.app) / draft.point_id
@@ -118,11 +147,10 @@ class FileCopyLibrary:
         draft_dir = Path(draft.draft_dir)
         disks = []
         for ref in draft.disks:
-            path = draft_dir / ref.key
-            if not path.is_file() or path.stat().st_size != ref.size:
-                raise ReplicationError(f"disk {ref.key} of point {draft.point_id} is incomplete", path=path)
-            digest = sha256_file(path)
-            disks.append(PointDisk(ref, ref.key, digest, digest, self.chunk, ref.size))
+            path = draft_dir / f"{ref.key}.qcow2"
+            if not path.is_file():
+                raise ReplicationError(f"disk {ref.key} of point {draft.point_id} is missing", path=path)
+            disks.append(PointDisk(ref, path.name, sha256_image(path), sha256_file(path), self.chunk, ref.size))
         point = RecoveryPoint(draft.app, draft.point_id, draft.taken_at, datetime.now(UTC).isoformat(),
                               draft.parent, draft.consistency, draft.sessions, tuple(disks))
         (draft_dir / "point.json").write_text(dumps(point))
@@ -136,6 +164,7 @@ class FileCopyLibrary:
         folder = self.replicas(app) / point_id
         point = loads(RecoveryPoint, (folder / "point.json").read_text())
         for disk in point.disks:
-            if sha256_file(folder / disk.file) != disk.content_digest:
+            if sha256_file(folder / disk.file) != disk.file_digest or \
+                    sha256_image(folder / disk.file) != disk.content_digest:
                 raise ReplicationError(f"disk {disk.file} of point {point_id} does not match its digest")
         return point

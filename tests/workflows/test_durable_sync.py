@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
 from collections import defaultdict
 
@@ -81,15 +82,18 @@ def test_kill9_mid_copy_resumes_from_last_heartbeat(temporal, start_worker, tmp_
     remainder = size - last_beat
     assert last_beat - CHUNK < result.resumed_at <= last_beat
     assert result.bytes_written <= remainder + CHUNK
-    # ... and so say the bytes really written, process by process
-    written = writes_by_pid(tmp_path)
-    assert written[second.pid] == result.bytes_written <= remainder + CHUNK
-    assert written[first.pid] >= last_beat
+    # ... and so say the bytes each process really read from the source disk
+    moved = writes_by_pid(tmp_path)
+    assert moved[second.pid] == result.bytes_read <= remainder + CHUNK
+    assert moved[first.pid] >= last_beat
     # the point is whole and verifies; nothing half-written remains for a later point or a launch
     library = FileCopyLibrary(tmp_path)
     assert library.points("shop") == [point.point_id]
     assert library.verify("shop", point.point_id) == point
     assert point.disks[0].content_digest == sha256_file(tmp_path / "sources" / "shop" / "web.vda")
+    check = subprocess.run(["qemu-img", "check", "-f", "qcow2", tmp_path / "replicas" / "shop" / point.point_id /
+                            point.disks[0].file], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
     assert not list((tmp_path / "replicas" / "shop").glob(".*"))
     assert [r["type"] for r in runs.values()].count("seal_point") == 1
     assert "abandon_point" not in [r["type"] for r in runs.values()]
