@@ -125,13 +125,23 @@ def judged_findings(report, vm, target: str, href: str) -> list[Finding]:
     # where convert repairs the guest and the repair fixes every error at the default bus, convert then
     # chooses that bus (it inspects the repaired image): the findings stand as they are, fixed by repair
     repaired = "repair" in fixers and all(applied(f, fixers) for f in result.findings if f.severity == "error")
-    if target == "kvm" and not repaired:
-        from vmferry.targets.kvm import GUEST_BUS, choose_bus, choose_nic
+    from vmferry.tables.targets import target as target_row
 
+    row = target_row(target)
+    if row.follows_guest and not repaired:   # convert picks the bus and NIC the guest has drivers for
         default = result
-        bus, _, _ = choose_bus(report, "auto", vm)
-        bus = GUEST_BUS[bus]  # libvirt's "scsi" is the guest's virtio-scsi
-        nic = choose_nic(report, "auto")
+        if target == "kvm":
+            from vmferry.targets.kvm import GUEST_BUS, choose_bus, choose_nic
+
+            bus, _, _ = choose_bus(report, "auto", vm)
+            bus = GUEST_BUS[bus]  # libvirt's "scsi" is the guest's virtio-scsi
+            nic = choose_nic(report, "auto")
+        else:
+            from vmferry.guest.drivers import guest_drivers, pick_bus, pick_nic
+
+            drv = guest_drivers(report)
+            bus = (pick_bus(drv, row.boot_buses) if drv.checked else None) or row.boot_buses[0]
+            nic = (pick_nic(drv, row.guest_nics) if drv.checked else None) or row.guest_nics[0]
         result = readiness(report, target, bus=bus, nic=nic)
         kept = {(f.rule, f.location) for f in result.findings}
         for f in default.reasons:

@@ -117,6 +117,15 @@ def convert_package(path: str | os.PathLike, target: str, output: str | os.PathL
     from vmferry.targets.ovf_writer import write_descriptor
 
     path, output = os.fspath(path), os.path.abspath(os.fspath(output))
+    from vmferry.tables.targets import TARGETS
+
+    if getattr(TARGETS.get(target), "output", None) == "cloud":   # disk images and the target's documents
+        if ova or descriptor_only or prepare_boot_disk is not None:
+            raise UsageError(f"{target} is written as a directory of disk images and documents (no OVA, "
+                             "no descriptor alone)")
+        from vmferry.targets.clouds import convert_to_cloud
+
+        return convert_to_cloud(path, target, output, disk_format=disk_format, force=force, reporter=reporter)
     style = _style(target)
     envelope, pkg = load(path, descriptor_only)
     portable, findings = prepare(envelope, target)

@@ -43,6 +43,10 @@ def portability_findings(env: Envelope, pkg: PortablePackage, target: str) -> li
         out += _device_rules(vm, target)
         out += _property_rules(vm, target)
     out += _package_rules(env, pkg, target)
+    if TARGETS[target].cloud is not None:   # disk images and the target's documents: its own rules too
+        from vmferry.targets.clouds.rules import cloud_findings
+
+        out += cloud_findings(pkg, TARGETS[target])
     return out
 
 

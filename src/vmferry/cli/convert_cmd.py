@@ -1,8 +1,9 @@
 """Convert a package for a target: the descriptor in the target's dialect and OVF version, disks in
 the target's format, a fresh SHA256 manifest, and a report of every change and every element dropped.
 
-Targets: dmtf (the generic portable profile: DMTF elements only), vmware, virtualbox, xen; and kvm
-(qcow2 disks and a libvirt domain XML).
+Targets: dmtf (the generic portable profile: DMTF elements only), vmware, virtualbox, xen; kvm
+(qcow2 disks and a libvirt domain XML); and the cloud targets of the targets table (disk images in the
+target's format and its own documents: docs/targets.md).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from vmferry.cli.common import emit_json, print_findings
-from vmferry.tables.targets import converters, target
+from vmferry.tables.targets import converters, names, target
 
 
 def add_arguments(p) -> None:
@@ -44,13 +45,37 @@ def add_arguments(p) -> None:
     kvm.add_argument("--domain-type", choices=("kvm", "qemu"),
                      help="libvirt domain type (default: kvm when /dev/kvm is usable, else qemu/TCG)")
     kvm.add_argument("--machine", choices=("q35", "pc"), help="machine type (default: q35; pc for old guests)")
+    cloud = p.add_argument_group("cloud targets (" + ", ".join(names(output="cloud")) + ")")
+    cloud.add_argument("--upload", action="store_true", help="send the written output to the cloud (openstack: "
+                       "Glance through openstacksdk)")
+    cloud.add_argument("--cloud", help="openstack: the clouds.yaml cloud to upload to")
+    cloud.add_argument("--image-name", help="the image name (default: the VM's name)")
+    cloud.add_argument("--switch", help="hyperv: the virtual switch the NICs join (default: 'Default Switch')")
+    cloud.add_argument("--vmid", type=int, help="proxmox: the VM id in the qm command lines (default: 100)")
+    cloud.add_argument("--storage", help="proxmox: the storage qm importovf writes to (default: local-lvm)")
+    cloud.add_argument("--bridge", help="proxmox: the bridge the NICs join (default: vmbr0)")
+
+
+# the options of the cloud group handed to the target's writer (vmferry.targets.clouds)
+CLOUD_OPTIONS = ("cloud", "image_name", "switch", "vmid", "storage", "bridge")
 
 
 def run(args) -> int:
     from vmferry.progress import make_reporter
 
     reporter = make_reporter(json_mode=args.json)
-    if args.to == "kvm":
+    if target(args.to).output == "cloud":
+        from vmferry.targets.clouds import convert_to_cloud
+
+        options = {k: getattr(args, k) for k in CLOUD_OPTIONS if getattr(args, k) is not None}
+        report = convert_to_cloud(args.path, args.to, args.output, disk_format=args.disk_format,
+                                  profile=args.profile, force=args.force, inspect_guest=not args.no_guest,
+                                  reporter=reporter, options=options, upload=args.upload)
+    elif args.upload:
+        from vmferry.errors import UsageError
+
+        raise UsageError(f"--upload is for the cloud targets ({', '.join(names(output='cloud'))})")
+    elif args.to == "kvm":
         from vmferry.targets.kvm import convert_to_kvm
 
         report = convert_to_kvm(args.path, args.output, descriptor_only=args.descriptor_only,
@@ -73,9 +98,17 @@ def run(args) -> int:
               f"source dialect {report.dialect})\n")
     for f in report.files:
         out.write(f"  wrote {f['href']}" + (f" ({f['size']} bytes)" if f.get("size") is not None else "") + "\n")
+    for d in getattr(report, "documents", []):
+        out.write(f"  wrote {d['href']} ({d['what']})\n")
     for c in getattr(report, "choices", []):
-        out.write(f"  {c['system']}: disk bus {c['disk_bus']}, NIC {c['nic_model']}, machine {c['machine']}, "
-                  f"domain type {c['domain_type']} ({c['why']})\n")
+        if "machine" in c:
+            out.write(f"  {c['system']}: disk bus {c['disk_bus']}, NIC {c['nic_model']}, machine {c['machine']}, "
+                      f"domain type {c['domain_type']} ({c['why']})\n")
+        else:
+            out.write(f"  {c['system']}: disk bus {c['disk_bus']} ({c['disk_bus_value']}), NIC {c['nic_model']} "
+                      f"({c['nic_value']}), firmware {c['firmware']} ({c['why']})\n")
+    for u in getattr(report, "uploads", []):
+        out.write(f"  uploaded {u.get('href', '')} -> {u.get('where', '')}\n")
     if report.changes:
         out.write("Changes:\n")
         for c in report.changes:

@@ -32,10 +32,11 @@ from typing import Literal
 from vmferry.guest.model import GuestReport
 
 Bus = Literal["virtio", "virtio-scsi", "sata", "ide", "lsilogic", "lsisas1068", "pvscsi", "xen", "hyperv"]
-NicModel = Literal["virtio", "e1000e", "e1000", "rtl8139", "vmxnet3", "pcnet32", "xen", "hyperv"]
+NicModel = Literal["virtio", "e1000e", "e1000", "rtl8139", "vmxnet3", "pcnet32", "xen", "hyperv", "gvnic"]
 BUSES: tuple[Bus, ...] = ("virtio", "virtio-scsi", "sata", "ide", "lsilogic", "lsisas1068", "pvscsi", "xen",
                           "hyperv")
-NIC_MODELS: tuple[NicModel, ...] = ("virtio", "e1000e", "e1000", "rtl8139", "vmxnet3", "pcnet32", "xen", "hyperv")
+NIC_MODELS: tuple[NicModel, ...] = ("virtio", "e1000e", "e1000", "rtl8139", "vmxnet3", "pcnet32", "xen", "hyperv",
+                                    "gvnic")
 
 # Linux: bus -> drivers needed before the root file system is mounted. Each entry is one driver, or
 # alternatives separated by "|" (any one of them will do).
@@ -53,7 +54,7 @@ BUS_DRIVERS: dict[str, tuple[str, ...]] = {
 NIC_DRIVERS: dict[str, tuple[str, ...]] = {
     "virtio": ("virtio_pci", "virtio_net"), "e1000": ("e1000",), "e1000e": ("e1000e",),
     "rtl8139": ("8139cp|8139too",), "vmxnet3": ("vmxnet3",), "pcnet32": ("pcnet32",),
-    "xen": ("xen_netfront",), "hyperv": ("hv_vmbus", "hv_netvsc"),
+    "xen": ("xen_netfront",), "hyperv": ("hv_vmbus", "hv_netvsc"), "gvnic": ("gve",),
 }
 
 
@@ -101,6 +102,7 @@ WINDOWS_NIC: dict[str, tuple[WindowsDriver, ...]] = {
     "xen": (W(("xennet",), ("xennet.sys",), (), "Xen PV drivers"),),
     "hyperv": (W(("netvsc",), ("netvsc.sys", "netvsc60.sys", "netvsc63.sys"), (),
                  "inbox in Windows 2008 R2 and later"),),
+    "gvnic": (W(("gvnic",), ("gvnic.sys",), ("pci\\ven_1ae0&dev_0042",), "Google's gVNIC driver (googet)"),),
 }
 BOOT_START = 0
 

@@ -59,6 +59,7 @@ SPELLINGS: tuple[NicSpelling, ...] = (
     S("Am79C973", "pcnet32", "VirtualBox adapter type (PCnet-FAST III)"),
     S("Am79C960", "pcnet32", "VirtualBox adapter type (PCnet-ISA)"),
     S("virtio", "virtio", "VirtualBox, Cisco, libvirt"),
+    S("VIRTIO_NET", "virtio", "Compute Engine nicType"),
     S("virtio-net", "virtio", "QEMU/libvirt documents"),
     S("3", "virtio", "oVirt/RHV (VmInterfaceType pv), virt-v2v -o rhv/vdsm"),
     S("2", "e1000", "oVirt/RHV (VmInterfaceType e1000), virt-v2v -o rhv/vdsm"),

@@ -85,9 +85,27 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class CloudSpec:
+    """How a target that imports disk images and documents (no OVF of vmferry's dialects) is written:
+    :mod:`vmferry.targets.clouds` reads it, the module ``writer`` writes the target's own documents."""
+    writer: str                   # module of vmferry.targets.clouds that writes the target's documents
+    documents: tuple[str, ...]    # what the output holds besides the disks (docs/targets.md)
+    bus_values: tuple[tuple[str, str], ...]  # guest bus (boot_buses) -> the target's spelling of it
+    nic_values: tuple[tuple[str, str], ...] = ()  # guest NIC model -> its spelling, where `nics` has none
+    size_align: int = 1           # disk virtual sizes are rounded up to a multiple of this many bytes
+    max_disks: int | None = None  # disks one VM (one import) takes
+    max_boot_disk_bytes: int | None = None  # the boot disk's largest size
+    partition_tables: tuple[str, ...] = ()  # the boot disk must carry one of these (mbr, gpt) with a
+    #                                         bootable partition; () not checked
+    upload: str | None = None     # how ``--upload`` sends the output (openstacksdk, s3, azure-blob); None: no upload
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     name: str
-    output: str | None            # what `convert` writes: "ovf", "libvirt"; None: readiness only (no converter yet)
+    output: str | None            # what `convert` writes: "ovf", "libvirt", "cloud" (disk images and the
+    #                               target's documents, :attr:`cloud`); None: readiness only (no converter)
     ovf: OvfDialect | None
     disk_formats: tuple[str, ...]  # formats the target imports (vmferry.disks.formats names); first: default
     accepts_family: tuple[str, ...]  # VirtualSystemType prefixes taken as they are ("": any)
@@ -114,6 +132,7 @@ class Target:
     collections: bool = True      # imports a VirtualSystemCollection as one unit
     masked_properties: bool = True  # has a masked entry for password properties
     tools_conflict: bool = False  # its guest tools run services (time sync, balloon) that fight other vendors'
+    cloud: CloudSpec | None = None  # output == "cloud": how it is written
     note: str = ""
 
 
@@ -234,7 +253,52 @@ ROWS: tuple[Target, ...] = (
          reads_packed_files=False, firmware=("bios", "efi", "secure_boot"), profiles=False, collections=False,
          masked_properties=False,
          note="libvirt domain XML and qcow2 disks; the disk bus and NIC model follow the guest's drivers"),
-    _row("hyperv", output=None, ovf=None, disk_formats=("vhd", "vhdx"), accepts_family=("Microsoft:Hyper-V:",),
+    _row("openstack", output="cloud", ovf=None, disk_formats=("qcow2", "raw"), accepts_family=("",),
+         default_family=None, os_ids=("libosinfo",),
+         nics=(("virtio", "virtio"), ("e1000e", "e1000e"), ("e1000", "e1000"), ("rtl8139", "rtl8139"),
+               ("vmxnet3", "vmxnet3"), ("pcnet32", "pcnet")),
+         nic_fallbacks=(("netvsc", "e1000", "Nova's libvirt driver has no Hyper-V synthetic NIC; " + _E1000),
+                        ("other", "e1000", _E1000)),
+         controllers=(("scsi", "virtio-scsi", SCSI, "virtio-scsi"), ("sata", "ahci", OTHER_STORAGE, "sata"),
+                      ("ide", "piix3", IDE, "ide")),
+         controller_fallbacks=(
+             ("scsi", None, "sata", "ahci", "Glance's hw_scsi_model names virtio-scsi only; " + _AHCI),
+             ("ide", None, "ide", "piix3", "QEMU's IDE controller is a PIIX3"),
+             ("nvme", None, "sata", "ahci", "Nova's hw_disk_bus has no NVMe; " + _AHCI)),
+         refuses_controllers=(), boot_buses=("virtio", "virtio-scsi", "sata", "ide"),
+         guest_nics=("virtio", "e1000e", "e1000", "rtl8139"), follows_guest=True,
+         limits=Limits(None, None, None, None), agent="qemu-guest-agent",
+         datasources=("ConfigDrive", "OpenStack", "NoCloud"), ovf_versions=(("1.x", "reads"), ("2.x", "reads")),
+         reads_packed_files=False, firmware=("bios", "efi", "secure_boot"), env_transports=(), profiles=False,
+         collections=False, masked_properties=False,
+         cloud=CloudSpec("openstack", ("Glance image properties (JSON)",),
+                         bus_values=(("virtio", "virtio"), ("virtio-scsi", "scsi"), ("sata", "sata"), ("ide", "ide")),
+                         upload="openstacksdk",
+                         note="Nova's libvirt driver reads hw_disk_bus, hw_scsi_model, hw_vif_model, hw_machine_type, "
+                         "hw_firmware_type, os_secure_boot, os_type, os_distro and the hw_cpu_* topology"),
+         note="Glance images (qcow2) with the properties Nova's libvirt driver reads; bus and NIC follow the guest"),
+    _row("gce", output=None,  # writer in progress (cloud)
+         ovf=None, disk_formats=("raw",), accepts_family=("",), default_family=None,
+         os_ids=("libosinfo",),
+         nics=(("virtio", "VIRTIO_NET"),),
+         nic_fallbacks=tuple((m, "virtio", "Compute Engine offers virtio-net and gVNIC only")
+                             for m in ("e1000", "e1000e", "vmxnet3", "pcnet32", "rtl8139", "netvsc", "other")),
+         controllers=(("scsi", "virtio-scsi", SCSI, "VIRTIO_SCSI"),),
+         controller_fallbacks=tuple((k, None, "scsi", "virtio-scsi", "Compute Engine attaches disks on virtio-scsi "
+                                     "(or NVMe on newer machine series)") for k in ("ide", "sata", "scsi", "nvme")),
+         refuses_controllers=(), boot_buses=("virtio-scsi",), guest_nics=("virtio", "gvnic"),
+         limits=Limits(None, None, None, 2048 << 30), agent="google-guest-agent", datasources=("GCE",),
+         ovf_versions=(("1.x", "reads"), ("2.x", "reads")), reads_packed_files=False,
+         firmware=("bios", "efi", "secure_boot"), env_transports=(), profiles=False, collections=False,
+         masked_properties=False,
+         cloud=CloudSpec("gce", ("disk.raw in a gzip'd GNU oldgnu tar (sparse)", "image description (JSON)",
+                                 "gcloud command line"),
+                         bus_values=(("virtio-scsi", "SCSI"),), nic_values=(("virtio", "VIRTIO_NET"), ("gvnic", "GVNIC")),
+                         size_align=1 << 30, max_boot_disk_bytes=2048 << 30, partition_tables=("mbr", "gpt"),
+                         note="Compute Engine's manual import: one image per disk, sizes in whole GB (GiB)"),
+         note="Compute Engine images: a raw disk in a gzip'd tar, guest OS features from the guest's drivers"),
+    _row("hyperv", output=None,  # writer in progress (cloud)
+         ovf=None, disk_formats=("vhdx", "vhd"), accepts_family=("Microsoft:Hyper-V:",),
          default_family="Microsoft:Hyper-V:SubType:1", os_ids=(),
          nics=(("netvsc", "Microsoft:Hyper-V:Synthetic Ethernet Port"),),
          nic_fallbacks=tuple((m, "netvsc", _HV if m == "e1000" else "see e1000")
@@ -248,9 +312,40 @@ ROWS: tuple[Target, ...] = (
              ("sata", None, "ide", "piix4", "Hyper-V has no SATA; Gen 1 boots from IDE"),
              ("nvme", None, "scsi", "storvsc", "Hyper-V has no NVMe for guests")),
          refuses_controllers=(), boot_buses=("hyperv", "ide"), guest_nics=("hyperv",),
-         limits=Limits(None, None, None, None), agent="hyperv-daemons", datasources=("Azure", "NoCloud"),
-         firmware=("bios", "efi", "secure_boot"), env_transports=(),
-         note="guest readiness only: vmferry has no Hyper-V converter yet"),
+         limits=Limits(None, 240, 12 << 20, 64 << 40), agent="hyperv-daemons", datasources=("Azure", "NoCloud"),
+         ovf_versions=(("1.x", "reads"), ("2.x", "reads")), reads_packed_files=False,
+         firmware=("bios", "efi", "secure_boot"), env_transports=(), profiles=False, collections=False,
+         masked_properties=False,
+         cloud=CloudSpec("hyperv", ("PowerShell script creating the VM (New-VM -Generation 1|2)",),
+                         bus_values=(("hyperv", "SCSI"), ("ide", "IDE")), nic_values=(("hyperv", "Synthetic"),),
+                         max_disks=64 * 4 + 4,
+                         note="generation 2 (UEFI) boots from SCSI, generation 1 (BIOS) from IDE"),
+         note="Hyper-V on Windows Server 2016 and later: VHDX disks and a New-VM script (Hyper-V imports no OVF)"),
+    _row("proxmox", output=None,  # writer in progress (cloud)
+         ovf=None, disk_formats=("qcow2", "raw", "vmdk-stream"), accepts_family=("",),
+         default_family=None, os_ids=("cim",),
+         nics=(("virtio", "virtio"), ("e1000e", "e1000e"), ("e1000", "e1000"), ("vmxnet3", "vmxnet3"),
+               ("rtl8139", "rtl8139"), ("pcnet32", "pcnet")),
+         nic_fallbacks=(("netvsc", "e1000", "QEMU has no Hyper-V synthetic NIC; " + _E1000),
+                        ("other", "e1000", _E1000)),
+         controllers=(("scsi", "virtio-scsi", SCSI, "virtio-scsi-pci"), ("scsi", "lsilogic", SCSI, "lsi"),
+                      ("scsi", "lsisas1068", SCSI, "lsi"), ("scsi", "pvscsi", SCSI, "pvscsi"),
+                      ("sata", "ahci", OTHER_STORAGE, None), ("ide", "piix3", IDE, None)),
+         controller_fallbacks=(
+             ("scsi", None, "scsi", "lsilogic", "Proxmox's scsihw choices: lsi, megasas, pvscsi, virtio-scsi-pci"),
+             ("ide", None, "ide", "piix3", "QEMU's IDE controller is a PIIX3"),
+             ("nvme", None, "sata", "ahci", "qm importovf attaches IDE, SCSI and SATA disks only; " + _AHCI)),
+         refuses_controllers=(), boot_buses=("virtio-scsi", "sata", "ide"),
+         guest_nics=("virtio", "e1000e", "e1000", "rtl8139"), follows_guest=True,
+         limits=Limits(32, None, None, None), agent="qemu-guest-agent", datasources=("NoCloud", "ConfigDrive"),
+         ovf_versions=(("1.x", "reads"), ("2.x", "reads")), reads_packed_files=False,
+         firmware=("bios", "efi", "secure_boot"), env_transports=(), profiles=False, collections=False,
+         masked_properties=False,
+         cloud=CloudSpec("proxmox", ("OVF that qm importovf reads", "qm importovf / qm set command lines"),
+                         bus_values=(("virtio-scsi", "scsi"), ("sata", "sata"), ("ide", "ide")), max_disks=31,
+                         note="qm importovf reads OVF 1.x: one VirtualSystem, one CPU and one memory Item, disk "
+                         "Items on IDE (5), SCSI (6) or SATA (20) controllers, hrefs beside the OVF, CIM OS ids"),
+         note="Proxmox VE: the OVF subset qm importovf reads, qcow2 disks, qm set for what it does not read"),
 )
 
 TARGETS: dict[str, Target] = {t.name: t for t in ROWS}

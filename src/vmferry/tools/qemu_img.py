@@ -205,3 +205,10 @@ def convert(src: ImageSpec, dst_path: str, dst_fmt: str, options: Mapping[str, s
     """Convert ``src`` into a new image ``dst_path``; raises :class:`DiskError` on failure."""
     _run(convert_argv(src, dst_path, dst_fmt, options), f"converting to {dst_fmt}", src.path,
          timeout=timeout)
+
+
+def resize(path: str, fmt: str, size: int) -> None:
+    """Grow the image ``path`` (format ``fmt``) to ``size`` bytes of virtual size."""
+    if not isinstance(size, int) or size <= 0:
+        raise DiskError(f"cannot resize an image to {size} bytes", path=path)
+    _run([QEMU_IMG, "resize", "-q", "-f", fmt, path, str(size)], "resizing the image", path, timeout=120)
