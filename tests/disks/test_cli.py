@@ -50,10 +50,10 @@ def test_pack_unpack_and_convert_from_inside_the_ova(tmp_path, odd_raw):
     doc = json.loads(done.stdout)
     assert [f["name"] for f in doc["files"]] == ["vm.ovf", "disk.vmdk"]
     assert run_vmferry("unpack", ova, "--verify-only").returncode == 0
-    out = tmp_path / "d.vhdx"
+    out = tmp_path / "d.vhd"
     done = run_vmferry("disk", "convert", f"{ova}:disk.vmdk", "--target", "hyperv", "-o", out)
     assert done.returncode == 0, done.stderr
-    assert open_disk(out).format == "vhd"  # hyperv's default is VHD, whatever the name says
+    assert open_disk(out).format == "vhdx"  # hyperv's default is VHDX (the targets table), whatever the name says
     assert run_vmferry("disk", "compare", odd_raw, out).returncode == 0
     done = run_vmferry("unpack", ova, "-o", tmp_path / "un", "--json")
     assert sorted(json.loads(done.stdout)["files"]) == ["disk.vmdk", "vm.mf", "vm.ovf"]
