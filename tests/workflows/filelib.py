@@ -103,14 +103,16 @@ class FileCopyLibrary:
             fcntl.flock(f, fcntl.LOCK_EX)
             f.write(json.dumps(record) + "\n")
 
-    def begin_point(self, app: str) -> PointDraft:
+    def begin_point(self, app: str, fresh: bool = True) -> PointDraft:
         source = self.sources(app)
         if not source.is_dir():
             raise ReplicationError(f"application {app!r} is not protected", path=source)
         replica = self.replicas(app)
         replica.mkdir(parents=True, exist_ok=True)
-        for stale in replica.glob(".draft-*"):  # an earlier attempt's draft never becomes a point
-            shutil.rmtree(stale)
+        for stale in replica.glob(".draft-*"):
+            if not fresh and (stale / "draft.json").exists():  # a retry of this run: its own draft
+                return loads(PointDraft, (stale / "draft.json").read_text())
+            shutil.rmtree(stale)  # a dead run's draft never becomes a point
         points = self.points(app)
         point_id = make_point_id(datetime.now(UTC), len(points) + 1)
         draft_dir = replica / f".draft-{point_id}"
@@ -120,8 +122,10 @@ class FileCopyLibrary:
             vm, _, disk = f.name.partition(".")
             disks.append(DiskRef(app, "c", vm, disk, f.stat().st_size))
         sessions = tuple(VmSession(vm, "package", "crash") for vm in sorted({d.vm for d in disks}))
-        return PointDraft(app, point_id, datetime.now(UTC).isoformat(), points[-1] if points else None,
-                          str(draft_dir), tuple(disks), sessions)
+        draft = PointDraft(app, point_id, datetime.now(UTC).isoformat(), points[-1] if points else None,
+                           str(draft_dir), tuple(disks), sessions)
+        (draft_dir / "draft.json").write_text(dumps(draft))
+        return draft
 
     def sync_disk(self, draft: PointDraft, ref: DiskRef, *, resume_at: int = 0, heartbeat=None) -> DiskSyncResult:
         from vmferry.tools.qemu_img import create

@@ -145,10 +145,11 @@ def test_each_site_runs_its_own_activities(temporal, start_worker, tmp_path):
         return client, [await history_events(client, h.id) for h in (shop, crm)]
 
     client, (shop_events, crm_events) = run(scenario())
-    expect = {  # protected from dc1 to dr: begin at dc1; copies and sealing where the replica is (dr)
-        "shop": {"begin_point": (dc1, site_queue("dc1")), "sync_disk": (dr, copy_queue("dr")),
+    expect = {  # protected from dc1 to dr: begin and disk copies where the running disks are (dc1),
+        # sealing where the replica is (dr)
+        "shop": {"begin_point": (dc1, site_queue("dc1")), "sync_disk": (dc1, copy_queue("dc1")),
                  "seal_point": (dr, site_queue("dr"))},
-        "crm": {"begin_point": (dr, site_queue("dr")), "sync_disk": (dc1, copy_queue("dc1")),
+        "crm": {"begin_point": (dr, site_queue("dr")), "sync_disk": (dr, copy_queue("dr")),
                 "seal_point": (dc1, site_queue("dc1"))},
     }
     for app, events in (("shop", shop_events), ("crm", crm_events)):
@@ -181,3 +182,36 @@ def test_copies_per_host_are_bounded(temporal, start_worker, tmp_path):
     order = [json.loads(line)["disk"] for line in (tmp_path / "writes.log").read_text().splitlines()]
     runs_of_disk = [key for n, key in enumerate(order) if n == 0 or order[n - 1] != key]
     assert sorted(runs_of_disk) == sorted(set(order)), f"copies overlapped: {runs_of_disk}"
+
+
+def test_a_dead_runs_draft_is_never_picked_up(temporal, start_worker, tmp_path):
+    """A run killed with its worker and then terminated (no abandon could run) leaves a half-written
+    draft; the next run starts fresh: its point holds only what it copied, and no draft remains."""
+    size = 4 * 1024 * 1024
+    make_app(tmp_path, "hr", {"app.vda": size}, seed=9)
+    first = start_worker(temporal.address, tmp_path, "--site", "dc1", "--site", "dr", "--workflows",
+                         env={"VMFERRY_TEST_CHUNK_DELAY": "0.1"})
+
+    async def scenario():
+        client = await connect(temporal.address)
+        dead = await client.start_workflow("SyncWorkflow", SyncRequest("hr", "dc1", "dr", FAST),
+                                           id="dead-hr", task_queue="vmferry")
+        while await pending_heartbeat(dead, client.data_converter) < CHUNK:
+            await asyncio.sleep(0.1)
+        first.kill9()
+        await dead.terminate("operator gave up on it")
+        stale = list((tmp_path / "replicas" / "hr").glob(".draft-*"))
+        # the source changes before the next run: a picked-up half-written draft would mix both
+        (tmp_path / "sources" / "hr" / "app.vda").write_bytes(bytes(range(256)) * (size // 256))
+        start_worker(temporal.address, tmp_path, "--site", "dc1", "--site", "dr", "--workflows")
+        fresh = await client.start_workflow("SyncWorkflow", SyncRequest("hr", "dc1", "dr", FAST),
+                                            id="fresh-hr", task_queue="vmferry", result_type=RecoveryPoint)
+        return stale, await asyncio.wait_for(fresh.result(), 60)
+
+    stale, point = run(scenario())
+    assert len(stale) == 1  # the dead run's half-written draft existed
+    library = FileCopyLibrary(tmp_path)
+    assert library.points("hr") == [point.point_id] and stale[0].name != point.point_id
+    assert library.verify("hr", point.point_id).disks[0].content_digest == \
+        sha256_file(tmp_path / "sources" / "hr" / "app.vda")
+    assert not list((tmp_path / "replicas" / "hr").glob(".*"))

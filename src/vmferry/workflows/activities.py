@@ -1,12 +1,13 @@
 """Temporal activities: each a few lines that call one function of the replication library.
 
 The library is passed in (:class:`ReplicationLibrary`): production workers use
-:func:`default_library` (``vmferry.replication``), tests may give another implementation of the
-same contract. Every activity is idempotent because the library functions are (docs/PROTECT contract):
-``begin_point`` of an application whose previous attempt left a draft starts again cleanly,
-``sync_disk`` called again with the last heartbeat's byte count copies at most the remainder plus one
-chunk, ``seal_point`` of a sealed draft returns the point, ``abandon_point`` of a removed draft does
-nothing.
+:func:`default_library` (:class:`vmferry.workflows.library.StoreLibrary`), tests may give another
+implementation of the same contract. Every activity is idempotent because the library functions are:
+``begin_point`` on the first attempt of a run abandons a draft a dead run left (``fresh``), on a retry
+reuses the draft this run opened; ``sync_disk`` called again with the last heartbeat's byte count
+copies at most the remainder plus one chunk; ``seal_point`` of a sealed draft returns the point;
+``abandon_point`` of a removed draft does nothing; ``protect`` of an application an earlier attempt
+protected returns it.
 
 ``sync_disk`` heartbeats the number of bytes of the disk's change set done so far; when Temporal
 retries it (the worker died, the heartbeat stopped), the new attempt reads the last heartbeat's
@@ -15,20 +16,24 @@ value and resumes there.
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from temporalio import activity
 
+from vmferry.progress import Reporter
 from vmferry.replication.model import DiskRef, DiskSyncResult, PointDraft, RecoveryPoint
+from vmferry.workflows.library import ProtectRequest, ProtectResult
 
 
 class ReplicationLibrary(Protocol):
     """The four steps of one sync of one application (the contract of issue 12)."""
 
-    def begin_point(self, app: str) -> PointDraft: ...
+    def begin_point(self, app: str, fresh: bool = True) -> PointDraft: ...
 
     def sync_disk(self, draft: PointDraft, ref: DiskRef, *, resume_at: int = 0,
                   heartbeat: Callable[[int], None] | None = None) -> DiskSyncResult: ...
@@ -36,6 +41,9 @@ class ReplicationLibrary(Protocol):
     def seal_point(self, draft: PointDraft) -> RecoveryPoint: ...
 
     def abandon_point(self, draft: PointDraft) -> None: ...
+
+    def protect(self, request: ProtectRequest, reporter=None) -> ProtectResult:
+        """Make the application a protection group with its first point (only the real library)."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,7 @@ class ReplicationActivities:
 
     @activity.defn(name="begin_point")
     def begin_point(self, app: str) -> PointDraft:
-        return self.library.begin_point(app)
+        return self.library.begin_point(app, fresh=activity.info().attempt == 1)
 
     @activity.defn(name="sync_disk")
     def sync_disk(self, request: SyncDiskInput) -> DiskSyncResult:
@@ -79,21 +87,59 @@ class ReplicationActivities:
     def abandon_point(self, draft: PointDraft) -> None:
         self.library.abandon_point(draft)
 
+    @activity.defn(name="protect")
+    def protect(self, request: ProtectRequest) -> ProtectResult:
+        with LivenessBeat() as beat:
+            return self.library.protect(request, reporter=Reporter("json", beat))
+
     def site_activities(self) -> list:
-        return [self.begin_point, self.seal_point, self.abandon_point]
+        return [self.begin_point, self.seal_point, self.abandon_point, self.protect]
 
     def copy_activities(self) -> list:
         return [self.sync_disk]
 
 
+class LivenessBeat:
+    """While a long library call runs: a heartbeat every few seconds (so a dead worker is noticed by
+    the heartbeat timeout), carrying the latest progress event the call's reporter wrote here."""
+
+    def __init__(self, every: float = 2.0) -> None:
+        self.every = every
+        self.latest: dict = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="vmferry-liveness")
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.strip():
+                try:
+                    self.latest = json.loads(line)
+                except ValueError:
+                    continue
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+    def isatty(self) -> bool:
+        return False
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            activity.heartbeat(self.latest)
+
+    def __enter__(self) -> LivenessBeat:
+        activity.heartbeat(self.latest)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def default_library(state_dir: str | os.PathLike) -> ReplicationLibrary:
     """The replication library of vmferry over the state directory ``state_dir``."""
-    import importlib
+    from vmferry.workflows.library import StoreLibrary
 
-    from vmferry.errors import WorkflowError
-
-    try:
-        module = importlib.import_module("vmferry.workflows.library")
-    except ImportError as exc:
-        raise WorkflowError("this vmferry has no replication library for workers yet") from exc
-    return module.StoreLibrary(state_dir)
+    return StoreLibrary(state_dir)

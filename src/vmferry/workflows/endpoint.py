@@ -12,8 +12,9 @@ None of them: no Temporal service is configured and commands run the library dir
 Task queues (one fact, one place):
 
 * ``vmferry`` — workflow tasks (and the activities that talk to Temporal itself, such as schedules);
-* ``vmferry.site.<S>`` — the activities that must run where site S is (begin, seal, abandon a point);
-* ``vmferry.site.<S>.copy`` — disk copies at site S, served by a dedicated worker whose
+* ``vmferry.site.<S>`` — the other activities that must run at site S (begin, seal, abandon a point,
+  protect);
+* ``vmferry.site.<S>.copy`` — copies of the disks site S holds, served by a dedicated worker whose
   ``max_concurrent_activities`` is the host's limit of concurrent copies.
 """
 
@@ -27,7 +28,6 @@ from vmferry.errors import UsageError, WorkflowError
 
 CONTROL_QUEUE = "vmferry"
 ENV_ADDRESS = "VMFERRY_TEMPORAL"
-ENV_STATE_DIR = "VMFERRY_STATE_DIR"
 DEFAULT_NAMESPACE = "default"
 
 _SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -35,13 +35,10 @@ _ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 
 
 def default_state_dir() -> Path:
-    """vmferry's state directory: ``$VMFERRY_STATE_DIR``, else ``$XDG_STATE_HOME/vmferry``, else
-    ``~/.local/state/vmferry``."""
-    explicit = os.environ.get(ENV_STATE_DIR)
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "vmferry"
+    """vmferry's state directory (:func:`vmferry.replication.store.state_dir`)."""
+    from vmferry.replication.store import state_dir
+
+    return Path(state_dir())
 
 
 def check_site(site: str) -> str:

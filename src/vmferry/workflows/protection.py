@@ -3,11 +3,18 @@
 A sync of one application (:class:`SyncWorkflow`)::
 
     begin_point        at the source site       one moment for every VM (quiesce, backup start)
-    sync_disk × N      at the target site       in parallel, each bounded by its host's copy limit;
-                                                heartbeats carry bytes done, a retry resumes there
-    seal_point         at the target site       digests recorded, the point becomes visible
+    sync_disk × N      at the source site       in parallel, on the host holding the running disk (its
+                                                backup export is local there), each bounded by the
+                                                host's copy limit; heartbeats carry bytes done, a
+                                                retry resumes there
+    seal_point         at the target site       digests of the replica's layers recorded, the point
+                                                becomes visible (older points merged by retention)
     abandon_point      at the target site       instead of sealing when a disk failed for good or the
                                                 run was cancelled: nothing the draft wrote remains
+
+Protecting an application (:class:`ProtectWorkflow`) is the ``protect`` activity at the target site
+(converted, repaired first copy, replica definition, first point) followed by the application's
+schedule (:mod:`vmferry.workflows.schedules`).
 
 Where each activity runs is the table :data:`ROUTES` (``source`` or ``target`` site of the request).
 """
@@ -25,14 +32,16 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from vmferry.replication.model import DiskRef, DiskSyncResult, PointDraft, RecoveryPoint
     from vmferry.workflows.activities import SyncDiskInput
-    from vmferry.workflows.endpoint import copy_queue, site_queue
+    from vmferry.workflows.endpoint import CONTROL_QUEUE, copy_queue, site_queue
+    from vmferry.workflows.library import ProtectRequest, ProtectResult
 
 # activity -> (site of the request it runs at, queue kind). One row per activity.
 ROUTES: dict[str, tuple[str, str]] = {
     "begin_point": ("source", "site"),
-    "sync_disk": ("target", "copy"),
+    "sync_disk": ("source", "copy"),
     "seal_point": ("target", "site"),
     "abandon_point": ("target", "site"),
+    "protect": ("target", "site"),
 }
 
 # Errors that no retry can cure: bad input or a broken contract (class names, as Temporal carries them).
@@ -70,6 +79,17 @@ class SyncRequest:
 
 
 @dataclass(frozen=True)
+class ScheduleRequest:
+    """Keep ``app`` synchronised from ``source_site`` to ``target_site`` within ``rpo_seconds``."""
+
+    app: str
+    source_site: str
+    target_site: str
+    rpo_seconds: float
+    options: RunOptions = field(default_factory=RunOptions)
+
+
+@dataclass(frozen=True)
 class DiskProgress:
     key: str
     size: int
@@ -89,7 +109,8 @@ class RunProgress:
     disks: tuple[DiskProgress, ...] = ()
 
 
-def queue_for(activity_name: str, request: SyncRequest) -> str:
+def queue_for(activity_name: str, request) -> str:
+    """The task queue of ``activity_name`` for a request naming ``source_site`` and ``target_site``."""
     side, kind = ROUTES[activity_name]
     site = request.source_site if side == "source" else request.target_site
     return copy_queue(site) if kind == "copy" else site_queue(site)
@@ -171,3 +192,42 @@ class SyncWorkflow:
     @workflow.query(name="progress")
     def progress(self) -> RunProgress:
         return self.run_state.progress()
+
+
+@dataclass(frozen=True)
+class ProtectRun:
+    """Protect an application, then keep it synchronised by its schedule."""
+
+    protect: ProtectRequest
+    options: RunOptions = field(default_factory=RunOptions)
+    schedule: bool = True
+
+
+@workflow.defn(name="ProtectWorkflow")
+class ProtectWorkflow:
+    """The first copy of an application at the target site, then its sync schedule."""
+
+    def __init__(self) -> None:
+        self.phase = "starting"
+
+    @workflow.run
+    async def run(self, request: ProtectRun) -> ProtectResult:
+        opts = request.options
+        self.phase = "protect"
+        result = await workflow.execute_activity(
+            "protect", request.protect, result_type=ProtectResult, task_queue=queue_for("protect", request.protect),
+            start_to_close_timeout=timedelta(seconds=opts.disk), heartbeat_timeout=timedelta(seconds=opts.heartbeat),
+            retry_policy=opts.retry())
+        if request.schedule:
+            self.phase = "schedule"
+            await workflow.execute_activity(
+                "ensure_schedule", ScheduleRequest(result.app, result.source_site, result.target_site,
+                                                   float(result.rpo_seconds), opts),
+                task_queue=CONTROL_QUEUE, start_to_close_timeout=timedelta(seconds=opts.step),
+                retry_policy=opts.retry())
+        self.phase = "protected"
+        return result
+
+    @workflow.query(name="progress")
+    def progress(self) -> RunProgress:
+        return RunProgress(self.phase, "")

@@ -9,13 +9,12 @@ schedule toggle --pause``) is how an operator lets it lapse.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio import activity
 
 from vmferry.workflows.endpoint import CONTROL_QUEUE
-from vmferry.workflows.protection import RunOptions, SyncRequest
+from vmferry.workflows.protection import ScheduleRequest, SyncRequest
 
 MIN_INTERVAL = 10.0
 
@@ -27,15 +26,6 @@ def schedule_id(app: str) -> str:
 def sync_interval(rpo_seconds: float) -> float:
     """How often a sync starts for an RPO of ``rpo_seconds``."""
     return max(rpo_seconds / 2, MIN_INTERVAL)
-
-
-@dataclass(frozen=True)
-class ScheduleRequest:
-    app: str
-    source_site: str
-    target_site: str
-    rpo_seconds: float
-    options: RunOptions = RunOptions()
 
 
 async def ensure_schedule(client, request: ScheduleRequest) -> str:

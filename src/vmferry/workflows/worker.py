@@ -51,13 +51,13 @@ class WorkerPlan:
 
 def build_workers(client, plan: WorkerPlan, library: ReplicationLibrary | None,
                   executor: ThreadPoolExecutor) -> list[Worker]:
-    from vmferry.workflows.protection import SyncWorkflow
+    from vmferry.workflows.protection import ProtectWorkflow, SyncWorkflow
     from vmferry.workflows.schedules import ScheduleActivities
 
     identity = worker_identity(plan.sites, plan.workflows)
     workers: list[Worker] = []
     if plan.workflows:
-        workers.append(Worker(client, task_queue=CONTROL_QUEUE, workflows=[SyncWorkflow],
+        workers.append(Worker(client, task_queue=CONTROL_QUEUE, workflows=[SyncWorkflow, ProtectWorkflow],
                               activities=ScheduleActivities(client).activities(), identity=identity,
                               sticky_queue_schedule_to_start_timeout=timedelta(seconds=3)))
     if plan.sites:
