@@ -127,9 +127,11 @@ THIRD = [11, 12, 500]
 
 def test_points_of_a_running_guest(guest, tmp_path):
     guest.write(FIRST)
-    # point 1: no checkpoint yet -> full copy of the allocated extents, crash-consistent (no agent answers)
+    # point 1: no checkpoint yet -> full copy of the allocated extents; the guest's qemu-ga froze its
+    # file system (the read-only root) for the moment of the point: application-consistent
     s1 = guest.capture("p1")
-    assert s1.consistency == "crash" and "agent" in tracking._state(s1)["quiesce_reason"]
+    assert s1.consistency == "application", tracking._state(s1)["quiesce_reason"]
+    assert tracking._state(s1)["frozen_filesystems"] >= 1
     assert tracking.is_full(s1) and tracking.resync_reason(s1) == ""
     p1 = {d: layer(tmp_path / f"p1-{d}.qcow2", size) for d, size in tracking._state(s1)["disks"].items()}
     for disk, target in p1.items():
@@ -207,7 +209,7 @@ def test_missing_checkpoint_means_full_resync(guest, tmp_path):
         reason = tracking.resync_reason(s)
         assert lost in reason and "missing" in reason
         finding = tracking.resync_finding(s.vm, reason)
-        assert finding.rule == "VMF-DR-101" and finding.severity == "warning" and DOMAIN in finding.message
+        assert finding.rule == "VMF-DR-010" and finding.severity == "warning" and DOMAIN in finding.message
         target = layer(tmp_path / "p5-vdb.qcow2", DATA_SIZE)
         src = tracking.open_source(s, "vdb")
         try:
@@ -258,3 +260,18 @@ def test_raw_disk_is_refused(tmp_path):
         dom = conn.domain("vmferry-raw")
         with pytest.raises(ReplicationError, match="vda is raw, not qcow2"):
             tracking.tracked_disks(dom)
+
+
+def test_without_an_answering_agent_the_point_is_crash_consistent(guest):
+    """(last: it stops the guest's agent) The channel is there but nobody answers in the guest."""
+    assert guest.console.run("busybox killall qemu-ga") == 0
+    s = guest.capture("p8", since=tracking.checkpoint_name("app", "p7"))
+    try:
+        assert s.consistency == "crash"
+        reason = tracking._state(s)["quiesce_reason"]
+        assert "agent" in reason and tracking._state(s)["frozen_filesystems"] == 0
+        assert not tracking.is_full(s)     # quiescing has nothing to do with change tracking
+    finally:
+        tracking.end_capture(s, sealed=True)
+    # the guest was not left frozen: it still writes
+    guest.write([1000])

@@ -10,7 +10,7 @@ the blocks written since that checkpoint as the NBD metadata context
 ``qemu:dirty-bitmap:backup-<disk>``, and only those blocks are read. Without a previous checkpoint (the
 first point) or when it is missing or broken (deleted, lost with its disk, refused by QEMU), the backup
 is full, the allocated extents (``base:allocation``) are read, and the point says why (finding
-``VMF-DR-101``).
+``VMF-DR-010``).
 
 The capture of one VM is a :class:`~vmferry.replication.model.VmSession` whose ``state`` (JSON) names
 the domain, its connection, the new checkpoint, the export socket and each disk's export: any process
@@ -41,7 +41,7 @@ from vmferry.tools import nbd
 from vmferry.tools.libvirt import binding, connect, message
 
 PREFIX = "vmferry-"            # the checkpoints vmferry owns on a domain start with this
-RESYNC_RULE = "VMF-DR-101"
+RESYNC_RULE = "VMF-DR-010"
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -192,7 +192,7 @@ def begin_captures(requests: list[CaptureRequest], workdir: str | os.PathLike, *
         with quiesce.quiesced(doms, enabled=quiesce_guests) as frozen:
             states = [_begin_one(dom, req, base) for dom, req in zip(doms, requests, strict=True)]
         for req, state, fr in zip(requests, states, frozen, strict=True):
-            state = dict(state, quiesce_reason=fr.reason)
+            state = dict(state, quiesce_reason=fr.reason, frozen_filesystems=fr.filesystems)
             sessions.append(VmSession(req.domain, "domain", fr.consistency, json.dumps(state, sort_keys=True)))
         return sessions
 
