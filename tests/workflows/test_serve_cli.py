@@ -45,7 +45,7 @@ def test_serve_runs_and_follow(tmp_path, start_worker):
         assert result["status"] == "COMPLETED" and result["result"]["app"] == "shop"
         events = [json.loads(ln) for ln in followed.stderr.splitlines()]
         assert {e["step"] for e in events} == {"sync web.vda"}
-        assert events[-1]["event"] == "end" and events[-1]["done"] == 2 * 1024 * 1024
+        assert events[-1]["event"] == "end" and events[-1]["done"] == 2 * 1024 * 1024, events
         listed = run_vmferry("runs", "--json", "--state-dir", state)
         assert listed.returncode == 0, listed.stderr
         runs = json.loads(listed.stdout)["runs"]

@@ -15,9 +15,11 @@ from datetime import timedelta
 from vmferry.errors import WorkflowError
 from vmferry.replication.model import RecoveryPoint
 from vmferry.workflows.endpoint import CONTROL_QUEUE, DEFAULT_NAMESPACE, connect
+from vmferry.workflows.library import ProtectResult
 from vmferry.workflows.protection import RunProgress, SyncRequest
 
 WORKFLOW_TYPES = ("SyncWorkflow", "ProtectWorkflow")
+RESULT_TYPES = {"SyncWorkflow": RecoveryPoint, "ProtectWorkflow": ProtectResult}
 
 
 def sync_workflow_id(app: str) -> str:
@@ -130,11 +132,11 @@ def follow_run(address: str, workflow_id: str, reporter, namespace: str = DEFAUL
 
     async def go():
         client = await connect(address, namespace)
-        handle = client.get_workflow_handle(workflow_id)
         try:
-            await handle.describe()
+            description = await client.get_workflow_handle(workflow_id).describe()
         except Exception as exc:  # noqa: BLE001 - RPCError NOT_FOUND and friends
             raise WorkflowError(f"no run {workflow_id!r} on {address}: {exc}") from exc
+        handle = client.get_workflow_handle(workflow_id, result_type=RESULT_TYPES.get(description.workflow_type))
         return await follow(handle, reporter, client.data_converter)
 
     return asyncio.run(go())
