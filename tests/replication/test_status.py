@@ -12,7 +12,8 @@ from tests.conftest import run_vmferry
 from tests.replication.conftest import make_ova
 from tests.replication.test_points import SIZE, _group, _raw
 from vmferry.replication import imageio, points
-from vmferry.replication.protect import parse_duration, status
+from vmferry.replication.protect import parse_duration
+from vmferry.replication.status import status
 from vmferry.replication.store import Store
 
 

@@ -16,7 +16,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from vmferry.replication.protect import status
+    from vmferry.replication.status import status
 
     doc = status(args.app)
     breached = any(f["severity"] == "error" for f in doc["findings"])

@@ -17,7 +17,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from vmferry.replication.protect import verify_app
+    from vmferry.replication.status import verify_app
 
     result = verify_app(args.app, point_id=args.point, deep=not args.quick)
     bad = bool(result["findings"])

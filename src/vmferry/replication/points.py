@@ -16,7 +16,6 @@ retention merges without changing what any kept point holds: docs/replication.md
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -112,17 +111,20 @@ def begin_point(app: str, *, store: Store | None = None, sessions: list[VmSessio
         seq = max([group.last_seq, *(parse_point_id(p.point_id)[1] for p in (*group.points, *group.retiring))]) + 1
         point_id = make_point_id(moment, seq)
         parent = group.newest.point_id if group.newest else None
-        if sessions is None:
-            sessions = [VmSession(vm.vm, vm.source_kind, "crash", json.dumps({"source": vm.source}))
-                        for vm in group.vms]
         disks = tuple(d for vm in group.vms for d in vm.disks)
         os.makedirs(group.points_dir, exist_ok=True)
         tmp = os.path.join(group.points_dir, DRAFT_PREFIX + point_id)
         if os.path.lexists(tmp):
             raise ReplicationError(f"a draft of point {point_id} already exists", path=tmp)
         os.mkdir(tmp)
-        draft = PointDraft(app, point_id, moment.astimezone(UTC).isoformat(timespec="seconds"), parent, tmp,
-                           disks, tuple(sessions))
+        try:
+            if sessions is None:
+                sessions = capture_sessions(group, point_id)
+            draft = PointDraft(app, point_id, moment.astimezone(UTC).isoformat(timespec="seconds"), parent, tmp,
+                               disks, tuple(sessions))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         try:
             for ref in disks:   # a first point's layer starts empty; later ones over the parent's layer
                 if parent is not None:
@@ -131,10 +133,51 @@ def begin_point(app: str, *, store: Store | None = None, sessions: list[VmSessio
                     _qemu_img(["create", "-q", "-f", "qcow2", "-o", "cluster_size=65536", draft_layer(draft, ref),
                                str(ref.size)], "creating a point layer", draft_layer(draft, ref), timeout=120)
         except BaseException:
+            _end_captures(draft, sealed=False)
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         store.save(replace(group, draft=draft, last_seq=seq))
         return draft
+
+
+def capture_sessions(group: ProtectionGroup, point_id: str) -> list[VmSession]:
+    """One session per VM for a point: package VMs need nothing at this moment; every running domain is
+    captured now, all together (frozen through its guest agent when one answers, then a pull backup and
+    a new checkpoint each: :func:`vmferry.replication.tracking.begin_captures`)."""
+    sessions = {vm.vm: VmSession(vm.vm, "package", "crash", json.dumps({"source": vm.source}))
+                for vm in group.vms if vm.source_kind == "package"}
+    domains = [vm for vm in group.vms if vm.source_kind == "domain"]
+    if domains:
+        from vmferry.replication import tracking
+
+        if not group.source_uri or not group.capture_dir:
+            raise ReplicationError(f"application {group.app!r} has running-domain sources but no source libvirt "
+                                   "connection or capture directory in its record")
+        newest = group.newest
+        requests = []
+        for vm in domains:
+            since = None
+            if newest is not None:
+                previous = next((x for x in newest.sessions if x.vm == vm.vm and x.source_kind == "domain"), None)
+                since = tracking.checkpoint_of(previous) if previous is not None else None
+            requests.append(tracking.CaptureRequest(group.source_uri, vm.source,
+                                                    tracking.checkpoint_name(group.app, point_id), since))
+        captured = tracking.begin_captures(requests, group.capture_dir)
+        for vm, session in zip(domains, captured, strict=True):
+            sessions[vm.vm] = replace(session, vm=vm.vm)
+    return [sessions[vm.vm] for vm in group.vms]
+
+
+def _end_captures(draft: PointDraft, *, sealed: bool) -> None:
+    """Stop the backup jobs of the draft's running domains (sealed: older checkpoints are retired;
+    abandoned: the draft's own checkpoint is deleted so the next point is incremental from the last)."""
+    domain_sessions = [s for s in draft.sessions if s.source_kind == "domain"]
+    if not domain_sessions:
+        return
+    from vmferry.replication import tracking
+
+    for session in domain_sessions:
+        tracking.end_capture(session, sealed=sealed)
 
 
 def sync_disk(draft: PointDraft, ref: DiskRef, resume_at: int = 0, heartbeat: Heartbeat | None = None, *,
@@ -195,12 +238,9 @@ def open_change_source(group: ProtectionGroup, draft: PointDraft, ref: DiskRef) 
         from vmferry.replication.hashsync import PackageChanges
 
         return PackageChanges.for_draft(group, draft, ref)
-    try:
-        from vmferry.replication import tracking  # type: ignore[attr-defined]
-    except ImportError:
-        raise ReplicationError(f"VM {vm.vm!r} is a running libvirt domain, and change tracking for running "
-                               "domains is not installed in this vmferry") from None
-    return tracking.open_change_source(group, draft, ref)
+    from vmferry.replication import tracking
+
+    return tracking.open_source(draft.session(vm.vm), ref.disk)
 
 
 def seal_point(draft: PointDraft, *, store: Store | None = None) -> RecoveryPoint:
@@ -239,12 +279,14 @@ def seal_point(draft: PointDraft, *, store: Store | None = None) -> RecoveryPoin
         os.rename(draft.draft_dir, final)
         fsync_dir(group.points_dir)
         store.save(replace(group, points=(*group.points, point), draft=None))
-        return point
+    _end_captures(draft, sealed=True)
+    return point
 
 
 def _adopt_sealed(store: Store, group: ProtectionGroup, draft: PointDraft) -> RecoveryPoint | None:
     """A seal that renamed the draft but died before the record was written: finish it."""
     if any(p.point_id == draft.point_id for p in group.points):
+        _end_captures(draft, sealed=True)    # idempotent: a seal retried after the record was written
         return group.point(draft.point_id)
     record = os.path.join(point_dir(group, draft.point_id), "point.json")
     if not os.path.exists(record):
@@ -252,6 +294,7 @@ def _adopt_sealed(store: Store, group: ProtectionGroup, draft: PointDraft) -> Re
     with open(record, encoding="utf-8") as fh:
         point = loads(RecoveryPoint, fh.read())
     store.save(replace(group, points=(*group.points, point), draft=None))
+    _end_captures(draft, sealed=True)
     return point
 
 
@@ -269,13 +312,7 @@ def _remove_draft(group: ProtectionGroup, draft: PointDraft) -> None:
     expected = os.path.join(group.points_dir, DRAFT_PREFIX + draft.point_id)
     if os.path.abspath(draft.draft_dir) != expected:
         raise ReplicationError(f"draft directory {draft.draft_dir} is not where drafts of {group.app!r} live")
-    if any(s.source_kind == "domain" for s in draft.sessions):
-        with contextlib.suppress(ImportError):
-            from vmferry.replication import tracking  # type: ignore[attr-defined]
-
-            end = getattr(tracking, "end_sessions", None)
-            if end is not None:
-                end(group, draft, success=False)
+    _end_captures(draft, sealed=False)
     shutil.rmtree(expected, ignore_errors=True)
 
 

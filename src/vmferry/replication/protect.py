@@ -5,26 +5,24 @@
 ready-to-launch replica: its domain definition for the target (networks mapped by the target site's
 ``libvirt.networks``), its OVF environment, and the first recovery point. ``unprotect`` removes the
 replica directory protect created and the record, nothing else. ``sync_app`` takes one recovery point
-of every VM at one moment. ``status`` reports per application and VM (see docs/replication.md).
+of every VM at one moment. Status and verification: :mod:`vmferry.replication.status`; launching a point:
+:mod:`vmferry.replication.launch` (see docs/replication.md).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 from dataclasses import replace
-from datetime import UTC, datetime
 
 from lxml import etree
 
 from vmferry.errors import ReplicationError, VmferryError
-from vmferry.findings import Finding
 from vmferry.replication import points
 from vmferry.replication.hashsync import PackageChanges, write_source_map
-from vmferry.replication.model import DiskRef, RecoveryPoint, VmSession, to_json
-from vmferry.replication.store import GuestNote, ProtectionGroup, ReplicaVm, Store, TestResult
+from vmferry.replication.model import DiskRef, RecoveryPoint
+from vmferry.replication.store import GuestNote, ProtectionGroup, ReplicaVm, Store
 
 DEFAULT_RPO = 15 * 60
 DEFAULT_KEEP = 7
@@ -103,37 +101,157 @@ def protect(manifest: str | os.PathLike, source_site: str, target_site: str, *, 
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(os.path.join(staging, "vms"))
     try:
-        vms, sessions, first_copies = [], [], {}
+        vms, first_copies = [], {}
+        domains = [c for c in app.components.values() if c.source_kind == "domain"]
+        if domains and (source.platform != "libvirt" or source.libvirt is None):
+            raise ReplicationError(f"component {domains[0].name!r} runs at site {source_site!r}, which has no "
+                                   "platform: libvirt to reach it", path=app.path)
         for comp in app.components.values():
-            if comp.source_kind != "package":
-                raise ReplicationError(f"component {comp.name!r}: protecting a running libvirt domain needs the "
-                                       "change tracking of replication/tracking.py, which this vmferry lacks")
+            if comp.source_kind == "domain":
+                vms.append(_protect_domain(app, comp, source, target, staging, replica_dir, domain_type))
+                continue
             vm, copies = _protect_package(app, comp, target, staging, replica_dir, domain_type, reporter)
             vms.append(vm)
             first_copies.update(copies)
-            sessions.append(VmSession(vm.vm, "package", "crash", json.dumps({"source": vm.source})))
         os.rename(staging, replica_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    capture_dir = None
+    if domains:
+        capture_dir = os.path.join(storage_dir(source.libvirt), ".cap", app.name)
+        os.makedirs(capture_dir, exist_ok=True)
+        _same_owner(capture_dir, storage_dir(source.libvirt))
     group = ProtectionGroup(app.name, os.path.abspath(os.fspath(manifest)), source_site, target_site,
                             target.libvirt.uri, source.libvirt.uri if source.libvirt else None, replica_dir,
-                            rpo_seconds, keep, points.now_iso(), tuple(vms), created=(replica_dir,))
+                            rpo_seconds, keep, points.now_iso(), tuple(vms),
+                            created=(replica_dir, capture_dir) if capture_dir else (replica_dir,),
+                            capture_dir=capture_dir)
     try:
         with store.locked(app.name):
             if store.exists(app.name):
                 raise ReplicationError(f"application {app.name!r} was protected meanwhile")
             store.save(group)
-        draft = points.begin_point(app.name, store=store, sessions=sessions)
-        for ref in draft.disks:
-            copy, srcmap = first_copies[ref.key]
-            os.replace(copy, points.draft_layer(draft, ref))
-            os.replace(srcmap, os.path.join(draft.draft_dir, f"{ref.key}.srcmap"))
-        points.seal_point(draft, store=store)
+        draft = points.begin_point(app.name, store=store)
+        try:
+            for ref in draft.disks:
+                if ref.key in first_copies:      # converted by convert_to_kvm: it becomes the first layer
+                    copy, srcmap = (os.path.join(replica_dir, os.path.relpath(p, staging))
+                                    for p in first_copies[ref.key])
+                    os.replace(copy, points.draft_layer(draft, ref))
+                    os.replace(srcmap, os.path.join(draft.draft_dir, f"{ref.key}.srcmap"))
+                else:                            # a running domain: its first full copy
+                    points.sync_disk(draft, ref, store=store)
+            points.seal_point(draft, store=store)
+        except BaseException:
+            points.abandon_point(draft, store=store)
+            raise
+        shutil.rmtree(os.path.join(replica_dir, "convert"), ignore_errors=True)   # what was not kept
+        group = store.load(app.name)
+        if domains:
+            group = _domain_readiness(store, group)
     except BaseException:
         _remove_group(store, app.name, group)
         raise
-    return store.load(app.name)
+    return group
+
+
+def _same_owner(path: str, like: str) -> None:
+    """QEMU (the daemon's user) writes backup sockets and scratch files into the capture directory."""
+    st = os.stat(like)
+    if os.geteuid() == 0:
+        for p in (os.path.dirname(path), path):
+            os.chown(p, st.st_uid, st.st_gid)
+
+
+def _protect_domain(app, comp, source, target, staging: str, replica_dir: str, domain_type) -> ReplicaVm:
+    """The target's definition of a running source domain: its own XML, renamed, disks on the replica's
+    launch layers, NICs on the target's networks, console into the replica directory."""
+    from vmferry.replication.tracking import tracked_disks
+    from vmferry.tools.libvirt import connect
+
+    vm_name = f"{app.name}-{comp.name}"
+    with connect(source.libvirt.uri) as conn:
+        dom = conn.domain(comp.domain)
+        if not dom.isActive():
+            raise ReplicationError(f"component {comp.name!r}: domain {comp.domain!r} at site {source.name!r} is not "
+                                   "running (change tracking needs the running domain)")
+        xml = dom.XMLDesc(0)
+        disks = tracked_disks(dom)
+        sizes = {d: int(dom.blockInfo(d, 0)[0]) for d in disks}
+    root = etree.fromstring(xml.encode())
+    final_dir = os.path.join(replica_dir, "vms", vm_name)
+    os.makedirs(os.path.join(staging, "vms", vm_name))
+    refs = []
+    for el in root.iter("disk"):
+        dev = el.find("target").get("dev") if el.find("target") is not None else None
+        if el.get("device") != "disk" or dev not in sizes:
+            continue
+        ref = DiskRef(app.name, comp.name, vm_name, dev, sizes[dev])
+        refs.append(ref)
+        for child in list(el):
+            if child.tag in ("backingStore", "source", "alias", "address"):
+                el.remove(child)
+        el.set("type", "file")
+        driver = el.find("driver")
+        if driver is not None:
+            driver.set("type", "qcow2")
+        etree.SubElement(el, "source", file=os.path.join(final_dir, f"{ref.key}.launch.qcow2"))
+    root.find("name").text = vm_name
+    for tag in ("uuid", "seclabel"):
+        for el in root.findall(tag):
+            root.remove(el)
+    if domain_type:
+        root.set("type", domain_type)
+    root.attrib.pop("id", None)
+    devices = root.find("devices")
+    for i, iface in enumerate(root.iter("interface")):
+        net = comp.nics[i].network if i < len(comp.nics) else None
+        mapped = target.libvirt.network(net) if net else None
+        if mapped is None:
+            raise ReplicationError(f"NIC {i} of domain {comp.domain!r}: site {target.name!r} maps no libvirt network "
+                                   f"for {net or 'it (list the NIC under nics: with its network)'}", path=app.path)
+        for child in list(iface):
+            if child.tag in ("source", "target", "alias", "address"):
+                iface.remove(child)
+        iface.set("type", "network")
+        etree.SubElement(iface, "source", network=mapped)
+    for tag in ("serial", "console", "channel"):
+        for el in devices.findall(tag):
+            devices.remove(el)
+    serial = etree.SubElement(devices, "serial", type="file")
+    etree.SubElement(serial, "source", path=os.path.join(final_dir, "console.log"))
+    etree.SubElement(serial, "target", port="0")
+    with open(os.path.join(staging, "vms", vm_name, "domain.xml"), "wb") as fh:
+        fh.write(etree.tostring(root, pretty_print=True))
+    return ReplicaVm(comp.name, vm_name, "domain", comp.domain, None, tuple(refs),
+                     os.path.join("vms", vm_name, "domain.xml"), None, False, "unknown")
+
+
+def _domain_readiness(store: Store, group: ProtectionGroup) -> ProtectionGroup:
+    """Readiness of each running-domain replica for kvm, read from its first point's boot layer (a first
+    layer stands alone, so the usual header check applies to it)."""
+    from vmferry.guest import inspect_image
+    from vmferry.guest.readiness import readiness
+
+    point = group.newest
+    vms = []
+    for vm in group.vms:
+        if vm.source_kind != "domain" or not vm.disks:
+            vms.append(vm)
+            continue
+        layer = os.path.join(points.point_dir(group, point.point_id), point.disk(vm.disks[0].key).file)
+        try:
+            result = readiness(inspect_image(layer), "kvm")
+            notes = tuple(GuestNote(f.rule, f.severity, f.message) for f in result.reasons)
+            vms.append(replace(vm, readiness=result.status, notes=notes))
+        except VmferryError as exc:
+            vms.append(replace(vm, readiness="unknown", notes=(GuestNote("VMF-KVM-003", "warning",
+                                                                         f"guest inspection failed: {exc}"),)))
+    with store.locked(group.app):
+        group = replace(store.load(group.app), vms=tuple(vms))
+        store.save(group)
+    return group
 
 
 def _protect_package(app, comp, target, staging: str, replica_dir: str, domain_type,
@@ -206,7 +324,8 @@ def _protect_package(app, comp, target, staging: str, replica_dir: str, domain_t
         fh.write(etree.tostring(root, pretty_print=True))
     notes = tuple(GuestNote(f.rule, f.severity, f.message) for f in report.findings
                   if f.rule.startswith(("VMF-GUEST", "VMF-KVM")))
-    readiness = "not-ready" if any(n.severity == "error" for n in notes) else "ready"
+    severities = {n.severity for n in notes}
+    readiness = "will-not-boot" if "error" in severities else "needs-fixes" if "warning" in severities else "ready"
     repaired = any(r.get("changes") for r in report.repairs)
     vm = ReplicaVm(comp.name, vm_name, "package", comp.package, system.id, tuple(refs),
                    os.path.join("vms", vm_name, "domain.xml"),
@@ -224,20 +343,48 @@ def unprotect(app: str, *, store: Store | None = None) -> list[str]:
 
 def _remove_group(store: Store, app: str, group: ProtectionGroup) -> list[str]:
     removed = []
+    if group.draft is not None and store.exists(app):
+        points.abandon_point(group.draft, store=store)     # stops a running capture's backup jobs
     with store.locked(app):
+        removed += _remove_checkpoints(group)
         for path in group.created:
-            if os.path.abspath(path) != os.path.abspath(group.replica_dir):
-                continue   # protect creates exactly the replica directory; nothing else is ever removed
+            if os.path.abspath(path) not in {os.path.abspath(p) for p in (group.replica_dir, group.capture_dir) if p}:
+                continue   # protect creates the replica and capture directories; nothing else is ever removed
             if os.path.isdir(path) and not os.path.islink(path):
                 for root, dirs, _files in os.walk(path):
                     for name in dirs:
                         os.chmod(os.path.join(root, name), 0o700)
                 shutil.rmtree(path)
                 removed.append(path)
+                parent = os.path.dirname(path)
+                if os.path.basename(parent) == ".cap" and not os.listdir(parent):
+                    os.rmdir(parent)
         if store.exists(app):
             current = store.load(app)
             if current.replica_dir == group.replica_dir:
                 store.delete(app)
+    return removed
+
+
+def _remove_checkpoints(group: ProtectionGroup) -> list[str]:
+    """The libvirt checkpoints vmferry made on the source domains for this application."""
+    domains = [vm for vm in group.vms if vm.source_kind == "domain"]
+    if not domains or not group.source_uri:
+        return []
+    from vmferry.replication.tracking import checkpoint_name
+    from vmferry.tools.libvirt import connect
+
+    prefix = checkpoint_name(group.app, "")
+    removed = []
+    with connect(group.source_uri) as conn:
+        for vm in domains:
+            if vm.source not in conn.names():
+                continue
+            dom = conn.domain(vm.source)
+            for ck in dom.listAllCheckpoints(0):
+                if ck.getName().startswith(prefix):
+                    ck.delete(0)
+                    removed.append(f"checkpoint {ck.getName()} of domain {vm.source}")
     return removed
 
 
@@ -247,9 +394,6 @@ def sync_app(app: str, *, store: Store | None = None, heartbeat=None) -> Recover
     retention are merged. A failure leaves no draft behind."""
     store = store or Store()
     group = store.load(app)
-    if any(vm.source_kind == "domain" for vm in group.vms):
-        raise ReplicationError(f"application {app!r} has running-domain sources: their sync needs "
-                               "replication/tracking.py, which this vmferry lacks")
     draft = points.begin_point(app, store=store, reuse_open=False)
     try:
         for ref in draft.disks:
@@ -277,131 +421,3 @@ def repair_draft(group: ProtectionGroup, draft, vm: ReplicaVm) -> None:
         repair_image(image, ["kvm"], nics=merge_settings(macs, []), trusted_chain=True)
     except VmferryError as exc:
         raise ReplicationError(f"repairing {vm.vm} in point {draft.point_id} failed: {exc}") from exc
-
-
-# -- launching a point (test launches, and the recovery of the next issue) ------------------------------
-def launch_xml(group: ProtectionGroup, vm_name: str, point_id: str, workdir: str, *,
-               network: str | None = None) -> str:
-    """A domain definition that runs ``vm_name`` as of ``point_id`` without changing the point: each disk
-    is a new qcow2 layer in ``workdir`` over the point's layer. ``network``: every NIC joins it (the
-    target's isolated test network for a test; ``user`` for user-mode networking)."""
-    vm = group.vm(vm_name)
-    point = group.point(point_id)
-    root = etree.parse(os.path.join(group.replica_dir, vm.domain_xml)).getroot()
-    vm_dir = os.path.join(group.replica_dir, "vms", vm.vm) + os.sep
-    os.makedirs(workdir, exist_ok=True)
-    for ref in vm.disks:
-        layer = os.path.join(points.point_dir(group, point.point_id), point.disk(ref.key).file)
-        overlay = os.path.join(workdir, f"{ref.key}.launch.qcow2")
-        points.create_overlay(overlay, layer, ref.size)
-    for el in root.iter("source", "log"):
-        value = el.get("file")
-        if value and value.startswith(vm_dir):
-            rest = value[len(vm_dir):]
-            if rest.endswith(".launch.qcow2") or rest == "console.log":
-                el.set("file", os.path.join(workdir, rest))
-    if network is not None:
-        for iface in root.iter("interface"):
-            for child in list(iface):
-                if child.tag == "source":
-                    iface.remove(child)
-            if network == "user":
-                iface.set("type", "user")
-            else:
-                iface.set("type", "network")
-                etree.SubElement(iface, "source", network=network)
-    return etree.tostring(root, pretty_print=True, encoding="unicode")
-
-
-def record_test(app: str, vm_name: str, point_id: str, ok: bool, detail: str = "", *,
-                store: Store | None = None) -> None:
-    store = store or Store()
-    with store.locked(app):
-        group = store.load(app)
-        vm = group.vm(vm_name)
-        result = TestResult(point_id, points.now_iso(), ok, detail)
-        vms = tuple(replace(v, last_test=result) if v.vm == vm.vm else v for v in group.vms)
-        store.save(replace(group, vms=vms))
-
-
-# -- status -------------------------------------------------------------------------------------------
-def rpo_finding(group: ProtectionGroup, now: datetime) -> Finding | None:
-    """VMF-DR-001 when the newest point is older than the RPO (or there is none)."""
-    newest = group.newest
-    if newest is None:
-        return Finding("VMF-DR-001", "error", f"application {group.app!r} has no recovery point; its RPO is "
-                       f"{group.rpo_seconds} s", group.app, "run vmferry sync")
-    age = (now - datetime.fromisoformat(newest.taken_at)).total_seconds()
-    if age > group.rpo_seconds:
-        return Finding("VMF-DR-001", "error", f"the newest recovery point of {group.app!r} ({newest.point_id}) is "
-                       f"{int(age)} s old, older than its RPO of {group.rpo_seconds} s", group.app,
-                       "run vmferry sync, and check that its schedule runs")
-    return None
-
-
-def status(app: str | None = None, *, store: Store | None = None, now: datetime | None = None) -> dict:
-    """Per application and VM: sites, newest point and its age against the RPO, last sync's bytes and
-    time, replica readiness, last test; ``findings`` holds the RPO breaches (VMF-DR-001)."""
-    store = store or Store()
-    now = now or datetime.now(UTC)
-    names = [app] if app else store.apps()
-    apps, findings = [], []
-    for name in names:
-        group = store.load(name)
-        newest = group.newest
-        age = (now - datetime.fromisoformat(newest.taken_at)).total_seconds() if newest else None
-        breach = rpo_finding(group, now)
-        if breach:
-            findings.append(breach)
-        vms = []
-        for vm in group.vms:
-            vms.append({
-                "vm": vm.vm, "component": vm.component, "source": {"kind": vm.source_kind, "name": vm.source},
-                "protected_site": group.target_site,
-                "newest_point": newest.point_id if newest else None,
-                "age_seconds": round(age, 1) if age is not None else None,
-                "rpo_seconds": group.rpo_seconds,
-                "rpo": "breached" if breach else "ok",
-                "consistency": next((s.consistency for s in newest.sessions if s.vm == vm.vm), None) if newest else None,
-                "last_sync": _vm_sync(newest, vm),
-                "readiness": vm.readiness, "guest_findings": [to_json(n) for n in vm.notes],
-                "last_test": to_json(vm.last_test) if vm.last_test else None,
-            })
-        apps.append({
-            "app": group.app, "source_site": group.source_site, "target_site": group.target_site,
-            "replica_dir": group.replica_dir, "rpo_seconds": group.rpo_seconds, "keep": group.keep,
-            "points": [{"id": p.point_id, "taken_at": p.taken_at, "consistency": p.consistency,
-                        "merged_from": list(p.merged_from)} for p in group.points],
-            "newest_point": newest.point_id if newest else None,
-            "age_seconds": round(age, 1) if age is not None else None,
-            "rpo": "breached" if breach else "ok",
-            "sync_in_progress": group.draft.point_id if group.draft else None,
-            "last_sync": ({"point": newest.point_id, "bytes_read": newest.bytes_read,
-                           "bytes_written": newest.bytes_written, "seconds": newest.seconds} if newest else None),
-            "vms": vms,
-        })
-    return {"applications": apps, "findings": [f.to_dict() for f in findings], "now": now.isoformat(timespec="seconds")}
-
-
-def _vm_sync(point: RecoveryPoint | None, vm: ReplicaVm) -> dict | None:
-    if point is None:
-        return None
-    disks = [d for d in point.disks if d.ref.vm == vm.vm]
-    return {"point": point.point_id, "bytes_written": sum(d.bytes_written for d in disks),
-            "seconds": point.seconds}
-
-
-def verify_app(app: str, *, point_id: str | None = None, deep: bool = True, store: Store | None = None) -> dict:
-    """Verify one point or all of them; a failing point is the finding VMF-DR-002."""
-    store = store or Store()
-    group = store.load(app)
-    ids = [point_id] if point_id else [p.point_id for p in group.points]
-    results, findings = [], []
-    for pid in ids:
-        problems = points.verify_point(group, pid, deep=deep)
-        results.append({"id": pid, "problems": problems})
-        if problems:
-            findings.append(Finding("VMF-DR-002", "error", f"recovery point {pid} of {app!r} does not verify: "
-                                    f"{problems[0]}", app, "take a new point with vmferry sync; do not launch "
-                                    "this one").to_dict())
-    return {"app": app, "points": results, "findings": findings}

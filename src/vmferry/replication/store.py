@@ -99,6 +99,7 @@ class ProtectionGroup:
     retiring: tuple[RecoveryPoint, ...] = ()   # being merged into the oldest kept point (retention)
     created: tuple[str, ...] = ()              # what protect created (files, dirs), for unprotect
     last_seq: int = 0                          # sequence number of the last point begun (ids never reused)
+    capture_dir: str | None = None             # running-domain sources: where their backup jobs' sockets live
     extra: tuple[str, ...] = field(default=())  # room for later issues (JSON texts)
 
     def vm(self, name: str) -> ReplicaVm:
