@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 from dataclasses import replace
 
 from lxml import etree
@@ -97,8 +98,8 @@ def protect(manifest: str | os.PathLike, source_site: str, target_site: str, *, 
     replica_dir = os.path.join(storage, app.name)
     if os.path.lexists(replica_dir):
         raise ReplicationError(f"{replica_dir} exists: it is not vmferry's to use", path=replica_dir)
-    staging = os.path.join(storage, f".{app.name}.protecting")
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = tempfile.mkdtemp(prefix=f".{app.name}.protecting-", dir=storage)   # renamed when complete
+    os.chmod(staging, 0o755)
     os.makedirs(os.path.join(staging, "vms"))
     try:
         vms, first_copies = [], {}
@@ -113,7 +114,6 @@ def protect(manifest: str | os.PathLike, source_site: str, target_site: str, *, 
             vm, copies = _protect_package(app, comp, target, staging, replica_dir, domain_type, reporter)
             vms.append(vm)
             first_copies.update(copies)
-        os.rename(staging, replica_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -127,11 +127,13 @@ def protect(manifest: str | os.PathLike, source_site: str, target_site: str, *, 
                             rpo_seconds, keep, points.now_iso(), tuple(vms),
                             created=(replica_dir, capture_dir) if capture_dir else (replica_dir,),
                             capture_dir=capture_dir)
+    with store.locked(app.name):
+        if store.exists(app.name):
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ReplicationError(f"application {app.name!r} was protected meanwhile")
+        store.save(group)           # first the record (unprotect finds what follows), then the replica
     try:
-        with store.locked(app.name):
-            if store.exists(app.name):
-                raise ReplicationError(f"application {app.name!r} was protected meanwhile")
-            store.save(group)
+        os.rename(staging, replica_dir)
         draft = points.begin_point(app.name, store=store)
         try:
             for ref in draft.disks:
@@ -151,6 +153,7 @@ def protect(manifest: str | os.PathLike, source_site: str, target_site: str, *, 
         if domains:
             group = _domain_readiness(store, group)
     except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         _remove_group(store, app.name, group)
         raise
     return group

@@ -74,7 +74,7 @@ def status(app: str | None = None, *, store: Store | None = None, now: datetime 
 
 
 def _resync_findings(group: ProtectionGroup) -> list[Finding]:
-    """VMF-DR-101 for each VM whose newest point had to copy whole disks because tracking was lost."""
+    """VMF-DR-010 for each VM whose newest point had to copy whole disks because tracking was lost."""
     newest = group.newest
     if newest is None:
         return []
