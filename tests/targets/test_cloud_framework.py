@@ -38,7 +38,7 @@ def assert_glance_document(doc: dict) -> None:
 
 
 def test_cloud_targets_are_converters_of_the_table():
-    assert set(names(output="cloud")) >= {"openstack"}
+    assert set(names(output="cloud")) >= {"openstack", "gce", "hyperv", "proxmox"}
 
 
 def test_openstack_from_an_ova_without_extracting_it(tmp_path):

@@ -50,6 +50,7 @@ def add_arguments(p) -> None:
                        "Glance through openstacksdk)")
     cloud.add_argument("--cloud", help="openstack: the clouds.yaml cloud to upload to")
     cloud.add_argument("--image-name", help="the image name (default: the VM's name)")
+    cloud.add_argument("--bucket", help="gce: the Cloud Storage bucket the image description names as source")
     cloud.add_argument("--switch", help="hyperv: the virtual switch the NICs join (default: 'Default Switch')")
     cloud.add_argument("--vmid", type=int, help="proxmox: the VM id in the qm command lines (default: 100)")
     cloud.add_argument("--storage", help="proxmox: the storage qm importovf writes to (default: local-lvm)")
@@ -57,7 +58,7 @@ def add_arguments(p) -> None:
 
 
 # the options of the cloud group handed to the target's writer (vmferry.targets.clouds)
-CLOUD_OPTIONS = ("cloud", "image_name", "switch", "vmid", "storage", "bridge")
+CLOUD_OPTIONS = ("cloud", "image_name", "bucket", "switch", "vmid", "storage", "bridge")
 
 
 def run(args) -> int:

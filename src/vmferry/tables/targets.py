@@ -277,8 +277,7 @@ ROWS: tuple[Target, ...] = (
                          note="Nova's libvirt driver reads hw_disk_bus, hw_scsi_model, hw_vif_model, hw_machine_type, "
                          "hw_firmware_type, os_secure_boot, os_type, os_distro and the hw_cpu_* topology"),
          note="Glance images (qcow2) with the properties Nova's libvirt driver reads; bus and NIC follow the guest"),
-    _row("gce", output=None,  # writer in progress (cloud)
-         ovf=None, disk_formats=("raw",), accepts_family=("",), default_family=None,
+    _row("gce", output="cloud", ovf=None, disk_formats=("raw",), accepts_family=("",), default_family=None,
          os_ids=("libosinfo",),
          nics=(("virtio", "VIRTIO_NET"),),
          nic_fallbacks=tuple((m, "virtio", "Compute Engine offers virtio-net and gVNIC only")
@@ -297,8 +296,7 @@ ROWS: tuple[Target, ...] = (
                          size_align=1 << 30, max_boot_disk_bytes=2048 << 30, partition_tables=("mbr", "gpt"),
                          note="Compute Engine's manual import: one image per disk, sizes in whole GB (GiB)"),
          note="Compute Engine images: a raw disk in a gzip'd tar, guest OS features from the guest's drivers"),
-    _row("hyperv", output=None,  # writer in progress (cloud)
-         ovf=None, disk_formats=("vhdx", "vhd"), accepts_family=("Microsoft:Hyper-V:",),
+    _row("hyperv", output="cloud", ovf=None, disk_formats=("vhdx", "vhd"), accepts_family=("Microsoft:Hyper-V:",),
          default_family="Microsoft:Hyper-V:SubType:1", os_ids=(),
          nics=(("netvsc", "Microsoft:Hyper-V:Synthetic Ethernet Port"),),
          nic_fallbacks=tuple((m, "netvsc", _HV if m == "e1000" else "see e1000")
@@ -321,8 +319,7 @@ ROWS: tuple[Target, ...] = (
                          max_disks=64 * 4 + 4,
                          note="generation 2 (UEFI) boots from SCSI, generation 1 (BIOS) from IDE"),
          note="Hyper-V on Windows Server 2016 and later: VHDX disks and a New-VM script (Hyper-V imports no OVF)"),
-    _row("proxmox", output=None,  # writer in progress (cloud)
-         ovf=None, disk_formats=("qcow2", "raw", "vmdk-stream"), accepts_family=("",),
+    _row("proxmox", output="cloud", ovf=None, disk_formats=("qcow2", "raw", "vmdk-stream"), accepts_family=("",),
          default_family=None, os_ids=("cim",),
          nics=(("virtio", "virtio"), ("e1000e", "e1000e"), ("e1000", "e1000"), ("vmxnet3", "vmxnet3"),
                ("rtl8139", "rtl8139"), ("pcnet32", "pcnet")),

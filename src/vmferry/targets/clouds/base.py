@@ -250,7 +250,10 @@ def write_disks(job: CloudJob, fmt_name: str) -> None:
             job.change("added", f"disk {disk.id}", f"blank, {size} bytes")
             vsize = size
         else:
-            result = convert_file(job.pkg.file(fspec.href), out, fmt.name, reporter=job.reporter)
+            from vmferry.disks.convert import PLAIN_WRITERS
+
+            extra = {"align": align} if fmt.name in PLAIN_WRITERS and align > 1 else {}
+            result = convert_file(job.pkg.file(fspec.href), out, fmt.name, reporter=job.reporter, **extra)
             vsize = result.virtual_size
             job.change("converted", f"disk {fspec.href}", f"-> {fmt.name}")
             wanted = _round_up(vsize, align)
