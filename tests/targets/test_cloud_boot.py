@@ -107,3 +107,30 @@ def test_openstack_image_boots_on_the_bus_and_nic_its_properties_name(guest, gue
                   machine=props["hw_machine_type"], until=MARKS, log=tmp_path / "osk.log")
     assert result.found == build.MARK_BOOTED, result.text[-3000:]
     assert build.MARK_ROOT_FOUND in result.text
+
+
+def test_hyperv_generation_2_of_a_guest_without_hyperv_drivers_is_reported(tmp_path):
+    """The legacy test guest (no hv_* drivers) exported with UEFI firmware: generation 2 boots from the
+    synthetic SCSI controller and has synthetic NICs only, and the guest drives neither: both said."""
+    from tests.guest.test_end_to_end import vmware_ova
+
+    legacy = build.build("legacy")
+    ova = vmware_ova(legacy, tmp_path)
+    pkg = tmp_path / "pkg"
+    (ovf,) = pkg.glob("*.ovf")
+    ovf.write_text(ovf.read_text().replace(
+        "</VirtualHardwareSection>",
+        '<vmw:Config ovf:required="false" vmw:key="firmware" vmw:value="efi"/></VirtualHardwareSection>'))
+    (pkg / f"{ovf.stem}.mf").unlink(missing_ok=True)
+    ova.unlink()
+    assert run_vmferry("pack", pkg, "-o", ova).returncode == 0
+    res = run_vmferry("convert", ova, "--to", "hyperv", "-o", tmp_path / "hv", "--json", env=ENV, timeout=900)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    rules = {f["rule"]: f for f in doc["findings"]}
+    assert rules["VMF-HYV-001"]["severity"] == "error" and "hv_storvsc" in rules["VMF-HYV-001"]["message"]
+    assert "no network" in rules["VMF-HYV-002"]["message"]
+    script = next((tmp_path / "hv").glob("*.create-vm.ps1")).read_text()
+    assert "-Generation 2" in script and "-EnableSecureBoot Off" in script   # no secure boot at the source
+    info = run_json(["qemu-img", "info", "--output=json", str(next((tmp_path / "hv").glob("*.vhdx")))])
+    assert info["format"] == "vhdx" and info["virtual-size"] == Path(legacy.image).stat().st_size

@@ -141,7 +141,7 @@ def upload(report, options: dict) -> list[dict]:
         import openstack
         from openstack import exceptions as os_exc
     except ImportError as exc:  # pragma: no cover - a dependency of the cloud extra
-        raise TargetError("openstacksdk is not installed (pip install 'vmferry[cloud]')") from exc
+        raise TargetError("openstacksdk is not installed (pip install 'vmferry[openstack]')") from exc
     uploads = []
     try:
         conn = openstack.connect(cloud=cloud)
