@@ -135,10 +135,12 @@ def test_resumed_copy_moves_at_most_the_remainder_plus_one_chunk(tmp_path, pkg):
 
     with pytest.raises(KeyboardInterrupt):
         points.sync_disk(draft, ref, heartbeat=dying, store=store)
-    assert beats == [points.COPY_CHUNK]
+    assert beats[-1] == points.COPY_CHUNK and set(beats[:-1]) == {0} and len(beats) > 1   # 0: alive while hashing
     again = points.begin_point("shop", store=store)            # a retried begin returns the open draft
     assert again == draft
-    resumed = points.sync_disk(draft, ref, resume_at=beats[-1], store=store)
+    later: list[int] = []
+    resumed = points.sync_disk(draft, ref, resume_at=beats[-1], store=store, heartbeat=later.append)
+    assert min(later) == points.COPY_CHUNK and later[-1] == SIZE   # never back to 0: a second kill resumes too
     assert resumed.resumed_at == points.COPY_CHUNK
     assert resumed.bytes_written <= SIZE - beats[-1] + points.COPY_CHUNK
     assert resumed.bytes_written == SIZE - points.COPY_CHUNK
@@ -221,6 +223,15 @@ def test_retention_merges_older_points_without_changing_what_kept_points_hold(tm
                            os.path.join(points.point_dir(group, ids[3]), "shop-web.vmdisk1.qcow2")],
                           capture_output=True, text=True, check=True)
     assert info.stdout.count('"filename"') == 2
+
+
+def test_storage_pool_resolves_to_its_directory():
+    from vmferry.plans.model import LibvirtPlatform
+    from vmferry.replication.protect import storage_dir
+
+    assert storage_dir(LibvirtPlatform("test:///default", storage_pool="default-pool")) == "/default-pool"
+    with pytest.raises(ReplicationError, match="storage pool 'nope'"):
+        storage_dir(LibvirtPlatform("test:///default", storage_pool="nope"))
 
 
 def test_malformed_inputs_are_refused(tmp_path, pkg):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 
 from vmferry.errors import ReplicationError, VmferryError
 from vmferry.replication import imageio
@@ -96,8 +97,10 @@ class PackageChanges:
 
     @classmethod
     def open(cls, vm: ReplicaVm, ref: DiskRef, previous_source: list[bytes] | None, replica: list[bytes] | None,
-             workdir: str, block_size: int = imageio.BLOCK_SIZE) -> PackageChanges:
-        """Hash the package disk; with no previous maps every block is a change (a full copy)."""
+             workdir: str, block_size: int = imageio.BLOCK_SIZE, *,
+             progress: Callable[[int], None] | None = None) -> PackageChanges:
+        """Hash the package disk; with no previous maps every block is a change (a full copy). ``progress``
+        is called with the bytes hashed so far (a long hash keeps a caller's heartbeat alive)."""
         stack = contextlib.ExitStack()
         try:
             spec = package_disk(vm, ref, workdir, stack)
@@ -105,7 +108,7 @@ class PackageChanges:
             if image.size != ref.size:
                 raise ReplicationError(f"disk {ref.disk!r} is now {image.size} bytes, the replica's is {ref.size}: "
                                        "a resized disk needs the application protected again", path=vm.source)
-            hashes = imageio.block_hashes(image, block_size)
+            hashes = imageio.block_hashes(image, block_size, progress=progress)
             if previous_source is None or replica is None:
                 blocks = list(range(len(hashes)))
             else:
@@ -118,7 +121,8 @@ class PackageChanges:
             raise
 
     @classmethod
-    def for_draft(cls, group: ProtectionGroup, draft: PointDraft, ref: DiskRef) -> PackageChanges:
+    def for_draft(cls, group: ProtectionGroup, draft: PointDraft, ref: DiskRef, *,
+                  progress: Callable[[int], None] | None = None) -> PackageChanges:
         from vmferry.replication.points import point_dir, read_map
 
         vm = group.vm(ref.vm)
@@ -129,7 +133,7 @@ class PackageChanges:
             replica = read_map(os.path.join(pdir, f"{ref.key}.map"), ref.size, bs)
             srcmap = os.path.join(pdir, f"{ref.key}.srcmap")
             previous = read_map(srcmap, ref.size, bs) if os.path.exists(srcmap) else list(replica)
-        source = cls.open(vm, ref, previous, replica, draft.draft_dir, bs)
+        source = cls.open(vm, ref, previous, replica, draft.draft_dir, bs, progress=progress)
         write_source_map(os.path.join(draft.draft_dir, f"{ref.key}.srcmap"), source.hashes)
         return source
 

