@@ -61,3 +61,38 @@ def test_host_that_claims_kvm_but_cannot_run_it_falls_back_to_tcg(libvirtd):
             assert conn._conn.lookupByName("vmferry-nested").XMLDesc().startswith("<domain type='qemu'")
         finally:
             conn.undefine("vmferry-nested")
+
+
+def test_convert_fits_the_domain_to_the_target_host_not_to_the_converting_machine(libvirtd, tmp_path):
+    """``convert --connect``: the domain type is what the target daemon offers (here: root can open
+    /dev/kvm, the daemon's user cannot, so libvirt offers only qemu), and the XML it writes is defined
+    and started there by libvirt itself, with no fitting left for deploy to do."""
+    from tests.conftest import COT
+
+    with lv.connect(libvirtd.uri) as conn:
+        facts = probe(conn)
+    out = tmp_path / "out"
+    res = run_vmferry("convert", COT / "input.ovf", "--to", "kvm", "-o", out, "--descriptor-only", "--json",
+                      "--connect", libvirtd.uri, "--network-map", "VM Network=user")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    (choice,) = doc["choices"]
+    assert choice["domain_type"] == facts.best_type and choice["fitted_to"] == libvirtd.uri
+    root = etree.parse(doc["domains"][0]).getroot()
+    assert root.get("type") == facts.best_type
+    assert root.findtext("devices/emulator") == facts.types[facts.best_type].emulator
+    if facts.best_type == "qemu":
+        assert any(f["rule"] == "VMF-KVM-005" for f in doc["findings"])
+        assert root.findtext("cpu/model") == "qemu64"
+    for disk in root.findall("devices/disk"):        # descriptor only: no disk files to open
+        root.find("devices").remove(disk)
+    root.find("devices/serial/log").set("file", str(libvirtd.workdir / "convert-fit.log"))
+    with lv.connect(libvirtd.uri) as conn:
+        info = conn.define(etree.tostring(root, encoding="unicode"))    # libvirt's own define, no fit
+        try:
+            assert conn.start(info.name).state == "running"
+        finally:
+            conn.undefine(info.name)
+    bad = run_vmferry("convert", COT / "input.ovf", "--to", "kvm", "-o", tmp_path / "bad", "--descriptor-only",
+                      "--connect", "bogus:///no-such-driver")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and not (tmp_path / "bad").exists()

@@ -125,9 +125,12 @@ def test_ifupdown_name_pinned_to_the_mac_and_address_kept(repaired):
     assert _link(repaired, "ens192") == (MACS["ens192"], "ens192")
 
 
-def test_networkd_match_by_mac_and_static_config_kept(repaired):
+def test_networkd_name_kept_pinned_to_the_mac_and_static_config_kept(repaired):
+    assert repaired["files"]["/etc/systemd/network/20-ens224.network"] == \
+        RECIPE["/etc/systemd/network/20-ens224.network"][0]
+    assert _link(repaired, "ens224") == (MACS["ens224"], "ens224")
     cp = _ini(repaired["files"]["/etc/systemd/network/20-ens224.network"])
-    assert dict(cp["Match"]) == {"MACAddress": MACS["ens224"]}
+    assert dict(cp["Match"]) == {"Name": "ens224"}
     assert cp["Network"]["Address"] == "10.0.1.5/24" and cp["Network"]["DNS"] == "10.0.1.2"
     assert cp["Route"]["Destination"] == "10.9.0.0/16" and cp["Route"]["Gateway"] == "10.0.1.9"
 
@@ -146,6 +149,7 @@ def test_nm_keyfile_follows_the_mac_and_keeps_its_address(repaired):
     cp = _ini(repaired["files"][path])
     assert "interface-name" not in cp["connection"] and cp["connection"]["uuid"].startswith("3c3f4a4e")
     assert cp["ethernet"]["mac-address"] == MACS["ens161"].upper()
+    assert _link(repaired, "ens161") == (MACS["ens161"], "ens161")            # the name is kept too
     assert cp["ipv4"]["address1"] == "10.0.3.5/24,10.0.3.1" and cp["ipv4"]["dns"] == "10.0.3.2;"
     assert repaired["modes"][path] == 0o600                                   # NetworkManager ignores others
 
@@ -157,9 +161,9 @@ def test_ifcfg_hwaddr_and_name_pinned(repaired):
     assert _link(repaired, "ens193") == (MACS["ens193"], "ens193")
 
 
-def test_only_names_without_their_own_match_get_a_link_file(repaired):
-    for name in ("ens161", "ens224", "ens256"):       # NM, networkd and netplan match by MAC themselves
-        assert repaired["files"][f"/etc/systemd/network/10-vmferry-{name}.link"] is None
+def test_netplan_names_are_pinned_by_netplan_itself_not_by_a_link_file(repaired):
+    # set-name is netplan's own pin (netplan generates the .link file from it at boot)
+    assert repaired["files"]["/etc/systemd/network/10-vmferry-ens256.link"] is None
 
 
 def test_fstab_tools_and_the_report(repaired):

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_vmferry
-from tests.guestimage.build import CpioWriter
 from vmferry.errors import GuestError, TargetError, XmlError
 from vmferry.guest import initramfs, linuxconf
+from vmferry.guest.initramfs_splice import CpioWriter
 from vmferry.guest.kmod import builtin_from_config, builtin_from_list, modinfo, module_name
 from vmferry.guest.model import DiskName, GuestReport, Initramfs, Kernel, OsInfo, Tool
 from vmferry.guest.readiness import readiness

@@ -34,7 +34,6 @@ import argparse
 import fcntl
 import gzip
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -46,6 +45,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from vmferry.errors import ToolFailed
+from vmferry.guest.initramfs_splice import CpioWriter
 from vmferry.guest.kmod import WATCHED, modinfo, module_name
 from vmferry.tools.guestfs import guestfs_env
 from vmferry.tools.proc import run
@@ -193,37 +193,6 @@ def resolve_modules(wanted: tuple[str, ...], index: dict[str, Path]) -> list[str
     return order
 
 
-# ---- cpio (newc) writer ---------------------------------------------------------------------------
-
-class CpioWriter:
-    def __init__(self) -> None:
-        self.buf = io.BytesIO()
-        self.ino = 1
-
-    def _entry(self, name: str, mode: int, data: bytes = b"") -> None:
-        encoded = name.encode() + b"\0"
-        fields = [self.ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(encoded), 0]
-        self.ino += 1
-        self.buf.write(b"070701" + b"".join(b"%08X" % f for f in fields) + encoded)
-        self.buf.write(b"\0" * (-self.buf.tell() % 4))
-        self.buf.write(data)
-        self.buf.write(b"\0" * (-self.buf.tell() % 4))
-
-    def dir(self, name: str) -> None:
-        self._entry(name, 0o040755)
-
-    def file(self, name: str, data: bytes, mode: int = 0o644) -> None:
-        self._entry(name, 0o100000 | mode, data)
-
-    def symlink(self, name: str, target: str) -> None:
-        self._entry(name, 0o120777, target.encode())
-
-    def finish(self) -> bytes:
-        self._entry("TRAILER!!!", 0)
-        self.buf.write(b"\0" * (-self.buf.tell() % 512))
-        return self.buf.getvalue()
-
-
 INITRAMFS_INIT = r"""#!/bin/sh
 export PATH=/bin
 mount -t proc proc /proc
@@ -298,7 +267,7 @@ def _fill(text: str, variant: Variant) -> str:
 
 def make_initramfs(variant: Variant, busybox: bytes, kroot: Path, version: str, modules: list[str],
                    index: dict[str, Path]) -> bytes:
-    cpio = CpioWriter()
+    cpio = CpioWriter(1)     # vmferry's own newc writer (the one the initramfs splice uses)
     for d in ("bin", "dev", "proc", "sys", "etc", "newroot", "lib", "lib/modules", f"lib/modules/{version}"):
         cpio.dir(d)
     cpio.file("bin/busybox", busybox, 0o755)

@@ -88,3 +88,35 @@ def test_bad_network_map_is_a_usage_error(tmp_path):
                          "--network-map", "nonsense")
     assert result.returncode == 2 and "SRC=DST" in result.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_domain_type_is_not_read_from_the_converting_machine(tmp_path):
+    """Without a target connection the XML is written for a KVM host, whatever /dev/kvm says here."""
+    result = run_vmferry("convert", COT / "input.ovf", "--to", "kvm", "-o", tmp_path / "out", "--descriptor-only",
+                         "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    (choice,) = doc["choices"]
+    assert choice["domain_type"] == "kvm" and choice["fitted_to"] is None
+    root = etree.parse(doc["domains"][0]).getroot()
+    assert root.get("type") == "kvm" and root.find("cpu").get("mode") == "host-model"
+
+
+def test_domain_fitted_to_a_host_without_kvm(tmp_path):
+    """fit_to_host with the capabilities captured from a real libvirtd without KVM: the same fit as
+    deploy (qemu, qemu64 CPU, the host's emulator), each change listed, the compromise a VMF-KVM-005."""
+    from tests.guest.test_libvirt_host import tcg_only_facts
+    from vmferry.targets.kvm import KvmReport, fit_to_host
+
+    doc = kvm(COT / "input.ovf", tmp_path / "out", "--domain-type", "kvm")
+    text = Path(doc["domains"][0]).read_text()
+    facts = tcg_only_facts()
+    report = KvmReport("src", "out", None)
+    xml, dtype, machine = fit_to_host(text, facts, None, "vm1", report)
+    root = etree.fromstring(xml.encode())
+    assert dtype == root.get("type") == "qemu" and machine == root.find("os/type").get("machine")
+    assert root.findtext("cpu/model") == "qemu64" and root.findtext("devices/emulator") == facts.types["qemu"].emulator
+    assert [f.rule for f in report.findings] == ["VMF-KVM-005"] and "TCG" in report.findings[0].message
+    assert any(c.kind == "fitted" and "domain type kvm -> qemu" in c.detail for c in report.changes)
+    forced = KvmReport("src", "out", None)
+    assert fit_to_host(text, facts, "qemu", "vm1", forced)[1] == "qemu" and not forced.findings   # asked for

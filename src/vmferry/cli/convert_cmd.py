@@ -43,7 +43,11 @@ def add_arguments(p) -> None:
                      help="new address/gateway/dns (or mac) of NIC N, written into the repaired guest's "
                      "own network configuration (repeatable)")
     kvm.add_argument("--domain-type", choices=("kvm", "qemu"),
-                     help="libvirt domain type (default: kvm when /dev/kvm is usable, else qemu/TCG)")
+                     help="libvirt domain type (default: kvm, or the best the --connect host offers; never "
+                     "read from the converting machine)")
+    kvm.add_argument("--connect", metavar="URI",
+                     help="the target libvirt host: fit the domain to its capabilities now (type, machine, CPU, "
+                     "emulator, networks), as deploy would")
     kvm.add_argument("--machine", choices=("q35", "pc"), help="machine type (default: q35; pc for old guests)")
     cloud = p.add_argument_group("cloud targets (" + ", ".join(names(output="cloud")) + ")")
     cloud.add_argument("--upload", action="store_true", help="send the written output to the cloud (openstack: "
@@ -84,7 +88,7 @@ def run(args) -> int:
                                 disk_format=args.disk_format, force=args.force, reporter=reporter,
                                 disk_bus=args.disk_bus, nic_model=args.nic_model, inspect_guest=not args.no_guest,
                                 domain_type=args.domain_type, machine=args.machine,
-                                repair=not args.no_repair, settings=args.set)
+                                repair=not args.no_repair, settings=args.set, connect=args.connect)
     else:
         from vmferry.conversion import convert_package
 

@@ -5,13 +5,19 @@ whatever predictable name the new slot gives), its MAC address does not (``conve
 function here takes the text of one configuration file and returns the new text (the same text when
 nothing changes), in the file's own convention:
 
+Every interface configured by name **keeps its name** on every hypervisor: the name is pinned to the
+NIC's MAC, so firewall rules, sysctl settings and services bound to the name keep applying, and one
+image gives its NIC the same name wherever it boots (see "Why the name is kept" in docs/guest.md).
+
 =============================  =========================================================================
-ifupdown (``interfaces``)       the name stays; it is pinned to the MAC by a systemd ``.link`` file
+ifupdown (``interfaces``)       file unchanged; the name pinned to the MAC by a systemd ``.link`` file
                                 (:func:`link_file`, ``/etc/systemd/network/10-vmferry-<name>.link``)
-systemd-networkd (``.network``) ``[Match] Name=<name>`` becomes ``MACAddress=<mac>``
-netplan (YAML)                  ``match: {macaddress: <mac>}`` and ``set-name: <name>``
+systemd-networkd (``.network``) ``[Match] Name=<name>`` unchanged (a ``MACAddress=`` match would also
+                                match the VLANs and bridges that inherit the MAC); the ``.link`` pin
+netplan (YAML)                  ``match: {macaddress: <mac>}`` and ``set-name: <name>`` (its own pin)
 NetworkManager keyfile          ``interface-name=`` is dropped, ``[ethernet] mac-address=<mac>`` set
-RHEL ifcfg                      ``HWADDR=<mac>`` next to ``DEVICE=`` (and the name pinned by a ``.link``)
+                                (NetworkManager compares the permanent MAC); the ``.link`` pin
+RHEL ifcfg                      ``HWADDR=<mac>`` next to ``DEVICE=``; the ``.link`` pin
 =============================  =========================================================================
 
 New addresses (:class:`NicSetting`) are written into the same file in the same convention; static
@@ -158,15 +164,11 @@ def networkd_name(text: str) -> str | None:
     return None
 
 
-def networkd(text: str, setting: NicSetting | None, name: str) -> str:
-    sections = _sections(text)
-    if setting is None:
+def networkd(text: str, setting: NicSetting | None) -> str:
+    """New addresses written into a ``.network`` file; its ``[Match] Name=`` stays (the name is pinned)."""
+    if setting is None or not setting.readdress:
         return text
-    for sec, lines in sections:
-        if sec == "Match" and setting.mac:
-            for i, line in enumerate(lines):
-                if _key(line) == "Name" and _value(line).split() == [name]:
-                    lines[i] = f"MACAddress={setting.mac}\n"
+    sections = _sections(text)
     if setting.readdress:
         iface = setting.interface()
         new = [f"Address={iface.with_prefixlen}\n"] + ([f"Gateway={setting.gateway}\n"] if setting.gateway else []) \

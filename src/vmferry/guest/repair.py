@@ -287,19 +287,18 @@ def repair_network(ed: Editor, nics: list[NicSetting]) -> None:
             continue
         if kind == "ifupdown":
             new = netrepair.ifupdown(text, here)
-            pinned |= {n for n, s in here.items() if s.mac}
         elif kind == "netplan":
-            new = netrepair.netplan(text, here)
+            new = netrepair.netplan(text, here)      # match: macaddress + set-name: netplan's own pin
         elif kind == "networkd":
-            (name, setting), = here.items()
-            new = netrepair.networkd(text, setting, name)
+            new = netrepair.networkd(text, next(iter(here.values())))
         elif kind == "nm":
             new = netrepair.nm_keyfile(text, next(iter(here.values())))
         else:
             new = netrepair.ifcfg(text, next(iter(here.values())))
+        if kind != "netplan":
             pinned |= {n for n, s in here.items() if s.mac}
         what = []
-        if any(s.mac for s in here.values()) and kind not in ("ifupdown", "ifcfg"):
+        if any(s.mac for s in here.values()) and kind in ("netplan", "nm", "ifcfg"):
             what.append("follows the NIC by MAC")
         if any(s.readdress for s in here.values()):
             what.append("new address " + ", ".join(s.address for s in here.values() if s.readdress))

@@ -5,6 +5,12 @@ inspected (:mod:`vmferry.guest`, libguestfs) and virtio is used only when the gu
 kernel has the virtio drivers; otherwise SATA, then IDE (each checked the same way). Without disks
 (``descriptor_only``) or without inspection, the bus follows the source controller, and a finding
 says the guest was not checked.
+
+The domain type is never read from the machine that converts (it is seldom the host the VM runs on):
+the XML is written for a KVM host (type ``kvm``, host-model CPU) unless the caller forces a type, and
+``vmferry deploy`` fits it to the host it lands on (:mod:`vmferry.sites.libvirt_host`: TCG with a
+warning where there is no KVM). Given the target connection (``connect``), the same fit is made here,
+from that host's capabilities, so the XML written is already the one the host will run.
 """
 
 from __future__ import annotations
@@ -149,10 +155,12 @@ def convert_to_kvm(path: str | os.PathLike, output: str | os.PathLike, *, descri
                    disk_format: str | None = None, force: bool = False, reporter=None, disk_bus: str = "auto",
                    nic_model: str = "auto", inspect_guest: bool = True, domain_type: str | None = None,
                    machine: str | None = None, seed: int | None = None, repair: bool = True,
-                   settings: list[str] | tuple = ()) -> KvmReport:
+                   settings: list[str] | tuple = (), connect: str | None = None) -> KvmReport:
     """Convert a package for KVM/libvirt. With the disks present and ``repair`` (the default), the boot
     disk's Linux guest is repaired for kvm and for the hypervisor it came from (:mod:`vmferry.guest.repair`)
-    before the bus and NIC are chosen; ``settings`` are ``vmferry.net.N.*=VALUE`` given to the repair."""
+    before the bus and NIC are chosen; ``settings`` are ``vmferry.net.N.*=VALUE`` given to the repair.
+    ``connect``: the libvirt URI of the target host, whose capabilities the domain is fitted to (type,
+    machine, CPU, emulator, networks); without it the domain is written for a KVM host."""
     from vmferry.conversion import load, prepare
     from vmferry.disks.safety import atomic_directory, sigterm_as_interrupt
 
@@ -170,7 +178,8 @@ def convert_to_kvm(path: str | os.PathLike, output: str | os.PathLike, *, descri
         from vmferry.guest.repair import parse_settings
 
         nic_settings = parse_settings(list(settings))
-    dtype = domain_type or ("kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "qemu")
+    facts = _target_facts(connect) if connect else None     # read before anything is written
+    dtype = domain_type or "kvm"
     fmt_name = disk_format or KVM.disk_formats[0]
     if pkg is not None:
         report.findings += pkg.verify_integrity()   # before anything is written
@@ -180,13 +189,23 @@ def convert_to_kvm(path: str | os.PathLike, output: str | os.PathLike, *, descri
                             new_macs=new_macs, rng=rng, fmt_name=fmt_name, reporter=reporter,
                             disk_bus=disk_bus, nic_model=nic_model, inspect_guest=inspect_guest and not
                             descriptor_only, dtype=dtype, machine=machine, descriptor_only=descriptor_only,
-                            source_path=path, nic_settings=nic_settings)
+                            source_path=path, nic_settings=nic_settings, facts=facts, forced_type=domain_type)
     return report
+
+
+def _target_facts(uri: str):
+    """What the target libvirt host offers (:func:`vmferry.sites.libvirt_host.probe`)."""
+    from vmferry.sites.libvirt_host import probe
+    from vmferry.tools.libvirt import connect
+
+    with connect(uri) as conn:
+        return probe(conn)
 
 
 def _convert_system(pkg, portable, vm: PortableVM, profile, tmp, output, report: KvmReport, *, netmap, new_macs,
                     rng, fmt_name, reporter, disk_bus, nic_model, inspect_guest, dtype, machine,
-                    descriptor_only, source_path, nic_settings=None) -> None:
+                    descriptor_only, source_path, nic_settings=None, facts=None,
+                    forced_type=None) -> None:
     name = domain_name(vm)
     disks: list[DiskPlan] = []
     boot_images = []
@@ -256,12 +275,35 @@ def _convert_system(pkg, portable, vm: PortableVM, profile, tmp, output, report:
                       console_log=os.path.join(output, f"{name}-console.log"),
                       description=f"converted by vmferry from {os.path.basename(source_path)}",
                       libosinfo=vm.os.libosinfo)
+    xml = domain_xml(plan)
+    if facts is not None:
+        xml, dtype, fitted_machine = fit_to_host(xml, facts, forced_type, vm.id, report)
+        mach = fitted_machine or mach
     xml_name = f"{name}.xml"
     with open(os.path.join(tmp, xml_name), "w", encoding="utf-8") as fh:
-        fh.write(domain_xml(plan))
+        fh.write(xml)
     report.domains.append(os.path.join(output, xml_name))
     report.choices.append({"system": vm.id, "disk_bus": bus, "nic_model": nic, "machine": mach,
-                           "domain_type": dtype, "why": why, "profile": profile})
+                           "domain_type": dtype, "why": why, "profile": profile,
+                           "fitted_to": facts.uri if facts is not None else None})
+
+
+def fit_to_host(xml: str, facts, domain_type: str | None, system: str,
+                report: KvmReport) -> tuple[str, str, str | None]:
+    """The domain XML of ``system`` fitted to the target host's ``facts``
+    (:class:`vmferry.sites.libvirt_host.HostFacts`) as ``deploy`` fits it: (xml, domain type, machine).
+    What changed is recorded in ``report.changes``, each compromise (TCG, another machine or network) as
+    a VMF-KVM-005 finding."""
+    from vmferry.sites.libvirt_host import fit_domain
+
+    fit = fit_domain(xml, facts, domain_type=domain_type)
+    for change in fit.changes:
+        report.changes.append(_change("fitted", f"domain of '{system}'", f"{change} ({facts.uri})"))
+    for warning in fit.warnings:
+        report.findings.append(Finding("VMF-KVM-005", "warning", warning, system,
+                                       "convert on (or for) a host with KVM, or accept the slower emulation"
+                                       if "TCG" in warning else "check the target host's libvirt"))
+    return fit.xml, fit.domain_type, fit.machine
 
 
 def _change(kind, what, detail=""):
