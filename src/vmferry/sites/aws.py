@@ -69,12 +69,14 @@ def _failed(what: str, exc: Exception) -> TargetError:
         err = exc.response.get("Error", {})
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         return TargetError(f"AWS {what} failed: {err.get('Code') or status}: {err.get('Message') or exc}")
-    return TargetError(f"AWS {what} failed: {exc}")
+    text = str(exc)
+    return TargetError(f"AWS {what} failed: {text.split(': ', 1)[1] if ': An error occurred' in text else text}")
 
 
 def upload_images(files: list[tuple[str, str]], settings: AwsSettings, *, s3=None) -> list[dict]:
     """Put each ``(local path, key)`` into the bucket; [{key, size, etag}]. The object's size is read
     back and must equal the file's."""
+    from boto3.exceptions import Boto3Error
     from boto3.s3.transfer import TransferConfig
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -86,7 +88,7 @@ def upload_images(files: list[tuple[str, str]], settings: AwsSettings, *, s3=Non
         try:
             s3.upload_file(path, settings.bucket, key, Config=config)
             head = s3.head_object(Bucket=settings.bucket, Key=key)
-        except (BotoCoreError, ClientError) as exc:
+        except (BotoCoreError, ClientError, Boto3Error) as exc:
             raise _failed(f"S3 upload of {os.path.basename(path)} to s3://{settings.bucket}/{key}", exc) from exc
         if head.get("ContentLength") != size:
             raise TargetError(f"s3://{settings.bucket}/{key} holds {head.get('ContentLength')} bytes after the "

@@ -4,7 +4,7 @@
 
 Azure takes a VHD only as a **page blob** (512-byte pages; a block blob cannot become a disk). The blob
 is created at the file's size (a whole number of pages: a fixed VHD is N MiB plus its 512-byte footer),
-then only the ranges that hold data are sent: holes of the sparse file (``SEEK_DATA``/``SEEK_HOLE``) and
+(its container created when missing), then only the ranges that hold data are sent: holes of the sparse file (``SEEK_DATA``/``SEEK_HOLE``) and
 runs of zeros are skipped, since a page never written reads as zeros. Each ``Put Page`` carries at most
 4 MiB, aligned to 512 bytes, several in flight at once. Through ``azure-storage-blob`` (``vmferry[azure]``).
 
@@ -107,6 +107,8 @@ def upload_vhd(path: str, settings: AzureSettings, *, blob_name: str | None = No
     sent = puts = 0
     try:
         container = _service(settings).get_container_client(settings.container)
+        if not container.exists():
+            container.create_container()
         blob = container.get_blob_client(name)
         blob.create_page_blob(size)
         with open(path, "rb") as f, ThreadPoolExecutor(settings.workers, "azure-pages") as pool:
@@ -126,4 +128,4 @@ def upload_vhd(path: str, settings: AzureSettings, *, blob_name: str | None = No
     if props.size != size:
         raise TargetError(f"the page blob holds {props.size} bytes after the upload, the VHD {size}", path=path)
     return {"container": settings.container, "blob": name, "url": blob.url, "size": size, "sent": sent,
-            "puts": puts, "blob_type": str(props.blob_type)}
+            "puts": puts, "blob_type": getattr(props.blob_type, "value", str(props.blob_type))}
