@@ -10,6 +10,10 @@ On a 1 GiB raw disk, half random and half zeros, in one run:
   goal ratio <= 0.6;
 * verification: ``vmferry unpack --verify-only`` vs ``openssl dgst -sha256`` on the same bytes;
   goal throughput ratio >= 0.9;
+* cloud formats (issue 15): ``vmferry disk convert X.ova:disk.vmdk`` into what each cloud imports — AWS
+  streamOptimized VMDK, VHD and raw, Azure's fixed VHD (whole MiB), OpenStack's qcow2 — vs ``qemu-img
+  convert`` to the same format reading the same OVA member in place (a ``json:`` raw range: neither side
+  extracts anything); goal ratio <= 1.0 each;
 * peak resident memory of every vmferry command (``wait4`` rusage): goal <= 200 MiB.
 
 Run: ``.venv/bin/python bench/disks.py [--dir DIR] [--size-mib 1024]``. Not part of ``make test``.
@@ -78,6 +82,44 @@ def rm(*paths: str) -> None:
             os.unlink(p)
 
 
+# (row name, vmferry disk convert arguments, qemu-img convert output arguments)
+CLOUD_FORMATS = (
+    ("aws vmdk-stream", ["-O", "vmdk-stream"], ["-O", "vmdk", "-o", "subformat=streamOptimized,adapter_type=lsilogic"]),
+    ("aws vhd (dynamic)", ["-O", "vhd"], ["-O", "vpc", "-o", "subformat=dynamic,force_size=on"]),
+    ("aws raw", ["-O", "raw"], ["-O", "raw"]),
+    ("azure vhd-fixed", ["--target", "azure"], ["-O", "vpc", "-o", "subformat=fixed,force_size=on"]),
+    ("openstack qcow2", ["-O", "qcow2"], ["-O", "qcow2", "-o", "compat=1.1"]),
+)
+
+
+def member_range(ova: str, name: str) -> tuple[int, int]:
+    import tarfile
+
+    with tarfile.open(ova) as tar:
+        m = tar.getmember(name)
+        return m.offset_data, m.size
+
+
+def cloud_formats(vmferry: list[str], ova: str, work: str, repeat: int) -> list[tuple[str, tuple, tuple]]:
+    """Each cloud format: vmferry from X.ova:disk.vmdk vs qemu-img reading the member's byte range."""
+    import json
+
+    offset, size = member_range(ova, "disk.vmdk")
+    node = {"driver": "vmdk", "file": {"driver": "raw", "offset": offset, "size": size,
+                                       "file": {"driver": "file", "filename": os.path.abspath(ova)}}}
+    src = "json:" + json.dumps(node)
+    rows = []
+    for name, ours_args, base_args in CLOUD_FORMATS:
+        ours_out, base_out = os.path.join(work, "cloud-ours.img"), os.path.join(work, "cloud-base.img")
+        ours = best(lambda a=ours_args, o=ours_out: timed([*vmferry, "disk", "convert", f"{ova}:disk.vmdk", *a,
+                                                           "-o", o]), repeat, lambda o=ours_out: rm(o))
+        base = best(lambda a=base_args, o=base_out: timed(["qemu-img", "convert", src, *a, o]), repeat,
+                    lambda o=base_out: rm(o))
+        rm(ours_out, base_out)
+        rows.append((name, ours, base))
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", help="work directory (default: a new temporary directory)")
@@ -133,6 +175,9 @@ def main() -> int:
         if check.returncode != 0:
             sys.exit("bench: the imported disk differs from the source")
 
+        # --- cloud formats, from inside the OVA ---------------------------------------------
+        cloud_rows = cloud_formats(vmferry, ours_ova, work, args.repeat)
+
         # --- verification -------------------------------------------------------------------
         size = os.path.getsize(ours_ova)
         ours_ver = best(lambda: timed([*vmferry, "unpack", ours_ova, "--verify-only"]), max(args.repeat, 5))
@@ -149,7 +194,11 @@ def main() -> int:
               f"{ours_ver[1] / 1024:>13.0f} MiB   ({tp_ours:.0f} vs {tp_base:.0f} MiB/s, throughput ratio)")
         print(f"OVA {size / MiB:.0f} MiB (baseline OVA {os.path.getsize(os.path.join(work, 'base.ova')) / MiB:.0f}"
               f" MiB); import left no extracted copy: {left == []}; imported disk identical: yes")
-        peak = max(ours_exp[1], ours_imp[1], ours_ver[1]) / 1024
+        print(f"cloud formats, from {os.path.basename(ours_ova)}:disk.vmdk (both sides read the member in place):")
+        for name, ours, baseline in cloud_rows:
+            print(f"  {name:<22} {ours[0]:>8.2f} s vs qemu-img {baseline[0]:>6.2f} s  ratio {ours[0] / baseline[0]:>5.2f}"
+                  f" (goal <= 1.00)  peak RSS {ours[1] / 1024:.0f} MiB")
+        peak = max(ours_exp[1], ours_imp[1], ours_ver[1], *(r[1][1] for r in cloud_rows)) / 1024
         print(f"peak RSS of vmferry commands: {peak:.0f} MiB (goal <= 200 MiB)")
     finally:
         shutil.rmtree(work, ignore_errors=True)

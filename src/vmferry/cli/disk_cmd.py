@@ -114,7 +114,8 @@ def run(args) -> int:
             raise UsageError("give exactly one of -O/--disk-format and --target")
         fmt = get_format(args.disk_format) if args.disk_format else default_format(args.target)
         reporter = make_reporter(args.json)
-        kwargs = {"adapter": args.adapter, "level": args.level, "force": args.force, "reporter": reporter}
+        kwargs = {"adapter": args.adapter, "level": args.level, "force": args.force, "reporter": reporter,
+                  "align": _target_align(args.target, fmt.name)}
         with sigterm_as_interrupt():
             path, member = _split_ova(args.image)
             if member is not None:
@@ -124,3 +125,12 @@ def run(args) -> int:
         _emit(asdict(result), f"{result.path}: {result.format}, {result.virtual_size} bytes", args.json)
         return 0
     raise UsageError("disk needs an action: info, convert, check, compare or formats")
+
+
+def _target_align(target: str | None, fmt: str) -> int:
+    """The size alignment a target's row asks of fixed VHD and raw images (Azure: whole MiB); a sector."""
+    from vmferry.disks.convert import PLAIN_WRITERS
+    from vmferry.tables.targets import TARGETS
+
+    spec = getattr(TARGETS.get(target or ""), "cloud", None)
+    return max(spec.size_align, 512) if spec is not None and fmt in PLAIN_WRITERS else 512

@@ -158,12 +158,14 @@ def convert_disk(disk: OpenedDisk, out: str | os.PathLike, fmt: DiskFormat | str
         return _result(out, fmt, vsize)
     with safety.atomic_output(out, force=force) as tmp:
         populated = None
+        written = False      # by vmferry's own writers (else qemu-img converts)
         if fmt.name in PLAIN_WRITERS:
             populated = write_plain_image(disk, tmp, fmt.name == "vhd-fixed", align=align, reporter=reporter,
                                           workers=workers, name=os.path.basename(out))
-            vsize = _check_size(tmp, disk, align)
-            if finish is not None:
-                finish()
+            written = True
+        elif fmt.name == "vmdk-stream" and _verbatim_stream(disk, adapter):
+            _verified_copy(disk, tmp, reporter, os.path.basename(out))
+            written = True
         elif fmt.name == "vmdk-stream":
             with open_raw(disk.spec, disk.virtual_size) as reader:
                 if reader.plain:
@@ -173,13 +175,12 @@ def convert_disk(disk: OpenedDisk, out: str | os.PathLike, fmt: DiskFormat | str
                                                 is_zero=reader.is_zero, name=os.path.basename(out),
                                                 adapter=adapter, level=level, workers=workers,
                                                 progress=step.advance)
-                    populated = res.populated
-        if populated is None:
+                    populated, written = res.populated, True
+        if not written:
             _qemu_convert(disk, tmp, fmt, adapter, reporter, needed)
-        if fmt.name not in PLAIN_WRITERS:
-            vsize = _check_size(tmp, disk)
-            if finish is not None:
-                finish()
+        vsize = _check_size(tmp, disk, align if fmt.name in PLAIN_WRITERS else 512)
+        if finish is not None:
+            finish()
     return _result(out, fmt, vsize, populated)
 
 
@@ -193,6 +194,45 @@ def _check_size(path: str, disk: OpenedDisk, align: int = 512) -> int:
 
 
 PLAIN_WRITERS = ("vhd-fixed", "raw")
+
+
+def _verbatim_stream(disk: OpenedDisk, adapter: str) -> bool:
+    """A streamOptimized VMDK source that is already what the output would be (sparse extent version 3
+    with markers, VMware's export format, the same adapter type): it is copied byte for byte, every grain
+    verified."""
+    from vmferry.disks.stream_import import streamable
+
+    if disk.format != "vmdk-stream":
+        return False
+    head = _first_sector(disk)
+    if not streamable(head) or int.from_bytes(head[4:8], "little") != 3:
+        return False
+    desc_sector, desc_sectors = int.from_bytes(head[28:36], "little"), int.from_bytes(head[36:44], "little")
+    if not 0 < desc_sectors <= 64:
+        return False
+    with open(disk.path, "rb") as f:
+        text = os.pread(f.fileno(), desc_sectors * 512, disk.offset + desc_sector * 512)
+    return f'ddb.adapterType = "{adapter}"'.encode() in text
+
+
+def _verified_copy(disk: OpenedDisk, tmp: str, reporter: Reporter, name: str) -> None:
+    """Copy the streamOptimized ``disk`` into ``tmp``, inflating every grain on the way
+    (:class:`~vmferry.disks.vmdk_verify.GrainVerifier`), then check its directory and tables."""
+    from vmferry.disks.vhd_write import file_blocks
+    from vmferry.disks.vmdk_verify import GrainVerifier
+
+    size = disk.size if disk.size is not None else os.path.getsize(disk.path) - disk.offset
+    verify = GrainVerifier(disk.name or disk.path)
+    try:
+        with open(tmp, "wb") as f, reporter.step(f"copy {name}", size) as step:
+            for block in file_blocks(disk.path, disk.offset, size, 4 << 20):
+                f.write(block)
+                verify.feed(block)
+                step.advance(len(block))
+        verify.close()
+    finally:
+        verify.abandon()
+    check_image(tmp)
 
 
 def _first_sector(disk: OpenedDisk) -> bytes:
@@ -218,9 +258,8 @@ def write_plain_image(disk: OpenedDisk, tmp: str, vhd: bool, *, align: int, repo
                                              align=align, vhd=vhd, workers=workers, progress=step.advance).populated
         if disk.format == "vmdk-stream" and streamable(_first_sector(disk)):
             size = disk.size if disk.size is not None else os.path.getsize(disk.path) - disk.offset
-            blocks = vhd_write.file_blocks(disk.path, disk.offset, size)
-            return vhd_write.write_from_stream(blocks, fd, align=align, vhd=vhd, workers=workers,
-                                               progress=step.advance).populated
+            return vhd_write.write_from_member(disk.path, disk.offset, size, fd, align=align, vhd=vhd,
+                                               workers=workers, progress=step.advance).populated
     qemu_img.convert(disk.spec, tmp, "raw", {}, timeout=max(300, CONVERT_TIMEOUT_PER_GIB * (disk.virtual_size >> 30)))
     with open(tmp, "r+b") as f:
         size = round_size(disk.virtual_size, align)

@@ -167,6 +167,91 @@ def write_from_stream(blocks: Iterable[bytes], fd: int, *, align: int = SECTOR, 
     return WriteResult(file_size, size, populated)
 
 
+def write_from_member(path: str, offset: int, size: int, fd: int, *, align: int = SECTOR, vhd: bool = True,
+                      workers: int | None = None, progress: Callable[[int], object] | None = None) -> WriteResult:
+    """As :func:`write_from_stream`, for a streamOptimized VMDK lying plainly in ``path`` at
+    ``[offset, offset+size)`` (an OVA member): this thread walks the markers with small reads, the pool
+    reads each run of grains in one ``pread``, inflates and writes them. The same checks as the stream
+    reader: every grain inside the disk and on a grain boundary, no grain larger than deflate can make,
+    metadata markers skipped, the end-of-stream marker required."""
+    import struct
+
+    from vmferry.disks.stream_import import ByteStream, _inflate, read_header
+
+    src = os.open(path, os.O_RDONLY)
+    try:
+        end = offset + size
+
+        def pread(n: int, at: int) -> bytes:
+            data = os.pread(src, n, at)
+            if len(data) != n or at + n > end:
+                raise DiskError(f"the VMDK ends at byte {min(at + len(data), end) - offset}, inside a record",
+                                path=path)
+            return data
+
+        header = read_header(ByteStream([pread(SECTOR, offset)]))
+        round_size(header.capacity, align)
+        if header.capacity <= 0:
+            raise DiskError("the VMDK declares an empty disk", path=path)
+        limit = header.grain + header.grain // 8 + 1024
+        workers = workers or os.cpu_count() or 2
+
+        def group(first: int, last: int, grains: list[tuple[int, int, int]], done: int):
+            def run() -> tuple[int, int]:
+                span = os.pread(src, last - first, first)
+                n = 0
+                for at, lba, length in grains:
+                    packed = span[at - first + 12:at - first + 12 + length]
+                    guest, data = _inflate(lba * SECTOR, packed, header.grain, header.capacity)
+                    n += _write_runs(fd, guest, data)
+                return n, done
+            return run
+
+        def tasks() -> Iterator[Callable[[], tuple[int, int]]]:
+            pos = offset + header.overhead
+            grains: list[tuple[int, int, int]] = []
+            first = pos
+            reached = 0
+            while True:
+                marker = pread(SECTOR, pos)
+                value, length = struct.unpack_from("<QI", marker)
+                if length:
+                    if length > limit:
+                        raise DiskError(f"a grain marker declares {length} compressed bytes, more than a grain "
+                                        "can need", path=path)
+                    if value * SECTOR >= header.capacity or value % (header.grain // SECTOR):
+                        raise DiskError(f"a grain marker points at sector {value}, outside the disk or not on a "
+                                        "grain", path=path)
+                    record = 12 + length + (-(12 + length) % SECTOR)
+                    if pos + record > end:
+                        raise DiskError("the VMDK ends inside a grain", path=path)
+                    if not grains:
+                        first = pos
+                    grains.append((pos, value, length))
+                    pos += record
+                    if len(grains) == GRAINS_PER_TASK:
+                        now = max(reached, min((value * SECTOR) + header.grain, header.capacity))
+                        yield group(first, pos, grains, now - reached)
+                        grains, reached = [], now
+                    continue
+                if grains:   # a metadata marker ends the run of grains read in one go
+                    yield group(first, pos, grains, 0)
+                    grains = []
+                kind, = struct.unpack_from("<I", marker, 12)
+                if kind == 0:
+                    break
+                if kind not in (1, 2, 3) or value > 1 << 24:
+                    raise DiskError(f"unknown VMDK marker type {kind} or size {value}", path=path)
+                pos += SECTOR + value * SECTOR
+            yield group(pos, pos, [], header.capacity - reached)
+
+        populated = _drive(tasks(), workers, progress)
+    finally:
+        os.close(src)
+    file_size, vsize = _finish(fd, header.capacity, align, vhd)
+    return WriteResult(file_size, vsize, populated)
+
+
 def file_blocks(path: str, offset: int, size: int, block: int = 1 << 20) -> Iterator[bytes]:
     """The bytes ``[offset, offset+size)`` of ``path`` in blocks (an OVA member read in place)."""
     fd = os.open(path, os.O_RDONLY)
