@@ -108,7 +108,20 @@ def guest_findings(pkg, portable, target: str) -> list[Finding]:
         return [Finding("VMF-GUEST-004", "warning", f"the guest on {name} could not be inspected: "
                         f"{exc.message}", name, "check drivers by hand, or run 'vmferry guest' on the disk")]
     href = os.path.basename(image)
-    return judged_findings(report, portable.systems[0], target, href)
+    return judged_findings(report, portable.systems[0], target, href) + \
+        cloud_guest_findings(report, portable.systems[0], target)
+
+
+def cloud_guest_findings(report, vm, target: str) -> list[Finding]:
+    """A cloud target's own rules on the inspected guest (its writer module's ``guest_rules``)."""
+    from vmferry.tables.targets import target as target_row
+
+    if target_row(target).cloud is None:
+        return []
+    from vmferry.targets.clouds import writer_module
+
+    module = writer_module(target)
+    return module.guest_rules(vm, report) if hasattr(module, "guest_rules") else []
 
 
 def judged_findings(report, vm, target: str, href: str) -> list[Finding]:

@@ -50,19 +50,30 @@ def add_arguments(p) -> None:
                      "emulator, networks), as deploy would")
     kvm.add_argument("--machine", choices=("q35", "pc"), help="machine type (default: q35; pc for old guests)")
     cloud = p.add_argument_group("cloud targets (" + ", ".join(names(output="cloud")) + ")")
-    cloud.add_argument("--upload", action="store_true", help="send the written output to the cloud (openstack: "
+    cloud.add_argument("--upload", action="store_true", help="send the written output to the cloud (aws: S3 and "
+                       "EC2 ImportImage; azure: page blobs; openstack: "
                        "Glance through openstacksdk)")
     cloud.add_argument("--cloud", help="openstack: the clouds.yaml cloud to upload to")
     cloud.add_argument("--image-name", help="the image name (default: the VM's name)")
-    cloud.add_argument("--bucket", help="gce: the Cloud Storage bucket the image description names as source")
+    cloud.add_argument("--bucket", help="gce: the Cloud Storage bucket the image description names as source; aws: "
+                       "the S3 bucket the images go to (default: $VMFERRY_AWS_BUCKET)")
     cloud.add_argument("--switch", help="hyperv: the virtual switch the NICs join (default: 'Default Switch')")
     cloud.add_argument("--vmid", type=int, help="proxmox: the VM id in the qm command lines (default: 100)")
     cloud.add_argument("--storage", help="proxmox: the storage qm importovf writes to (default: local-lvm)")
     cloud.add_argument("--bridge", help="proxmox: the bridge the NICs join (default: vmbr0)")
+    cloud.add_argument("--s3-prefix", dest="prefix", help="aws: key prefix of the images in the bucket")
+    cloud.add_argument("--license-type", choices=("AWS", "BYOL"), help="aws: LicenseType of the import")
+    cloud.add_argument("--role-name", help="aws: the IAM role VM Import uses (default: vmimport)")
+    cloud.add_argument("--region", help="aws --upload: the region (default: $AWS_REGION)")
+    cloud.add_argument("--endpoint-url", help="aws --upload: an S3/EC2-compatible endpoint (default: AWS's)")
+    cloud.add_argument("--container", help="azure --upload: the blob container (default: $VMFERRY_AZURE_CONTAINER; "
+                       "credentials from $AZURE_STORAGE_CONNECTION_STRING)")
+    cloud.add_argument("--blob-prefix", help="azure --upload: a prefix of the blob names")
 
 
 # the options of the cloud group handed to the target's writer (vmferry.targets.clouds)
-CLOUD_OPTIONS = ("cloud", "image_name", "bucket", "switch", "vmid", "storage", "bridge")
+CLOUD_OPTIONS = ("cloud", "image_name", "switch", "vmid", "storage", "bridge", "bucket", "prefix", "license_type",
+                 "role_name", "region", "endpoint_url", "container", "blob_prefix")
 
 
 def run(args) -> int:

@@ -59,7 +59,7 @@ ALIASES = {"vmdk": "vmdk-stream", "streamoptimized": "vmdk-stream", "monolithics
 # Sensible disk format per target (issue 4, item 5). Azure wants fixed VHD.
 TARGET_DEFAULTS = {"vmware": "vmdk-stream", "ova": "vmdk-stream", "virtualbox": "vmdk-stream",
                    "xen": "vhd", "hyperv": "vhdx", "hyper-v": "vhdx", "azure": "vhd-fixed", "gce": "raw",
-                   "openstack": "qcow2", "proxmox": "qcow2",
+                   "openstack": "qcow2", "proxmox": "qcow2", "aws": "vmdk-stream",
                    "kvm": "qcow2", "libvirt": "qcow2", "qemu": "qcow2", "dmtf": "vmdk-stream"}
 
 

@@ -84,7 +84,13 @@ def image_format(path: str) -> str:
     images whose every referenced file (backing file, extent) lies inside their folder."""
     from vmferry.disks.image_check import check_image
 
-    fmt = check_image(path).qemu
+    header = check_image(path)
+    if header.format == "vhd-fixed":
+        # QEMU sizes a fixed VHD by its CHS geometry unless the creator is one it knows (Hyper-V, its own
+        # qem2...), and libguestfs cannot pass it force_size_calc: read as raw, the footer is one extra last
+        # sector that no partition or file system uses
+        return "raw"
+    fmt = header.qemu
     if not fmt:
         raise GuestError("not a disk image format libguestfs reads", path=path)
     return fmt

@@ -31,12 +31,12 @@ from typing import Literal
 
 from vmferry.guest.model import GuestReport
 
-Bus = Literal["virtio", "virtio-scsi", "sata", "ide", "lsilogic", "lsisas1068", "pvscsi", "xen", "hyperv"]
-NicModel = Literal["virtio", "e1000e", "e1000", "rtl8139", "vmxnet3", "pcnet32", "xen", "hyperv", "gvnic"]
+Bus = Literal["virtio", "virtio-scsi", "sata", "ide", "lsilogic", "lsisas1068", "pvscsi", "xen", "hyperv", "nvme"]
+NicModel = Literal["virtio", "e1000e", "e1000", "rtl8139", "vmxnet3", "pcnet32", "xen", "hyperv", "gvnic", "ena"]
 BUSES: tuple[Bus, ...] = ("virtio", "virtio-scsi", "sata", "ide", "lsilogic", "lsisas1068", "pvscsi", "xen",
-                          "hyperv")
+                          "hyperv", "nvme")
 NIC_MODELS: tuple[NicModel, ...] = ("virtio", "e1000e", "e1000", "rtl8139", "vmxnet3", "pcnet32", "xen", "hyperv",
-                                    "gvnic")
+                                    "gvnic", "ena")
 
 # Linux: bus -> drivers needed before the root file system is mounted. Each entry is one driver, or
 # alternatives separated by "|" (any one of them will do).
@@ -50,11 +50,13 @@ BUS_DRIVERS: dict[str, tuple[str, ...]] = {
     "pvscsi": ("vmw_pvscsi", "sd_mod"),
     "xen": ("xen_blkfront",),
     "hyperv": ("hv_vmbus", "hv_storvsc", "sd_mod"),
+    "nvme": ("nvme",),
 }
 NIC_DRIVERS: dict[str, tuple[str, ...]] = {
     "virtio": ("virtio_pci", "virtio_net"), "e1000": ("e1000",), "e1000e": ("e1000e",),
     "rtl8139": ("8139cp|8139too",), "vmxnet3": ("vmxnet3",), "pcnet32": ("pcnet32",),
     "xen": ("xen_netfront",), "hyperv": ("hv_vmbus", "hv_netvsc"), "gvnic": ("gve",),
+    "ena": ("ena",),
 }
 
 
@@ -85,6 +87,7 @@ WINDOWS_BUS: dict[str, tuple[WindowsDriver, ...]] = {
     "pvscsi": (W(("pvscsi",), ("pvscsi.sys",), ("pci\\ven_15ad&dev_07c0",), "VMware Tools; inbox since 2022"),),
     "xen": (W(("xenvbd",), ("xenvbd.sys",), (), "Xen PV drivers"),),
     "hyperv": (W(("storvsc",), ("storvsc.sys",), (), "inbox in Windows 2008 R2 and later"),),
+    "nvme": (W(("stornvme",), ("stornvme.sys",), ("pci\\cc_010802",), "inbox since Windows 8.1 / 2012 R2"),),
 }
 # Windows: NIC model -> drivers (any one of them).
 WINDOWS_NIC: dict[str, tuple[WindowsDriver, ...]] = {
@@ -103,6 +106,7 @@ WINDOWS_NIC: dict[str, tuple[WindowsDriver, ...]] = {
     "hyperv": (W(("netvsc",), ("netvsc.sys", "netvsc60.sys", "netvsc63.sys"), (),
                  "inbox in Windows 2008 R2 and later"),),
     "gvnic": (W(("gvnic",), ("gvnic.sys",), ("pci\\ven_1ae0&dev_0042",), "Google's gVNIC driver (googet)"),),
+    "ena": (W(("ena",), ("ena.sys",), ("pci\\ven_1d0f&dev_ec20",), "AWS's ENA driver"),),
 }
 BOOT_START = 0
 

@@ -27,6 +27,7 @@ STORAGE_DRIVERS: dict[str, str] = {
     "mptsas": "LSI Logic SAS (VMware lsisas1068)",
     "ahci": "SATA AHCI",
     "ata_piix": "IDE (Intel PIIX)",
+    "nvme": "NVMe (EBS volumes on EC2 Nitro instances)",
 }
 NETWORK_DRIVERS: dict[str, str] = {
     "virtio_net": "KVM/QEMU virtio network",
@@ -39,6 +40,7 @@ NETWORK_DRIVERS: dict[str, str] = {
     "8139too": "Realtek RTL8139 (QEMU rtl8139)",
     "pcnet32": "AMD PCnet32 (VMware/VirtualBox pcnet)",
     "gve": "Google Virtual NIC (gVNIC, Compute Engine)",
+    "ena": "Amazon Elastic Network Adapter (EC2 Nitro instances)",
 }
 # A driver is only usable when the bus it sits on is too.
 BUS_DRIVERS: dict[str, str] = {"virtio_pci": "virtio PCI transport", "hv_vmbus": "Hyper-V VMBus",
@@ -57,7 +59,7 @@ KCONFIG: dict[str, str] = {
     "CONFIG_SATA_AHCI": "ahci", "CONFIG_BLK_DEV_SD": "sd_mod", "CONFIG_ATA_PIIX": "ata_piix", "CONFIG_E1000": "e1000", "CONFIG_E1000E": "e1000e",
     "CONFIG_BLK_DEV_SR": "sr_mod", "CONFIG_CDROM": "cdrom", "CONFIG_ISO9660_FS": "isofs",
     "CONFIG_8139CP": "8139cp", "CONFIG_8139TOO": "8139too", "CONFIG_PCNET32": "pcnet32",
-    "CONFIG_GVE": "gve",
+    "CONFIG_GVE": "gve", "CONFIG_BLK_DEV_NVME": "nvme", "CONFIG_ENA_ETHERNET": "ena",
 }
 
 MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.gz", ".ko.zst")

@@ -24,7 +24,7 @@ from vmferry.guest.model import GuestReport
 from vmferry.tables.targets import TARGETS as TARGET_ROWS
 
 # device-name prefix the first disk gets on each bus (libata and SCSI disks are all "sd")
-BUS_PREFIX = {"virtio": "vd", "xen": "xvd"}
+BUS_PREFIX = {"virtio": "vd", "xen": "xvd", "nvme": "nvme"}
 
 
 @dataclass(frozen=True)

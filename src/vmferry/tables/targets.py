@@ -151,6 +151,10 @@ def _row(name: str, *, follows_guest: bool = False, nics: tuple[tuple[str, str],
 _E1000 = "E1000 is emulated by VMware, VirtualBox, QEMU and Xen and has inbox drivers in Windows and Linux"
 _AHCI = "AHCI has inbox drivers in Windows Vista and later and in every Linux"
 _SAS = "LSI SAS has inbox drivers in Windows 2008 and later and in every Linux (mptsas)"
+_EC2_NIC = ("VM Import gives the instance one NIC of EC2's own: ENA on Nitro instance types (driver ena), Xen's "
+            "netfront on older ones")
+_EC2_DISK = ("EC2 attaches EBS volumes as NVMe on Nitro instance types (driver nvme), as Xen block devices on "
+             "older ones")
 _HV = ("Hyper-V emulates only the Gen 1 legacy DEC 21140 adapter; the guest needs hv_netvsc (Linux 2.6.32+) "
        "or integration services (Windows 2008 R2+ inbox)")
 _OVF_DATASOURCES = ("OVF",)
@@ -343,6 +347,47 @@ ROWS: tuple[Target, ...] = (
                          note="qm importovf reads OVF 1.x: one VirtualSystem, one CPU and one memory Item, disk "
                          "Items on IDE (5), SCSI (6) or SATA (20) controllers, hrefs beside the OVF, CIM OS ids"),
          note="Proxmox VE: the OVF subset qm importovf reads, qcow2 disks, qm set for what it does not read"),
+    _row("aws", output="cloud", ovf=None, disk_formats=("vmdk-stream", "vhd", "vhd-fixed", "vhdx", "raw"),
+         accepts_family=("",), default_family=None, os_ids=(),
+         nics=(("other", "ENA"),),
+         nic_fallbacks=tuple((m, "other", _EC2_NIC) for m in ("e1000", "e1000e", "vmxnet3", "pcnet32", "virtio",
+                                                                "rtl8139", "netvsc")),
+         controllers=(("nvme", None, OTHER_STORAGE, "nvme"),),
+         controller_fallbacks=tuple((k, None, "nvme", None, _EC2_DISK) for k in ("ide", "sata", "scsi")),
+         refuses_controllers=(), boot_buses=("nvme", "xen"), guest_nics=("ena", "xen"),
+         limits=Limits(None, None, None, 4 << 40), agent="amazon-ssm-agent", datasources=("Ec2",),
+         ovf_versions=(("1.x", "reads"),), reads_packed_files=False, firmware=("bios", "efi"), env_transports=(),
+         profiles=False, collections=False, masked_properties=False,
+         cloud=CloudSpec("aws", ("import-image request (JSON for aws ec2 import-image --cli-input-json)",
+                                 "aws CLI commands (S3 upload, import-image)"),
+                         bus_values=(("nvme", "NVMe"), ("xen", "Xen PV")), nic_values=(("ena", "ENA"), ("xen", "Xen PV")),
+                         max_disks=21, upload="s3",
+                         note="VM Import/Export: streamOptimized VMDK (as VMware exports it), VHD/VHDX or raw images "
+                         "in S3 and an ImportImage request; the instance gets one NIC"),
+         note="EC2 VM Import/Export: images in S3 and the import-image request; boot mode legacy-bios or uefi"),
+    _row("azure", output="cloud", ovf=None, disk_formats=("vhd-fixed",), accepts_family=("",), default_family=None,
+         os_ids=(),
+         nics=(("netvsc", "Microsoft:Hyper-V:Synthetic Ethernet Port"),),
+         nic_fallbacks=tuple((m, "netvsc", "Azure VMs have Hyper-V synthetic NICs (hv_netvsc) only")
+                             for m in ("e1000", "e1000e", "vmxnet3", "pcnet32", "virtio", "rtl8139", "other")),
+         controllers=(("ide", "piix4", IDE, "Microsoft:Hyper-V:Emulated IDE Controller"),
+                      ("scsi", "storvsc", SCSI, "Microsoft:Hyper-V:Synthetic SCSI Controller")),
+         controller_fallbacks=(
+             ("ide", None, "ide", "piix4", "a generation 1 VM boots from emulated IDE (a PIIX4)"),
+             ("scsi", None, "scsi", "storvsc", "Azure attaches data disks on its synthetic SCSI (storvsc)"),
+             ("sata", None, "scsi", "storvsc", "Azure has no SATA"),
+             ("nvme", None, "scsi", "storvsc", "Azure's NVMe is for newer VM sizes only; SCSI everywhere")),
+         refuses_controllers=(), boot_buses=("hyperv",), guest_nics=("hyperv",),
+         limits=Limits(None, None, None, 2040 << 30), agent="walinuxagent", datasources=("Azure",),
+         ovf_versions=(("1.x", "reads"),), reads_packed_files=False, firmware=("bios", "efi", "secure_boot"),
+         env_transports=(), profiles=False, collections=False, masked_properties=False,
+         cloud=CloudSpec("azure", ("VHD page blob and managed disk/image settings (JSON)",
+                                   "az CLI commands (disk and image from the blob)"),
+                         bus_values=(("hyperv", "VMBus SCSI"),), nic_values=(("hyperv", "Synthetic"),),
+                         size_align=1 << 20, upload="azure-blob",
+                         note="fixed VHD, virtual size a whole number of MiB, at most 2040 GiB; generation 1 (BIOS) "
+                         "or 2 (UEFI); the Linux guest needs hv_vmbus, hv_storvsc and hv_netvsc"),
+         note="Azure: fixed VHDs uploaded as page blobs, managed disks and images made from them"),
 )
 
 TARGETS: dict[str, Target] = {t.name: t for t in ROWS}

@@ -3,7 +3,7 @@
 
 From Microsoft's *Prepare a Linux/Windows VHD for Azure* and *Generation 2 VMs on Azure*: the disk is a
 **fixed** VHD (not VHDX, not dynamic) whose virtual size is a whole number of MiB and at most 2040 GiB
-(the VHD format's limit as Hyper-V and Azure read it); the VM is generation 1 (BIOS, the boot disk on
+(the targets table's ``azure`` row: ``disk_formats``, ``cloud.size_align``, ``limits``); the VM is generation 1 (BIOS, the boot disk on
 emulated IDE until the VMBus drivers take it over) or generation 2 (UEFI); a Linux guest needs the
 Hyper-V drivers ``hv_vmbus`` and ``hv_storvsc`` in its initramfs (the OS disk is a VMBus SCSI disk once
 the kernel runs) and ``hv_netvsc`` for its network. Facts are data (:data:`AZURE`).
@@ -16,13 +16,9 @@ from dataclasses import dataclass
 from vmferry.findings import Finding
 from vmferry.portable import PortableVM
 
-MIB, GIB = 1 << 20, 1 << 30
-
 
 @dataclass(frozen=True)
 class AzureFacts:
-    size_align: int = MIB
-    max_vhd_bytes: int = 2040 * GIB
     boot_drivers: tuple[str, ...] = ("hv_vmbus", "hv_storvsc")   # in the initramfs (or built in)
     net_drivers: tuple[str, ...] = ("hv_netvsc",)                 # anywhere in the kernel's modules
     generations: tuple[tuple[str, int], ...] = (("bios", 1), ("efi", 2))
@@ -38,32 +34,16 @@ def generation(vm: PortableVM, report=None) -> int:
     return dict(AZURE.generations)["efi" if efi else "bios"]
 
 
-def aligned_size(size: int) -> int:
-    """``size`` rounded up to the whole MiB Azure requires."""
-    return -(-size // AZURE.size_align) * AZURE.size_align
-
-
-def azure_findings(vm: PortableVM, report=None, *, profile: str | None = None) -> list[Finding]:
-    """The Azure findings of ``vm`` (and of its inspected boot-disk guest ``report``)."""
-    out: list[Finding] = []
-    disks = vm.disks_for(profile) if profile is not None else vm.disks
-    for d in disks:
-        size = d.capacity_bytes or 0
-        if size > AZURE.max_vhd_bytes:
-            out.append(Finding("VMF-AZURE-003", "error", f"disk {d.id} is {size >> 30} GiB: a VHD Azure takes holds at "
-                               f"most {AZURE.max_vhd_bytes >> 30} GiB", d.id,
-                               "move data off the disk, or copy it to a managed disk larger than 2 TiB after the "
-                               "import"))
-        elif size % AZURE.size_align:
-            out.append(Finding("VMF-AZURE-004", "warning", f"disk {d.id} is {size} bytes, not a whole number of MiB "
-                               "(Azure refuses such a VHD)", d.id,
-                               f"convert rounds the VHD up to {aligned_size(size)} bytes", "convert"))
+def generation_finding(vm: PortableVM, report=None) -> Finding:
     gen = generation(vm, report)
-    out.append(Finding("VMF-AZURE-002", "info", f"generation {gen} ({'UEFI' if gen == 2 else 'BIOS'}, from the "
-                       f"{'inspected guest' if report else 'source'} firmware)", vm.id))
-    if report is not None:
-        out += hyperv_driver_findings(report)
-    return out
+    return Finding("VMF-AZURE-002", "info", f"generation {gen} ({'UEFI' if gen == 2 else 'BIOS'}, from the "
+                   f"{'inspected guest' if report else 'source'} firmware)", vm.id)
+
+
+def azure_findings(vm: PortableVM, report=None) -> list[Finding]:
+    """The Azure findings of ``vm`` and of its inspected boot-disk guest ``report``. (The whole-MiB size and
+    the 2040 GiB limit are the targets table's: VMF-CLOUD-003 and VMF-DISK-007.)"""
+    return [generation_finding(vm, report)] + (hyperv_driver_findings(report) if report is not None else [])
 
 
 def hyperv_driver_findings(report) -> list[Finding]:

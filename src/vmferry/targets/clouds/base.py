@@ -231,6 +231,7 @@ def choose_hardware(job: CloudJob) -> HardwareChoice:
 def write_disks(job: CloudJob, fmt_name: str) -> None:
     """Every disk of the system, converted into ``fmt_name`` from inside the package (verified while
     read), virtual sizes rounded up to the row's alignment."""
+    from vmferry.disks.convert import PLAIN_WRITERS
     from vmferry.disks.ova_read import convert_file
     from vmferry.targets.kvm import safe_stem
     from vmferry.tools import qemu_img
@@ -245,18 +246,28 @@ def write_disks(job: CloudJob, fmt_name: str) -> None:
             href = f"{job.stem}-{stem}{fmt.extension}"
         out = job.path(href)
         if fspec is None:
-            size = _round_up(disk.capacity_bytes or 1 << 30, align)
-            qemu_img.create(out, fmt.qemu, size, fmt.create_options())
+            size = _round_up(disk.capacity_bytes or 1 << 30, max(align, 512))
+            if fmt.name in PLAIN_WRITERS:   # holes, and for VHD vmferry's own footer (the spec's geometry)
+                from vmferry.disks.vhd_footer import build_footer
+
+                with open(out, "wb") as fh:
+                    fh.truncate(size)
+                    if fmt.name == "vhd-fixed":
+                        fh.seek(size)
+                        fh.write(build_footer(size))
+            else:
+                qemu_img.create(out, fmt.qemu, size, fmt.create_options())
             job.change("added", f"disk {disk.id}", f"blank, {size} bytes")
             vsize = size
         else:
-            from vmferry.disks.convert import PLAIN_WRITERS
-
             extra = {"align": align} if fmt.name in PLAIN_WRITERS and align > 1 else {}
             result = convert_file(job.pkg.file(fspec.href), out, fmt.name, reporter=job.reporter, **extra)
             vsize = result.virtual_size
             job.change("converted", f"disk {fspec.href}", f"-> {fmt.name}")
             wanted = _round_up(vsize, align)
+            if extra and disk.capacity_bytes and vsize > disk.capacity_bytes:
+                job.change("mapped", f"disk {fspec.href} size", f"{disk.capacity_bytes} -> {vsize} bytes (a multiple "
+                           f"of {align})")
             if wanted != vsize:
                 qemu_img.resize(out, fmt.qemu, wanted)
                 job.change("mapped", f"disk {fspec.href} size", f"{vsize} -> {wanted} bytes (a multiple of {align})")
