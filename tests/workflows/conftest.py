@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,26 +82,32 @@ def start_worker():
 
 
 @pytest.fixture
-def start_vmferry_worker():
-    """Start ``vmferry worker`` itself (the real command) as a child process."""
+def start_vmferry_worker(tmp_path):
+    """Start ``vmferry worker`` itself (the real command) as a child process; returns once it serves."""
     started: list[subprocess.Popen] = []
 
     def start(*args: str, env: dict | None = None) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-m", "vmferry", "worker", *args], stderr=subprocess.PIPE,
-                                text=True, cwd=REPO, env=_env(env))
-        line = proc.stderr.readline()
-        if "serving" not in line:
-            proc.kill()
-            proc.wait()
-            raise AssertionError(f"vmferry worker did not start: {line!r}")
+        log = tmp_path / f"worker-{len(started)}.log"
+        with open(log, "w") as sink:
+            proc = subprocess.Popen([sys.executable, "-m", "vmferry", "worker", *args], stdout=subprocess.DEVNULL,
+                                    stderr=sink, cwd=REPO, env=_env(env))
         started.append(proc)
+        deadline = time.monotonic() + 60
+        while "serving" not in log.read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"vmferry worker did not start: {log.read_text()!r}")
+            time.sleep(0.1)
         return proc
 
     yield start
     for proc in started:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=20)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
 
 
 def run(coro):

@@ -20,15 +20,32 @@ def add_arguments(p) -> None:
     p.add_argument("--domain-type", choices=("kvm", "qemu"), help="libvirt domain type of the replicas "
                    "(default: kvm when /dev/kvm is usable, else qemu)")
     p.add_argument("--json", action="store_true", help="print the protection group as JSON")
+    p.add_argument("--temporal", metavar="HOST:PORT", help="run as a durable workflow on this Temporal service "
+                   "(default: $VMFERRY_TEMPORAL, else the one 'vmferry serve' runs; none: run here directly)")
 
 
 def run(args) -> int:
     from vmferry.progress import make_reporter
     from vmferry.replication.model import to_json
     from vmferry.replication.protect import protect
+    from vmferry.workflows.endpoint import resolve_address
 
-    group = protect(args.manifest, args.source, args.target, rpo=args.rpo, keep=args.keep,
-                    domain_type=args.domain_type, reporter=make_reporter(json_mode=args.json))
+    address = resolve_address(args.temporal)
+    if address:  # a durable run: the first copy by the target site's worker, then the sync schedule
+        import os
+
+        from vmferry.replication.protect import parse_duration
+        from vmferry.replication.store import Store
+        from vmferry.workflows.library import ProtectRequest
+        from vmferry.workflows.runs import protect_durably
+
+        request = ProtectRequest(os.path.abspath(args.manifest), args.source, args.target, parse_duration(args.rpo),
+                                 args.keep, args.domain_type)
+        result = protect_durably(address, request, make_reporter(json_mode=args.json))
+        group = Store().load(result.app)
+    else:
+        group = protect(args.manifest, args.source, args.target, rpo=args.rpo, keep=args.keep,
+                        domain_type=args.domain_type, reporter=make_reporter(json_mode=args.json))
     if args.json:
         emit_json(to_json(group))
         return 0

@@ -11,14 +11,25 @@ from vmferry.cli.common import emit_json, human_bytes
 
 def add_arguments(p) -> None:
     p.add_argument("app", metavar="APP", help="the application's name")
-    p.add_argument("--json", action="store_true", help="print the recovery point as JSON")
+    p.add_argument("--json", action="store_true", help="print the recovery point as JSON (progress: JSON events "
+                   "on standard error)")
+    p.add_argument("--temporal", metavar="HOST:PORT", help="run as a durable workflow on this Temporal service "
+                   "(default: $VMFERRY_TEMPORAL, else the one 'vmferry serve' runs; none: run here directly)")
 
 
 def run(args) -> int:
     from vmferry.replication.model import to_json
     from vmferry.replication.protect import sync_app
+    from vmferry.workflows.endpoint import resolve_address
 
-    point = sync_app(args.app)
+    address = resolve_address(args.temporal)
+    if address:
+        from vmferry.progress import make_reporter
+        from vmferry.workflows.runs import sync_app_durably
+
+        point = sync_app_durably(address, args.app, make_reporter(json_mode=args.json))
+    else:
+        point = sync_app(args.app)
     if args.json:
         emit_json(to_json(point))
         return 0

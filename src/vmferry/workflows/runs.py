@@ -15,7 +15,7 @@ from datetime import timedelta
 from vmferry.errors import WorkflowError
 from vmferry.replication.model import RecoveryPoint
 from vmferry.workflows.endpoint import CONTROL_QUEUE, DEFAULT_NAMESPACE, connect
-from vmferry.workflows.library import ProtectResult
+from vmferry.workflows.library import ProtectRequest, ProtectResult
 from vmferry.workflows.protection import RunProgress, SyncRequest
 
 WORKFLOW_TYPES = ("SyncWorkflow", "ProtectWorkflow")
@@ -44,6 +44,11 @@ class CopyState:
     done: int
     attempt: int
     finished: bool
+    label: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.label or f"sync {self.key}"
 
 
 async def snapshot(handle, data_converter) -> tuple[RunProgress | None, list[CopyState]]:
@@ -60,6 +65,12 @@ async def snapshot(handle, data_converter) -> tuple[RunProgress | None, list[Cop
             if disk.done:
                 copies[disk.key] = CopyState(disk.key, disk.bytes_written, 0, True)
     for pending in description.raw_description.pending_activities:
+        if pending.activity_type.name == "protect" and pending.heartbeat_details.payloads:
+            event = (await data_converter.decode(pending.heartbeat_details.payloads))[0]
+            if isinstance(event, dict) and isinstance(event.get("step"), str) and event["step"]:
+                key = f"protect:{event['step']}"
+                copies[key] = CopyState(key, int(event.get("done") or 0), pending.attempt, False, event["step"])
+            continue
         if pending.activity_type.name != "sync_disk" or not pending.activity_id.startswith("sync_disk:"):
             continue
         key = pending.activity_id.split(":", 1)[1]
@@ -88,7 +99,7 @@ async def follow(handle, reporter, data_converter, poll: float = 0.5):
             for copy in copies:
                 step = steps.get(copy.key)
                 if step is None:
-                    step = steps[copy.key] = reporter.step(f"sync {copy.key}")
+                    step = steps[copy.key] = reporter.step(copy.title)
                 if copy.done > step.done:
                     step.advance(copy.done - step.done)
                 if copy.finished and copy.key not in ended:
@@ -173,3 +184,43 @@ async def list_runs(client, limit: int = 50, running_only: bool = False) -> list
                                item.start_time.isoformat() if item.start_time else "",
                                item.close_time.isoformat() if item.close_time else None))
     return runs
+
+
+def sync_app_durably(address: str, app: str, reporter, namespace: str = DEFAULT_NAMESPACE,
+                     state_dir: str | None = None) -> RecoveryPoint:
+    """``vmferry sync APP`` as a durable run: the sites come from the application's protection group."""
+    from vmferry.replication.store import Store
+
+    group = Store(state_dir).load(app)
+    return sync_now(address, SyncRequest(app, group.source_site, group.target_site), reporter, namespace)
+
+
+def protect_durably(address: str, request: ProtectRequest, reporter,
+                    namespace: str = DEFAULT_NAMESPACE) -> ProtectResult:
+    """``vmferry protect`` as a durable run (first copy at the target site, then the application's
+    schedule), followed to its end."""
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    from vmferry.plans.manifest import load_app
+    from vmferry.workflows.protection import ProtectRun
+
+    app = load_app(request.manifest).name  # a bad manifest is refused here, before any run starts
+
+    async def go() -> ProtectResult:
+        client = await connect(address, namespace)
+        handle = await client.start_workflow("ProtectWorkflow", ProtectRun(request), id=f"vmferry-protect-{app}",
+                                             task_queue=CONTROL_QUEUE, result_type=ProtectResult,
+                                             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+        return await follow(handle, reporter, client.data_converter)
+
+    return asyncio.run(go())
+
+
+def unschedule(address: str, app: str, namespace: str = DEFAULT_NAMESPACE) -> bool:
+    """Remove the application's sync schedule (``vmferry unprotect``); False when it had none."""
+    from vmferry.workflows.schedules import remove_schedule
+
+    async def go() -> bool:
+        return await remove_schedule(await connect(address, namespace), app)
+
+    return asyncio.run(go())
