@@ -16,7 +16,7 @@ from vmferry.replication.model import DiskSyncResult, RecoveryPoint
 from vmferry.workflows.endpoint import connect, copy_queue, site_queue
 from vmferry.workflows.protection import RunOptions, SyncRequest
 
-FAST = RunOptions(heartbeat=2.0, step=60.0, disk=600.0, retry_first=0.5, retry_max=1.0)
+FAST = RunOptions(heartbeat=5.0, step=60.0, disk=600.0, retry_first=0.5, retry_max=1.0)
 
 
 def make_app(root, app: str, disks: dict[str, int], seed: int = 1) -> None:

@@ -69,8 +69,8 @@ def build_workers(client, plan: WorkerPlan, library: ReplicationLibrary | None,
                                   activity_executor=executor, max_concurrent_activities=4, identity=identity))
             workers.append(Worker(client, task_queue=copy_queue(site), activities=acts.copy_activities(),
                                   activity_executor=executor, max_concurrent_activities=plan.max_copies,
-                                  identity=identity, max_heartbeat_throttle_interval=timedelta(seconds=5),
-                                  default_heartbeat_throttle_interval=timedelta(seconds=5)))
+                                  identity=identity, max_heartbeat_throttle_interval=timedelta(seconds=1),
+                                  default_heartbeat_throttle_interval=timedelta(seconds=1)))
     return workers
 
 
