@@ -3,9 +3,9 @@ the point's qcow2 overlay.
 
 The change set (the source's extents, sorted and merged) is cut into chunks of at most ``chunk`` bytes
 in one deterministic order, so "bytes done" names one position in it whatever process computes it.
-Chunks are read by one thread and written by the caller's (a queue of at most :data:`QUEUE_DEPTH`
-chunks between them); a chunk that reads as zeros is written as a zero range (a qcow2 overlay records
-zero clusters, no data). Progress goes to ``heartbeat(bytes_done)`` at most every ``heartbeat_every``
+Chunks are moved (read, then written) by a pool of :data:`WORKERS` threads, at most
+``WORKERS x QUEUE_DEPTH`` in flight, and settled in order by the caller's thread; a chunk that reads as
+zeros is written as a zero range (a qcow2 overlay records zero clusters, no data). Progress goes to ``heartbeat(bytes_done)`` at most every ``heartbeat_every``
 seconds and at the end, always after a flush of the target, so a reported position is on disk.
 ``resume_at`` (a position a heartbeat reported) skips the chunks wholly before it: a restarted copy
 reads and writes at most the remainder plus one chunk. Writing the same bytes again is harmless, so a
@@ -15,18 +15,19 @@ copy is idempotent as long as its source shows the same moment (a running backup
 from __future__ import annotations
 
 import os
-import queue
-import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from vmferry.errors import ReplicationError, VmferryError
+from vmferry.errors import ReplicationError
 from vmferry.replication.model import ChangeSource, Extent
 from vmferry.tools import nbd
 
 CHUNK = 4 << 20          # bytes per read/write: the resume granularity
-QUEUE_DEPTH = 4          # chunks read ahead of the writer
+WORKERS = 8              # pieces in flight at once (reads and writes; NBD servers take concurrent requests)
+QUEUE_DEPTH = 2          # pieces queued per worker
 HEARTBEAT_EVERY = 1.0    # seconds between heartbeats (each one flushes the target first)
 
 
@@ -79,74 +80,72 @@ def start_index(pieces: list[Extent], resume_at: int) -> tuple[int, int]:
 
 def copy_extents(source: ChangeSource, target: nbd.Export, *, extents: list[Extent] | None = None,
                  chunk: int = CHUNK, resume_at: int = 0, heartbeat: Callable[[int], None] | None = None,
-                 heartbeat_every: float = HEARTBEAT_EVERY) -> CopyResult:
+                 heartbeat_every: float = HEARTBEAT_EVERY, workers: int = WORKERS) -> CopyResult:
     """Copy the change set of ``source`` (its ``extents()`` unless given) into ``target`` at the same
-    offsets, from ``resume_at``; see the module's description."""
+    offsets, from ``resume_at``; see the module's description. ``source.read`` is called from several
+    threads at once (an NBD export takes concurrent requests)."""
     wanted = source.extents() if extents is None else extents
     pieces = chunks(wanted, chunk)
     total = sum(p.length for p in pieces)
     first, done = start_index(pieces, max(0, resume_at))
     resumed_at = done
-    todo: queue.Queue = queue.Queue(QUEUE_DEPTH)
-    stop = threading.Event()
+    zero_buf = bytes(chunk)
 
-    def reader() -> None:
+    def move(piece: Extent) -> bool:
+        """Read one piece and write it; whether it was written as a zero range."""
+        data = source.read(piece.offset, piece.length)
+        if len(data) != piece.length:
+            raise ReplicationError(f"short read from the source: {len(data)} of {piece.length} bytes "
+                                   f"at {piece.offset}")
+        if data == zero_buf[:piece.length]:
+            target.zero(piece.offset, piece.length)
+            return True
+        target.pwrite(piece.offset, data)
+        return False
+
+    depth = QUEUE_DEPTH * max(1, workers)
+    count = {"read": 0, "zeros": 0, "done": done, "beat": time.monotonic()}
+    pending: deque = deque()
+
+    def settle() -> None:
+        """Account for the oldest piece in flight once it is written; heartbeat when due."""
+        piece, future = pending.popleft()
+        if future.result():
+            count["zeros"] += piece.length
+        count["read"] += piece.length
+        count["done"] += piece.length
+        if heartbeat is not None and time.monotonic() - count["beat"] >= heartbeat_every:
+            target.flush()   # what a heartbeat reports is on disk
+            heartbeat(count["done"])
+            count["beat"] = time.monotonic()
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vmferry-copy") as pool:
         try:
             for piece in pieces[first:]:
-                if stop.is_set():
-                    return
-                data = source.read(piece.offset, piece.length)
-                if len(data) != piece.length:
-                    raise ReplicationError(f"short read from the source: {len(data)} of {piece.length} bytes "
-                                           f"at {piece.offset}")
-                todo.put((piece, data))
-            todo.put(None)
-        except BaseException as exc:   # handed to the writer, which raises it
-            todo.put(exc)
-
-    thread = threading.Thread(target=reader, name="vmferry-copy-reader", daemon=True)
-    thread.start()
-    read = written = zeros = 0
-    zero_buf = bytes(chunk)
-    last_beat = time.monotonic()
-    try:
-        while True:
-            item = todo.get()
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                if isinstance(item, VmferryError):
-                    raise item
-                raise ReplicationError(f"reading the source failed: {item}") from item
-            piece, data = item
-            read += piece.length
-            if data == zero_buf[:piece.length]:
-                target.zero(piece.offset, piece.length)
-                zeros += piece.length
-            else:
-                target.pwrite(piece.offset, data)
-            written += piece.length
-            done += piece.length
-            if heartbeat is not None and time.monotonic() - last_beat >= heartbeat_every:
-                target.flush()
-                heartbeat(done)
-                last_beat = time.monotonic()
-        target.flush()
-        if heartbeat is not None:
-            heartbeat(done)
-    finally:
-        stop.set()
-        while thread.is_alive():   # unblock a reader waiting on a full queue
-            try:
-                todo.get_nowait()
-            except queue.Empty:
-                thread.join(0.05)
-    return CopyResult(total, read, written, zeros, len(merge(wanted)), resumed_at)
+                pending.append((piece, pool.submit(move, piece)))
+                while pending and (len(pending) >= depth or pending[0][1].done()):
+                    settle()
+            while pending:
+                settle()
+        finally:
+            for _piece, future in pending:   # on failure: nothing more starts
+                future.cancel()
+    target.flush()
+    if heartbeat is not None:
+        heartbeat(count["done"])
+    return CopyResult(total, count["read"], count["read"], count["zeros"], len(merge(wanted)), resumed_at)
 
 
 def copy_into_image(source: ChangeSource, image: str | os.PathLike, *, fmt: str = "qcow2",
-                    **kwargs) -> CopyResult:
+                    extents: list[Extent] | None = None, **kwargs) -> CopyResult:
     """:func:`copy_extents` into the image file ``image`` (a point's qcow2 overlay: its backing chain is
-    read, never written), served by a private qemu-nbd for the time of the copy."""
+    read, never written), served by a private qemu-nbd for the time of the copy (not started at all when
+    nothing changed)."""
+    wanted = source.extents() if extents is None else extents
+    if not merge(wanted):
+        heartbeat = kwargs.get("heartbeat")
+        if heartbeat is not None:
+            heartbeat(0)
+        return CopyResult(0, 0, 0, 0, 0, 0)
     with nbd.serve_image(image, fmt) as target:
-        return copy_extents(source, target, **kwargs)
+        return copy_extents(source, target, extents=wanted, **kwargs)

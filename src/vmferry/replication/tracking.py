@@ -23,6 +23,7 @@ back into the previous one (libvirt's checkpoint deletion), so the next point st
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -42,6 +43,7 @@ from vmferry.tools.libvirt import binding, connect, message
 
 PREFIX = "vmferry-"            # the checkpoints vmferry owns on a domain start with this
 RESYNC_RULE = "VMF-DR-010"
+SOCKET_PATH_MAX = 107        # sun_path holds 108 bytes with the final NUL
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -129,8 +131,11 @@ def _begin_one(dom, req: CaptureRequest, workdir: Path) -> dict:
     """Start the backup + checkpoint of one domain (already quiesced by the caller); the session state."""
     libvirt = binding()
     disks = tracked_disks(dom)
-    capture = workdir / req.checkpoint
+    capture = workdir / hashlib.sha256(req.checkpoint.encode()).hexdigest()[:12]   # short: a socket path
     socket = capture / "nbd.sock"
+    if len(os.fsencode(socket)) > SOCKET_PATH_MAX:
+        raise ReplicationError(f"capture directory {workdir} is too deep for a Unix socket path "
+                               f"({len(os.fsencode(socket))} bytes for {socket}, at most {SOCKET_PATH_MAX})")
     running = _running_backup(dom)
     existing = _checkpoints(dom)
     if running == str(socket) and req.checkpoint in existing:   # this very capture runs already
@@ -293,7 +298,7 @@ def end_capture(session: VmSession, *, sealed: bool) -> None:
     capture = Path(state.get("capture_dir", ""))
     if capture.is_dir():
         for item in capture.iterdir():
-            item.unlink()
+            item.unlink(missing_ok=True)   # QEMU removes its socket when the job ends, maybe just now
         capture.rmdir()
 
 
