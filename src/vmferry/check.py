@@ -75,8 +75,13 @@ def check_package(path: str | os.PathLike, target: str, *, descriptor_only: bool
     portable, findings = prepare(envelope, target)
     result = CheckResult(path, target, portable.source_dialect)
     result.findings = [f for f in descriptor_findings(envelope) if f.severity != "info"] + findings
-    if guest and pkg is not None and not descriptor_only:
-        result.findings += guest_findings(pkg, portable, target)
+    if pkg is not None and not descriptor_only:
+        # the package's content is resolved and its disk images checked: damage or hostility raises
+        from vmferry.checks.package import check_disk_images
+
+        check_disk_images(pkg)
+        if guest:
+            result.findings += guest_findings(pkg, portable, target)
     return result
 
 
@@ -180,6 +185,7 @@ def boot_disk_image(pkg, portable, tmp: str) -> Iterator[str | None]:
     carries no disk image."""
     from vmferry.disks.ova_read import convert_file
 
+    pkg.content()   # every reference resolved first: a missing or hostile one raises
     vm = portable.systems[0] if portable.systems else None
     disk = next((d for d in (vm.disks if vm else []) if d.file_id), None)
     fspec = portable.file(disk.file_id) if disk else None

@@ -142,6 +142,7 @@ def convert_package(path: str | os.PathLike, target: str, output: str | os.PathL
     if pkg is None:
         raise UsageError("a package is needed (or use --descriptor-only)", path=path)
     report.findings += pkg.verify_integrity()   # before anything is written
+    pkg.content()   # every Disk's file and every reference resolved: missing or hostile ones raise
     from vmferry.disks.formats import get_format
 
     fmt = get_format(disk_format or style.disk_formats[0])

@@ -45,7 +45,8 @@ def validate_package(path: str | os.PathLike, *, descriptor_only: bool = False, 
 
     ``descriptor_only`` checks the descriptor alone (the referenced files need not be present).
     ``reporter`` (:class:`vmferry.progress.Reporter`) shows hashing progress.
-    Raises a :class:`~vmferry.errors.VmferryError` for unreadable, hostile or corrupted input.
+    Raises a :class:`~vmferry.errors.VmferryError` for unreadable, hostile, damaged or incomplete input
+    (see :mod:`vmferry.checks.package`): findings are about a package that can be read.
     """
     from vmferry.checks.consumers import name_consumers
     from vmferry.checks.descriptor import descriptor_findings
@@ -73,10 +74,11 @@ def validate_package(path: str | os.PathLike, *, descriptor_only: bool = False, 
         package = open_package(path)
         env = package.envelope
         report = ValidationReport(path, package.container, env.version, list(package.findings))
+        # content that is missing, damaged or hostile raises (exit 2): only a readable package has findings
         report.findings += check_references(package)
-        report.findings += check_disk_formats(package)
         integrity = check_integrity(package, reporter=reporter)
         report.findings += integrity.findings
+        report.findings += check_disk_formats(package)
         report.files_checked, report.bytes_hashed = integrity.files_checked, integrity.bytes_hashed
         report.signed_by = integrity.signed_by
     if schema:

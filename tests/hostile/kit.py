@@ -53,26 +53,23 @@ class Case:
     cls: str
     reads: str
     build: Callable[[Work], Built]
-    awaiting: str | None = None        # helper whose mechanism this case waits for (strict xfail)
 
 
 CASES: list[Case] = []
 
 
-def case(cls: str, reads: str, *, awaiting: str | None = None, name: str | None = None):
+def case(cls: str, reads: str, *, name: str | None = None):
     assert cls in CLASSES and reads in READS, (cls, reads)
 
     def register(fn):
-        CASES.append(Case(f"{cls}-{name or fn.__name__}", cls, reads, fn, awaiting))
+        CASES.append(Case(f"{cls}-{name or fn.__name__}", cls, reads, fn))
         return fn
     return register
 
 
-def variants(cls: str, reads: str, table: dict[str, Callable[[Work], Built]], *,
-             awaiting: str | dict[str, str] | None = None) -> None:
+def variants(cls: str, reads: str, table: dict[str, Callable[[Work], Built]]) -> None:
     for key, fn in table.items():
-        wait = awaiting.get(key) if isinstance(awaiting, dict) else awaiting
-        CASES.append(Case(f"{cls}-{key}", cls, reads, fn, wait))
+        CASES.append(Case(f"{cls}-{key}", cls, reads, fn))
 
 
 # --- the workspace ------------------------------------------------------------------------------

@@ -3,9 +3,9 @@ command-line entry point in a child process limited to 20 s and 1 GiB of address
 exactly one line on standard error naming the file, no "internal error", no traceback, nothing
 written (no output, no temp file, no change to the input), no byte of a host file the case points
 at in any output, and the input never handed to guest inspection. The diagnostic commands
-(validate, check, disk check) may instead answer exit 1 with an error finding naming the file and
-nothing on standard error: reporting damage is what they are for (README: exit 1 = findings of
-severity error), and the finding rules of docs/rules.md are produced that way.
+(validate, check, disk check) are no exception: damaged or hostile input is bad input for every command
+(README: exit 1 is for findings of severity error in a package that can be read; 2 for input that
+cannot be read safely, is incomplete, damaged or altered).
 
 The children are forked from a fork server that has imported vmferry once (see forkserver.py); a
 sample of the cases also runs through a fresh ``python -m vmferry`` (test_real_interpreter). The
@@ -26,7 +26,6 @@ from pathlib import Path
 import pytest
 
 from tests.hostile import cases  # noqa: F401  (registers the cases)
-from tests.hostile.awaiting import AWAITING
 from tests.hostile.kit import CASES, CLASSES, Built, Case, Work, commands_for, expand
 from tests.hostile.runner import MEMORY_BYTES, TIMEOUT_S, ForkServer, Outcome, run_limited
 
@@ -44,9 +43,7 @@ MATRIX = []
 for _c in CASES:
     for _cid, _argv in commands_for(_c, BUILT[_c.id][1]):
         _key = f"{_c.id}::{_cid}"
-        _marks = ([pytest.mark.xfail(strict=True, reason=f"awaiting {AWAITING[_key]} mechanism")]
-                  if _key in AWAITING else [])
-        MATRIX.append(pytest.param(_c, _cid, id=_key, marks=_marks))
+        MATRIX.append(pytest.param(_c, _cid, id=_key))
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
@@ -118,14 +115,6 @@ def _ran(c: Case) -> _Ran:
         return _RESULTS[c.id]
 
 
-def _diagnostic(argv: list[str]) -> bool:
-    """The commands whose purpose is to report damage as findings (exit 1): validate of a whole package,
-    check, disk check. validate --descriptor-only is not one of them for these cases: a descriptor it
-    cannot read is exit 2."""
-    return (argv[0] == "check" or argv[:2] == ["disk", "check"]
-            or (argv[0] == "validate" and "--descriptor-only" not in argv))
-
-
 def check_outcome(ran_built: Built, outcome: Outcome, out: Path, cwd: Path, changed: list[str],
                   marker: bytes) -> None:
     err = outcome.stderr_text
@@ -137,20 +126,11 @@ def check_outcome(ran_built: Built, outcome: Outcome, out: Path, cwd: Path, chan
     assert "MemoryError" not in err, f"went past {MEMORY_BYTES >> 20} MiB\n{where}"
     assert "Traceback" not in err and "internal error" not in err, where
     names = (ran_built.target.name, *ran_built.names)
-    if outcome.returncode == 1 and _diagnostic(outcome.argv):
-        # validate, check and disk check exist to report what is wrong: their documented answer to a
-        # damaged package is exit 1 with findings of severity error (README), on standard output and
-        # naming the file; a package they cannot read at all is exit 2 like everywhere else.
-        report = outcome.stdout.decode(errors="replace")
-        assert err == "", f"findings, yet something on standard error\n{where}"
-        assert any(n in report for n in names), f"the report names none of {names}\n{where}"
-        assert any(word in report for word in ("ERROR", "problem")), f"exit 1 without an error finding\n{where}"
-    else:
-        assert outcome.returncode == 2, where
-        lines = err.splitlines()
-        assert len(lines) == 1 and err.endswith("\n"), f"not exactly one line on stderr\n{where}"
-        assert lines[0].startswith("vmferry: error: "), where
-        assert any(n in lines[0] for n in names), f"the line names none of {names}\n{where}"
+    assert outcome.returncode == 2, where
+    lines = err.splitlines()
+    assert len(lines) == 1 and err.endswith("\n"), f"not exactly one line on stderr\n{where}"
+    assert lines[0].startswith("vmferry: error: "), where
+    assert any(n in lines[0] for n in names), f"the line names none of {names}\n{where}"
     assert list(out.iterdir()) == [], f"wrote {sorted(p.name for p in out.iterdir())}\n{where}"
     assert list(cwd.iterdir()) == [], f"wrote into the working directory {list(cwd.iterdir())}\n{where}"
     assert changed == [], f"the input changed (temp files?): {changed}\n{where}"
@@ -188,9 +168,6 @@ def test_real_interpreter(case: Case, tmp_path):
                           env={"VMFERRY_HOSTILE_GUESTFISH_LOG": str(_tool_log(cwd))})
     after = _snapshot(work.root)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-    key = f"{case.id}::{cid}"
-    if key in AWAITING:
-        pytest.xfail(f"awaiting {AWAITING[key]} mechanism")
     check_outcome(built, outcome, out, cwd, changed, work.marker)
 
 
@@ -199,10 +176,3 @@ def test_at_least_150_cases_in_every_class():
     assert sum(per_class.values()) >= 150, per_class
     assert set(per_class) == set(CLASSES), per_class
     assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"
-
-
-def test_awaiting_names_only_existing_pairs_of_other_helpers_classes():
-    keys = {p.id for p in MATRIX}
-    assert set(AWAITING) <= keys, sorted(set(AWAITING) - keys)[:5]
-    mine = {"xml", "numbers", "names"}
-    assert not [k for k in AWAITING if k.split("-", 1)[0] in mine], "no xfail in the classes of this suite's owner"

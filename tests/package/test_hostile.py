@@ -166,7 +166,7 @@ def case_href_absolute_in_ova(tmp):
 def case_manifest_names_traversal(tmp):
     ovf = (COT / "minimal.ovf").read_bytes()
     mf = b"SHA256(../../etc/passwd)= " + b"0" * 64 + b"\n"
-    return make_ova(tmp / "x.ova", [("vm.ovf", ovf), ("vm.mf", mf)]), None  # exit 1 (finding), see below
+    return make_ova(tmp / "x.ova", [("vm.ovf", ovf), ("vm.mf", mf)]), None  # validate only, see below
 
 
 def case_too_many_members(tmp):
@@ -222,11 +222,12 @@ def test_hostile_input_is_one_line_exit_2_nothing_written(tmp_path, case, comman
     assert sorted(p.name for p in work.iterdir()) == before
 
 
-def test_manifest_entry_outside_package_is_a_finding_not_opened(tmp_path):
+def test_manifest_entry_outside_package_is_refused_not_opened(tmp_path):
     target, _ = case_manifest_names_traversal(tmp_path)
     result = run_vmferry("validate", target)
-    assert result.returncode == 1
-    assert "VMF-PKG-012" in result.stdout
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "x.ova:vm.mf" in result.stderr
+    assert "'../../etc/passwd', which is not in the package" in result.stderr
 
 
 def test_at_least_twenty_hostile_cases():

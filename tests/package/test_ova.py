@@ -97,10 +97,13 @@ def test_disk_whose_content_is_not_its_declared_format_is_a_finding(tmp_path):
     assert "qcow2" in finding["message"] and "input.vmdk" in finding["location"]
 
 
-def test_file_that_is_no_disk_image_is_an_error(tmp_path):
+def test_file_that_is_no_disk_image_is_refused(tmp_path):
+    """A file declared as a VMDK with no VMDK header is damaged content: validate and check say so in
+    one line, exit 2, like every command given damaged input."""
     (tmp_path / "input.vmdk").write_bytes(b"this is not a disk" * 100)
     (tmp_path / "vm.ovf").write_bytes((COT / "vmware.ovf").read_bytes().replace(b'ovf:size="152576"',
                                                                                  b'ovf:size="1800"'))
-    result = run_vmferry("validate", tmp_path / "vm.ovf")
-    assert result.returncode == 1
-    assert "VMF-DISK-021" in result.stdout and "input.vmdk" in result.stdout
+    for argv in (["validate"], ["validate", "--json"], ["check", "--target", "kvm", "--no-guest"]):
+        result = run_vmferry(*argv, tmp_path / "vm.ovf")
+        assert result.returncode == 2 and result.stdout == "", result
+        assert result.stderr.count("\n") == 1 and "input.vmdk" in result.stderr and "no VMDK header" in result.stderr

@@ -31,7 +31,6 @@ REFUSED: dict[str, tuple[str, ...]] = {
     "VMF-OVF-005": (VMWARE, COT),
     "VMF-REF-001": (VMWARE, V2V),
     "VMF-REF-002": (VMWARE, VBOX, V2V),
-    "VMF-REF-003": (VMWARE, VBOX, V2V),
     "VMF-REF-005": (V2V,),
     "VMF-REF-008": (VMWARE, VBOX, V2V),
     "VMF-REF-010": (V2V,),

@@ -1,18 +1,23 @@
-"""Package integrity: referenced files present with their declared sizes, manifest digests, certificate.
+"""Package integrity: referenced files present with their declared sizes, manifest digests, certificate,
+disk images that can be read safely.
 
-Problems of *content integrity* (a digest that does not match, a file larger or smaller than declared,
-a signature that does not verify) raise, so the command ends with exit status 2 naming the file:
-such a package must not be used. Everything else is a finding. Each byte is read once: every member
-the manifest lists is hashed in one pass.
+Damage and hostility raise, so the command ends with exit status 2 and one line naming the file: a
+package whose content cannot be resolved (a missing file, a reference leaving the package, a Disk naming
+no File, a lying size, a missing chunk: :meth:`Package.content`), a manifest or certificate that cannot
+be trusted, a digest that does not match, a gzip stream that is corrupt or inflates past its bound, a
+disk image that is unsafe or damaged (:func:`vmferry.disks.image_check.check_image`) or has no header of
+its declared format. Such a package must not be used. What remains are findings about a package that
+can be read. Each byte is read once: every member the manifest lists is hashed in one pass, and a
+compressed file is inflated (bounded, output dropped) as its bytes pass.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vmferry.errors import SizeMismatch, UnsafeArchive
+from vmferry.errors import DamagedImage
 from vmferry.findings import Finding
-from vmferry.package.base import Package, safe_href
+from vmferry.package.base import Package
 from vmferry.package.certificate import verify_certificate
 
 
@@ -30,122 +35,115 @@ def _where(pkg: Package, name: str) -> str:
 
 
 def check_references(pkg: Package) -> list[Finding]:
-    """Every File of References is in the package with its declared size (chunked: the sum)."""
+    """Every File of References resolved (raises otherwise, see :meth:`Package.content`); a File without
+    ``ovf:size`` is an info."""
     out: list[Finding] = []
-    env = pkg.envelope
-    for f in env.references:
-        if not f.href:
-            continue  # reported by descriptor rules
-        if safe_href(f.href) is None:
-            raise UnsafeArchive(f"File '{f.id}' has href '{f.href}', outside the package (absolute, '..' or "
-                                "URL); refused", path=env.path or pkg.path)
-        stored = pkg.stored_size(f.href, f.chunk_size)
-        if stored is None:
-            out.append(Finding("VMF-REF-003", "error", f"File '{f.id}' ('{f.href}') is not in the package",
-                               f.location))
-            continue
-        declared = f.size
-        if declared is not None and declared != stored:
-            raise SizeMismatch(f"'{f.href}' is {stored} bytes but the descriptor declares ovf:size={declared}",
-                               path=_where(pkg, pkg.parts_of(f.href, f.chunk_size)[0]))
-        if declared is None:
+    files = pkg.content()
+    for f in pkg.envelope.references:
+        if f.size is None and f.id in files:
             out.append(Finding("VMF-REF-011", "info", f"File '{f.id}' ('{f.href}') declares no ovf:size "
-                               f"({stored} bytes in the package)", f.location, "convert fills it in"))
+                               f"({files[f.id].stored_size} bytes in the package)", f.location,
+                               "convert fills it in"))
+    return out
+
+
+def check_disk_images(pkg: Package) -> list[tuple]:
+    """Every plain (uncompressed, unchunked) disk file through the header check every image passes before
+    a tool sees it (references, tables); a file with no header of its declared format is damage. Raises
+    :class:`~vmferry.errors.DiskError`; returns (Disk, file name, detected format) for each."""
+    from vmferry.disks.formats import detect
+    from vmferry.disks.image_check import check_image
+    from vmferry.ovf.formats import format_of_uri
+
+    out = []
+    files = pkg.content()
+    env = pkg.envelope
+    for disk in env.disks:
+        ref = env.file_for_ref(disk.file_ref) if disk.file_ref else None
+        pf = files.get(ref.id) if ref is not None else None
+        if pf is None or pf.compressed or len(pf.parts) != 1:
+            continue
+        member = pf.parts[0]
+        where = member.fs_path or pkg.path
+        size = member.size if member.fs_path is None else None
+        shown = _where(pkg, member.name)
+        detected = detect(where, member.offset, size, name=shown)
+        check_image(where, member.offset, size, name=shown, detected=detected, references=member.fs_path is not None)
+        declared = format_of_uri(disk.format)
+        if detected.name == "raw" and declared not in (None, "raw", "unknown", "iso"):
+            raise DamagedImage(f"is declared {declared} but has no {declared.split('-')[0].upper()} header: "
+                               "corrupt, or not a disk image", path=shown)
+        out.append((disk, shown, detected))
     return out
 
 
 def check_disk_formats(pkg: Package) -> list[Finding]:
-    """Each disk's real format, detected from its content (headers only), against its ``ovf:format``."""
-    from vmferry.disks.formats import detect, format_mismatch
-    from vmferry.disks.image_check import check_image
-    from vmferry.errors import DiskError
-    from vmferry.ovf.formats import format_of_uri
+    """Each disk's real format, detected from its content (headers only, after :func:`check_disk_images`),
+    against its ``ovf:format``."""
+    from vmferry.disks.formats import format_mismatch
 
     out: list[Finding] = []
-    env = pkg.envelope
-    for disk in env.disks:
-        f = env.file_by_id(disk.file_ref) if disk.file_ref else None
-        if f is None or not f.href or f.compression or f.chunk_size:
-            continue
-        parts = pkg.parts_of(f.href, None)
-        if not parts:
-            continue
-        member = pkg.members[parts[0]]
-        where = member.fs_path or pkg.path
-        try:
-            detected = detect(where, member.offset, member.size if member.fs_path is None else None)
-        except DiskError as exc:
-            out.append(Finding("VMF-DISK-021", "error", f"disk file '{f.href}' cannot be read as a disk image: "
-                               f"{exc.message}", _where(pkg, parts[0])))
-            continue
-        try:   # the header check every image passes before a tool sees it: references, tables
-            check_image(where, member.offset, member.size if member.fs_path is None else None,
-                        name=_where(pkg, parts[0]), detected=detected, references=member.fs_path is not None)
-        except DiskError as exc:
-            out.append(Finding("VMF-DISK-021", "error", f"disk file '{f.href}' cannot be used: {exc.message}",
-                               _where(pkg, parts[0])))
-            continue
-        declared = format_of_uri(disk.format)
-        if detected.name == "raw" and declared not in (None, "raw", "unknown", "iso"):
-            out.append(Finding("VMF-DISK-021", "error", f"disk file '{f.href}' is declared {declared} but has no "
-                               f"{declared.split('-')[0].upper()} header: corrupt, or not a disk image",
-                               _where(pkg, parts[0])))
-            continue
-        finding = format_mismatch(detected, disk.format, path=_where(pkg, parts[0]))
+    for disk, shown, detected in check_disk_images(pkg):
+        finding = format_mismatch(detected, disk.format, path=shown)
         if finding is not None:
             out.append(finding)
     return out
 
 
 def check_integrity(pkg: Package, *, reporter=None) -> IntegrityReport:
-    """Verify the manifest (every referenced file covered, nothing unknown, each digest) and the
-    certificate; raise :class:`ManifestMismatch` / :class:`CertificateError` on a bad digest/signature.
-    The manifest is the package reader's (:attr:`Package.manifest`, named after the descriptor); each
-    member is read through it, its digest checked as it streams."""
+    """Verify the package's content: the manifest and certificate (:meth:`Package.verify_integrity`), the
+    references (:meth:`Package.content`: every referenced file and chunk listed), each listed member's
+    digest and each compressed file's gzip stream, in one pass over the bytes; raise on the first
+    problem (:class:`ManifestMismatch`, :class:`CertificateError`, ...). Findings: no manifest, members
+    it does not list, SHA1."""
     report = IntegrityReport(findings=[])
+    files = pkg.content()
     mf_name = pkg.manifest_name
+    compressed = [pf for pf in files.values() if pf.compressed]
     if mf_name is None:
         report.findings.append(Finding("VMF-PKG-003", "info", "package has no manifest; file integrity is not "
                                        "verifiable", pkg.path, "convert and pack write a SHA256 manifest"))
-        if pkg.certificate_name:
-            report.findings.append(Finding("VMF-PKG-023", "error", "package has a certificate but no manifest "
-                                           "to sign", _where(pkg, pkg.certificate_name)))
+        for pf in compressed:
+            pf.check_stored()
         return report
     report.manifest = mf_name
     manifest = pkg.manifest
-    report.findings.extend(pkg.manifest_problems())
     listed = manifest.by_name()
-    # coverage: descriptor and every referenced file (each chunk) must be listed
-    must = [pkg.descriptor_name]
-    for f in pkg.envelope.references:
-        if f.href and safe_href(f.href):
-            must.extend(pkg.parts_of(f.href, f.chunk_size))
-    for name in must:
-        if name not in listed:
-            report.findings.append(Finding("VMF-PKG-013", "error", f"'{name}' is not covered by the manifest",
-                                           _where(pkg, mf_name)))
     if pkg.container == "ova":
         for name in pkg.members:
             if name not in listed and name not in (mf_name, pkg.certificate_name):
                 report.findings.append(Finding("VMF-PKG-014", "warning", f"archive member '{name}' is not "
                                                "listed in the manifest", _where(pkg, mf_name)))
-    algos = {e.algorithm for e in manifest.entries}
-    if "SHA1" in algos:
+    if "SHA1" in {e.algorithm for e in manifest.entries}:
         report.findings.append(Finding("VMF-PKG-016", "info", "manifest uses SHA1 (OVF 1.x); OVF 2.x and "
                                        "current VMware releases expect SHA256", _where(pkg, mf_name),
                                        "convert writes SHA256"))
-    present = [e.name for e in manifest.entries if safe_href(e.name) == e.name and pkg._has(e.name)
-               and e.name not in manifest.duplicates]   # a file listed twice has no digest to trust
+    present = [e.name for e in manifest.entries]   # verify_integrity: each once, each in the package
+    # a compressed file's parts are inflated as they pass, when they come in order; else read again after
+    inflating = {id(pf): [pf, pf.inflater(), 0] for pf in compressed}
+    part_of = {p.name: (id(pf), i) for pf in compressed for i, p in enumerate(pf.parts)}
     total = sum(pkg.members[n].size for n in present)
     step = reporter.step("verify", total) if reporter is not None else None
     for name in present:
+        key, index = part_of.get(name, (None, -1))
+        state = inflating.get(key)
+        sink = state[1] if state is not None and state[2] == index else None
+        if state is not None:
+            state[2] = index + 1 if sink is not None else -1   # -1: out of order, read again below
         for block in pkg.member_blocks(name):
+            if sink is not None:
+                sink.write(block)
             report.bytes_hashed += len(block)
             if step is not None:
                 step.advance(len(block))
         report.files_checked += 1
     if step is not None:
         step.finish()
+    for pf, inflater, done in inflating.values():
+        if done == len(pf.parts):
+            inflater.finish()
+        else:
+            pf.check_stored()
     if pkg.certificate_name:
         cert = verify_certificate(pkg.read_member(pkg.certificate_name, 1 << 20, verify=False),
                                   _where(pkg, pkg.certificate_name), pkg.manifest_bytes, mf_name)

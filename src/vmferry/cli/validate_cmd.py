@@ -1,8 +1,10 @@
 """Validate packages: will VMware, VirtualBox, oVirt, virt-v2v and COT accept them? References, sizes,
 manifest digests, certificate, OVF rules and the DMTF XSD (``--strict``: every XSD deviation an error).
 
-Exit 0 when valid, 1 when a finding of severity error remains, 2 when the input cannot be read or its
-content is corrupted (digest mismatch, lying size, unsafe archive).
+Exit 0 when valid, 1 when a finding of severity error remains in a package that can be read, 2 when the
+input cannot be read or is damaged, incomplete or hostile (digest mismatch, lying size, missing file or
+chunk, a reference leaving the package, an unsafe or damaged disk image, unsafe archive): one line on
+standard error naming the file, nothing on standard output.
 """
 
 from __future__ import annotations

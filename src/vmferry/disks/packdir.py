@@ -145,6 +145,7 @@ def pack_directory(directory: str | os.PathLike, out: str | os.PathLike, *, disk
     pkg.envelope  # noqa: B018 - parsed once: an OVF envelope within the limits of docs/limits.md
     # a folder being packed usually has no manifest yet (pack writes one): no VMF-PKG-004 here
     findings = [f for f in pkg.verify_integrity() if f.rule != "VMF-PKG-004"]
+    pkg.content()   # every Disk's file and every reference resolved, sizes as declared: else it raises
     sources, renames, files = [], {}, []
     for df in described_files(xml, desc_path):
         if os.path.basename(df.href) != df.href:
@@ -152,9 +153,9 @@ def pack_directory(directory: str | os.PathLike, out: str | os.PathLike, *, disk
         if df.chunk_size:
             raise UsageError(f"{df.href} is chunked (ovf:chunkSize); join its chunks before packing",
                              path=desc_path)
-        # present, a regular file, covered by the manifest; ovf:size is checked when a manifest vouches
-        # for the folder (without one, pack is authoring: it writes the true sizes)
-        pf = pkg.file(df.href, declared_size=pkg.manifest is not None)
+        # present, a regular file, covered by the manifest, its ovf:size right when it declares one (a
+        # File without a size gets the true one); a compressed file's gzip stream is checked while packed
+        pf = pkg.file(df.href)
         path = pf.parts[0].fs_path
         files.append(pf)
         disk = None
@@ -178,7 +179,7 @@ def pack_directory(directory: str | os.PathLike, out: str | os.PathLike, *, disk
             renames[df.href] = name
         sources.append(PackSource(name, path, disk, stream))
     kwargs = {"level": level} if level is not None else {}
-    with contextlib.ExitStack() as verifying:   # each file hashed while packed, checked before the rename
+    with contextlib.ExitStack() as verifying:   # each file verified while packed, before the rename
         checks = [verifying.enter_context(pf.verified_in_place()) for pf in files]
         result = pack_ova(out, os.path.basename(desc_path), lambda w: fill_descriptor(xml, w, renames), sources,
                           force=force, reporter=reporter, workers=workers,

@@ -36,14 +36,12 @@ in any path component is refused. OVA members are byte ranges of the archive (:m
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import posixpath
 import re
-import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -51,6 +49,7 @@ from vmferry.errors import MissingFile, PackageError, SizeMismatch, UnsafeArchiv
 from vmferry.findings import Finding
 from vmferry.package import streams
 from vmferry.package.confined import Root, open_regular
+from vmferry.package.files import PackageFile
 
 MAX_INFLATED = 64 << 30      # gzip output bound of a file that is not a disk with a capacity
 DISK_SLACK = 64 << 20        # a disk file may exceed its capacity by its metadata: 1/16 + 64 MiB
@@ -291,15 +290,17 @@ class Package:
         parts = self.parts_of(href, chunk_size)
         return sum(self.members[p].size for p in parts) if parts else None
 
-    def file(self, href: str, *, compression=_UNSET, chunk_size=_UNSET, declared_size: bool = True) -> PackageFile:
-        """The referenced file ``href``, checked (see the module documentation). ``compression`` and
-        ``chunk_size`` default to the descriptor's ``File``. ``declared_size=False`` leaves ``ovf:size``
-        unchecked (``pack`` of a folder without manifest: it writes the true sizes)."""
+    def file(self, href: str, *, compression=_UNSET, chunk_size=_UNSET, declared_size: bool = True,
+             ref=_UNSET) -> PackageFile:
+        """The referenced file ``href``, checked (see the module documentation). ``compression``,
+        ``chunk_size`` and the declared size default to the descriptor's ``File`` (``ref``: that File;
+        by default the first with this href). ``declared_size=False`` leaves ``ovf:size`` unchecked."""
         self.verify_integrity()
         name = safe_href(href)
         if name is None:
             raise UnsafeArchive(f"reference '{href}' is not a relative path inside the package", path=self.path)
-        ref = self.reference(href)
+        if ref is _UNSET:
+            ref = self.reference(href)
         declared = ref.size if ref is not None and declared_size else None
         if compression is _UNSET:
             compression = ref.compression if ref is not None else None
@@ -352,6 +353,19 @@ class Package:
                                path=self.where(name))
         return parts
 
+    def content(self, *, urls: bool = False) -> dict[str, PackageFile]:
+        """Every File of References resolved and checked before a command uses any of them (see
+        :func:`vmferry.package.content.resolve_content`): raises when a Disk's content is missing, a
+        reference leaves the package, a size lies, a chunk is missing, the manifest does not cover a
+        file. ``urls=True`` passes over Files that are URLs (not package files: ``unpack``)."""
+        from vmferry.package.content import resolve_content
+
+        key = ("content", urls)
+        cache = self.__dict__.setdefault("_resolved", {})
+        if key not in cache:
+            cache[key] = resolve_content(self, urls=urls)
+        return cache[key]
+
     def file_blocks(self, href: str, *, chunk_size: int | None = None, compression: str | None = None,
                     limit: int | None = None) -> Iterator[bytes]:
         """The logical content of a referenced file (see :meth:`file`)."""
@@ -361,108 +375,6 @@ class Package:
         closer = getattr(self, "_closer", None)
         if closer is not None:
             closer()
-
-
-@dataclass
-class PackageFile:
-    """A referenced file of a package, its parts checked; read it with :meth:`blocks`."""
-
-    package: Package
-    name: str
-    parts: list[PackageMember]
-    compressed: bool
-    bound: int                # most bytes the logical content may have
-
-    @property
-    def where(self) -> str:
-        return self.package.where(self.name)
-
-    @property
-    def stored_size(self) -> int:
-        return sum(p.size for p in self.parts)
-
-    @property
-    def in_place(self) -> tuple[str, int, int | None] | None:
-        """(path, offset, size) where the plain bytes lie, when they can be read in place."""
-        if self.compressed or len(self.parts) != 1:
-            return None
-        part = self.parts[0]
-        if self.package.container == "ova":
-            return self.package.path, part.offset, part.size
-        return part.fs_path, 0, None
-
-    def raw_blocks(self) -> Iterator[bytes]:
-        for part in self.parts:
-            yield from self.package.member_blocks(part.name)
-
-    def blocks(self, limit: int | None = None) -> Iterator[bytes]:
-        """The logical content: chunks joined, gzip undone (output bounded), every part verified."""
-        if not self.compressed:
-            return self.raw_blocks()
-        return streams.gunzip(self.raw_blocks(), self.where, limit=limit or self.bound)
-
-    def _hash_parts(self, stop: threading.Event) -> None:
-        pkg = self.package
-        for part in self.parts:
-            digest = pkg.digest_of(part.name)
-            if digest is None:
-                continue
-            where = pkg.where(part.name)
-            if pkg.container == "ova":
-                got = streams.hash_range(pkg.fd, part.offset, part.size, digest[0], where, stop=stop)
-            else:
-                fd = pkg.root.open(part.name)
-                try:
-                    if os.fstat(fd).st_size != part.size:
-                        raise SizeMismatch("changed size while being read", path=where)
-                    got = streams.hash_range(fd, 0, part.size, digest[0], where, stop=stop)
-                finally:
-                    os.close(fd)
-            if stop.is_set():
-                return
-            if got != digest[1]:
-                raise streams.mismatch(where, digest[0], got, digest[1])
-
-    @contextlib.contextmanager
-    def verified_in_place(self) -> Iterator[Callable[[], None]]:
-        """Hash the stored bytes on a thread while the block runs. Yields ``check``: it waits for the
-        hash and raises on a mismatch — call it before the output is renamed into place (e.g. as
-        ``finish`` of :func:`vmferry.disks.convert.convert_disk`); the block's end calls it too. When
-        the block fails and the bytes do not match the manifest, the mismatch is raised instead."""
-        if all(self.package.digest_of(p.name) is None for p in self.parts):
-            yield lambda: None
-            return
-        stop = threading.Event()
-        outcome: dict[str, BaseException] = {}
-
-        def work() -> None:
-            try:
-                self._hash_parts(stop)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-                outcome["error"] = exc
-
-        thread = threading.Thread(target=work, name="package-digest", daemon=True)
-        thread.start()
-
-        def check() -> None:
-            thread.join()
-            if "error" in outcome:
-                raise outcome["error"]
-
-        try:
-            yield check
-        except KeyboardInterrupt:
-            stop.set()
-            thread.join()
-            raise
-        except Exception as exc:
-            # the reader failed (qemu-img on a damaged grain, say): a digest mismatch, when there is
-            # one, is the cause to report
-            thread.join()
-            if isinstance(outcome.get("error"), PackageError):
-                raise outcome["error"] from exc
-            raise
-        check()
 
 
 class _DirectoryMembers(Mapping):

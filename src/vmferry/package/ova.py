@@ -2,8 +2,9 @@
 
 :func:`scan_ova` walks the tar headers (seeking over the data), and refuses anything that could hurt:
 absolute paths, ``..``, symbolic and hard links, devices, FIFOs, sparse members, duplicate names, too
-many members, members that run past the end of the file (truncation), and a header that cannot be read
-after the first member (tar itself stops there silently; vmferry refuses). Every member is a contiguous
+many members, members that run past the end of the file (truncation), a header that cannot be read
+after the first member (tar itself stops there silently; vmferry refuses), and an archive without the
+end-of-archive marker (cut short between two members). Every member is a contiguous
 byte range ``[offset, offset + size)`` of the ``.ova``, which lets disks be converted straight out of the
 archive.
 """
@@ -112,9 +113,14 @@ def _scan(ova: str, fd: int) -> list[TarMember]:
 
 
 def _check_end(ova: str, fd: int, end: int, total: int) -> None:
-    """Where tar stopped reading headers there must be an end-of-archive (zero) block or nothing: a
-    header tar could not read after the first member is damage, not the end of the archive."""
+    """Where tar stopped reading headers there must be tar's end-of-archive marker (a zero block: GNU tar
+    accepts a lone one, POSIX writes two). A header tar could not read after the first member is damage,
+    not the end of the archive; an archive that simply stops after a member (no marker) was cut short
+    there, and the members that followed are lost."""
     block = os.pread(fd, 512, end)
     if block and block.count(0) != len(block):
         raise TruncatedArchive(f"the tar header at byte {end} is damaged; the members from there on cannot "
                                "be read", path=ova)
+    if len(block) < 512:
+        raise TruncatedArchive(f"archive is truncated: it ends at byte {total} without tar's end-of-archive "
+                               "marker; members after that point are missing", path=ova)

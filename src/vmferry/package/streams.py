@@ -89,24 +89,45 @@ def hash_range(fd: int, offset: int, size: int, algo: str, where: str, *,
     return h.hexdigest()
 
 
-def gunzip(blocks: Iterator[bytes], name: str, limit: int | None = None) -> Iterator[bytes]:
-    """Decompress a gzip stream; ``limit`` bounds the output (a decompression bomb is refused)."""
-    dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    produced = 0
-    for data in blocks:
+class Inflater:
+    """A gzip stream inflated piece by piece as its bytes pass: the output is bounded by ``limit`` (a
+    decompression bomb is refused), corrupt data, data after the end of the stream and a stream that
+    ends early are refused. :meth:`feed` yields the output; :meth:`write` (a sink, e.g. for
+    :func:`hash_range`) counts it and lets it go: a check that streams with a copy of the stored bytes."""
+
+    def __init__(self, where: str, limit: int | None = None) -> None:
+        self.where, self.limit, self.produced = where, limit, 0
+        self._dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    def feed(self, data) -> Iterator[bytes]:
+        dec = self._dec
         while data:
             if dec.eof:
-                raise PackageError("holds data after the end of its gzip stream", path=name)
+                raise PackageError("holds data after the end of its gzip stream", path=self.where)
             try:
                 out = dec.decompress(data, BLOCK)
             except zlib.error as exc:
-                raise PackageError(f"gzip data is corrupt: {exc}", path=name) from exc
+                raise PackageError(f"gzip data is corrupt: {exc}", path=self.where) from exc
             data = dec.unconsumed_tail or (dec.unused_data if dec.eof else b"")
-            produced += len(out)
-            if limit is not None and produced > limit:
-                raise PackageError(f"decompresses to more than {limit} bytes, past what the descriptor "
-                                   "declares (a decompression bomb?); refused", path=name)
+            self.produced += len(out)
+            if self.limit is not None and self.produced > self.limit:
+                raise PackageError(f"decompresses to more than {self.limit} bytes, past what the descriptor "
+                                   "declares (a decompression bomb?); refused", path=self.where)
             if out:
                 yield out
-    if not dec.eof:
-        raise PackageError("gzip stream is truncated", path=name)
+
+    def write(self, data) -> None:
+        for _ in self.feed(data):
+            pass
+
+    def finish(self) -> None:
+        if not self._dec.eof:
+            raise PackageError("gzip stream is truncated", path=self.where)
+
+
+def gunzip(blocks: Iterator[bytes], name: str, limit: int | None = None) -> Iterator[bytes]:
+    """Decompress a gzip stream; ``limit`` bounds the output (a decompression bomb is refused)."""
+    inflater = Inflater(name, limit)
+    for data in blocks:
+        yield from inflater.feed(data)
+    inflater.finish()

@@ -183,6 +183,7 @@ def convert_to_kvm(path: str | os.PathLike, output: str | os.PathLike, *, descri
     fmt_name = disk_format or KVM.disk_formats[0]
     if pkg is not None:
         report.findings += pkg.verify_integrity()   # before anything is written
+        pkg.content()   # every Disk's file and every reference resolved: missing or hostile ones raise
     with sigterm_as_interrupt(), atomic_directory(output, force=force) as tmp:
         for vm in portable.systems:
             _convert_system(pkg, portable, vm, chosen_profile, tmp, output, report, netmap=netmap,

@@ -126,7 +126,7 @@ def _gzip_bomb(w: Work) -> Built:
     gz = b"".join(comp.compress(chunk) for _ in range(200)) + comp.flush()
     ovf = Work.sub(BASE_OVF, b'ovf:href="input.vmdk" ovf:id="file1" ovf:size="152576"',
                    f'ovf:href="input.vmdk" ovf:id="file1" ovf:size="{len(gz)}" ovf:compression="gzip"'.encode())
-    ovf = Work.sub(ovf, b'ovf:capacity="1"', b'ovf:capacity="1" ovf:capacityAllocationUnits="byte * 2^20"')
+    ovf = Work.sub(ovf, b'ovf:capacityAllocationUnits="byte * 2^30"', b'ovf:capacityAllocationUnits="byte * 2^20"')
     return w.ova(base_members(ovf, gz))
 
 
