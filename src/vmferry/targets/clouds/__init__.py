@@ -64,6 +64,7 @@ def convert_to_cloud(path: str | os.PathLike, target: str, output: str | os.Path
     report = CloudReport(path, target, output, portable.source_dialect,
                          findings=[f for f in descriptor_findings(envelope) if f.severity != "info"] + findings)
     report.findings += pkg.verify_integrity()   # before anything is written
+    pkg.content()   # every Disk's file and every reference resolved: missing or hostile ones raise
     chosen = profile or portable.default_profile
     from vmferry.targets.kvm import safe_stem
 
