@@ -225,6 +225,21 @@ def test_retention_merges_older_points_without_changing_what_kept_points_hold(tm
     assert info.stdout.count('"filename"') == 2
 
 
+def test_a_package_replaced_after_the_points_moment_is_refused(tmp_path, pkg):
+    raw, data, ova = pkg
+    store = Store(tmp_path / "state")
+    _, ref = _group(store, tmp_path, ova)
+    _sync(store, ref)
+    draft = points.begin_point("shop", store=store)
+    data[0:4] = b"late"
+    _repack(raw, data, tmp_path)          # a new export lands between the moment and the copy
+    with pytest.raises(ReplicationError, match="changed after the point's moment"):
+        points.sync_disk(draft, ref, store=store)
+    points.abandon_point(draft, store=store)
+    _, p2 = _sync(store, ref)             # the next point takes it
+    assert _content(store, p2.point_id)[0:4] == b"late"
+
+
 def test_storage_pool_resolves_to_its_directory():
     from vmferry.plans.model import LibvirtPlatform
     from vmferry.replication.protect import storage_dir

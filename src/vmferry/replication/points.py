@@ -144,7 +144,7 @@ def capture_sessions(group: ProtectionGroup, point_id: str) -> list[VmSession]:
     """One session per VM for a point: package VMs need nothing at this moment; every running domain is
     captured now, all together (frozen through its guest agent when one answers, then a pull backup and
     a new checkpoint each: :func:`vmferry.replication.tracking.begin_captures`)."""
-    sessions = {vm.vm: VmSession(vm.vm, "package", "crash", json.dumps({"source": vm.source}))
+    sessions = {vm.vm: VmSession(vm.vm, "package", "crash", json.dumps(package_state(vm.source)))
                 for vm in group.vms if vm.source_kind == "package"}
     domains = [vm for vm in group.vms if vm.source_kind == "domain"]
     if domains:
@@ -166,6 +166,23 @@ def capture_sessions(group: ProtectionGroup, point_id: str) -> list[VmSession]:
         for vm, session in zip(domains, captured, strict=True):
             sessions[vm.vm] = replace(session, vm=vm.vm)
     return [sessions[vm.vm] for vm in group.vms]
+
+
+def package_state(path: str) -> dict:
+    """What a package was at the point's moment (size and modification time, to the nanosecond): the
+    point is of that package, and a package replaced before its disks were read is refused."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ReplicationError(f"cannot read the package: {exc.strerror}", path=path) from exc
+    return {"source": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def check_package_unchanged(session: VmSession) -> None:
+    state = json.loads(session.state)
+    if "mtime_ns" in state and package_state(state["source"]) != state:
+        raise ReplicationError(f"the package of VM {session.vm} changed after the point's moment; take the point "
+                               "again", path=state["source"])
 
 
 def _end_captures(draft: PointDraft, *, sealed: bool) -> None:
@@ -239,7 +256,14 @@ def open_change_source(group: ProtectionGroup, draft: PointDraft, ref: DiskRef, 
     if vm.source_kind == "package":
         from vmferry.replication.hashsync import PackageChanges
 
-        return PackageChanges.for_draft(group, draft, ref, progress=progress)
+        check_package_unchanged(draft.session(vm.vm))
+        source = PackageChanges.for_draft(group, draft, ref, progress=progress)
+        try:
+            check_package_unchanged(draft.session(vm.vm))   # not replaced while it was read either
+        except BaseException:
+            source.close()
+            raise
+        return source
     from vmferry.replication import tracking
 
     return tracking.open_source(draft.session(vm.vm), ref.disk)
