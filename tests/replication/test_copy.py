@@ -175,3 +175,31 @@ def test_nbd_errors_name_the_export(tmp_path):
             export.pwrite(0, b"x")
     with nbd.serve_image(image, "qcow2", readonly=True) as export:
         assert export.pread(5 * MIB, 4) == b"\x22" * 4   # the refused write changed nothing
+
+
+def test_copy_into_a_chain_named_by_vmferry_not_by_the_header(tmp_path):
+    """With an ImageSpec the backing chain is the one vmferry names: a header pointing elsewhere is not
+    followed (here the header names a file that does not exist)."""
+    from vmferry.tools.qemu_img import ImageSpec
+
+    image = make_source(tmp_path)
+    base = tmp_path / "base.qcow2"
+    run(["qemu-img", "create", "-q", "-f", "qcow2", base, str(64 * MIB)])
+    qemu_io(base, "write -P 0x66 30M 1M")
+    qemu_io(image, "write -P 0x66 30M 1M")
+    top = tmp_path / "top.qcow2"
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", tmp_path / "elsewhere.qcow2", "-u", top,
+         str(64 * MIB)])
+    spec = ImageSpec(str(top), "qcow2", backing=ImageSpec(str(base), "qcow2"))
+    src = ImageSource(image)
+    try:
+        wanted = [e for e in src.extents() if e.offset != 30 * MIB]
+        result = copy.copy_into_image(src, spec, extents=wanted, chunk=MIB)
+    finally:
+        src.close()
+    assert result.bytes_written == sum(e.length for e in wanted)
+    with nbd.serve_image(spec, readonly=True) as chain, nbd.serve_image(image, "qcow2", readonly=True) as want:
+        for offset in range(0, 64 * MIB, 4 * MIB):
+            assert chain.pread(offset, 4 * MIB) == want.pread(offset, 4 * MIB), offset
+    with pytest.raises(ToolError, match="no image format given"):
+        nbd.serve_image(top)

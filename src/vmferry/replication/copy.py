@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from vmferry.errors import ReplicationError
 from vmferry.replication.model import ChangeSource, Extent
 from vmferry.tools import nbd
+from vmferry.tools.qemu_img import ImageSpec
 
 CHUNK = 4 << 20          # bytes per read/write: the resume granularity
 WORKERS = 8              # pieces in flight at once (reads and writes; NBD servers take concurrent requests)
@@ -136,11 +137,12 @@ def copy_extents(source: ChangeSource, target: nbd.Export, *, extents: list[Exte
     return CopyResult(total, count["read"], count["read"], count["zeros"], len(merge(wanted)), resumed_at)
 
 
-def copy_into_image(source: ChangeSource, image: str | os.PathLike, *, fmt: str = "qcow2",
+def copy_into_image(source: ChangeSource, image: str | os.PathLike | ImageSpec, *, fmt: str = "qcow2",
                     extents: list[Extent] | None = None, **kwargs) -> CopyResult:
-    """:func:`copy_extents` into the image file ``image`` (a point's qcow2 overlay: its backing chain is
-    read, never written), served by a private qemu-nbd for the time of the copy (not started at all when
-    nothing changed)."""
+    """:func:`copy_extents` into ``image`` (a point's qcow2 overlay: its backing chain is read, never
+    written), served by a private qemu-nbd for the time of the copy (not started at all when nothing
+    changed). ``image`` is an :class:`~vmferry.tools.qemu_img.ImageSpec` naming the chain, or the path of
+    an image vmferry just created (format ``fmt``)."""
     wanted = source.extents() if extents is None else extents
     if not merge(wanted):
         heartbeat = kwargs.get("heartbeat")

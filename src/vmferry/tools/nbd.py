@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from vmferry.errors import ToolError
 from vmferry.tools import debian_binding
 from vmferry.tools.proc import which
+from vmferry.tools.qemu_img import ImageSpec
 
 BASE_ALLOCATION = "base:allocation"
 STATE_HOLE = 1          # base:allocation: not allocated
@@ -174,20 +175,31 @@ def open_unix(socket: str | os.PathLike, export: str, *, contexts: Sequence[str]
     return Export(h, name, contexts)
 
 
-def serve_image(image: str | os.PathLike, fmt: str, *, readonly: bool = False,
+def serve_image(image: str | os.PathLike | ImageSpec, fmt: str | None = None, *, readonly: bool = False,
                 contexts: Sequence[str] = ()) -> Export:
-    """Open ``image`` (format ``fmt``, never probed) through a private ``qemu-nbd`` started by libnbd
-    (socket activation): writes go into ``image`` itself (for a qcow2 overlay, into the overlay; its
-    backing chain is only read). The server exits when the export is closed."""
+    """Open ``image`` through a private ``qemu-nbd`` started by libnbd (socket activation): writes go
+    into the image itself (for a qcow2 overlay, into the overlay; its backing chain is only read). The
+    server exits when the export is closed.
+
+    ``image`` is an :class:`~vmferry.tools.qemu_img.ImageSpec` (format and backing chain named by
+    vmferry, never taken from the header: use this for anything vmferry did not just create itself) or a
+    path with its format ``fmt`` (never probed)."""
     nbd = binding()
-    argv = [which("qemu-nbd"), "-f", fmt, "--cache=writeback", "--aio=threads", "--discard=unmap"]
+    argv = [which("qemu-nbd"), "--cache=writeback", "--aio=threads", "--discard=unmap"]
     if readonly:
         argv.append("--read-only")
-    argv.append(os.fspath(image))
+    if isinstance(image, ImageSpec):
+        argv += image.argv()
+        name = image.path
+    else:
+        if not fmt:
+            raise ToolError(f"NBD {os.fspath(image)}: no image format given")
+        argv += ["-f", fmt, os.fspath(image)]
+        name = os.fspath(image)
     h = _handle(contexts)
     try:
         h.connect_systemd_socket_activation(argv)
     except nbd.Error as exc:
         del h
-        raise ToolError(f"NBD {os.fspath(image)}: qemu-nbd could not serve it: {exc}") from exc
-    return Export(h, os.fspath(image), contexts)
+        raise ToolError(f"NBD {name}: qemu-nbd could not serve it: {exc}") from exc
+    return Export(h, name, contexts)
