@@ -20,6 +20,10 @@ size of its incremental data file; qemu-img: the disk's allocated bytes), bytes 
 and whether vmferry's new point equals both full copies (qemu-img compare). Goals: vmferry's bytes moved at
 most 1.1x the bytes changed; its time at most virtnbdbackup's; both at least 10x faster than the full copy.
 
+By default each measured side starts with the source disk's page cache dropped (``--cache cold``: that one
+file's pages, written back first; a DR sync reads a disk that is not in the replicating host's memory);
+``--cache warm`` leaves it (the disk was just filled, so a full copy then reads from memory).
+
 Run as root (the private daemon runs its QEMU as ``nobody``):
 ``PYTHONPATH=src .venv/bin/python bench/sync.py [--size-gib 4] [--percent 1]``. Not part of ``make test``
 (it writes about 3 x 4 GiB).
@@ -60,6 +64,17 @@ class Side:
     seconds: float
     moved: int
     note: str = ""
+
+
+def evict(path: Path) -> None:
+    """Write back and drop the page cache of one file (the source disk): a cold read, as a DR sync reads
+    a disk that is not in the replicating host's memory. Only this file's pages, nobody else's."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
 
 
 def fill(image: Path, size: int) -> None:
@@ -154,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-gib", type=float, default=4)
     parser.add_argument("--percent", type=float, default=1)
     parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--cache", choices=("cold", "warm"), default="cold",
+                        help="cold: the source disk's page cache is dropped before each measured side (default); "
+                             "warm: left as it is (the data disk was just filled: a full copy reads from memory)")
     args = parser.parse_args(argv)
     size = int(args.size_gib * GIB) // BLOCK * BLOCK
     blocks = sorted(random.Random(args.seed).sample(range(size // BLOCK), int(size // BLOCK * args.percent / 100)))
@@ -194,17 +212,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"change     the guest rewrote {len(blocks)} blocks of 64 KiB ({args.percent:g}%, "
                   f"{changed / (1 << 20):.1f} MiB) in {time.monotonic() - t:.1f} s", flush=True)
 
+            cold = (lambda: evict(data)) if args.cache == "cold" else (lambda: None)
+            cold()
             a, _ = vmferry_point(daemon, work / "cap", "p2", tracking.checkpoint_of(s1), new, base)
             print(f"(a)        vmferry sync {a.seconds:.2f} s, {a.moved} bytes (seconds: {a.note})", flush=True)
+            cold()
             b = virtnbdbackup(daemon, "inc", backup, work / "scratch")
             print(f"(b)        virtnbdbackup inc {b.seconds:.2f} s, {b.moved} bytes ({b.note})", flush=True)
             full = out / "full.qcow2"
+            cold()
             t = time.monotonic()
             run(["qemu-img", "convert", "-U", "-f", "qcow2", "-O", "qcow2", data, full], timeout=3600)
             c1 = Side("qemu-img convert file", time.monotonic() - t, size)
             print(f"(c1)       qemu-img convert -U of the live qcow2 file {c1.seconds:.1f} s, {c1.moved} bytes",
                   flush=True)
             full_nbd = out / "full-nbd.qcow2"
+            cold()
             c2 = full_copy_over_nbd(daemon, work / "scratch", full_nbd, size)
             print(f"(c2)       qemu-img convert from a full pull-backup export {c2.seconds:.1f} s, {c2.moved} bytes",
                   flush=True)
@@ -216,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                 if DOMAIN in conn.names():
                     conn.undefine(DOMAIN)
         print()
-        print(f"bytes changed by the guest: {changed} ({changed / (1 << 20):.1f} MiB)")
+        print(f"bytes changed by the guest: {changed} ({changed / (1 << 20):.1f} MiB); source disk page cache: "
+              f"{args.cache}")
         print(f"{'':24} {'seconds':>9} {'bytes moved':>14} {'moved/changed':>14} {'c1 time/this':>13} "
               f"{'c2 time/this':>13}")
         for side in (a, b, c1, c2):
