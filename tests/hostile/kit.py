@@ -170,6 +170,8 @@ CONTENT_READERS = [
     ("check-kvm", ["check", "{target}", "--target", "kvm"]),
     *[(f"convert-{t}", ["convert", "{target}", "--to", t, "-o", "{out}/converted"]) for t in TARGETS],
     ("convert-vmware-ova", ["convert", "{target}", "--to", "vmware", "--ova", "-o", "{out}/x.ova"]),
+    # a cloud target: disks converted from inside the package by the same reader, documents beside them
+    ("convert-openstack", ["convert", "{target}", "--to", "openstack", "--no-guest", "-o", "{out}/converted"]),
 ]
 PACK = ("pack", ["pack", "{dir}", "-o", "{out}/x.ova"])
 UNPACK = ("unpack", ["unpack", "{target}", "-o", "{out}/unpacked"])

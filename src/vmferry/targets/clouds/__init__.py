@@ -91,10 +91,23 @@ def convert_to_cloud(path: str | os.PathLike, target: str, output: str | os.Path
                             "(vmferry guest repair)")
             module.write(job)
             report.choices.append({"system": vm.id, "profile": chosen, **job.choice.to_dict()})
+        _verify_uncarried(pkg, portable, report)
         _write_report(tmp, report, stems)
     if upload:
         report.uploads = module.upload(report, dict(options or {}))
     return report
+
+
+def _verify_uncarried(pkg, portable, report: CloudReport) -> None:
+    """Every file of the package the output does not carry (ISO images, other profiles' disks...) is read
+    through the package reader all the same: confined to the package and checked against the manifest,
+    so a reference outside the package or altered content stops the conversion as it does for the other
+    targets."""
+    carried = {f["source"] for f in report.files if f.get("source")}
+    for f in portable.files:
+        if f.href not in carried:   # missing or outside the package: the reader refuses, as for every target
+            for _ in pkg.file(f.href).blocks():
+                pass
 
 
 def _write_report(tmp: str, report: CloudReport, stems: set[str]) -> None:

@@ -275,7 +275,8 @@ def write_disks(job: CloudJob, fmt_name: str) -> None:
         written = WrittenDisk(disk, href, out, fmt.name, vsize, order == 0, fspec.href if fspec else None)
         job.disks.append(written)
         job.report.files.append({"href": href, "format": fmt.name, "virtual_size": vsize,
-                                 "size": os.path.getsize(out), "system": job.vm.id, "boot": order == 0})
+                                 "size": os.path.getsize(out), "system": job.vm.id, "boot": order == 0,
+                                 "source": fspec.href if fspec else None})
 
 
 def _format(name: str):
