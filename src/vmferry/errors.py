@@ -35,6 +35,7 @@ of them into one line on standard error and exit status 2. Foreign errors (``OSE
     ├── PlanError                    an application manifest or plan is invalid
     ├── ReplicationError             a protection group, replica or recovery point (issue 12)
     ├── WorkflowError                a durable workflow run (Temporal) failed or cannot be reached
+    ├── RecoveryError                a recovery run (test failover, failover) cannot start or clean up
     └── UsageError                   the command was called with arguments that do not fit
 """
 
@@ -180,6 +181,10 @@ class ReplicationError(VmferryError):
 
 class WorkflowError(VmferryError):
     """A durable workflow run failed, or the workflow service cannot be reached."""
+
+
+class RecoveryError(VmferryError):
+    """A recovery run (test failover, failover) cannot be prepared, run or cleaned up."""
 
 
 class UsageError(VmferryError):

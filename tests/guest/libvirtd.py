@@ -4,6 +4,15 @@ As root the daemon runs as ``nobody`` (a session daemon needs a non-root user; i
 state, sockets and logs under the temp dir and never touches the system libvirt). Without root it runs
 as the current user. The URI is ``qemu:///session?socket=<dir>/run/libvirt/libvirt-sock``; it listens
 on no network address at all.
+
+:func:`start_system` (root only) starts a *privileged* private daemon instead, for tests that need
+libvirt networks (a bridge, firewall rules, guests' taps on it — a session daemon cannot make them):
+``libvirtd`` runs as root in its own mount namespace where ``/etc/libvirt``, ``/run/libvirt``,
+``/var/lib/libvirt``, ``/var/cache/libvirt`` and ``/var/log/libvirt`` are directories of the temp dir,
+so it never sees or touches the system's libvirt; its QEMU runs as ``nobody`` (``qemu.conf``: no
+dynamic ownership, no security driver, no cgroups, no per-domain namespaces, logs to files). The URI is
+``qemu:///system?socket=<dir>/run/libvirt-sock``. :func:`stop` destroys its domains and networks first
+(QEMU processes, bridges and firewall rules outlive a killed daemon).
 """
 
 from __future__ import annotations
@@ -102,8 +111,105 @@ def deploy_and_wait(daemon: Libvirtd, xml: Path, log: Path, until: list[str], ti
             conn.undefine(info["name"])
 
 
+SYSTEM_DIRS = {"etc": "/etc/libvirt", "run": "/run/libvirt", "lib": "/var/lib/libvirt",
+               "cache": "/var/cache/libvirt", "log": "/var/log/libvirt"}
+QEMU_CONF = """user = "{user}"
+group = "{group}"
+dynamic_ownership = 0
+remember_owner = 0
+security_driver = "none"
+namespaces = []
+cgroup_controllers = []
+stdio_handler = "file"
+"""
+LIBVIRTD_CONF = """unix_sock_group = "root"
+unix_sock_ro_perms = "0700"
+unix_sock_rw_perms = "0700"
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+"""
+
+
+def start_system(timeout: float = 30) -> tuple[Libvirtd, subprocess.Popen]:
+    """A privileged private libvirtd (see the module docstring); root only."""
+    import grp
+
+    import libvirt
+
+    if os.geteuid() != 0:
+        raise RuntimeError("a privileged private libvirtd needs root")
+    base = Path(tempfile.mkdtemp(prefix="vmferry-libvirtd-"))
+    user = pwd.getpwnam("nobody")
+    group = grp.getgrgid(user.pw_gid).gr_name
+    # QEMU's capabilities (probed on the first domain start, about a minute under TCG on a busy host) are
+    # cached across runs: the cache directory is kept beside the built test guests
+    from tests.guestimage.build import cache_dir
+
+    keep = cache_dir() / "libvirt-system-cache"
+    keep.mkdir(exist_ok=True)
+    (base / "cache").symlink_to(keep)
+    for sub in (*SYSTEM_DIRS, "etc/qemu/networks", "lib/dnsmasq", "lib/qemu", "lib/network", "log/qemu", "work"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    os.chown(base / "work", user.pw_uid, user.pw_gid)
+    os.chmod(base, 0o755)
+    (base / "etc" / "qemu.conf").write_text(QEMU_CONF.format(user=user.pw_name, group=group))
+    (base / "etc" / "libvirtd.conf").write_text(LIBVIRTD_CONF)
+    mounts = []
+    for sub, target in SYSTEM_DIRS.items():
+        os.makedirs(target, exist_ok=True)          # an empty mount point on the host (no system daemon here)
+        mounts.append(f"mount --bind {base / sub} {target}")
+    script = " && ".join([*mounts, f"exec {_find_libvirtd()}"])
+    log = base / "libvirtd.log"
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LANG": "C"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=env)
+    sock = base / "run" / "libvirt-sock"
+    uri = f"qemu:///system?socket={sock}"
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"libvirtd exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        if sock.exists():
+            try:
+                libvirt.open(uri).close()
+                break
+            except libvirt.libvirtError:
+                pass
+        if time.monotonic() > deadline:
+            stop(proc, base)
+            raise RuntimeError(f"libvirtd did not answer within {timeout} s: {log.read_text()[-2000:]}")
+        time.sleep(0.2)
+    return Libvirtd(uri, base / "work", user.pw_uid, user.pw_gid, log), proc
+
+
+def _remove_all(base: Path) -> None:
+    """Destroy every domain and network of the daemon under ``base`` (system or session socket)."""
+    import libvirt
+
+    for sock in (base / "run" / "libvirt-sock", base / "run" / "libvirt" / "libvirt-sock"):
+        if not sock.exists():
+            continue
+        scheme = "system" if sock.parent == base / "run" else "session"
+        try:
+            conn = libvirt.open(f"qemu:///{scheme}?socket={sock}")
+        except libvirt.libvirtError:
+            continue
+        try:
+            for obj in [*conn.listAllDomains(), *conn.listAllNetworks()]:
+                try:
+                    if obj.isActive():
+                        obj.destroy()
+                except libvirt.libvirtError:
+                    pass
+        finally:
+            conn.close()
+
+
 def stop(proc: subprocess.Popen, base: Path) -> None:
     if proc.poll() is None:
+        _remove_all(base)
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=20)

@@ -183,6 +183,58 @@ class Connection:
                 return {}
             raise self._fail("listing networks", exc) from exc
 
+    # ---- networks (define, start, read back, remove) and the guest agent ----------------------------
+
+    def define_network(self, xml: str, *, start: bool = True) -> str:
+        """Define the network described by ``xml`` (persistently) and start it; return its name."""
+        libvirt = _libvirt()
+        try:
+            net = self._conn.networkDefineXML(xml)
+            if start:
+                net.create()
+            return net.name()
+        except libvirt.libvirtError as exc:
+            raise TargetError(f"libvirt {self.uri}: defining network failed: {_message(exc)}") from exc
+
+    def network_xml(self, name: str) -> str:
+        libvirt = _libvirt()
+        try:
+            return self._conn.networkLookupByName(name).XMLDesc(0)
+        except libvirt.libvirtError as exc:
+            raise TargetError(f"libvirt {self.uri}: reading network {name} failed: {_message(exc)}") from exc
+
+    def remove_network(self, name: str) -> bool:
+        """Stop and undefine network ``name``; False when there is no such network."""
+        libvirt = _libvirt()
+        try:
+            net = self._conn.networkLookupByName(name)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
+                return False
+            raise TargetError(f"libvirt {self.uri}: lookup of network {name} failed: {_message(exc)}") from exc
+        try:
+            if net.isActive():
+                net.destroy()
+            if net.isPersistent():
+                net.undefine()
+        except libvirt.libvirtError as exc:
+            raise TargetError(f"libvirt {self.uri}: removing network {name} failed: {_message(exc)}") from exc
+        return True
+
+    def agent_command(self, name: str, command: str, timeout: int = 5) -> str:
+        """Send ``command`` (a qemu-ga JSON command) to the guest agent of domain ``name``; its answer."""
+        libvirt = _libvirt()
+        try:
+            import libvirt_qemu
+        except ImportError as exc:
+            raise ToolMissing("the libvirt_qemu Python module is not installed (pip install 'vmferry[kvm]')") \
+                from exc
+        dom = self._lookup(name)
+        try:
+            return libvirt_qemu.qemuAgentCommand(dom, command, timeout, 0)
+        except libvirt.libvirtError as exc:
+            raise self._fail("guest agent command to", exc, name) from exc
+
     def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
