@@ -54,4 +54,5 @@ def plan_for(app: str, uri: str, storage: Path, vms: list[RecoveryVm], depends: 
     return RecoveryPlan(app=app, site="dr", uri=uri, storage=str(storage), point_id=POINT,
                         taken_at="2026-12-01T02:00:00+00:00", vms=tuple(vms),
                         groups=tuple(tuple(g) for g in groups), networks=(TargetNetwork("dr-app", SUBNET, GATEWAY),),
-                        checks=checks, cycles=tuple(tuple(c) for c in cycles))
+                        checks=checks, cycles=tuple(tuple(c) for c in cycles),
+                        domain_type="qemu")   # the private daemon's QEMU (nobody) cannot open /dev/kvm here

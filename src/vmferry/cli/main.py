@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sync": ("vmferry.cli.sync_cmd", "take a recovery point of a protected application (changed blocks only)"),
     "status": ("vmferry.cli.status_cmd", "protection status: newest points, their age against the RPO"),
     "verify": ("vmferry.cli.verify_cmd", "verify recovery points against their sealing digests"),
+    "recover": ("vmferry.cli.recover_cmd", "recover a protected application at its other site (test in isolation)"),
 }
 
 EXIT_OK, EXIT_FINDINGS, EXIT_FAILURE = 0, 1, 2

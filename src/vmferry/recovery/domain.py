@@ -1,6 +1,6 @@
 """The test copy of a replica's domain: same guest, throwaway disks, isolated NICs, a console log.
 
-:func:`test_domain_xml` takes the replica's definition (what ``convert --to kvm`` wrote and protect
+:func:`isolated_domain_xml` takes the replica's definition (what ``convert --to kvm`` wrote and protect
 stored) and changes only what a test run must change, keeping everything else (machine, buses, NIC
 models and MACs, memory, firmware):
 
@@ -33,7 +33,7 @@ def _parse(xml: str, what: str) -> etree._Element:
     return root
 
 
-def test_domain_xml(xml: str, *, name: str, overlays: dict[str, str], networks: list[str], console_log: str,
+def isolated_domain_xml(xml: str, *, name: str, overlays: dict[str, str], networks: list[str], console_log: str,
                     env_iso: str | None, what: str, agent_socket: str | None = None) -> str:
     """``xml`` rewritten for a test run. ``overlays``: disk target (``vda``) -> overlay path;
     ``networks``: the isolated network of each NIC, in the definition's NIC order."""

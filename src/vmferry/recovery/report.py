@@ -61,7 +61,7 @@ class GroupResult:
 
 
 @dataclass
-class TestReport:
+class RecoveryReport:
     app: str
     site: str
     point_id: str
@@ -98,7 +98,7 @@ def _s(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} s"
 
 
-def render_text(report: TestReport) -> str:
+def render_text(report: RecoveryReport) -> str:
     lines = [f"test recovery of {report.app} at {report.site} from point {report.point_id} "
              f"(taken {report.point_taken_at}): {'OK' if report.ok else 'FAILED'}"]
     if report.rto_seconds is not None:
@@ -140,7 +140,7 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 overflow:auto;max-height:30em}.bar{background:#4a7fb5;height:.8em;display:inline-block}"""
 
 
-def render_html(report: TestReport) -> str:
+def render_html(report: RecoveryReport) -> str:
     """One self-contained page (inline CSS, no script, no external resource); every value escaped."""
     e = html.escape
     verdict = '<span class="ok">OK</span>' if report.ok else '<span class="bad">FAILED</span>'

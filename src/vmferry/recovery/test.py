@@ -34,11 +34,11 @@ from pathlib import Path
 from vmferry.errors import RecoveryError, VmferryError
 from vmferry.ovfenv.document import Environment
 from vmferry.ovfenv.iso import write_iso
-from vmferry.recovery.domain import test_domain_xml
+from vmferry.recovery.domain import isolated_domain_xml
 from vmferry.recovery.journal import Journal, cleanup_pending
 from vmferry.recovery.model import RecoveryPlan, RecoveryVm
 from vmferry.recovery.proofs import Proving, console_tail, prove, run_app_checks
-from vmferry.recovery.report import GroupResult, TestReport, VmResult
+from vmferry.recovery.report import GroupResult, RecoveryReport, VmResult
 from vmferry.sites import libvirt_host, libvirt_net
 from vmferry.tools import libvirt as lv
 from vmferry.tools import proc
@@ -86,10 +86,10 @@ def replica_digests(plan: RecoveryPlan) -> dict[str, str]:
 
 
 def run_test(plan: RecoveryPlan, state: str | os.PathLike, *, say: Say | None = None,
-             clock: Callable[[], float] = time.monotonic) -> TestReport:
+             clock: Callable[[], float] = time.monotonic) -> RecoveryReport:
     """Run a test recovery of ``plan``; the report says what was proved, when, and what was removed."""
     say = say or (lambda _msg: None)
-    report = TestReport(app=plan.app, site=plan.site, point_id=plan.point_id, point_taken_at=plan.taken_at,
+    report = RecoveryReport(app=plan.app, site=plan.site, point_id=plan.point_id, point_taken_at=plan.taken_at,
                         run_id=new_run_id(), started_at=datetime.now(UTC).isoformat(timespec="seconds"))
     previous = cleanup_pending(state)
     report.previous_cleanup = previous.removed + previous.left
@@ -128,7 +128,7 @@ def _give(path: Path, owner: tuple[int, int] | None) -> None:
         os.chown(path, *owner)
 
 
-def _run(plan: RecoveryPlan, report: TestReport, journal: Journal, storage: Path, t0: float, clock, say: Say):
+def _run(plan: RecoveryPlan, report: RecoveryReport, journal: Journal, storage: Path, t0: float, clock, say: Say):
     owner = _owner(storage)
     rundir = storage / f".vmferry-test-{report.run_id}"
     journal.record("dir", path=str(rundir))
@@ -183,7 +183,7 @@ def _run(plan: RecoveryPlan, report: TestReport, journal: Journal, storage: Path
                                 if not c.ok)
 
 
-def _networks(plan: RecoveryPlan, report: TestReport, journal: Journal, conn, say: Say) -> dict[str, str]:
+def _networks(plan: RecoveryPlan, report: RecoveryReport, journal: Journal, conn, say: Say) -> dict[str, str]:
     taken = {n.address for vm in plan.vms for n in vm.nics if n.address}
     out = {}
     for i, tn in enumerate(plan.networks):
@@ -237,7 +237,7 @@ def _launch(plan: RecoveryPlan, vm: RecoveryVm, run_id: str, rundir: Path, owner
         nic_nets.append(nets[nic.network])
     name = f"vmferry-test-{vm.name}-{run_id}"
     sock = rundir / f"{vm.name}.agent"
-    xml = test_domain_xml(vm.domain_xml, name=name, overlays=overlays, networks=nic_nets, console_log=str(log),
+    xml = isolated_domain_xml(vm.domain_xml, name=name, overlays=overlays, networks=nic_nets, console_log=str(log),
                           env_iso=str(iso), what=vm.name,
                           agent_socket=str(sock) if len(str(sock).encode()) <= SOCKET_MAX else None)
     journal.record("domain", uri=plan.uri, name=name)
