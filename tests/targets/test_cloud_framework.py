@@ -137,3 +137,43 @@ def test_upload_is_refused_without_a_cloud_and_for_ovf_targets(tmp_path, target)
     assert res.returncode == 2 and "cloud targets" in res.stderr
     res = run_vmferry("convert", COT / "input.ovf", "--to", target, "-o", tmp_path / "o", "--upload", "--no-guest")
     assert res.returncode == 2 and "clouds.yaml" in res.stderr
+
+
+WITH_DISKS = [COT / "input.ovf", COT / "ubuntu.2.0.ovf", COT / "vmware.ovf"]
+
+
+@pytest.mark.parametrize("target", ["openstack", "hyperv", "proxmox"])
+@pytest.mark.parametrize("sample", WITH_DISKS, ids=lambda p: p.name)
+def test_samples_with_disks_convert_with_identical_content(tmp_path, sample, target):
+    """Every sample that carries its disks: the written disks hold the source's bytes (qemu-img compare
+    against the source VMDK), in the target's format, and each written document is listed in the report."""
+    from lxml import etree
+
+    out = tmp_path / "out"
+    res = run_vmferry("convert", sample, "--to", target, "-o", out, "--no-guest", "--json", timeout=300)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    root = etree.parse(str(sample)).getroot()
+    hrefs = [v for el in root.iter() if isinstance(el.tag, str) and etree.QName(el).localname == "File"
+             for k, v in el.attrib.items() if k.endswith("}href")]
+    fmt = {"openstack": "qcow2", "hyperv": "vhdx", "proxmox": "qcow2"}[target]
+    assert doc["files"] and all(f["format"] == fmt for f in doc["files"])
+    for f in doc["files"]:
+        source = COT / f["source"]
+        assert f["source"] in hrefs
+        info = run_json(["qemu-img", "info", "--output=json", str(out / f["href"])])
+        assert info["format"] == fmt and info["virtual-size"] == f["virtual_size"]
+        run(["qemu-img", "compare", "-f", "vmdk", "-F", fmt, str(source), str(out / f["href"])])
+    assert sorted(p.name for p in out.iterdir()) == sorted([f["href"] for f in doc["files"]] +
+                                                           [d["href"] for d in doc["documents"]])
+
+
+@pytest.mark.parametrize("target", names(output="cloud"))
+def test_check_reads_every_sample_for_every_cloud_target(target):
+    from tests.conftest import ALL_SAMPLES
+
+    for sample in ALL_SAMPLES:
+        res = run_vmferry("check", sample, "--target", target, "--descriptor-only", "--json")
+        assert res.returncode in (0, 1) and res.stderr == "", (sample, res.stderr)
+        doc = json.loads(res.stdout)
+        assert doc["target"] == target and doc["verdict"] in ("ready", "ready-after-convert", "not-ready")
