@@ -134,3 +134,17 @@ def test_hyperv_generation_2_of_a_guest_without_hyperv_drivers_is_reported(tmp_p
     assert "-Generation 2" in script and "-EnableSecureBoot Off" in script   # no secure boot at the source
     info = run_json(["qemu-img", "info", "--output=json", str(next((tmp_path / "hv").glob("*.vhdx")))])
     assert info["format"] == "vhdx" and info["virtual-size"] == Path(legacy.image).stat().st_size
+
+
+def test_proxmox_of_the_virtio_guest_puts_its_disk_on_virtio_scsi_with_the_agent(guest_ova, tmp_path):
+    from tests.targets.test_cloud_targets import qm_reading
+
+    out = tmp_path / "pve"
+    res = run_vmferry("convert", guest_ova, "--to", "proxmox", "-o", out, "--json", env=ENV, timeout=900)
+    assert res.returncode == 0, res.stderr
+    seen = qm_reading(next(out.glob("*.ovf")))
+    assert [d["address"] for d in seen["disks"]] == ["scsi0"] and seen["ostype_id"] == "96"
+    qm_set = next(line for line in next(out.glob("*.qm.sh")).read_text().splitlines() if line.startswith("qm set"))
+    for part in ("--scsihw virtio-scsi-pci", "--boot order=scsi0", "--agent enabled=1", "--net0 virtio,",
+                 "--ostype l26"):
+        assert part in qm_set, qm_set
