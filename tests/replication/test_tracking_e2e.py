@@ -12,6 +12,7 @@ import pytest
 
 from tests.guest import libvirtd as _libvirtd
 from tests.replication import sourceguest as sg
+from vmferry.errors import ReplicationError
 from vmferry.replication import copy, tracking
 from vmferry.replication.model import Extent
 from vmferry.tools import nbd
@@ -249,6 +250,29 @@ def test_broken_checkpoint_means_full_resync(guest):
     finally:
         tracking.end_capture(s, sealed=True)
     assert guest.checkpoints() == [tracking.checkpoint_name("app", "p7")]
+
+
+def test_captures_are_all_or_nothing(guest, tmp_path):
+    """Two VMs, the second cannot be captured (defined, not running): the first one's backup job and
+    new checkpoint are undone, nothing is left in the capture directory."""
+    other = "vmferry-repl-off"
+    disk = sg.new_disk(guest.workdir / "off.qcow2", 16 * MIB, (guest.daemon.uid, guest.daemon.gid))
+    before = guest.checkpoints()
+    with connect(guest.daemon.uri) as conn:
+        conn.define(sg.domain_xml(other, [(disk, "vda")], guest.workdir / "off.sock", agent=False))
+    try:
+        reqs = [tracking.CaptureRequest(guest.daemon.uri, DOMAIN, tracking.checkpoint_name("app", "px"),
+                                        since=before[0]),
+                tracking.CaptureRequest(guest.daemon.uri, other, tracking.checkpoint_name("app", "px"))]
+        with pytest.raises(ReplicationError, match=f"domain {other}: backup could not start"):
+            tracking.begin_captures(reqs, guest.captures)
+        assert guest.checkpoints() == before
+        assert list(guest.captures.iterdir()) == []
+        with connect(guest.daemon.uri) as conn:
+            assert tracking._running_backup(conn.domain(DOMAIN)) is None
+    finally:
+        with connect(guest.daemon.uri) as conn:
+            conn.undefine(other)
 
 
 def test_without_an_answering_agent_the_point_is_crash_consistent(guest):

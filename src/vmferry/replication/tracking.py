@@ -194,12 +194,41 @@ def begin_captures(requests: list[CaptureRequest], workdir: str | os.PathLike, *
         conns = {uri: stack.enter_context(connect(uri)) for uri in sorted({r.uri for r in requests})}
         doms = [conns[r.uri].domain(r.domain) for r in requests]
         sessions = []
+        states: list[dict] = []
         with quiesce.quiesced(doms, enabled=quiesce_guests) as frozen:
-            states = [_begin_one(dom, req, base) for dom, req in zip(doms, requests, strict=True)]
+            try:
+                for dom, req in zip(doms, requests, strict=True):
+                    states.append(_begin_one(dom, req, base))
+            except BaseException:
+                # all or nothing: the captures already begun are ended, their checkpoints deleted
+                for dom, state in zip(doms, states, strict=False):
+                    _undo(dom, state)
+                raise
         for req, state, fr in zip(requests, states, frozen, strict=True):
             state = dict(state, quiesce_reason=fr.reason, frozen_filesystems=fr.filesystems)
             sessions.append(VmSession(req.domain, "domain", fr.consistency, json.dumps(state, sort_keys=True)))
         return sessions
+
+
+def _undo(dom, state: dict) -> None:
+    """End a capture that began but whose point will not be taken; best effort (the error being raised
+    is the one to report)."""
+    libvirt = binding()
+    try:
+        if _running_backup(dom) == state["socket"]:
+            _abort(dom)
+        if state["checkpoint"] in _checkpoints(dom):
+            dom.checkpointLookupByName(state["checkpoint"]).delete(0)
+    except (libvirt.libvirtError, ReplicationError):
+        pass
+    _remove_capture_dir(Path(state["capture_dir"]))
+
+
+def _remove_capture_dir(capture: Path) -> None:
+    if capture.is_dir():
+        for item in capture.iterdir():
+            item.unlink(missing_ok=True)   # QEMU removes its socket when the job ends, maybe just now
+        capture.rmdir()
 
 
 def _state(session: VmSession) -> dict:
@@ -295,11 +324,8 @@ def end_capture(session: VmSession, *, sealed: bool) -> None:
         except libvirt.libvirtError as exc:
             raise ReplicationError(f"domain {state['domain']}: checkpoint bookkeeping failed: "
                                    f"{message(exc)}") from exc
-    capture = Path(state.get("capture_dir", ""))
-    if capture.is_dir():
-        for item in capture.iterdir():
-            item.unlink(missing_ok=True)   # QEMU removes its socket when the job ends, maybe just now
-        capture.rmdir()
+    if state.get("capture_dir"):
+        _remove_capture_dir(Path(state["capture_dir"]))
 
 
 def retire_checkpoints(dom, *, keep: str) -> list[str]:
