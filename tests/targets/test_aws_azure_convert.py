@@ -167,6 +167,12 @@ def test_test_guest_to_aws(tmp_path, legacy_ova):
     assert "VMF-AWS-006" in found and "VMF-AWS-005" in found and "VMF-GUEST-001" in found
     request = json.loads((out / "guest-legacy.import-image.json").read_text())
     assert request["BootMode"] == "legacy-bios" and request["Platform"] == "Linux" and problems(request) == []
+    # check --target aws judges the same guest from the package (the writer's guest rules included)
+    res = run_vmferry("check", ova, "--target", "aws", "--json", timeout=900)
+    assert res.returncode == 1, res.stderr
+    checked = json.loads(res.stdout)
+    assert checked["verdict"] == "not-ready"
+    assert {"VMF-AWS-005", "VMF-AWS-006", "VMF-GUEST-001"} <= {f["rule"] for f in checked["findings"]}
 
 
 BOOT_TIMEOUT = 420

@@ -252,14 +252,14 @@ def write_plain_image(disk: OpenedDisk, tmp: str, vhd: bool, *, align: int, repo
 
     with reporter.step(f"write {name}", disk.virtual_size) as step, open(tmp, "r+b") as f:
         fd = f.fileno()
-        with open_raw(disk.spec, disk.virtual_size) as reader:
-            if reader.plain:
-                return vhd_write.write_plain(reader.pread, disk.virtual_size, fd, is_zero=reader.is_zero,
-                                             align=align, vhd=vhd, workers=workers, progress=step.advance).populated
         if disk.format == "vmdk-stream" and streamable(_first_sector(disk)):
             size = disk.size if disk.size is not None else os.path.getsize(disk.path) - disk.offset
             return vhd_write.write_from_member(disk.path, disk.offset, size, fd, align=align, vhd=vhd,
                                                workers=workers, progress=step.advance).populated
+        with open_raw(disk.spec, disk.virtual_size) as reader:
+            if reader.plain:
+                return vhd_write.write_plain(reader.pread, disk.virtual_size, fd, is_zero=reader.is_zero,
+                                             align=align, vhd=vhd, workers=workers, progress=step.advance).populated
     qemu_img.convert(disk.spec, tmp, "raw", {}, timeout=max(300, CONVERT_TIMEOUT_PER_GIB * (disk.virtual_size >> 30)))
     with open(tmp, "r+b") as f:
         size = round_size(disk.virtual_size, align)

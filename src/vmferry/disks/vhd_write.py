@@ -28,7 +28,7 @@ from vmferry.errors import DiskError
 
 BATCH = 4 << 20
 RUN = 64 << 10
-ZEROS = bytes(BATCH)
+ZERO_RUN = bytes(RUN)
 GRAINS_PER_TASK = 32
 
 
@@ -46,7 +46,7 @@ def _write_runs(fd: int, offset: int, data: bytes | memoryview) -> int:
     start = None
     for pos in range(0, len(view), RUN):
         chunk = view[pos:pos + RUN]
-        zero = chunk == ZEROS[:len(chunk)]
+        zero = chunk == (ZERO_RUN if len(chunk) == RUN else ZERO_RUN[:len(chunk)])
         if not zero and start is None:
             start = pos
         if zero and start is not None:
@@ -198,7 +198,7 @@ def write_from_member(path: str, offset: int, size: int, fd: int, *, align: int 
 
         def group(first: int, last: int, grains: list[tuple[int, int, int]], done: int):
             def run() -> tuple[int, int]:
-                span = os.pread(src, last - first, first)
+                span = memoryview(os.pread(src, last - first, first))
                 n = 0
                 for at, lba, length in grains:
                     packed = span[at - first + 12:at - first + 12 + length]

@@ -27,7 +27,7 @@ from vmferry.errors import TargetError, UsageError
 PAGE = 512
 MAX_PUT = 4 << 20          # the Put Page limit
 RUN = 64 << 10
-ZEROS = bytes(MAX_PUT)
+ZERO_RUN = bytes(RUN)
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,8 @@ def pages_to_send(fd: int, size: int) -> Iterator[tuple[int, bytes]]:
             view = memoryview(data)
             run_start = None
             for pos in range(0, len(view), RUN):
-                zero = view[pos:pos + RUN] == ZEROS[:len(view[pos:pos + RUN])]
+                chunk = view[pos:pos + RUN]
+                zero = chunk == (ZERO_RUN if len(chunk) == RUN else ZERO_RUN[:len(chunk)])
                 if not zero and run_start is None:
                     run_start = pos
                 elif zero and run_start is not None:
