@@ -239,9 +239,11 @@ def open_file_disk(pkg, f: FileSpec, src: str, offset: int, size: int | None):
     a decompressed or joined copy in a temporary folder, like an OVA member, may name none."""
     from vmferry.disks.convert import open_disk
 
-    place = pkg.file(f.href).in_place
+    pf = pkg.file(f.href)
+    place = pf.in_place
     own = pkg.container == "ovf" and place is not None and place[0] == src
-    return open_disk(src, offset, size, name=_shown(pkg, f), references=own)
+    # declared (say) VMDK yet without a header, the file is damaged, not a raw disk
+    return open_disk(src, offset, size, name=_shown(pkg, f), references=own, declared=pf.disk_format)
 
 
 def _shown(pkg, f: FileSpec) -> str:

@@ -107,3 +107,15 @@ def test_file_that_is_no_disk_image_is_refused(tmp_path):
         result = run_vmferry(*argv, tmp_path / "vm.ovf")
         assert result.returncode == 2 and result.stdout == "", result
         assert result.stderr.count("\n") == 1 and "input.vmdk" in result.stderr and "no VMDK header" in result.stderr
+    # and the converting commands do not read it as a raw disk of garbage: folder and OVA alike
+    ova = tmp_path / "x.ova"
+    make_ova(ova, [("vm.ovf", (tmp_path / "vm.ovf").read_bytes()), ("input.vmdk", (tmp_path / "input.vmdk").read_bytes())])
+    out = tmp_path / "out"
+    out.mkdir()
+    for argv in (["convert", tmp_path / "vm.ovf", "--to", "dmtf", "-o", out / "d"],
+                 ["convert", tmp_path / "vm.ovf", "--to", "kvm", "--no-guest", "-o", out / "k"],
+                 ["convert", ova, "--to", "vmware", "--ova", "-o", out / "v.ova"],
+                 ["disk", "convert", f"{ova}:input.vmdk", "-O", "qcow2", "-o", out / "x.qcow2"]):
+        result = run_vmferry(*argv)
+        assert result.returncode == 2 and "no VMDK header" in result.stderr and "input.vmdk" in result.stderr, result
+        assert list(out.iterdir()) == []

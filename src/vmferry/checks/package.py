@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vmferry.errors import DamagedImage
 from vmferry.findings import Finding
 from vmferry.package.base import Package
 from vmferry.package.certificate import verify_certificate
@@ -51,9 +50,8 @@ def check_disk_images(pkg: Package) -> list[tuple]:
     """Every plain (uncompressed, unchunked) disk file through the header check every image passes before
     a tool sees it (references, tables); a file with no header of its declared format is damage. Raises
     :class:`~vmferry.errors.DiskError`; returns (Disk, file name, detected format) for each."""
-    from vmferry.disks.formats import detect
+    from vmferry.disks.formats import detect, require_declared_header
     from vmferry.disks.image_check import check_image
-    from vmferry.ovf.formats import format_of_uri
 
     out = []
     files = pkg.content()
@@ -69,10 +67,7 @@ def check_disk_images(pkg: Package) -> list[tuple]:
         shown = _where(pkg, member.name)
         detected = detect(where, member.offset, size, name=shown)
         check_image(where, member.offset, size, name=shown, detected=detected, references=member.fs_path is not None)
-        declared = format_of_uri(disk.format)
-        if detected.name == "raw" and declared not in (None, "raw", "unknown", "iso"):
-            raise DamagedImage(f"is declared {declared} but has no {declared.split('-')[0].upper()} header: "
-                               "corrupt, or not a disk image", path=shown)
+        require_declared_header(detected, disk.format, path=shown)
         out.append((disk, shown, detected))
     return out
 

@@ -59,7 +59,7 @@ class ConvertResult:
 
 def open_disk(path: str | os.PathLike, offset: int = 0, size: int | None = None, *,
               max_virtual_size: int = MAX_VIRTUAL_SIZE, name: str | None = None,
-              references: bool = True) -> OpenedDisk:
+              references: bool = True, declared: str | None = None) -> OpenedDisk:
     """Detect, check and open the disk in ``path`` (or in its byte range ``offset``..``offset+size``).
 
     The header check (:func:`vmferry.disks.image_check.check_image`) runs first: an image naming a
@@ -67,13 +67,16 @@ def open_disk(path: str | os.PathLike, offset: int = 0, size: int | None = None,
     it; qemu-img then gets the checked block graph (:class:`ImageSpec`) and the format explicitly.
     ``name`` is what errors call the image (``X.ova:MEMBER``); the path by default.
     ``references=False``: the image may name no other file (a file vmferry decompressed or joined
-    into a temporary folder; a byte range of an archive never may).
+    into a temporary folder; a byte range of an archive never may). ``declared``: the ``ovf:format``
+    the package gives it; declared an image format yet without a header, it is damaged, not raw.
     """
     path = os.fspath(path)
     shown = name or path
     if not os.path.isfile(path):
         raise DiskError("no such file", path=shown)
     det = formats.detect(path, offset, size, name=shown)
+    if declared:
+        formats.require_declared_header(det, declared, path=shown)
     if det.name == "gzip":
         raise DiskError("gzip-compressed: `vmferry disk convert X.ova:MEMBER` streams such OVA members; "
                         "other uses need it uncompressed", path=shown)

@@ -176,6 +176,19 @@ def ovf_uri_format(uri: str | None) -> str | None:
     return None if name in (None, "unknown", "iso") else name
 
 
+def require_declared_header(detected: Detected, ovf_format: str | None, *, path: str) -> None:
+    """A disk file declared in an image format (VMDK, qcow2, VHD...) whose bytes carry no header at all
+    is damaged, not a raw disk: raise :class:`~vmferry.errors.DamagedImage` (read as raw, it would be
+    converted into a disk of garbage)."""
+    from vmferry.errors import DamagedImage
+
+    declared = ovf_uri_format(ovf_format)
+    # (a flat VMDK's extent is raw bytes: a package may name it directly)
+    if detected.name == "raw" and declared not in (None, "raw", "vmdk-flat"):
+        raise DamagedImage(f"is declared {declared} but has no {declared.split('-')[0].upper()} header: corrupt, "
+                           "or not a disk image", path=path)
+
+
 def format_mismatch(detected: Detected, ovf_format: str | None, *, path: str | None = None):
     """``VMF-DISK-020`` when the descriptor's ``ovf:format`` does not say what the bytes are."""
     from vmferry.findings import Finding

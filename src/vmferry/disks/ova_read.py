@@ -203,8 +203,8 @@ def convert_file(f: PackageFile, out: str | os.PathLike, fmt: str, *, force: boo
     if place is None:
         return _convert_streamed(f, out, fmt, force, reporter, convert_kwargs)
     with f.verified_in_place() as check:
-        return convert_disk(open_disk(*place, name=f.where), out, fmt, force=force, reporter=reporter,
-                            finish=check, **convert_kwargs)
+        disk = open_disk(*place, name=f.where, declared=f.disk_format)
+        return convert_disk(disk, out, fmt, force=force, reporter=reporter, finish=check, **convert_kwargs)
 
 
 def _convert_streamed(f: PackageFile, out, fmt, force, reporter, convert_kwargs):
@@ -240,8 +240,8 @@ def _convert_streamed(f: PackageFile, out, fmt, force, reporter, convert_kwargs)
         with os.fdopen(fd, "wb") as joined:
             for block in stream:
                 joined.write(block)
-        return convert_disk(open_disk(tmp, name=f.where, references=False), out, fmt, force=force, reporter=reporter,
-                            **convert_kwargs)
+        disk = open_disk(tmp, name=f.where, references=False, declared=f.disk_format)
+        return convert_disk(disk, out, fmt, force=force, reporter=reporter, **convert_kwargs)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -319,7 +319,23 @@ class Package:
                                    path=self.where(part.name))
         capacity = self.capacity_of(ref.id if ref is not None else None)
         bound = capacity + capacity // 16 + DISK_SLACK if capacity is not None else MAX_INFLATED
-        return PackageFile(self, name, parts, compression is not None, bound)
+        return PackageFile(self, name, parts, compression is not None, bound, self._disk_format(ref))
+
+    def _disk_format(self, ref) -> str | None:
+        """The ``ovf:format`` of the Disk whose content the File ``ref`` is (None when none is)."""
+        from vmferry.errors import OvfError
+
+        if ref is None or not ref.id:
+            return None
+        try:
+            env = self.envelope
+            for d in env.disks:
+                named = env.file_for_ref(d.file_ref) if d.file_ref else None
+                if named is not None and (named.id, named.href) == (ref.id, ref.href):
+                    return d.format
+            return None
+        except OvfError:
+            return None
 
     def _resolve_parts(self, name: str, chunk_size: int | None, declared: int | None) -> list[PackageMember]:
         if chunk_size is not None and chunk_size <= 0:

@@ -31,6 +31,7 @@ class PackageFile:
     parts: list[PackageMember]
     compressed: bool
     bound: int                # most bytes the logical content may have
+    disk_format: str | None = None   # the ovf:format of the Disk whose content it is (None: not a disk)
 
     @property
     def where(self) -> str:
