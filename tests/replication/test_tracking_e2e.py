@@ -201,6 +201,33 @@ def test_points_of_a_running_guest(guest, tmp_path):
     assert guest.checkpoints() == [tracking.checkpoint_name("app", "p4")]
 
 
+def test_sealing_retires_only_the_same_applications_checkpoints(guest):
+    """Another application protecting the same domain keeps its checkpoint (and its incremental chain)."""
+    other = tracking.begin_captures([tracking.CaptureRequest(guest.daemon.uri, DOMAIN,
+                                                             tracking.checkpoint_name("other", "o1"))], guest.captures)[0]
+    tracking.end_capture(other, sealed=True)
+    mine = guest.capture("p4b", since=tracking.checkpoint_name("app", "p4"))
+    tracking.end_capture(mine, sealed=True)
+    assert guest.checkpoints() == [tracking.checkpoint_name("app", "p4b"), tracking.checkpoint_name("other", "o1")]
+    guest.write([33])
+    later = tracking.begin_captures([tracking.CaptureRequest(guest.daemon.uri, DOMAIN,
+                                                             tracking.checkpoint_name("other", "o2"),
+                                                             since=tracking.checkpoint_name("other", "o1"))],
+                                    guest.captures)[0]
+    try:
+        assert not tracking.is_full(later)
+        src = tracking.open_source(later, "vdb")
+        try:
+            assert extents_of([33]) == [e for e in src.extents() if e.offset == 33 * BLOCK]
+        finally:
+            src.close()
+    finally:
+        tracking.end_capture(later, sealed=True)
+    assert guest.checkpoints() == [tracking.checkpoint_name("app", "p4b"), tracking.checkpoint_name("other", "o2")]
+    with pytest.raises(ReplicationError, match="not a vmferry checkpoint name"):
+        tracking.app_prefix("virtnbdbackup.0")
+
+
 def test_missing_checkpoint_means_full_resync(guest, tmp_path):
     lost = tracking.checkpoint_name("app", "gone")
     s = guest.capture("p5", since=lost)
@@ -249,7 +276,7 @@ def test_broken_checkpoint_means_full_resync(guest):
         assert "refused" in tracking.resync_reason(s) and name in tracking.resync_reason(s)
     finally:
         tracking.end_capture(s, sealed=True)
-    assert guest.checkpoints() == [tracking.checkpoint_name("app", "p7")]
+    assert [c for c in guest.checkpoints() if c.startswith("vmferry-app.")] == [tracking.checkpoint_name("app", "p7")]
 
 
 def test_captures_are_all_or_nothing(guest, tmp_path):

@@ -15,9 +15,9 @@ is full, the allocated extents (``base:allocation``) are read, and the point say
 The capture of one VM is a :class:`~vmferry.replication.model.VmSession` whose ``state`` (JSON) names
 the domain, its connection, the new checkpoint, the export socket and each disk's export: any process
 can reopen a disk's :class:`DomainChangeSource` from it while the backup job runs (a restarted worker
-resumes reading the same moment). :func:`end_capture` stops the job; once the point is sealed the older
-vmferry checkpoints of the domain are deleted (:func:`retire_checkpoints`), so only the newest point's
-checkpoint keeps a bitmap; an abandoned point's checkpoint is deleted instead, which merges its bitmap
+resumes reading the same moment). :func:`end_capture` stops the job; once the point is sealed the
+application's older checkpoints on the domain are deleted (:func:`retire_checkpoints`), so only its newest
+point's checkpoint keeps a bitmap; an abandoned point's checkpoint is deleted instead, which merges its bitmap
 back into the previous one (libvirt's checkpoint deletion), so the next point still sees every change.
 """
 
@@ -308,8 +308,8 @@ def _abort(dom) -> None:
 
 def end_capture(session: VmSession, *, sealed: bool) -> None:
     """Stop the capture's backup job and remove its scratch files. ``sealed``: the point was sealed, so
-    the older vmferry checkpoints of the domain are deleted; otherwise (abandoned) the capture's own
-    checkpoint is deleted, its bitmap merging back into the previous checkpoint's."""
+    the application's older checkpoints on the domain are deleted; otherwise (abandoned) the capture's
+    own checkpoint is deleted, its bitmap merging back into the previous checkpoint's."""
     state = _state(session)
     libvirt = binding()
     with connect(state["uri"]) as conn:
@@ -328,13 +328,23 @@ def end_capture(session: VmSession, *, sealed: bool) -> None:
         _remove_capture_dir(Path(state["capture_dir"]))
 
 
+def app_prefix(checkpoint: str) -> str:
+    """The name prefix every checkpoint of the same application shares (``vmferry-<app>.``)."""
+    head, dot, _point = checkpoint.rpartition(".")
+    if not checkpoint.startswith(PREFIX) or not dot:
+        raise ReplicationError(f"{checkpoint!r} is not a vmferry checkpoint name")
+    return head + dot
+
+
 def retire_checkpoints(dom, *, keep: str) -> list[str]:
-    """Delete the domain's vmferry checkpoints other than ``keep`` (oldest first); their names."""
+    """Delete the domain's checkpoints of ``keep``'s application other than ``keep`` (oldest first; other
+    applications' and other tools' checkpoints are left alone); their names."""
     libvirt = binding()
+    prefix = app_prefix(keep)
     gone = []
     for ck in sorted(dom.listAllCheckpoints(0), key=lambda c: _created(c)):
         name = ck.getName()
-        if name.startswith(PREFIX) and name != keep:
+        if name.startswith(prefix) and name != keep:
             try:
                 ck.delete(0)
             except libvirt.libvirtError:
