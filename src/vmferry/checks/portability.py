@@ -192,12 +192,15 @@ def _storage_rules(vm: PortableVM, pkg: PortablePackage, target: str) -> list[Fi
             continue
         ch = controllers.controller_for_target(target, c.kind, c.model if c.model in controllers.MODELS[c.kind]
                                                else None)
+        # where convert puts the boot disk on the bus the guest has drivers for, it says so
+        follows = f"the disk bus follows the guest's drivers ({' > '.join(row.boot_buses)})" \
+            if row.follows_guest and row.cloud is not None else None
         if ch.kind != c.kind:
             out.append(_f("VMF-DISK-001", "warning", f"{c.kind.upper()} controller: {target} has none ({ch.note})",
-                          where, f"its disks move to {ch.kind.upper()}"))
+                          where, follows or f"its disks move to {ch.kind.upper()}"))
         elif not ch.exact:
             out.append(_f("VMF-DISK-002", "warning", f"{c.kind.upper()} controller model {c.source_model} is not "
-                          f"available on {target}", where, f"mapped to {ch.subtype or ch.model}"))
+                          f"available on {target}", where, follows or f"mapped to {ch.subtype or ch.model}"))
         if c.kind == "sata" and c.source_model and target == "vmware" and ch.exact and c.source_model != ch.subtype:
             out.append(_f("VMF-DISK-009", "warning", f"SATA controller written as '{c.source_model}': VMware reads "
                           f"{ch.subtype}", where, f"rewritten as ResourceType {ch.resource_type} {ch.subtype}"))
@@ -278,6 +281,8 @@ def _property_rules(vm: PortableVM, target: str) -> list[Finding]:
     out = []
     props = vm.properties()
     row = TARGETS[target]
+    if row.cloud is not None and not row.env_transports:   # no OVF environment at all: VMF-CLOUD-001 says so
+        return out
     if any(p.password for p in props) and not row.masked_properties:
         out.append(_f("VMF-PROP-011", "warning", f"{sum(p.password for p in props)} password properties: "
                       f"{target} has no masked entry; values travel in clear in the OVF environment", vm.id))

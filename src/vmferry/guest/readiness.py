@@ -178,7 +178,8 @@ def _check_tools(report: GuestReport, target: str, spec: TargetSpec) -> list[Fin
         out.append(_f("VMF-GUEST-031", "warning", "VMware Tools (tarball) and open-vm-tools are both installed",
                            "uninstall VMware Tools (vmware-uninstall-tools.pl) and keep open-vm-tools"))
     for t in report.tools:
-        if t.hypervisor != target:
+        if t.hypervisor != target and t.name != spec.agent:   # the target's own agent (qemu-guest-agent on
+            #                                                   openstack, proxmox) is not another vendor's
             out.append(_f("VMF-GUEST-032", "info", f"{t.name} ({t.hypervisor}) does nothing on {target}",
                                f"remove {t.name} after the move", t.evidence))
     if report.os.type == "linux" and spec.agent not in names:
