@@ -185,3 +185,15 @@ def _ova(path, members: dict[str, bytes]) -> str:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return os.fspath(path)
+
+
+def test_disk_convert_target_azure_rounds_to_a_mib(tmp_path):
+    from tests.conftest import run_vmferry
+
+    src = make_raw(tmp_path / "odd.raw", ODD_SIZE, ODD_REGIONS)
+    res = run_vmferry("disk", "convert", src, "--target", "azure", "-o", tmp_path / "a.vhd", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["virtual_size"] == 6 * MIB
+    assert_fixed_vhd(tmp_path / "a.vhd", align=MIB)
+    res = run_vmferry("disk", "convert", src, "-O", "vhd-fixed", "-o", tmp_path / "b.vhd", "--json")
+    assert json.loads(res.stdout)["virtual_size"] == ODD_SIZE     # no target: the exact size (whole sectors)
