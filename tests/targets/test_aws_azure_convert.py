@@ -97,6 +97,30 @@ def test_samples_to_azure(tmp_path, sample, disk):
     assert "VMF-AZURE-002" in rules_of(doc)
 
 
+def test_aws_ova_as_vmware_exports_it(tmp_path):
+    """--ova: one OVA (descriptor first, streamOptimized VMDK, SHA256 manifest) named by the request."""
+    import tarfile
+
+    out = tmp_path / "out"
+    doc = convert(COT / "vmware.ovf", "--to", "aws", "--ova", "-o", out, "--no-guest", "--bucket", "vm-imports")
+    (written,) = doc["files"]
+    assert written["format"] == "ova" and sorted(os.listdir(out)) == sorted(
+        [written["href"], "vmw.import-image.json", "vmw.aws-import.sh", "vmw.report.json"])
+    with tarfile.open(out / written["href"]) as tar:
+        names = tar.getnames()
+        assert names[0].endswith(".ovf") and names[-1].endswith(".mf")
+        tar.extractall(tmp_path / "x", filter="data")
+    for line in (tmp_path / "x" / names[-1]).read_text().splitlines():   # SHA256(name)= digest
+        name, digest = line[len("SHA256("):].split(")= ")
+        assert hashlib.sha256((tmp_path / "x" / name).read_bytes()).hexdigest() == digest
+    vmdk = tmp_path / "x" / "input.vmdk"
+    assert qemu_info(vmdk, "vmdk")["format-specific"]["data"]["create-type"] == "streamOptimized"
+    assert same(COT / "input.vmdk", "vmdk", vmdk, "vmdk")
+    request = json.loads((out / "vmw.import-image.json").read_text())
+    assert request["DiskContainers"][0]["Format"] == "OVA" and problems(request) == []
+    assert request["DiskContainers"][0]["UserBucket"] == {"S3Bucket": "vm-imports", "S3Key": written["href"]}
+
+
 def test_aws_without_a_bucket_names_a_placeholder_and_says_so(tmp_path, monkeypatch):
     monkeypatch.delenv("VMFERRY_AWS_BUCKET", raising=False)
     doc = convert(COT / "vmware.ovf", "--to", "aws", "-o", tmp_path / "o", "--no-guest")

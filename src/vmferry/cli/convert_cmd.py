@@ -19,7 +19,7 @@ def add_arguments(p) -> None:
     p.add_argument("--to", required=True, choices=converters(), help="the target")
     p.add_argument("-o", "--output", required=True, help="output directory (or .ova with --ova, or .ovf with "
                    "--descriptor-only)")
-    p.add_argument("--ova", action="store_true", help="write an OVA archive")
+    p.add_argument("--ova", action="store_true", help="write an OVA archive (aws: the VM as one OVA for VM Import)")
     p.add_argument("--descriptor-only", action="store_true", help="translate the descriptor alone (no disks, "
                    "no manifest)")
     p.add_argument("--disk-format", help="disk format to write (default: the target's)")
@@ -73,7 +73,7 @@ def add_arguments(p) -> None:
 
 # the options of the cloud group handed to the target's writer (vmferry.targets.clouds)
 CLOUD_OPTIONS = ("cloud", "image_name", "switch", "vmid", "storage", "bridge", "bucket", "prefix", "license_type",
-                 "role_name", "region", "endpoint_url", "container", "blob_prefix")
+                 "role_name", "region", "endpoint_url", "container", "blob_prefix", "ova")
 
 
 def run(args) -> int:

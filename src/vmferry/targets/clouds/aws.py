@@ -1,7 +1,8 @@
 """AWS (EC2 VM Import/Export): disk images in a format VM Import takes and the ``ImportImage`` request.
 
 Per system the output holds its disks — streamOptimized VMDK as VMware exports it by default
-(``--disk-format`` vhd, vhd-fixed, vhdx or raw) — and:
+(``--disk-format`` vhd, vhd-fixed, vhdx or raw), or with ``--ova`` one OVA as VMware exports it (VMware's
+OVF dialect, streamOptimized VMDKs, SHA256 manifest; one system per package) — and:
 
 * ``<stem>.import-image.json``: the request of ``aws ec2 import-image --cli-input-json file://...``
   (:mod:`vmferry.targets.aws_import`, checked against the EC2 API's field list): one ``DiskContainers``
@@ -51,8 +52,11 @@ def write(job: CloudJob) -> None:
     bucket = _bucket(job.options)
     prefix = _prefix(job.options)
     name = job.vm.name or job.vm.id
-    disks = [ImportDisk(prefix + d.href, d.format, f"{name} disk {i + 1}" + (" (boot)" if d.boot else ""))
-             for i, d in enumerate(job.disks)]
+    if job.options.get("ova"):
+        disks = [_write_ova(job, prefix, name)]
+    else:
+        disks = [ImportDisk(prefix + d.href, d.format, f"{name} disk {i + 1}" + (" (boot)" if d.boot else ""))
+                 for i, d in enumerate(job.disks)]
     mode = "uefi" if job.choice.firmware == "efi" else "legacy-bios"
     request = build_request(disks, bucket=bucket or PLACEHOLDER_BUCKET, boot_mode=mode, platform=_platform(job),
                             license_type=job.options.get("license_type"), role_name=job.options.get("role_name"),
@@ -74,6 +78,26 @@ def write(job: CloudJob) -> None:
         if job.guest.partition_table in ("gpt", "msdos"):   # the guest's answer replaces the descriptor's guess
             report.findings[:] = [f for f in report.findings if f.rule != "VMF-AWS-003"]
         report.findings += found
+
+
+def _write_ova(job: CloudJob, prefix: str, name: str) -> ImportDisk:
+    """The system as one OVA the way VMware exports it (VMware's OVF dialect, streamOptimized VMDKs, SHA256
+    manifest: :func:`vmferry.conversion.convert_package` to ``vmware``), in place of the separate images."""
+    from vmferry.conversion import convert_package
+    from vmferry.errors import UsageError
+
+    if len(job.portable.systems) != 1:
+        raise UsageError("an OVA for VM Import holds one VM; this package has "
+                         f"{len(job.portable.systems)} (convert without --ova: one import per system)")
+    href = f"{job.stem}.ova"
+    convert_package(job.source, "vmware", job.path(href), ova=True, reporter=job.reporter)
+    for d in list(job.disks):   # the OVA carries them
+        os.unlink(d.path)
+        job.report.files[:] = [f for f in job.report.files if f["href"] != d.href]
+    job.report.files.append({"href": href, "format": "ova", "size": os.path.getsize(job.path(href)),
+                             "system": job.vm.id})
+    job.change("converted", f"system {job.vm.id}", f"-> {href} (VMware's OVF dialect, streamOptimized VMDK)")
+    return ImportDisk(prefix + href, "ova", f"{name} (OVA)")
 
 
 def _script(job: CloudJob, request: dict, href: str) -> str:
