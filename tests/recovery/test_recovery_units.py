@@ -260,3 +260,33 @@ def test_a_live_journal_is_locked():
         with open(j.path) as fh, pytest.raises(BlockingIOError):
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         j.clean()
+
+
+def test_disk_targets_follow_the_launch_layer_then_the_target_then_the_position():
+    from types import SimpleNamespace
+
+    from vmferry.recovery.spec import disk_targets
+
+    xml = ("<domain><devices>"
+           "<disk device='disk'><source file='/r/vms/web/web.vmdisk2.launch.qcow2'/><target dev='vda'/></disk>"
+           "<disk device='disk'><source file='/r/vms/web/web.vmdisk1.launch.qcow2'/><target dev='vdb'/></disk>"
+           "<disk device='cdrom'><source file='/r/env.iso'/><target dev='sda'/></disk></devices></domain>")
+    ref = lambda disk: SimpleNamespace(key=f"web.{disk}", disk=disk)  # noqa: E731
+    vm = SimpleNamespace(vm="web", disks=(ref("vmdisk1"), ref("vmdisk2")))
+    assert disk_targets(xml, vm) == {"web.vmdisk1": "vdb", "web.vmdisk2": "vda"}
+    vm = SimpleNamespace(vm="db", disks=(ref("vdb"), ref("x")))
+    assert disk_targets(xml, vm) == {"web.vdb": "vdb", "web.x": "vdb"}
+    with pytest.raises(RecoveryError, match="2 disks, the point 1"):
+        disk_targets(xml, SimpleNamespace(vm="web", disks=(ref("vmdisk1"),)))
+
+
+def test_probes_come_from_declared_ports_and_pool_health_checks():
+    from vmferry.plans.model import App, Component, HealthCheck, LbPool
+    from vmferry.recovery.spec import probes_of
+
+    app = App("shop", "app.yaml", None, {"web": Component("web", "w.ova", ports=(80, 443)),
+                                         "db": Component("db", "d.ova", ports=(5432,))},
+              pools=[LbPool("front", 80, ("web",), HealthCheck("http", "/health")),
+                     LbPool("tls", 8443, ("web",), HealthCheck("tcp"))])
+    assert [p.describe() for p in probes_of(app, "web")] == ["tcp 80", "tcp 443", "http 80/health", "tcp 8443"]
+    assert [p.describe() for p in probes_of(app, "db")] == ["tcp 5432"]

@@ -32,6 +32,25 @@ def _env(group, vm) -> tuple[tuple[str, str], ...]:
     return tuple(parse_environment(read_iso_file(path), path=path).properties.items())
 
 
+def disk_targets(xml: str, vm) -> dict[str, str]:
+    """Disk key (``vm.disk``) -> libvirt target (``vda``) in the replica's definition: the disk whose source
+    is the key's launch layer (package sources name disks by their package id), else the disk whose
+    target is the key's disk (running-domain sources name them by target), else the same position."""
+    from lxml import etree
+
+    root = etree.fromstring(xml.encode(), etree.XMLParser(resolve_entities=False, no_network=True))
+    elems = [d for d in root.iter("disk") if d.get("device", "disk") == "disk" and d.find("target") is not None]
+    by_file = {os.path.basename((d.find("source").get("file") or "") if d.find("source") is not None else ""):
+               d.find("target").get("dev") for d in elems}
+    devs = [d.find("target").get("dev") for d in elems]
+    if len(devs) != len(vm.disks):
+        raise RecoveryError(f"{vm.vm}: the replica's definition has {len(devs)} disks, the point {len(vm.disks)}")
+    out = {}
+    for i, ref in enumerate(vm.disks):
+        out[ref.key] = by_file.get(f"{ref.key}.launch.qcow2") or (ref.disk if ref.disk in devs else devs[i])
+    return out
+
+
 def probes_of(app: App, component: str) -> tuple[Probe, ...]:
     comp = app.components[component]
     out = [Probe("tcp", p) for p in comp.ports]
@@ -74,12 +93,13 @@ def plan_from_group(app: App, group, *, point_id: str | None = None, timeout: fl
     vms = []
     pdir = points.point_dir(group, point.point_id)
     for vm in group.vms:
+        with open(os.path.join(group.replica_dir, vm.domain_xml), encoding="utf-8") as fh:
+            xml = fh.read()
+        targets = disk_targets(xml, vm)
         disks = []
         for ref in vm.disks:
             pd = point.disk(ref.key)
-            disks.append(VmDisk(ref.disk, os.path.join(pdir, pd.file)))
-        with open(os.path.join(group.replica_dir, vm.domain_xml), encoding="utf-8") as fh:
-            xml = fh.read()
+            disks.append(VmDisk(targets[ref.key], os.path.join(pdir, pd.file)))
         nics = tuple(VmNic(n.index, n.target_network or n.source_network, n.new_address, n.prefix, n.gateway)
                      for n in sorted(nics_of.get(vm.component, []), key=lambda n: n.index))
         vms.append(RecoveryVm(component=vm.component, name=vm.vm, domain_xml=xml, disks=tuple(disks), nics=nics,

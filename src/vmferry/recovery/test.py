@@ -214,6 +214,15 @@ def _env_properties(vm: RecoveryVm, plan: RecoveryPlan) -> dict[str, str]:
     return props
 
 
+def _declared_type(xml: str, facts) -> str | None:
+    """``qemu`` when protect fitted the replica to TCG at this site (its QEMU could not use KVM then): no
+    slow KVM attempt first. Otherwise None: the best type the host offers, with define_and_start's fallback."""
+    from lxml import etree
+
+    t = etree.fromstring(xml.encode(), etree.XMLParser(resolve_entities=False, no_network=True)).get("type")
+    return t if t == "qemu" and t in facts.types else None
+
+
 def _launch(plan: RecoveryPlan, vm: RecoveryVm, run_id: str, rundir: Path, owner, nets: dict[str, str],
             journal: Journal, conn, facts) -> tuple[str, str, libvirt_host.Deployed]:
     overlays = {}
@@ -241,5 +250,6 @@ def _launch(plan: RecoveryPlan, vm: RecoveryVm, run_id: str, rundir: Path, owner
                           env_iso=str(iso), what=vm.name,
                           agent_socket=str(sock) if len(str(sock).encode()) <= SOCKET_MAX else None)
     journal.record("domain", uri=plan.uri, name=name)
-    deployed = libvirt_host.define_and_start(conn, xml, start=True, facts=facts, domain_type=plan.domain_type)
+    deployed = libvirt_host.define_and_start(conn, xml, start=True, facts=facts,
+                                             domain_type=plan.domain_type or _declared_type(vm.domain_xml, facts))
     return name, str(log), deployed
