@@ -163,5 +163,5 @@ def test_a_run_killed_mid_way_is_cleaned_by_the_next(netlibvirtd, tmp_path):
     result = cleanup_pending(state)
     assert result.clean
     kinds = sorted({r.split()[0] for r in result.removed})
-    assert kinds == ["dir", "domain", "network"]
+    assert kinds == ["dir", "domain", "file", "network"]      # overlay and ISO too, then their directory
     _leftovers(netlibvirtd, storage, before, state)
