@@ -39,7 +39,7 @@ def test_recover_test_of_a_protected_application(netlibvirtd, tmp_path):
                                                        "networks": {"VM Network": "dc1-lan"}},
                     "networks": {"VM Network": {"subnet": "10.66.0.0/24", "gateway": "10.66.0.1"}}},
             "dr": {"platform": "libvirt", "libvirt": {**lib, "storage": str(work / "dr"),
-                                                      "networks": {"dr-app": "dr-lan"}},
+                                                      "networks": {"VM Network": "dr-lan"}},
                    "networks": {"dr-app": {"subnet": "10.77.0.0/24", "gateway": "10.77.0.1"}}}},
         "moves": [{"from": "dc1", "to": "dr", "networks": {"VM Network": "dr-app"},
                    "readdress": [{"from": "10.66.0.0/24", "to": "10.77.0.0/24"}]}]}))

@@ -73,19 +73,43 @@ class RecoveryActivities:
 
     @activity.defn(name="recover_test")
     def recover_test(self, request: TestRecoveryRequest) -> dict:
-        from vmferry.workflows.activities import LivenessBeat
-
-        with LivenessBeat() as beat:
-            return self.library.test_recovery(request, say=lambda msg: beat.write(_event(msg)))
+        with _Beat(max(1.0, request.heartbeat / 4)) as beat:
+            return self.library.test_recovery(request, say=beat.say)
 
     def activities(self) -> list:
         return [self.recover_test]
 
 
-def _event(msg: str) -> str:
-    import json
+class _Beat:
+    """Heartbeats every ``every`` seconds while the run lives, carrying its latest message. The thread
+    runs in a copy of the activity's context: Temporal's activity context is a context variable, which a
+    plain new thread does not see."""
 
-    return json.dumps({"event": "recovery", "message": msg}) + "\n"
+    def __init__(self, every: float) -> None:
+        import contextvars
+        import threading
+
+        self.every = every
+        self.latest = ""
+        self._stop = threading.Event()
+        ctx = contextvars.copy_context()
+        self._thread = threading.Thread(target=ctx.run, args=(self._run,), daemon=True, name="vmferry-recovery-beat")
+
+    def say(self, msg: str) -> None:
+        self.latest = msg
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            activity.heartbeat(self.latest)
+
+    def __enter__(self) -> _Beat:
+        activity.heartbeat("starting")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 @workflow.defn(name="TestRecovery")
