@@ -148,3 +148,20 @@ def test_proxmox_of_the_virtio_guest_puts_its_disk_on_virtio_scsi_with_the_agent
     for part in ("--scsihw virtio-scsi-pci", "--boot order=scsi0", "--agent enabled=1", "--net0 virtio,",
                  "--ostype l26"):
         assert part in qm_set, qm_set
+
+
+def test_openstack_properties_of_a_guest_without_virtio_name_sata_and_e1000(tmp_path):
+    """virtio only if the guest drives it: the legacy test guest (ahci, ata_piix, e1000 in its initramfs,
+    no virtio module) gets hw_disk_bus=sata and hw_vif_model=e1000, and check says it is ready after convert."""
+    from tests.guest.test_end_to_end import vmware_ova
+
+    ova = vmware_ova(build.build("legacy"), tmp_path)
+    res = run_vmferry("convert", ova, "--to", "openstack", "-o", tmp_path / "osk", "--json", env=ENV, timeout=900)
+    assert res.returncode == 0, res.stderr
+    (glance,) = [json.loads(p.read_text()) for p in (tmp_path / "osk").glob("*.glance.json")]
+    assert_glance_document(glance)
+    props = glance["properties"]
+    assert (props["hw_disk_bus"], props["hw_vif_model"]) == ("sata", "e1000"), props
+    assert "hw_scsi_model" not in props and "hw_qemu_guest_agent" not in props   # open-vm-tools, no qemu agent
+    why = json.loads(res.stdout)["choices"][0]["why"]
+    assert "sata" in why and "ahci" in why
