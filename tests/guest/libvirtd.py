@@ -208,6 +208,9 @@ def _remove_all(base: Path) -> None:
 
 
 def stop(proc: subprocess.Popen, base: Path) -> None:
+    """Stop the daemon; the guests it still runs first (QEMU outlives its libvirtd otherwise)."""
+    if proc.poll() is None:
+        _destroy_all(f"qemu:///session?socket={base / 'run' / 'libvirt' / 'libvirt-sock'}")
     if proc.poll() is None:
         _remove_all(base)
         os.killpg(proc.pid, signal.SIGTERM)
@@ -217,3 +220,20 @@ def stop(proc: subprocess.Popen, base: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
     shutil.rmtree(base, ignore_errors=True)
+
+
+def _destroy_all(uri: str) -> None:
+    import libvirt
+
+    try:
+        conn = libvirt.open(uri)
+    except libvirt.libvirtError:
+        return
+    try:
+        for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+            try:
+                dom.destroy()
+            except libvirt.libvirtError:
+                pass   # it stopped by itself meanwhile
+    finally:
+        conn.close()

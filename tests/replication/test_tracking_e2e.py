@@ -64,16 +64,19 @@ def guest():
         data = sg.new_disk(work / "data.qcow2", DATA_SIZE, own)
         (work / "cap").mkdir()
         os.chown(work / "cap", *own)
-        with connect(daemon.uri) as conn:
-            conn.define(sg.domain_xml(DOMAIN, [(root, "vda"), (data, "vdb")], work / "console.sock"))
-            conn.start(DOMAIN)
-        console = sg.Console(work / "console.sock")
+        console = None
         try:
+            with connect(daemon.uri) as conn:
+                conn.define(sg.domain_xml(DOMAIN, [(root, "vda"), (data, "vdb")], work / "console.sock"))
+                conn.start(DOMAIN)
+            console = sg.Console(work / "console.sock")
             yield Guest(daemon, work, console)
         finally:
-            console.close()
+            if console is not None:
+                console.close()
             with connect(daemon.uri) as conn:
-                conn.undefine(DOMAIN) if DOMAIN in conn.names() else None
+                if DOMAIN in conn.names():
+                    conn.undefine(DOMAIN)
     finally:
         _libvirtd.stop(proc, daemon.workdir.parent)
 
