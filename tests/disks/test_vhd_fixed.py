@@ -159,13 +159,23 @@ def test_a_stream_that_lies_leaves_nothing(tmp_path):
 
 
 def test_vmferry_reads_its_vhd_back_and_refuses_a_bad_alignment(tmp_path):
-    from vmferry.disks.vhd_footer import build_footer, chs_geometry, parse_footer, round_size
+    from vmferry.disks.vhd_footer import (
+        build_footer,
+        chs_geometry,
+        fixed_footer_problems,
+        parse_footer,
+        round_size,
+    )
 
     src = make_raw(tmp_path / "s.raw", MIB, [(0, 1000)])
     convert_disk(open_disk(src), tmp_path / "s.vhd", "vhd-fixed")
     assert open_disk(tmp_path / "s.vhd").virtual_size == MIB
     footer = parse_footer(open(tmp_path / "s.vhd", "rb").read()[-512:])
     assert footer.disk_type == 2 and footer.geometry == chs_geometry(MIB)
+    assert fixed_footer_problems(footer, MIB + 512, align=MIB) == []
+    assert fixed_footer_problems(footer, MIB + 1024, align=2 * MIB) == [
+        f"current size {MIB} + the footer is not the file size {MIB + 1024}",
+        f"current size {MIB} is not a multiple of {2 * MIB} bytes"]
     bad = bytearray(build_footer(MIB))
     bad[40] ^= 1
     with pytest.raises(DiskError, match="checksum"):
