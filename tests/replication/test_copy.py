@@ -203,3 +203,29 @@ def test_copy_into_a_chain_named_by_vmferry_not_by_the_header(tmp_path):
             assert chain.pread(offset, 4 * MIB) == want.pread(offset, 4 * MIB), offset
     with pytest.raises(ToolError, match="no image format given"):
         nbd.serve_image(top)
+
+
+def test_a_failing_source_stops_the_copy_without_hanging(tmp_path):
+    image = make_source(tmp_path)
+    target = tmp_path / "t.qcow2"
+    run(["qemu-img", "create", "-q", "-f", "qcow2", target, str(64 * MIB)])
+
+    class Failing(ImageSource):
+        def read(self, offset: int, length: int) -> bytes:
+            if len(self.reads) >= 5:
+                raise ToolError("NBD test: read failed")
+            return super().read(offset, length)
+
+    class Short(ImageSource):
+        def read(self, offset: int, length: int) -> bytes:
+            return super().read(offset, length)[:-1]
+
+    beats: list[int] = []
+    for cls, error, match in ((Failing, ToolError, "read failed"), (Short, ReplicationError, "short read")):
+        src = cls(image)
+        try:
+            with pytest.raises(error, match=match):
+                copy.copy_into_image(src, target, chunk=MIB, heartbeat=beats.append, heartbeat_every=0)
+        finally:
+            src.close()
+    assert max(beats, default=0) < 11 * MIB + (192 << 10)   # no heartbeat claimed the whole change set
