@@ -164,6 +164,22 @@ class FileCopyLibrary:
     def abandon_point(self, draft: PointDraft) -> None:
         shutil.rmtree(draft.draft_dir, ignore_errors=True)
 
+    def protect(self, request, reporter=None):
+        """The first point of the application whose sources are the folder ``request.manifest``."""
+        from vmferry.workflows.library import ProtectResult
+
+        app = Path(request.manifest).name
+        if self.points(app):  # protected by an earlier attempt
+            point = loads(RecoveryPoint, (self.replicas(app) / self.points(app)[0] / "point.json").read_text())
+        else:
+            draft = self.begin_point(app)
+            for ref in draft.disks:
+                with reporter.step(f"first copy of {ref.key}", ref.size) as step:
+                    self.sync_disk(draft, ref, heartbeat=lambda done, step=step: step.advance(done - step.done))
+            point = self.seal_point(draft)
+        return ProtectResult(app, request.source_site, request.target_site, request.rpo_seconds,
+                             str(self.replicas(app)), point)
+
     def verify(self, app: str, point_id: str) -> RecoveryPoint:
         folder = self.replicas(app) / point_id
         point = loads(RecoveryPoint, (folder / "point.json").read_text())

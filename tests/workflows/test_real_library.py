@@ -116,3 +116,44 @@ def test_kill9_of_vmferry_worker_mid_copy_then_restart(temporal, start_vmferry_w
     assert events[-1]["done"] == second_point["disks"][0]["bytes_written"]
     assert content(store, second_point["point_id"], ref.key) == bytes(data)
     assert content(store, point.point_id, ref.key) != bytes(data)  # the older point is unchanged
+
+
+def test_two_vmferry_workers_two_sites_each_runs_its_own_disks(temporal, start_vmferry_worker, tmp_path):
+    """``shop`` runs at dc1 (replica at dr), ``crm`` runs at dr (replica at dc1); one ``vmferry worker``
+    per site: every disk copy runs on the worker of the site holding the running disk, every seal on
+    the worker of the replica's site (from the histories)."""
+    store = Store(tmp_path / "state")
+    for app, source, target in (("shop", "dc1", "dr"), ("crm", "dr", "dc1")):
+        refs, vms = [], []
+        for name in ("web", "db"):
+            raw = tmp_path / f"{app}-{name}.raw"
+            raw.write_bytes(bytes(disk_bytes(len(app) + len(name))[:8 * MIB]))
+            ova = make_ova(raw, tmp_path, f"{app}-{name}")
+            ref = DiskRef(app, name, f"{app}-{name}", "vmdisk1", 8 * MIB)
+            refs.append(ref)
+            vms.append(ReplicaVm(name, f"{app}-{name}", "package", str(ova), f"{app}-{name}", (ref,),
+                                 f"vms/{app}-{name}/domain.xml", None, False, "ready"))
+        store.save(ProtectionGroup(app, str(tmp_path / f"{app}.yaml"), source, target, "test:///default", None,
+                                   str(tmp_path / target / app), 900, 3, points.now_iso(), tuple(vms)))
+    env = {"VMFERRY_STATE": str(store.root)}
+    dc1 = start_vmferry_worker("--site", "dc1", "--workflows", "--temporal", temporal.address, env=env)
+    dr = start_vmferry_worker("--site", "dr", "--temporal", temporal.address, env=env)
+
+    async def scenario():
+        client = await connect(temporal.address)
+        handles = [await client.start_workflow("SyncWorkflow", SyncRequest(app, source, target, FAST),
+                                               id=f"two-sites-{app}", task_queue="vmferry")
+                   for app, source, target in (("shop", "dc1", "dr"), ("crm", "dr", "dc1"))]
+        await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), 180)
+        return client, [await history_events(client, h.id) for h in handles]
+
+    client, histories = run(scenario())
+    pid_of = {"dc1": dc1.pid, "dr": dr.pid}
+    for (app, source, target), events in zip((("shop", "dc1", "dr"), ("crm", "dr", "dc1")), histories, strict=True):
+        runs = activity_runs(events)
+        where = {"begin_point": source, "sync_disk": source, "seal_point": target}
+        assert sorted(r["type"] for r in runs.values()) == ["begin_point", "seal_point", "sync_disk", "sync_disk"]
+        for item in runs.values():
+            assert item["started"].identity.startswith(f"{pid_of[where[item['type']]]}@"), (app, item["type"])
+        group = store.load(app)
+        assert len(group.points) == 1 and points.verify_point(group, group.points[0].point_id) == []

@@ -55,3 +55,39 @@ def test_schedule_starts_syncs_and_is_removed(temporal, start_worker, tmp_path):
     assert workflow_id.startswith("vmferry-sync-shop")
     assert (removed, again) == (True, False)
     assert len(FileCopyLibrary(tmp_path).points("shop")) == 1
+
+
+def test_protect_workflow_copies_at_the_target_then_schedules(temporal, start_worker, tmp_path):
+    import io
+    import json
+
+    from tests.workflows.conftest import activity_runs, history_events
+    from vmferry.progress import Reporter
+    from vmferry.workflows.library import ProtectRequest, ProtectResult
+    from vmferry.workflows.protection import ProtectRun
+    from vmferry.workflows.runs import follow
+
+    make_app(tmp_path, "erp", {"app.vda": 2 * 1024 * 1024}, seed=11)
+    dc1 = start_worker(temporal.address, tmp_path, "--site", "dc1", "--workflows")
+    dr = start_worker(temporal.address, tmp_path, "--site", "dr", env={"VMFERRY_TEST_CHUNK_DELAY": "0.4"})
+    events = io.StringIO()
+
+    async def scenario():
+        client = await connect(temporal.address)
+        request = ProtectRun(ProtectRequest(str(tmp_path / "sources" / "erp"), "dc1", "dr", 600), FAST)
+        handle = await client.start_workflow("ProtectWorkflow", request, id="protect-erp", task_queue="vmferry",
+                                             result_type=ProtectResult)
+        result = await follow(handle, Reporter("json", events), client.data_converter, poll=0.2)
+        every = (await client.get_schedule_handle(schedule_id("erp")).describe()).schedule.spec.intervals[0].every
+        await remove_schedule(client, "erp")
+        return client, result, every
+
+    client, result, every = run(scenario())
+    assert result.app == "erp" and result.point is not None
+    assert FileCopyLibrary(tmp_path).verify("erp", result.point.point_id) == result.point
+    assert every.total_seconds() == 300
+    runs = activity_runs(run(history_events(client, "protect-erp")))
+    placed = {r["type"]: r["started"].identity for r in runs.values()}
+    assert placed == {"protect": dr.identity, "ensure_schedule": dc1.identity}
+    shown = [json.loads(line) for line in events.getvalue().splitlines()]
+    assert "first copy of app.vda" in {e["step"] for e in shown}  # progress came through the heartbeats

@@ -16,6 +16,7 @@ value and resumes there.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import threading
@@ -107,7 +108,9 @@ class LivenessBeat:
         self.every = every
         self.latest: dict = {}
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="vmferry-liveness")
+        context = contextvars.copy_context()  # the activity's context: heartbeat() works in the thread
+        self._thread = threading.Thread(target=context.run, args=(self._run,), daemon=True,
+                                        name="vmferry-liveness")
 
     def write(self, text: str) -> int:
         for line in text.splitlines():

@@ -66,7 +66,9 @@ def build_workers(client, plan: WorkerPlan, library: ReplicationLibrary | None,
         acts = ReplicationActivities(library)
         for site in plan.sites:
             workers.append(Worker(client, task_queue=site_queue(site), activities=acts.site_activities(),
-                                  activity_executor=executor, max_concurrent_activities=4, identity=identity))
+                                  activity_executor=executor, max_concurrent_activities=4, identity=identity,
+                                  max_heartbeat_throttle_interval=timedelta(seconds=1),
+                                  default_heartbeat_throttle_interval=timedelta(seconds=1)))
             workers.append(Worker(client, task_queue=copy_queue(site), activities=acts.copy_activities(),
                                   activity_executor=executor, max_concurrent_activities=plan.max_copies,
                                   identity=identity, max_heartbeat_throttle_interval=timedelta(seconds=1),
