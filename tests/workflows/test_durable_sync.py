@@ -108,7 +108,9 @@ def test_cancelled_run_abandons_its_draft(temporal, start_worker, tmp_path):
         client = await connect(temporal.address)
         handle = await client.start_workflow("SyncWorkflow", SyncRequest("crm", "dc1", "dr", FAST),
                                              id="cancel-crm", task_queue="vmferry")
+        deadline = time.monotonic() + 60
         while await pending_heartbeat(handle, client.data_converter) < CHUNK:
+            assert time.monotonic() < deadline, "the copy never heartbeat"
             await asyncio.sleep(0.1)
         assert list((tmp_path / "replicas" / "crm").glob(".draft-*"))
         await handle.cancel()
@@ -196,7 +198,9 @@ def test_a_dead_runs_draft_is_never_picked_up(temporal, start_worker, tmp_path):
         client = await connect(temporal.address)
         dead = await client.start_workflow("SyncWorkflow", SyncRequest("hr", "dc1", "dr", FAST),
                                            id="dead-hr", task_queue="vmferry")
+        deadline = time.monotonic() + 60
         while await pending_heartbeat(dead, client.data_converter) < CHUNK:
+            assert time.monotonic() < deadline, "the copy never heartbeat"
             await asyncio.sleep(0.1)
         first.kill9()
         await dead.terminate("operator gave up on it")
