@@ -91,3 +91,35 @@ def test_protect_workflow_copies_at_the_target_then_schedules(temporal, start_wo
     assert placed == {"protect": dr.identity, "ensure_schedule": dc1.identity}
     shown = [json.loads(line) for line in events.getvalue().splitlines()]
     assert "first copy of app.vda" in {e["step"] for e in shown}  # progress came through the heartbeats
+
+
+def test_unprotect_with_temporal_removes_the_schedule(temporal, tmp_path):
+    from temporalio.service import RPCError
+
+    from tests.conftest import run_vmferry
+    from vmferry.replication import points
+    from vmferry.replication.store import ProtectionGroup, Store
+
+    store = Store(tmp_path / "state")
+    replica = tmp_path / "dr" / "shop"
+    replica.mkdir(parents=True)
+    store.save(ProtectionGroup("shop", str(tmp_path / "app.yaml"), "dc1", "dr", "test:///default", None,
+                               str(replica), 900, 3, points.now_iso(), (), created=(str(replica),)))
+
+    async def make():
+        await ensure_schedule(await connect(temporal.address), ScheduleRequest("shop", "dc1", "dr", 900, FAST))
+
+    run(make())
+    result = run_vmferry("unprotect", "shop", "--json", "--temporal", temporal.address,
+                         env={"VMFERRY_STATE": str(store.root)})
+    assert result.returncode == 0, result.stderr
+    assert not store.exists("shop") and not replica.exists()
+
+    async def gone() -> bool:
+        try:
+            await (await connect(temporal.address)).get_schedule_handle(schedule_id("shop")).describe()
+        except RPCError:
+            return True
+        return False
+
+    assert run(gone())
