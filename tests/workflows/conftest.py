@@ -51,6 +51,13 @@ class WorkerProc:
                 self.proc.wait(timeout=10)
 
 
+def _dies_with_us() -> None:
+    """A worker started by a test gets SIGKILL if the test process dies (no worker outlives a run)."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 def _env(extra: dict | None) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO), env.get("PYTHONPATH", "")])
@@ -66,7 +73,7 @@ def start_worker():
 
     def start(address: str, root: Path, *args: str, env: dict | None = None) -> WorkerProc:
         proc = subprocess.Popen([sys.executable, "-m", "tests.workflows.file_worker", address, str(root), *args],
-                                stdout=subprocess.PIPE, text=True, cwd=REPO, env=_env(env))
+                                stdout=subprocess.PIPE, text=True, cwd=REPO, env=_env(env), preexec_fn=_dies_with_us)
         line = proc.stdout.readline()
         if not line.startswith("ready "):
             proc.kill()
@@ -90,7 +97,7 @@ def start_vmferry_worker(tmp_path):
         log = tmp_path / f"worker-{len(started)}.log"
         with open(log, "w") as sink:
             proc = subprocess.Popen([sys.executable, "-m", "vmferry", "worker", *args], stdout=subprocess.DEVNULL,
-                                    stderr=sink, cwd=REPO, env=_env(env))
+                                    stderr=sink, cwd=REPO, env=_env(env), preexec_fn=_dies_with_us)
         started.append(proc)
         deadline = time.monotonic() + 60
         while "serving" not in log.read_text():

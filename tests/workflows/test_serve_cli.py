@@ -11,7 +11,7 @@ import sys
 import time
 
 from tests.conftest import run_vmferry
-from tests.workflows.conftest import REPO, _env, run
+from tests.workflows.conftest import REPO, _dies_with_us, _env, run
 from tests.workflows.test_durable_sync import FAST, make_app
 from vmferry.workflows.endpoint import connect, resolve_address
 from vmferry.workflows.protection import SyncRequest
@@ -21,7 +21,8 @@ from vmferry.workflows.server import recorded_address
 def test_serve_runs_and_follow(tmp_path, start_worker):
     state = tmp_path / "state"
     serve = subprocess.Popen([sys.executable, "-m", "vmferry", "serve", "--state-dir", str(state)],
-                             stderr=subprocess.PIPE, text=True, cwd=REPO, env=_env(None))
+                             stderr=subprocess.PIPE, text=True, cwd=REPO, env=_env(None),
+                             preexec_fn=_dies_with_us)
     try:
         line = serve.stderr.readline()
         assert "local Temporal server 127.0.0.1:" in line, line
@@ -69,3 +70,29 @@ def test_no_temporal_service_is_one_line(tmp_path):
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no Temporal service" in result.stderr
     bad = run_vmferry("runs", "--temporal", "nohost")
     assert bad.returncode == 2 and "HOST:PORT" in bad.stderr
+
+
+def test_serve_killed_takes_its_server_along(tmp_path):
+    """``kill -9`` of ``vmferry serve``: the Temporal server it started stops too (it never outlives
+    serve), and its recorded address is no longer offered."""
+    import os
+
+    state = tmp_path / "state"
+    serve = subprocess.Popen([sys.executable, "-m", "vmferry", "serve", "--state-dir", str(state)],
+                             stderr=subprocess.PIPE, text=True, cwd=REPO, env=_env(None), preexec_fn=_dies_with_us)
+    try:
+        assert "local Temporal server" in serve.stderr.readline()
+        server_pid = json.loads((state / "temporal.json").read_text())["pid"]
+    finally:
+        serve.kill()
+        serve.wait(timeout=10)
+    deadline = time.monotonic() + 20
+    while recorded_address(state) is not None:
+        assert time.monotonic() < deadline, "the Temporal server outlived vmferry serve"
+        time.sleep(0.2)
+    try:
+        os.kill(server_pid, 0)
+        with open(f"/proc/{server_pid}/stat") as fh:
+            assert fh.read().rpartition(")")[2].split()[0] == "Z"
+    except ProcessLookupError:
+        pass

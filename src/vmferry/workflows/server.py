@@ -5,7 +5,7 @@ Its state lives in one SQLite file of vmferry's state directory (``temporal.db``
 survive a restart of the server; it listens on 127.0.0.1 only, on free ports unless told otherwise;
 its web UI is off (``ui=False``) or on loopback. :meth:`DevServer.start` returns once the frontend
 answers a health check; :meth:`DevServer.stop` asks it to stop (SIGTERM) and kills it only when it
-does not. While it runs, ``temporal.json`` in the state directory records its address and process id,
+does not; if the process that started it dies (even by SIGKILL), the server is sent SIGTERM. While it runs, ``temporal.json`` in the state directory records its address and process id,
 so that commands of the same state directory find it (:func:`recorded_address`).
 
 A long-running daemon cannot go through :func:`vmferry.tools.proc.run` (which waits for exit); the
@@ -62,7 +62,23 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a dead process nobody has reaped yet (a zombie) is not a server
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _own_session_dying_with_parent() -> None:
+    """In the child before exec: its own session (stopped as a group), and SIGTERM when the process
+    that started it dies, even by SIGKILL (Linux ``PR_SET_PDEATHSIG``): a server never outlives it."""
+    os.setsid()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
 
 
 def recorded_address(state_dir: str | os.PathLike) -> str | None:
@@ -146,7 +162,7 @@ class DevServer:
         self._log = open(self.state_dir / LOG_NAME, "ab")  # noqa: SIM115 - closed in stop()
         try:
             self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
+                                          stderr=subprocess.STDOUT, preexec_fn=_own_session_dying_with_parent)
         except OSError as exc:
             self._log.close()
             raise ToolFailed(f"temporal could not be started: {exc.strerror}", argv=argv) from exc
