@@ -236,6 +236,7 @@ def sync_disk(draft: PointDraft, ref: DiskRef, resume_at: int = 0, heartbeat: He
                     pos += n
                     done += n
                     if heartbeat is not None and done % COPY_CHUNK == 0:
+                        image.flush()   # what a heartbeat reports is on disk before it is reported
                         heartbeat(done)
             image.flush()
         if heartbeat is not None:
