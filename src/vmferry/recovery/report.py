@@ -82,6 +82,7 @@ class RecoveryReport:
     replicas_unchanged: bool = False
     replica_files: int = 0
     kind: str = "test"
+    data_loss_seconds: float | None = None     # failover from a point: writes after the point are lost
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "app": self.app, "site": self.site, "point": self.point_id,
@@ -91,7 +92,8 @@ class RecoveryReport:
                 "groups": [g.to_dict() for g in self.groups], "vms": [v.to_dict() for v in self.vms],
                 "not_started": self.not_started, "checks": [c.to_dict() for c in self.checks],
                 "cleanup": self.cleanup.to_dict(), "previous_cleanup": self.previous_cleanup,
-                "replicas_unchanged": self.replicas_unchanged, "replica_files": self.replica_files}
+                "replicas_unchanged": self.replicas_unchanged, "replica_files": self.replica_files,
+                "data_loss_seconds": _r(self.data_loss_seconds)}
 
 
 def _s(value: float | None) -> str:
@@ -99,15 +101,19 @@ def _s(value: float | None) -> str:
 
 
 def render_text(report: RecoveryReport) -> str:
-    lines = [f"test recovery of {report.app} at {report.site} from point {report.point_id} "
+    what = "test recovery" if report.kind == "test" else f"{report.kind} recovery"
+    lines = [f"{what} of {report.app} at {report.site} from point {report.point_id} "
              f"(taken {report.point_taken_at}): {'OK' if report.ok else 'FAILED'}"]
     if report.rto_seconds is not None:
         lines.append(f"RTO: {report.rto_seconds:.1f} s")
+    if report.data_loss_seconds is not None:
+        lines.append(f"data-loss window: {report.data_loss_seconds:.0f} s of writes (since the point was taken)")
     if report.error:
         lines.append(f"error: {report.error}")
     for n in report.networks:
         lines.append(f"network {n['target_network']}: isolated {n['name']} ({n['subnet']}, host "
-                     f"{n['host_address']}, no forwarding)")
+                     f"{n['host_address']}, no forwarding)" if n["isolated"] else
+                     f"network {n['target_network']}: production network {n['name']} ({n['subnet']})")
     for g in report.groups:
         d = g.to_dict()
         lines.append(f"group {d['group']} ({', '.join(g.components)}): launch {_s(d['launch_seconds'])}, "
@@ -162,20 +168,22 @@ def render_html(report: RecoveryReport) -> str:
     groups = "".join(f"<tr><td>{d['group']}</td><td>{e(', '.join(g.components))}</td>"
                      f"<td>{_s(d['launch_seconds'])}</td><td>{_s(d['boot_to_proof_seconds'])}</td></tr>"
                      for g in report.groups for d in [g.to_dict()])
-    nets = "".join(f"<li>{e(n['target_network'])}: {e(n['name'])} ({e(n['subnet'])}, host "
-                   f"{e(n['host_address'])}), no forwarding</li>" for n in report.networks)
+    nets = "".join(f"<li>{e(n['target_network'])}: {e(n['name'])} ({e(n['subnet'])}"
+                   + (f", host {e(n['host_address'])}), no forwarding</li>" if n["isolated"] else "), production</li>")
+                   for n in report.networks)
     checks = "".join(f"<tr><td>{e(c.what)}</td><td>{'ok' if c.ok else 'FAILED'}</td><td>{e(c.detail)}</td>"
                      f"<td>{c.seconds:.1f} s</td></tr>" for c in report.checks)
     left = "nothing left" if report.cleanup.clean else "LEFT: " + "; ".join(report.cleanup.left)
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>vmferry test recovery {e(report.app)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>vmferry {e(report.kind)} recovery {e(report.app)}</title>
 <style>{_CSS}</style></head><body>
-<h1>Test recovery of {e(report.app)} at {e(report.site)}: {verdict}</h1>
+<h1>{e(report.kind.capitalize())} recovery of {e(report.app)} at {e(report.site)}: {verdict}</h1>
 <p>Recovery point {e(report.point_id)} (taken {e(report.point_taken_at)}); run {e(report.run_id)},
 {e(report.started_at)} to {e(report.finished_at)}.</p>
 <p><strong>Measured RTO: {e(rto)}</strong></p>
+{f'<p>Data-loss window: {report.data_loss_seconds:.0f} s of writes</p>' if report.data_loss_seconds is not None else ''}
 {f'<p class="bad">{e(report.error)}</p>' if report.error else ''}
-<h2>Isolated networks</h2><ul>{nets}</ul>
+<h2>Networks</h2><ul>{nets}</ul>
 <h2>Boot groups</h2><table><tr><th>group</th><th>components</th><th>launch</th><th>boot to proof</th></tr>
 {groups}</table>
 <h2>VMs</h2><table><tr><th>group</th><th>VM</th><th>component</th><th>address</th><th>started</th>

@@ -128,14 +128,20 @@ def _give(path: Path, owner: tuple[int, int] | None) -> None:
         os.chown(path, *owner)
 
 
-def _run(plan: RecoveryPlan, report: RecoveryReport, journal: Journal, storage: Path, t0: float, clock, say: Say):
+def _run(plan: RecoveryPlan, report: RecoveryReport, journal: Journal | None, storage: Path, t0: float, clock,
+         say: Say, *, production: dict[str, str] | None = None):
+    """The boot groups of a test (``journal`` records everything, isolated networks) or, with
+    ``production`` (target network -> libvirt network) and no journal, of a failover: the VMs keep their
+    names, join the production networks and stay."""
     owner = _owner(storage)
-    rundir = storage / f".vmferry-test-{report.run_id}"
-    journal.record("dir", path=str(rundir))
-    rundir.mkdir(mode=0o750)
-    _give(rundir, owner)
+    rundir = storage / (f".vmferry-test-{report.run_id}" if production is None
+                        else f"{plan.app}.failover-{report.run_id}")
     with lv.connect(plan.uri) as conn:
-        nets = _networks(plan, report, journal, conn, say)
+        nets = _networks(plan, report, journal, conn, say) if production is None else \
+            _production(plan, report, conn, production)
+        _note(journal, "dir", path=str(rundir))
+        rundir.mkdir(mode=0o750)
+        _give(rundir, owner)
         facts = libvirt_host.probe(conn)
         last_proof = clock()
         for gi, group in enumerate(plan.groups):
@@ -183,12 +189,32 @@ def _run(plan: RecoveryPlan, report: RecoveryReport, journal: Journal, storage: 
                                 if not c.ok)
 
 
+def _note(journal: Journal | None, kind: str, **what: str) -> None:
+    if journal is not None:
+        journal.record(kind, **what)
+
+
+def _production(plan: RecoveryPlan, report: RecoveryReport, conn, production: dict[str, str]) -> dict[str, str]:
+    have = conn.networks()
+    for tn in plan.networks:
+        name = production.get(tn.name)
+        if not name or not have.get(name):
+            raise RecoveryError(f"site {plan.site!r}: network {tn.name} maps to no active libvirt network "
+                                f"({name or 'no mapping'})")
+        report.networks.append({"name": name, "bridge": None, "target_network": tn.name, "subnet": tn.subnet,
+                                "host_address": None, "isolated": False})
+    taken = [vm.name for vm in plan.vms if vm.name in conn.names()]
+    if taken:
+        raise RecoveryError(f"site {plan.site!r} already has a domain {taken[0]!r}: the application runs there")
+    return {tn.name: production[tn.name] for tn in plan.networks}
+
+
 def _networks(plan: RecoveryPlan, report: RecoveryReport, journal: Journal, conn, say: Say) -> dict[str, str]:
     taken = {n.address for vm in plan.vms for n in vm.nics if n.address}
     out = {}
     for i, tn in enumerate(plan.networks):
         net = libvirt_net.plan_network(plan.app, report.run_id, i, tn.name, tn.subnet, tn.gateway, taken)
-        journal.record("network", uri=plan.uri, name=net.name)
+        _note(journal, "network", uri=plan.uri, name=net.name)
         say(f"isolated network {net.name} for {tn.name} ({net.subnet}, host {net.host_address})")
         conn.define_network(libvirt_net.network_xml(net))
         problems = libvirt_net.isolation_problems(conn.network_xml(net.name))
@@ -224,17 +250,17 @@ def _declared_type(xml: str, facts) -> str | None:
 
 
 def _launch(plan: RecoveryPlan, vm: RecoveryVm, run_id: str, rundir: Path, owner, nets: dict[str, str],
-            journal: Journal, conn, facts) -> tuple[str, str, libvirt_host.Deployed]:
+            journal: Journal | None, conn, facts) -> tuple[str, str, libvirt_host.Deployed]:
     overlays = {}
     for disk in vm.disks:
         overlay = rundir / f"{vm.name}.{disk.target}.qcow2"
-        journal.record("file", path=str(overlay))
+        _note(journal, "file", path=str(overlay))
         proc.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", os.path.abspath(disk.path),
                   str(overlay)], timeout=60)
         _give(overlay, owner)
         overlays[disk.target] = str(overlay)
     iso = rundir / f"{vm.name}.env.iso"
-    journal.record("file", path=str(iso))
+    _note(journal, "file", path=str(iso))
     write_iso(Environment(id=vm.name, properties=_env_properties(vm, plan)).to_xml(), iso)
     _give(iso, owner)
     log = rundir / f"{vm.name}.console.log"
@@ -244,12 +270,12 @@ def _launch(plan: RecoveryPlan, vm: RecoveryVm, run_id: str, rundir: Path, owner
             raise RecoveryError(f"{vm.name}: NIC {nic.index} is on network {nic.network}, which the target "
                                 "site does not have")
         nic_nets.append(nets[nic.network])
-    name = f"vmferry-test-{vm.name}-{run_id}"
+    name = f"vmferry-test-{vm.name}-{run_id}" if journal is not None else vm.name
     sock = rundir / f"{vm.name}.agent"
     xml = isolated_domain_xml(vm.domain_xml, name=name, overlays=overlays, networks=nic_nets, console_log=str(log),
                           env_iso=str(iso), what=vm.name,
                           agent_socket=str(sock) if len(str(sock).encode()) <= SOCKET_MAX else None)
-    journal.record("domain", uri=plan.uri, name=name)
+    _note(journal, "domain", uri=plan.uri, name=name)
     deployed = libvirt_host.define_and_start(conn, xml, start=True, facts=facts,
                                              domain_type=plan.domain_type or _declared_type(vm.domain_xml, facts))
     return name, str(log), deployed
