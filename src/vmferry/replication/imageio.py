@@ -14,48 +14,20 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
-import importlib.machinery
-import importlib.util
 import os
-import sys
 from collections.abc import Callable, Iterator
 
 from vmferry.errors import ReplicationError
+from vmferry.tools import debian_binding
 from vmferry.tools.qemu_img import ImageSpec
 
 BLOCK_SIZE = 64 * 1024          # the qcow2 cluster size and QEMU's default dirty-bitmap granularity
 IO_CHUNK = 4 * 1024 * 1024      # one NBD request (qemu-nbd takes up to 32 MiB)
-DEBIAN_BINDING_DIR = "/usr/lib/python3/dist-packages"   # Debian's python3-libnbd
 
 
 def libnbd():
-    """The ``nbd`` module: importable as is, or Debian's ``python3-libnbd`` loaded from its own directory
-    when vmferry runs in a virtualenv without system packages (its ABI tag must match this interpreter)."""
-    try:
-        return importlib.import_module("nbd")
-    except ImportError:
-        pass
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        ext = os.path.join(DEBIAN_BINDING_DIR, "libnbdmod" + suffix)
-        if os.path.exists(ext) and os.path.exists(os.path.join(DEBIAN_BINDING_DIR, "nbd.py")):
-            break
-    else:
-        raise ReplicationError("the libnbd Python binding is not installed (Debian package python3-libnbd)")
-    modules = {}
-    for name, path in (("libnbdmod", ext), ("nbd", os.path.join(DEBIAN_BINDING_DIR, "nbd.py"))):
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise ReplicationError("cannot load the libnbd Python binding", path=path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except ImportError as exc:
-            sys.modules.pop(name, None)
-            raise ReplicationError(f"cannot load the libnbd Python binding: {exc}", path=path) from exc
-        modules[name] = module
-    return modules["nbd"]
+    """The ``nbd`` module (Debian's ``python3-libnbd``, loaded into the virtualenv when need be)."""
+    return debian_binding.load("nbd", "libnbdmod", package="python3-libnbd", error=ReplicationError)
 
 
 class Image:
