@@ -170,15 +170,21 @@ def test_outputs_get_ordinary_permissions(tmp_path, odd_raw):
 
 
 def test_sigterm_while_qemu_img_converts_kills_it_and_leaves_nothing(big_random, tmp_path):
-    # A streamOptimized source has compressed grains, so qemu-img does this conversion itself
-    # (single-threaded streamOptimized output: slow enough to be interrupted).
+    # A streamOptimized source has compressed grains; to VHDX qemu-img does the conversion itself
+    # (streamOptimized to streamOptimized is vmferry's own verified copy, too fast to interrupt), and
+    # inflating 4 x 32 MiB of grains in one thread is slow enough to be interrupted.
     src = tmp_path / "src"
     src.mkdir()
+    raw = src / "big4.raw"
+    with open(raw, "wb") as out:
+        for _ in range(4):
+            out.write(big_random.read_bytes())
     vmdk = src / "big.vmdk"
-    convert_disk(open_disk(big_random), vmdk, "vmdk-stream")
+    convert_disk(open_disk(raw), vmdk, "vmdk-stream")
+    raw.unlink()
     work = tmp_path / "work"
     work.mkdir()
-    proc = _start(["disk", "convert", vmdk, "-O", "vmdk-stream", "-o", work / "again.vmdk"], tmp_path)
+    proc = _start(["disk", "convert", vmdk, "-O", "vhdx", "-o", work / "again.vhdx"], tmp_path)
     code, _, err = _terminate_when_writing(proc, work)
     assert code == 130, err
     assert os.listdir(work) == []
