@@ -396,20 +396,28 @@ def sync_app(app: str, *, store: Store | None = None, heartbeat=None) -> Recover
     """One recovery point of every VM of ``app`` at one moment; older points beyond the group's
     retention are merged. A failure leaves no draft behind."""
     store = store or Store()
-    group = store.load(app)
     draft = points.begin_point(app, store=store, reuse_open=False)
     try:
         for ref in draft.disks:
             points.sync_disk(draft, ref, heartbeat=heartbeat, store=store)
-        for vm in group.vms:
-            if vm.repaired:
-                repair_draft(group, draft, vm)
-        point = points.seal_point(draft, store=store)
+        point = seal_repaired(draft, store=store)
     except BaseException:
         points.abandon_point(draft, store=store)
         raise
     points.apply_retention(app, store=store)
     return point
+
+
+def seal_repaired(draft, *, store: Store) -> RecoveryPoint:
+    """Seal ``draft`` as a point, repairing again first the guests that protect repaired (the blocks the
+    source changed may have undone the first repair). Idempotent: a draft already sealed is not repaired
+    again, and :func:`points.seal_point` returns its point."""
+    group = store.load(draft.app)
+    if group.draft is not None and group.draft.point_id == draft.point_id:   # not sealed yet
+        for vm in group.vms:
+            if vm.repaired:
+                repair_draft(group, draft, vm)
+    return points.seal_point(draft, store=store)
 
 
 def repair_draft(group: ProtectionGroup, draft, vm: ReplicaVm) -> None:

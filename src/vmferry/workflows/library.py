@@ -60,14 +60,9 @@ class StoreLibrary:
         return points.sync_disk(draft, ref, resume_at, heartbeat, store=self.store)
 
     def seal_point(self, draft: PointDraft) -> RecoveryPoint:
-        from vmferry.replication.protect import repair_draft
+        from vmferry.replication.protect import seal_repaired
 
-        group = self.store.load(draft.app)
-        if group.draft is not None and group.draft.point_id == draft.point_id:  # not sealed yet
-            for vm in group.vms:
-                if vm.repaired:
-                    repair_draft(group, draft, vm)
-        point = points.seal_point(draft, store=self.store)
+        point = seal_repaired(draft, store=self.store)
         points.apply_retention(draft.app, store=self.store)
         return point
 
