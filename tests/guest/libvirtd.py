@@ -50,7 +50,6 @@ def _find_libvirtd() -> str:
 
 
 def start(timeout: float = 30) -> tuple[Libvirtd, subprocess.Popen]:
-    import libvirt
 
     base = Path(tempfile.mkdtemp(prefix="vmferry-libvirtd-"))
     if os.geteuid() == 0:
@@ -74,6 +73,15 @@ def start(timeout: float = 30) -> tuple[Libvirtd, subprocess.Popen]:
                                 start_new_session=True)
     sock = base / "run" / "libvirt" / "libvirt-sock"
     uri = f"qemu:///session?socket={sock}"
+    _wait_answering(proc, base, sock, uri, log, timeout)
+    return Libvirtd(uri, base / "work", uid, gid, log), proc
+
+
+def _wait_answering(proc, base: Path, sock: Path, uri: str, log: Path, timeout: float) -> None:
+    """Wait until the daemon ``proc`` answers on ``uri``; stop it and raise with its log's tail when it
+    exits or does not answer within ``timeout`` seconds."""
+    import libvirt
+
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
@@ -81,14 +89,13 @@ def start(timeout: float = 30) -> tuple[Libvirtd, subprocess.Popen]:
         if sock.exists():
             try:
                 libvirt.open(uri).close()
-                break
+                return
             except libvirt.libvirtError:
                 pass
         if time.monotonic() > deadline:
             stop(proc, base)
             raise RuntimeError(f"libvirtd did not answer within {timeout} s: {log.read_text()[-2000:]}")
         time.sleep(0.2)
-    return Libvirtd(uri, base / "work", uid, gid, log), proc
 
 
 def deploy_and_wait(daemon: Libvirtd, xml: Path, log: Path, until: list[str], timeout: float = 150):
@@ -134,7 +141,6 @@ def start_system(timeout: float = 30) -> tuple[Libvirtd, subprocess.Popen]:
     """A privileged private libvirtd (see the module docstring); root only."""
     import grp
 
-    import libvirt
 
     if os.geteuid() != 0:
         raise RuntimeError("a privileged private libvirtd needs root")
@@ -167,20 +173,7 @@ def start_system(timeout: float = 30) -> tuple[Libvirtd, subprocess.Popen]:
                                 start_new_session=True, env=env)
     sock = base / "run" / "libvirt-sock"
     uri = f"qemu:///system?socket={sock}"
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"libvirtd exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        if sock.exists():
-            try:
-                libvirt.open(uri).close()
-                break
-            except libvirt.libvirtError:
-                pass
-        if time.monotonic() > deadline:
-            stop(proc, base)
-            raise RuntimeError(f"libvirtd did not answer within {timeout} s: {log.read_text()[-2000:]}")
-        time.sleep(0.2)
+    _wait_answering(proc, base, sock, uri, log, timeout)
     return Libvirtd(uri, base / "work", user.pw_uid, user.pw_gid, log), proc
 
 
