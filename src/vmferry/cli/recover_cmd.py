@@ -27,6 +27,9 @@ def add_arguments(p) -> None:
                    help="time each VM has from its start to prove itself (default 300)")
     p.add_argument("--html", metavar="FILE", help="also write the report as a self-contained HTML page")
     p.add_argument("--cleanup", action="store_true", help="remove what interrupted runs left behind")
+    p.add_argument("--reprotect", action="store_true",
+                   help="after a failover: protect back to the old source site, sending only what changed")
+    p.add_argument("--failback", action="store_true", help="after a reprotect: planned failover back home")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -55,6 +58,10 @@ def run(args) -> int:
         return 0 if result.clean else 1
     if not args.app:
         raise UsageError("name the application to recover")
+    if args.reprotect or args.failback:
+        from vmferry.cli import recover_reverse
+
+        return recover_reverse.run(args, state)
     if not args.test:
         raise UsageError("only test recoveries are available: ask for a test")
     if args.timeout <= 0:

@@ -1,0 +1,194 @@
+"""Reprotect and failback end to end on a private libvirtd (QEMU under TCG): the command-loop test guest
+`shop-db-src` (root + 16 MiB data disk, real qemu-ga) runs at dc1, is protected to dr, fails over to dr
+(disaster failover of its newest point, change tracking started on the copy), writes a known amount in
+the dr guest; `vmferry recover shop --reprotect` moves exactly those blocks back into the old dc1 disks
+(found by the dirty bitmap, the old disks checked against the failover point's digests and adopted), and
+`status` says dr -> dc1; after another known write, `vmferry recover shop --failback` pauses the copy,
+takes a final point of exactly that write and brings `shop-db-src` back up at dc1 with the dr guest's
+data; a second reprotect (no bitmap at dc1) finds the next write by block hashes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+import yaml
+
+from tests.conftest import run_vmferry
+from tests.guest import libvirtd as _libvirtd
+from tests.replication import sourceguest as sg
+from vmferry.errors import RecoveryError
+from vmferry.plans.manifest import load_app
+from vmferry.recovery import reprotect as rp
+from vmferry.recovery.failover import failover_disaster
+from vmferry.recovery.report import render_text
+from vmferry.recovery.spec import plan_from_group
+from vmferry.replication import imageio, points
+from vmferry.replication.protect import protect, sync_app
+from vmferry.replication.status import status
+from vmferry.replication.store import Store
+from vmferry.tools import libvirt as lv
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+MIB = 1 << 20
+BS = 64 * 1024
+SOURCE = "shop-db-src"
+DR_BLOCKS = [*range(32, 64), 200]            # 33 blocks = 2 MiB + 64 KiB written in the dr guest
+BACK_BLOCKS = list(range(100, 116))          # 1 MiB written between reprotect and failback
+DC1_BLOCKS = list(range(140, 148))           # 512 KiB written at dc1 after the failback
+
+
+def agent_sh(uri: str, domain: str, command: str, timeout: float = 120) -> str:
+    """Run ``command`` in the guest through its guest agent (guest-exec); its standard output."""
+    with lv.connect(uri) as conn:
+        out = json.loads(conn.agent_command(domain, json.dumps(
+            {"execute": "guest-exec", "arguments": {"path": "/bin/sh", "arg": ["-c", command],
+                                                   "capture-output": True}}), timeout=30))
+        pid = out["return"]["pid"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = json.loads(conn.agent_command(domain, json.dumps(
+                {"execute": "guest-exec-status", "arguments": {"pid": pid}}), timeout=30))["return"]
+            if st.get("exited"):
+                assert st.get("exitcode") == 0, st
+                return base64.b64decode(st.get("out-data", "")).decode()
+            time.sleep(0.3)
+    raise TimeoutError(f"{command!r} did not end in {domain}")
+
+
+def wait_agent(uri: str, domain: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            agent_sh(uri, domain, "true", timeout=20)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
+def md5(uri: str, domain: str, device: str = "/dev/vdb") -> str:
+    return agent_sh(uri, domain, f"busybox md5sum {device}").split()[0]
+
+
+def point_md5(store: Store, point_id: str, key: str) -> str:
+    import hashlib
+
+    group = store.load("shop")
+    with imageio.open_image(points.chain_spec(group, group.point(point_id), key)) as image:
+        return hashlib.md5(image.pread(image.size, 0)).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    daemon, proc = _libvirtd.start()
+    try:
+        work = daemon.workdir
+        own = (daemon.uid, daemon.gid)
+        for site in ("dc1", "dr"):
+            (work / site).mkdir()
+            daemon.own(work / site)
+        root = sg.copy_root(work / "dc1" / "db-root.qcow2", own)
+        data = sg.new_disk(work / "dc1" / "db-data.qcow2", 16 * MIB, own)
+        with lv.connect(daemon.uri) as conn:
+            conn.define(sg.domain_xml(SOURCE, [(root, "vda"), (data, "vdb")], work / "db.sock"))
+            conn.start(SOURCE)
+        console = sg.Console(work / "db.sock")
+        cfg = tmp_path_factory.mktemp("cfg")
+        manifest = cfg / "app.yaml"
+        lib = {"uri": daemon.uri}
+        manifest.write_text(yaml.safe_dump({
+            "name": "shop", "components": {"db": {"source": {"domain": SOURCE}}},
+            "sites": {"dc1": {"platform": "libvirt", "libvirt": {**lib, "storage": str(work / "dc1")}},
+                      "dr": {"platform": "libvirt", "libvirt": {**lib, "storage": str(work / "dr")}}}}))
+        state = tmp_path_factory.mktemp("state")
+        store = Store(state)
+        protect(str(manifest), "dc1", "dr", domain_type="qemu", store=store)
+        assert console.run(sg.write_blocks_command("/dev/vdb", [0, 1, 2])) == 0   # the source's own data
+        sync_app("shop", store=store)
+        console.close()
+        with lv.connect(daemon.uri) as conn:      # the source goes down (idle since the point: nothing lost)
+            conn.destroy(SOURCE)
+        yield {"daemon": daemon, "uri": daemon.uri, "work": work, "manifest": manifest, "state": state,
+               "store": store, "env": {"VMFERRY_STATE": str(state)}}
+    finally:
+        with lv.connect(daemon.uri) as conn:
+            for name in conn.names():
+                conn.undefine(name)
+        _libvirtd.stop(proc, daemon.workdir.parent)
+
+
+def test_reprotect_moves_back_only_the_blocks_written_at_dr(world):
+    uri, store, env = world["uri"], world["store"], world["env"]
+    with pytest.raises(RecoveryError, match="does not run at site 'dr'"):
+        rp.reprotect("shop", store=store)                       # nothing failed over yet
+    group = store.load("shop")
+    plan = plan_from_group(load_app(str(world["manifest"])), group, domain_type="qemu")
+    rec = failover_disaster(plan, world["state"], production={})
+    assert rec.ok, render_text(rec)
+    assert rp.mark_failover(group, rec.point_id) == ["shop-db"]
+    wait_agent(uri, "shop-db")
+    agent_sh(uri, "shop-db", sg.write_blocks_command("/dev/vdb", DR_BLOCKS))
+    world["dr_md5"] = md5(uri, "shop-db")
+    res = run_vmferry("recover", "shop", "--failback", env=env)
+    assert res.returncode == 2 and "was not reprotected" in res.stderr
+
+    res = run_vmferry("recover", "shop", "--reprotect", "--json", env=env, timeout=900)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    disks = {d["key"]: d for d in doc["disks"]}
+    assert doc["failover_point"] == group.newest.point_id and doc["undefined"] == [SOURCE]
+    assert disks["shop-db-src.vdb"]["method"] == "bitmap" and disks["shop-db-src.vdb"]["adopted"] == "moved"
+    assert disks["shop-db-src.vdb"]["bytes_written"] == len(DR_BLOCKS) * BS        # exactly what the guest wrote
+    assert disks["shop-db-src.vda"]["method"] == "bitmap" and disks["shop-db-src.vda"]["bytes_written"] <= MIB
+    world["figures"] = {"reprotect_bytes": doc["bytes_written"], "reprotect_seconds": doc["seconds"]}
+    reversed_group = store.load("shop")
+    assert (reversed_group.source_site, reversed_group.target_site) == ("dr", "dc1")
+    assert reversed_group.replica_dir == str(world["work"] / "dc1" / "shop")
+    assert not (world["work"] / "dc1" / "db-data.qcow2").exists()   # the old disk is now the replica's layer
+    (point,) = reversed_group.points
+    assert points.verify_point(reversed_group, point.point_id) == []
+    assert point_md5(store, point.point_id, "shop-db-src.vdb") == world["dr_md5"]
+    st = status("shop", store=store)
+    (appst,) = st["applications"]
+    assert (appst["source_site"], appst["target_site"]) == ("dr", "dc1")
+    with lv.connect(uri) as conn:
+        assert SOURCE not in conn.names() and conn.info("shop-db").active
+
+
+def test_failback_returns_the_application_to_dc1_with_no_data_lost(world):
+    uri, env = world["uri"], world["env"]
+    agent_sh(uri, "shop-db", sg.write_blocks_command("/dev/vdb", BACK_BLOCKS))
+    before = md5(uri, "shop-db")
+    res = run_vmferry("recover", "shop", "--failback", "--json", env=env, timeout=900)
+    doc = json.loads(res.stdout) if res.stdout.strip() else {}
+    assert res.returncode == 0, res.stderr + json.dumps(doc)[:3000]
+    assert doc["ok"] and doc["stopped"] == ["shop-db"] and doc["recovery"]["kind"] == "failback"
+    assert doc["bytes_written"] == len(BACK_BLOCKS) * BS                  # the final point: that write only
+    assert doc["recovery"]["data_loss_seconds"] == 0
+    (vm,) = doc["recovery"]["vms"]
+    assert vm["domain"] == SOURCE and vm["proved"]
+    with lv.connect(uri) as conn:
+        assert conn.info(SOURCE).active and not conn.info("shop-db").active
+    wait_agent(uri, SOURCE)
+    assert md5(uri, SOURCE) == before                                     # the dr guest's data is at dc1
+    world["figures"]["failback_final_bytes"] = doc["bytes_written"]
+
+
+def test_reprotect_again_without_a_bitmap_finds_the_changes_by_hashing(world):
+    uri, store = world["uri"], world["store"]
+    agent_sh(uri, SOURCE, sg.write_blocks_command("/dev/vdb", DC1_BLOCKS))
+    after = md5(uri, SOURCE)
+    report = rp.reprotect("shop", store=store)
+    disks = {d.key: d for d in report.disks}
+    assert (report.source_site, report.target_site) == ("dc1", "dr")
+    assert disks["shop-db.vdb"].method == "hash" and disks["shop-db.vdb"].adopted == "copied-locally"
+    assert disks["shop-db.vdb"].bytes_written == len(DC1_BLOCKS) * BS
+    group = store.load("shop")
+    assert (group.source_site, group.target_site) == ("dc1", "dr")
+    assert point_md5(store, report.point_id, "shop-db.vdb") == after
+    world["figures"]["hash_reprotect_bytes"] = report.bytes_written
+    print("figures", world["figures"])
