@@ -99,16 +99,9 @@ def run(args) -> int:
 
 
 def _record(group, report) -> None:
-    from vmferry.errors import VmferryError
-    from vmferry.replication.launch import record_test
+    from vmferry.recovery.record import record_report
 
-    for vm in report.vms:
-        try:
-            record_test(group.app, vm.vm, report.point_id, vm.proved,
-                        f"test recovery {report.run_id}: " + (f"proved in {vm.time_to_proof:.1f} s" if vm.proved
-                                                              else vm.failure))
-        except VmferryError:
-            pass                                          # the record is a convenience; the report is the result
+    record_report(report)
 
 
 def _write(path: str, text: str) -> None:

@@ -5,6 +5,11 @@ package, its SQLite file in the state directory, listening on 127.0.0.1) and run
 this process, with the disk work of the sites given with --site. With --temporal HOST:PORT it joins an
 existing Temporal cluster instead. Other hosts holding disks run 'vmferry worker --site S'. (The
 locator service has its own command: 'vmferry locator serve'.)
+
+It also serves the web console (protected applications, their points and tests, runs) on 127.0.0.1:8470
+(--listen to change, --no-console to leave it out; a free port when the default one is taken). Starting a
+run from the console needs the operator token, printed at start ($VMFERRY_CONSOLE_TOKEN, else
+console.token in the state directory); a console listening beyond loopback needs it for every page.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=0, help="gRPC port of the local server (default: a free one)")
     parser.add_argument("--ui", action="store_true", help="serve Temporal's web UI on 127.0.0.1 (port + 1000)")
     parser.add_argument("--state-dir", metavar="DIR", help="vmferry's state directory")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="the console's address (default 127.0.0.1:8470)")
+    parser.add_argument("--no-console", action="store_true", help="do not serve the web console")
 
 
 def run(args) -> int:
@@ -44,6 +51,9 @@ def run(args) -> int:
     plan = WorkerPlan(tuple(args.site), True, max_copies)
     library = default_library(state_dir) if plan.sites else None
     namespace = args.namespace or DEFAULT_NAMESPACE
+    console = token = token_from = None
+    if not args.no_console:
+        console, token, token_from = _console(args, state_dir, namespace)
     server = None
     if args.temporal:
         address = check_address(args.temporal)
@@ -55,12 +65,37 @@ def run(args) -> int:
         where = f"local Temporal server {address}" if server else f"Temporal service {address}"
         sites = f", disk work of {', '.join(plan.sites)}" if plan.sites else ""
         ui = f", web UI http://127.0.0.1:{server.port + 1000}" if server and args.ui else ""
-        print(f"vmferry serve: {where}{ui}; workflows{sites} in this process (Ctrl-C stops)", file=sys.stderr,
+        web = f"; console {console.url}" if console else ""
+        print(f"vmferry serve: {where}{ui}; workflows{sites} in this process{web} (Ctrl-C stops)", file=sys.stderr,
               flush=True)
+        if console:
+            print(f"vmferry serve: console operator token {token} (from {token_from})", file=sys.stderr, flush=True)
 
     try:
+        if console:
+            console.state.address = address
+            console.start()
         asyncio.run(serve_workers(address, namespace, plan, library, announce=announce))
     finally:
+        if console is not None:
+            console.stop()
         if server is not None:
             server.stop()
     return 0
+
+
+def _console(args, state_dir, namespace):
+    """The console server (not started yet), its operator token and where the token comes from."""
+    from vmferry.console import auth
+    from vmferry.console.app import ConsoleState, create_app
+    from vmferry.console.server import DEFAULT_LISTEN, ConsoleServer, bind
+
+    listen = args.listen or DEFAULT_LISTEN
+    host, _ = auth.parse_listen(listen)
+    token, where = auth.operator_token(state_dir)
+    sock = bind(listen, fallback=args.listen is None)
+    state = ConsoleState(state_dir, None, token, namespace, public=not auth.is_loopback(host))
+    state.warm()
+    console = ConsoleServer(create_app(state), sock)
+    console.state = state
+    return console, token, where

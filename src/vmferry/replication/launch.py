@@ -47,11 +47,11 @@ def launch_xml(group: ProtectionGroup, vm_name: str, point_id: str, workdir: str
 
 
 def record_test(app: str, vm_name: str, point_id: str, ok: bool, detail: str = "", *,
-                store: Store | None = None) -> None:
+                store: Store | None = None, rto_seconds: float | None = None, run: str = "") -> None:
     store = store or Store()
     with store.locked(app):
         group = store.load(app)
         vm = group.vm(vm_name)
-        result = TestResult(point_id, points.now_iso(), ok, detail)
+        result = TestResult(point_id, points.now_iso(), ok, detail, rto_seconds, run)
         vms = tuple(replace(v, last_test=result) if v.vm == vm.vm else v for v in group.vms)
         store.save(replace(group, vms=vms))

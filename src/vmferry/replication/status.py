@@ -79,10 +79,11 @@ def _resync_findings(group: ProtectionGroup) -> list[Finding]:
     if newest is None:
         return []
     out = []
+    where = points.point_dir(group, newest.point_id)
     for vm in group.vms:
         reasons = []
         for disk in newest.disks:
-            path = os.path.join(points.point_dir(group, newest.point_id), f"{disk.ref.key}.sync.json")
+            path = os.path.join(where, f"{disk.ref.key}.sync.json")
             if disk.ref.vm == vm.vm and os.path.exists(path):
                 with open(path, encoding="utf-8") as fh:
                     reason = json.load(fh).get("resync_reason")

@@ -59,6 +59,8 @@ class TestResult:
     at: str
     ok: bool
     detail: str = ""
+    rto_seconds: float | None = None            # the run's measured RTO (a test of the whole application)
+    run: str = ""                               # the recovery run's id
 
 
 @dataclass(frozen=True)

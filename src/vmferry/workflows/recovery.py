@@ -63,8 +63,12 @@ class StoreRecoveryLibrary:
         if group.target_site != request.site:
             raise RecoveryError(f"application {request.app!r} is protected to site {group.target_site!r}, "
                                 f"not {request.site!r}")
+        from vmferry.recovery.record import record_report
+
         plan = plan_from_group(load_app(group.manifest), group, point_id=request.point_id, timeout=request.timeout)
-        return run_test(plan, self.state_dir, say=say).to_dict()
+        report = run_test(plan, self.state_dir, say=say)
+        record_report(report, store=Store(self.state_dir))
+        return report.to_dict()
 
 
 class RecoveryActivities:
@@ -92,15 +96,20 @@ class _Beat:
         self.every = every
         self.latest = ""
         self._stop = threading.Event()
+        self._changed = threading.Event()
         ctx = contextvars.copy_context()
         self._thread = threading.Thread(target=ctx.run, args=(self._run,), daemon=True, name="vmferry-recovery-beat")
 
     def say(self, msg: str) -> None:
         self.latest = msg
+        self._changed.set()           # a new step is heartbeaten at once (followers see it live)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            activity.heartbeat(self.latest)
+        while not self._stop.is_set():
+            self._changed.wait(self.every)
+            self._changed.clear()
+            if not self._stop.is_set():
+                activity.heartbeat(self.latest)
 
     def __enter__(self) -> _Beat:
         activity.heartbeat("starting")
@@ -109,6 +118,7 @@ class _Beat:
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
+        self._changed.set()
         self._thread.join()
 
 

@@ -18,8 +18,8 @@ from vmferry.workflows.endpoint import CONTROL_QUEUE, DEFAULT_NAMESPACE, connect
 from vmferry.workflows.library import ProtectRequest, ProtectResult
 from vmferry.workflows.protection import RunProgress, SyncRequest
 
-WORKFLOW_TYPES = ("SyncWorkflow", "ProtectWorkflow")
-RESULT_TYPES = {"SyncWorkflow": RecoveryPoint, "ProtectWorkflow": ProtectResult}
+WORKFLOW_TYPES = ("SyncWorkflow", "ProtectWorkflow", "TestRecovery")
+RESULT_TYPES = {"SyncWorkflow": RecoveryPoint, "ProtectWorkflow": ProtectResult, "TestRecovery": dict}
 
 
 def sync_workflow_id(app: str) -> str:
