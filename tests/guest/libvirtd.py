@@ -164,7 +164,14 @@ def start_system(timeout: float = 30) -> tuple[Libvirtd, subprocess.Popen]:
     for sub, target in SYSTEM_DIRS.items():
         os.makedirs(target, exist_ok=True)          # an empty mount point on the host (no system daemon here)
         mounts.append(f"mount --bind {base / sub} {target}")
-    script = " && ".join([*mounts, f"exec {_find_libvirtd()}"])
+    if os.path.exists("/dev/kvm"):
+        # libvirt probes QEMU's capabilities as root, finds KVM, then finds /dev/kvm unusable for QEMU's
+        # user (nobody) and calls the cached capabilities invalid at every lookup: a new probe (~40 s under
+        # TCG) per domain definition. An unreadable /dev/kvm in the daemon's namespace: both say no KVM.
+        (base / "nokvm").touch(mode=0)
+        mounts.append(f"mount --bind {base / 'nokvm'} /dev/kvm")
+    # its own pid file (the default /run/libvirtd.pid would keep a second private daemon from starting)
+    script = " && ".join([*mounts, f"exec {_find_libvirtd()} --pid-file {base / 'libvirtd.pid'}"])
     log = base / "libvirtd.log"
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LANG": "C"}
     with open(log, "wb") as out:
