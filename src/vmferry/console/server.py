@@ -45,7 +45,8 @@ class ConsoleServer:
 
         self.sock = sock
         self.url = url_of(sock)
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                                    timeout_graceful_shutdown=2))
         self._thread = threading.Thread(target=self._run, name="vmferry-console", daemon=True)
 
     def _run(self) -> None:

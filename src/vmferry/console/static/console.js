@@ -41,7 +41,28 @@
     });
     source.addEventListener("failed", function () { source.close(); });
   }
+  // a page part marked data-refresh="SECONDS" is fetched again and replaced (the overview's ages and RPO cells)
+  function refresh(part) {
+    var every = parseFloat(part.getAttribute("data-refresh")) * 1000;
+    setInterval(function () {
+      if (document.hidden) { return; }
+      fetch(window.location.href, { credentials: "same-origin" }).then(function (res) {
+        return res.ok ? res.text() : null;
+      }).then(function (text) {
+        if (!text) { return; }
+        var fresh = new DOMParser().parseFromString(text, "text/html").getElementById(part.id);
+        if (!fresh) { return; }
+        var open = {};
+        part.querySelectorAll("details[open][data-key]").forEach(function (d) { open[d.getAttribute("data-key")] = true; });
+        part.innerHTML = fresh.innerHTML;
+        part.querySelectorAll("details[data-key]").forEach(function (d) {
+          if (open[d.getAttribute("data-key")]) { d.open = true; }
+        });
+      }).catch(function () { /* the next round tries again */ });
+    }, every);
+  }
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-events]").forEach(follow);
+    document.querySelectorAll("[data-refresh][id]").forEach(refresh);
   });
 })();
