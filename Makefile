@@ -27,7 +27,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
-	VMFERRY_CHECK_RULES=1 LIBGUESTFS_BACKEND_SETTINGS=force_tcg $(VENV)/bin/pytest -q --durations=40
+	VMFERRY_CHECK_RULES=1 LIBGUESTFS_BACKEND_SETTINGS=force_tcg $(VENV)/bin/pytest -q -n 2 --dist loadgroup --durations=40
 
 bench: $(STAMP)
 	$(PY) bench/inspect.py

@@ -33,6 +33,24 @@ def vmferry():
     return run_vmferry
 
 
+# --- pytest-xdist (`make test` runs two workers, --dist loadgroup) ----------------------------------
+# Tests that use the privileged private libvirtd (host bridges, the host's iptables chains) run on one
+# worker, one after the other: two such daemons would fight over the same LIBVIRT_* chains. They are
+# collected first, so that this long group starts at once and the other worker takes everything else.
+HOST_NETWORK_FIXTURES = {"netlibvirtd"}
+
+
+def pytest_collection_modifyitems(config, items):
+    hostnet = []
+    for item in items:
+        if HOST_NETWORK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("hostnet"))
+            hostnet.append(item)
+    if hostnet:
+        first = set(map(id, hostnet))
+        items[:] = hostnet + [i for i in items if id(i) not in first]
+
+
 # --- every documented rule must be produced by some test ------------------------------------------
 # Rule ids produced in this process (Finding objects) or printed by a vmferry child process run through
 # run_vmferry are recorded. With VMFERRY_CHECK_RULES=1 (set by `make test`, which runs the whole suite)
@@ -62,7 +80,22 @@ def documented_rules() -> set[str]:
     return set(re.findall(r"^\| (VMF-[A-Z]+-\d{3}) \|", text, re.M))
 
 
+def _seen_path() -> str | None:
+    return os.environ.get("VMFERRY_RULES_SEEN")
+
+
+def pytest_testnodedown(node, error):
+    """Controller side of pytest-xdist: each worker sends the rule ids its tests produced."""
+    TRIGGERED.update(getattr(node, "workeroutput", {}).get("vmferry_rules", ()))
+
+
 def pytest_sessionfinish(session, exitstatus):
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:                  # an xdist worker: hand the ids to the controller
+        workeroutput["vmferry_rules"] = sorted(TRIGGERED)
+        return
+    if _seen_path():                              # VMFERRY_RULES_SEEN=FILE: the ids produced, for a partial run
+        Path(_seen_path()).write_text("\n".join(sorted(TRIGGERED)) + "\n")
     if os.environ.get("VMFERRY_CHECK_RULES") != "1" or exitstatus != 0:
         return
     missing = sorted(documented_rules() - TRIGGERED)

@@ -54,17 +54,21 @@ def one_line(text: object) -> str:
 
 
 class VmferryError(Exception):
-    """Base of every vmferry error. ``path`` names the file concerned, when there is one."""
+    """Base of every vmferry error. ``path`` names the file concerned, when there is one; ``rule`` the
+    documented rule (docs/rules.md) whose error stops the command, when one does."""
 
-    def __init__(self, message: str, *, path: str | os.PathLike | None = None) -> None:
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None, rule: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.path = os.fspath(path) if path is not None else None
+        self.rule = rule
 
     def __str__(self) -> str:
         text = one_line(self.message)  # one line, always
         if self.path and self.path not in text:
-            return f"{one_line(self.path)}: {text}"
+            text = f"{one_line(self.path)}: {text}"
+        if self.rule and self.rule not in text:
+            text = f"{text} ({self.rule})"
         return text
 
 

@@ -232,7 +232,7 @@ def _convert_streamed(f: PackageFile, out, fmt, force, reporter, convert_kwargs)
             vsize, populated = stream_import(stream, out, fmt, force=force, reporter=reporter,
                                              workers=convert_kwargs.get("workers"), needed=f.stored_size)
         except DiskError as exc:
-            raise type(exc)(exc.message, path=exc.path or f.where) from exc
+            raise type(exc)(exc.message, path=exc.path or f.where, rule=exc.rule) from exc
         return ConvertResult(os.path.abspath(os.fspath(out)), fmt.name, vsize, os.path.getsize(out), populated)
     parent = os.path.dirname(os.path.abspath(os.fspath(out)))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(os.fspath(out))}{safety.TEMP_MARK}", dir=parent)
@@ -263,5 +263,5 @@ def _stream_plain(stream, out, fmt, force, reporter, convert_kwargs, f: PackageF
                                     vhd=fmt.name == "vhd-fixed", workers=convert_kwargs.get("workers"),
                                     progress=step.advance)
         except DiskError as exc:
-            raise type(exc)(exc.message, path=exc.path or f.where) from exc
+            raise type(exc)(exc.message, path=exc.path or f.where, rule=exc.rule) from exc
     return ConvertResult(out, fmt.name, res.virtual_size, res.file_size, res.populated)

@@ -219,7 +219,7 @@ class Package:
                             "was not verified", self.path, "ask the supplier for a package with a manifest")]
         problems = self.manifest_problems()
         if problems:
-            raise PackageError(problems[0].message, path=problems[0].location)
+            raise PackageError(problems[0].message, path=problems[0].location, rule=problems[0].rule)
         digest = self.digest_of(self.descriptor_name)
         if digest is None:
             raise PackageError(f"the descriptor '{self.descriptor_name}' is not listed in the manifest",
