@@ -191,5 +191,9 @@ class RecoveryError(VmferryError):
     """A recovery run (test failover, failover) cannot be prepared, run or cleaned up."""
 
 
+class BurstError(VmferryError):
+    """Copies of a component cannot be added at a burst site, registered, drained or removed."""
+
+
 class UsageError(VmferryError):
     """The command was called with arguments that do not fit together."""

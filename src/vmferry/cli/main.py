@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sync": ("vmferry.cli.sync_cmd", "take a recovery point of a protected application (changed blocks only)"),
     "status": ("vmferry.cli.status_cmd", "protection status: newest points, their age against the RPO"),
     "verify": ("vmferry.cli.verify_cmd", "verify recovery points against their sealing digests"),
+    "burst": ("vmferry.cli.burst_cmd", "add copies of a component at a burst site with traffic following, "
+                                       "remove them, or run the burst policy"),
     "recover": ("vmferry.cli.recover_cmd", "recover a protected application at its other site (test in isolation)"),
 }
 

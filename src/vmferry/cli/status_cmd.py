@@ -1,5 +1,6 @@
 """Protection status per application and VM: the protected site, the newest recovery point and its age
-against the RPO, bytes and time of the last sync, the replica's readiness, the last test launch.
+against the RPO, bytes and time of the last sync, the replica's readiness, the last test launch; burst
+copies per component and the burst policy's last decisions.
 An RPO breach is the finding VMF-DR-001 (exit status 1).
 """
 
@@ -16,9 +17,12 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from vmferry.burst.status import burst_status, render
     from vmferry.replication.status import status
+    from vmferry.replication.store import state_dir
 
     doc = status(args.app)
+    doc["burst"] = burst_status(state_dir(), args.app)
     breached = any(f["severity"] == "error" for f in doc["findings"])
     if args.json:
         emit_json(doc)
@@ -38,6 +42,8 @@ def run(args) -> int:
                       + (f", last sync wrote {human_bytes(sync['bytes_written'])}" if sync else "")
                       + (f", last test {'passed' if test['ok'] else 'FAILED'} on {test['point_id']}" if test else "")
                       + "\n")
+    for line in render(doc["burst"]):
+        out.write(line + "\n")
     for f in doc["findings"]:
         out.write(f"{f['severity'].upper():7} {f['rule']} {f['message']}\n")
     return 1 if breached else 0

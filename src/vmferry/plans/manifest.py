@@ -12,10 +12,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from vmferry.errors import PlanError, VmferryError
+from vmferry.plans.burst_policy import burst_policy
 from vmferry.plans.model import (
     PLATFORMS,
     App,
@@ -280,10 +282,11 @@ def _component(ctx: _Ctx, name: str, data: Any) -> Component:
     from vmferry.package import open_package
 
     w = f"components.{name}"
-    d = ctx.mapping(data, w, {"package", "source", "system", "nics", "eids", "ports"})
+    d = ctx.mapping(data, w, {"package", "source", "system", "nics", "eids", "ports", "burst"})
     kind, value = _source(ctx, d, w)
+    policy = burst_policy(ctx, d["burst"], f"{w}.burst") if d.get("burst") is not None else None
     if kind == "domain":
-        return _domain_component(ctx, name, value, d, w)
+        return replace(_domain_component(ctx, name, value, d, w), burst=policy)
     package = ctx.base / value
     key = os.path.realpath(package)
     if key not in ctx.packages:              # each package is read once per manifest
@@ -327,7 +330,7 @@ def _component(ctx: _Ctx, name: str, data: Any) -> Component:
         nics.append(NicSpec(i, network, address, prefix))
     eids = tuple(ctx.text(e, f"{w}.eids") for e in ctx.seq(d.get("eids"), f"{w}.eids"))
     ports = tuple(ctx.integer(p, f"{w}.ports", 1, 65535) for p in ctx.seq(d.get("ports"), f"{w}.ports"))
-    return Component(name, str(package), system_id or chosen.id, tuple(nics), eids, ports)
+    return Component(name, str(package), system_id or chosen.id, tuple(nics), eids, ports, burst=policy)
 
 
 def _source(ctx: _Ctx, d: dict, w: str) -> tuple[str, str]:

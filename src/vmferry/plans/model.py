@@ -31,6 +31,28 @@ class NicSpec:
 
 
 SOURCE_KINDS = ("package", "domain")
+BURST_METRICS = ("sessions", "queue", "rate")
+
+
+@dataclass(frozen=True)
+class BurstPolicy:
+    """When to add copies of a component at a burst site and when to take them away (``burst:``).
+
+    ``metric``: ``sessions`` (current sessions per serving server of the pool), ``queue`` (requests
+    queued in the pool) or ``rate`` (new sessions per second per serving server), read from HAProxy.
+    Above ``up`` ``step`` copies are added (never beyond ``max``); below ``down``, once ``cooldown``
+    seconds passed since the last change, ``step`` copies are removed (never below ``min``)."""
+
+    metric: str
+    up: float
+    down: float
+    max: int
+    min: int = 0
+    step: int = 1
+    cooldown: float = 60.0
+    pool: str | None = None         # the load-balancer pool (default: the one the component is a member of)
+    drain_timeout: float = 60.0     # seconds a draining copy may keep sessions before it is removed anyway
+    instance_dns: bool = False      # each copy also gets an A record <hostname>.<zone>
 
 
 @dataclass(frozen=True)
@@ -46,6 +68,7 @@ class Component:
     ports: tuple[int, ...] = ()     # ports it listens on (helps discovery tell direction)
     source_kind: str = "package"    # one of SOURCE_KINDS
     domain: str | None = None       # the libvirt domain's name at the source site (source_kind "domain")
+    burst: BurstPolicy | None = None
 
 
 @dataclass(frozen=True)
