@@ -39,6 +39,14 @@ def new_mac(used: set[str]) -> str:
     raise BurstError("no free MAC address found")
 
 
+def load_binding() -> None:
+    """Import libguestfs' Python binding once, before threads generalize copies side by side (two threads
+    importing it at the same time can see a half-initialized module)."""
+    from vmferry.tools.guestfs import binding
+
+    binding()
+
+
 def generalize_overlay(overlay: str, copy: BurstCopy) -> list[str]:
     """Generalize the guest on ``overlay`` and give it ``copy``'s machine-id and hostname. Returns the
     files changed (for the record and the report)."""

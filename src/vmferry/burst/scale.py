@@ -167,6 +167,7 @@ def add_locked(target: BurstTarget, record: BurstRecord, count: int, state, say:
             t0 = clock()
             for copy in new:
                 say(f"preparing {copy.name} ({copy.hostname}, {copy.address}, {copy.mac})")
+            identity.load_binding()
             with ThreadPoolExecutor(max_workers=len(new)) as pool:     # one libguestfs appliance per copy
                 xmls = list(pool.map(lambda c: _prepare(target, c, owner, clock), new))
             store.save(state, record)
