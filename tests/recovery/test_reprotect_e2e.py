@@ -5,12 +5,15 @@ the dr guest; `vmferry recover shop --reprotect` moves exactly those blocks back
 (found by the dirty bitmap, the old disks checked against the failover point's digests and adopted), and
 `status` says dr -> dc1; after another known write, `vmferry recover shop --failback` pauses the copy,
 takes a final point of exactly that write and brings `shop-db-src` back up at dc1 with the dr guest's
-data; a second reprotect (no bitmap at dc1) finds the next write by block hashes."""
+data; a second reprotect (no bitmap at dc1) finds the next write by block hashes and copies a root disk
+that no longer holds the failback point whole. An interrupted reprotect leaves the forward protection and
+the old disks as they were."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 
 import pytest
@@ -30,6 +33,7 @@ from vmferry.replication.protect import protect, sync_app
 from vmferry.replication.status import status
 from vmferry.replication.store import Store
 from vmferry.tools import libvirt as lv
+from vmferry.tools.proc import run
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 MIB = 1 << 20
@@ -136,6 +140,17 @@ def test_reprotect_moves_back_only_the_blocks_written_at_dr(world):
     res = run_vmferry("recover", "shop", "--failback", env=env)
     assert res.returncode == 2 and "was not reprotected" in res.stderr
 
+    def interrupt(msg: str) -> None:     # the reprotect fails after adopting the first disk
+        if msg.startswith("shop-db-src.vdb"):
+            raise KeyboardInterrupt(msg)
+
+    with pytest.raises(KeyboardInterrupt):
+        rp.reprotect("shop", store=store, say=interrupt)
+    back = store.load("shop")
+    assert (back.source_site, back.target_site, back.draft) == ("dc1", "dr", None)
+    assert (world["work"] / "dc1" / "db-data.qcow2").exists() and (world["work"] / "dc1" / "db-root.qcow2").exists()
+    assert not (world["work"] / "dc1" / "shop").exists()
+
     res = run_vmferry("recover", "shop", "--reprotect", "--json", env=env, timeout=900)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
@@ -182,11 +197,21 @@ def test_reprotect_again_without_a_bitmap_finds_the_changes_by_hashing(world):
     uri, store = world["uri"], world["store"]
     agent_sh(uri, SOURCE, sg.write_blocks_command("/dev/vdb", DC1_BLOCKS))
     after = md5(uri, SOURCE)
+    with lv.connect(uri) as conn:        # the stopped dr copy's root disk no longer holds the failback point
+        old_root = rp.disk_files(conn.domain("shop-db").XMLDesc(0))["vda"][0]
+    run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 1M 64k", old_root])
+    with lv.connect(uri) as conn:
+        running = {t: f for t, (f, _fmt) in rp.disk_files(conn.domain(SOURCE).XMLDesc(0)).items()}
     report = rp.reprotect("shop", store=store)
     disks = {d.key: d for d in report.disks}
     assert (report.source_site, report.target_site) == ("dc1", "dr")
     assert disks["shop-db.vdb"].method == "hash" and disks["shop-db.vdb"].adopted == "copied-locally"
     assert disks["shop-db.vdb"].bytes_written == len(DC1_BLOCKS) * BS
+    root = disks["shop-db.vda"]
+    assert root.method == "full" and root.adopted == "none" and "does not hold the failover point" in root.reason
+    assert root.bytes_written > 8 * MIB                 # the whole allocated root disk went again
+    assert "shop-db.vda: full" in rp.render_text(report)
+    assert all(os.path.exists(f) for f in running.values())
     group = store.load("shop")
     assert (group.source_site, group.target_site) == ("dc1", "dr")
     assert point_md5(store, report.point_id, "shop-db.vdb") == after

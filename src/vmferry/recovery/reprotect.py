@@ -27,7 +27,8 @@ source site's disks receive only what changed there since the failover point.
    point is made by the ordinary point machinery (:mod:`vmferry.replication.points`): the old disk is
    moved into the draft as the point's layer (copied locally when it has a backing chain or lives on
    another file system), only the changes are written over it, then the point is sealed (digests).
-   The old source domain's definition is kept in the replica directory (it is what the application
+   (The old disk gets a second name first and loses the old one only once the point is sealed; a reprotect
+   interrupted before that is undone by the next one.) The old source domain's definition is kept in the replica directory (it is what the application
    runs as when it fails back) and the domain is undefined. The forward group's record is kept inside
    the new one (``extra``): its replica still backs the running copies.
 """
@@ -328,6 +329,8 @@ def reprotect(app: str, *, store: Store | None = None, method: str = "auto", say
     store = store or Store()
     t0 = clock()
     group = store.load(app)
+    if reversed_of(group) is not None and not group.points:
+        group = _undo_interrupted(store, group)
     if group.draft is not None:
         raise RecoveryError(f"application {app!r} has a point being taken; let it end (or abandon it) first")
     with lv.connect(group.target_uri) as conn:
@@ -383,12 +386,13 @@ def reprotect(app: str, *, store: Store | None = None, method: str = "auto", say
     requests = [tracking.CaptureRequest(new.source_uri, nvm.source, tracking.checkpoint_name(app, new_pid),
                                         marked if has_bitmap[vm.vm] and method == "auto" else None)
                 for vm, nvm in zip(group.vms, new.vms, strict=True)]
-    say(f"capturing the running copies at {new.source_site}")
-    sessions = [replace(s, vm=nvm.vm) for s, nvm in
-                zip(tracking.begin_captures(requests, new.capture_dir), new.vms, strict=True)]
-    draft = points.begin_point(app, store=store, sessions=sessions, reuse_open=False, moment=moment)
     moved: list[tuple[str, str]] = []
+    draft = None
     try:
+        say(f"capturing the running copies at {new.source_site}")
+        sessions = [replace(s, vm=nvm.vm) for s, nvm in
+                    zip(tracking.begin_captures(requests, new.capture_dir), new.vms, strict=True)]
+        draft = points.begin_point(app, store=store, sessions=sessions, reuse_open=False, moment=moment)
         for vm, nvm, session in zip(group.vms, new.vms, sessions, strict=True):
             point_maps = os.path.join(points.point_dir(group, pid))
             for ref, nref in zip(vm.disks, nvm.disks, strict=True):
@@ -412,15 +416,15 @@ def reprotect(app: str, *, store: Store | None = None, method: str = "auto", say
                 report.disks.append(delta)
         sealed = points.seal_point(draft, store=store)
     except BaseException:
-        for old_path, layer in reversed(moved):
-            if os.path.exists(layer) and not os.path.exists(old_path):
-                os.chmod(layer, 0o644)
-                os.rename(layer, old_path)      # the old disk goes back where it was
-        points.abandon_point(draft, store=store)
+        # the old disks are still at their place (hard links): the draft and the reversed record go
+        if draft is not None:
+            points.abandon_point(draft, store=store)
         with store.locked(app):
             store.save(group)
         shutil.rmtree(new.replica_dir, ignore_errors=True)
         raise
+    for old_path, _layer in moved:
+        os.unlink(old_path)                 # the disk lives on as the point's layer only
     report.point_id = sealed.point_id
     with lv.connect(new.target_uri) as conn:
         for vm in group.vms:
@@ -429,6 +433,18 @@ def reprotect(app: str, *, store: Store | None = None, method: str = "auto", say
                 report.undefined.append(vm.source)
     report.seconds = clock() - t0
     return report
+
+
+def _undo_interrupted(store: Store, group: ProtectionGroup) -> ProtectionGroup:
+    """A reprotect that died before its first point was sealed: its draft, replica directory and record go,
+    the forward record comes back (the old disks were only linked, never moved away)."""
+    forward = reversed_of(group)
+    if group.draft is not None:
+        points.abandon_point(group.draft, store=store)
+    with store.locked(group.app):
+        store.save(forward)
+    shutil.rmtree(group.replica_dir, ignore_errors=True)
+    return forward
 
 
 def _check_same(draft, ref: DiskRef, hashes: list[bytes], store: Store) -> None:
@@ -445,7 +461,11 @@ def _adopt(old: OldDisk, layer: str, moved: list) -> str:
     """Make the old disk the draft's layer: moved when it is a standalone qcow2 on the same file system,
     else converted locally (the bytes stay on the site)."""
     if old.standalone and os.stat(old.path).st_dev == os.stat(os.path.dirname(layer)).st_dev:
-        os.replace(old.path, layer)
+        # a second name first; the old one goes once the point is sealed. Interrupted before that, the old
+        # disk is still in its place (changed, maybe: the digest check then says a whole copy is needed)
+        link = layer + ".adopt"
+        os.link(old.path, link)
+        os.replace(link, layer)
         moved.append((old.path, layer))
         _drop_bitmaps(layer)
         return "moved"
