@@ -35,7 +35,8 @@ from vmferry.replication.store import Store
 from vmferry.tools import libvirt as lv
 from vmferry.tools.proc import run
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+# one worker runs the module: its tests follow one application through failover, reprotect, failback
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500), pytest.mark.xdist_group("reprotect13")]
 MIB = 1 << 20
 BS = 64 * 1024
 SOURCE = "shop-db-src"
