@@ -167,3 +167,41 @@ def test_command_names_an_unprotected_application(tmp_path):
     res = run_vmferry("burst", "shop", "--component", "web", "--add", "1", env={"VMFERRY_STATE": str(tmp_path)})
     assert res.returncode == 2 and "shop" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "burst").exists()
+
+
+def test_copies_a_killed_run_left_are_removed_by_the_next_run(tmp_path):
+    """A run killed after it recorded a copy and made its run directory, its domain and its HAProxy server:
+    the next run on the component removes all of it before anything else (the record is the journal)."""
+    from vmferry.burst import scale
+    from vmferry.tools import libvirt as lv
+
+    primary, second = Primary(), Primary()
+    haproxy = HAProxy(tmp_path / "haproxy", primary.port).start()
+    try:
+        app = _load(tmp_path, _doc(POLICY, runtime=f"unix:{haproxy.socket}"))
+        t = make_target(app, "web", "cloud", _vm(), "P", uri="test:///default", storage=str(tmp_path / "store"))
+        pool = t.pool.__class__(t.pool.name, second.port, t.pool.members, t.pool.health)
+        t = t.__class__(**{**t.__dict__, "pool": pool})
+        rundir = scale.burst_root(t) / "shop-web-b1"
+        copy = BurstCopy("shop-web-b1", 1, "web-b1", "ab" * 16, "52:54:00:00:00:01", "127.0.0.1", 24, "n",
+                         str(rundir), overlays=[str(rundir / "vda.qcow2")], server="web/shop-web-b1")
+        record = BurstRecord("shop", "web", "cloud", [copy], next_index=2)
+        store.save(tmp_path / "state", record)
+        rundir.mkdir(parents=True)
+        (rundir / "vda.qcow2").write_bytes(b"overlay")
+        register.join_pool(t, copy)
+        with lv.connect("test:///default") as conn:
+            conn.define("<domain type='test'><name>shop-web-b1</name><memory>1024</memory>"
+                        "<os><type>hvm</type></os></domain>")
+            assert "shop-web-b1" in conn.names()
+            said = []
+            assert scale.remove_copies(t, tmp_path / "state", count=None, say=said.append) == []
+            assert "shop-web-b1" not in conn.names()
+        assert said[0] == "removing shop-web-b1, left launching by an earlier run"
+        assert haproxy.servers() == ["primary"]
+        assert not scale.burst_root(t).exists()
+        assert store.load(tmp_path / "state", "shop", "web", "cloud").copies == []
+    finally:
+        haproxy.close()
+        primary.close()
+        second.close()
