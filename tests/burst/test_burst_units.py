@@ -205,3 +205,12 @@ def test_copies_a_killed_run_left_are_removed_by_the_next_run(tmp_path):
         haproxy.close()
         primary.close()
         second.close()
+
+
+def test_a_round_without_its_metric_holds_and_says_why(tmp_path):
+    app = _load(tmp_path, _doc(POLICY, runtime=f"unix:{tmp_path}/no-haproxy.sock"))
+    t = make_target(app, "web", "cloud", _vm(), "P", uri="test:///default", storage=str(tmp_path / "store"))
+    d = policy.watch_round(t, tmp_path / "state")
+    assert (d.action, d.value, d.servers) == ("hold", None, 0)
+    assert d.reason.startswith("metric not read: cannot reach HAProxy runtime API")
+    assert store.load(tmp_path / "state", "shop", "web", "cloud").decisions == [d]

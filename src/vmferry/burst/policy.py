@@ -13,7 +13,8 @@ with the metric value that caused it, is kept in the component's burst record (t
 :data:`vmferry.burst.store.KEEP_DECISIONS`).
 
 :func:`watch` runs the loop for a bounded time (or number of rounds); each round reads, decides and
-acts under the component's lock, so ``vmferry burst --add/--remove`` and the loop never interleave.
+acts under the component's lock, so ``vmferry burst --add/--remove`` and the loop never interleave. A round
+whose metric cannot be read (HAProxy down) holds and records why (value ``None``).
 """
 
 from __future__ import annotations
@@ -92,12 +93,16 @@ def watch_round(target: BurstTarget, state, *, say=None, clock: Callable[[], flo
     with store.locked(state, target.app.name, target.component):
         record = scale.load_record(target, state)
         scale.clean_unfinished(target, record, state, say)
-        value, servers = read_metric(target, policy.metric)
         copies = len(record.serving())
-        action, count, reason = decide(policy, value, copies, wall() - record.last_change)
+        try:
+            value, servers = read_metric(target, policy.metric)
+        except BurstError as exc:          # no decision without the metric; the round says why
+            value, servers, action, count, reason = None, 0, "hold", 0, f"metric not read: {exc}"
+        else:
+            action, count, reason = decide(policy, value, copies, wall() - record.last_change)
         decision = Decision(at=datetime.now(UTC).isoformat(timespec="milliseconds"), metric=policy.metric,
-                            value=round(value, 3), servers=servers, copies=copies, action=action, count=count,
-                            reason=reason)
+                            value=None if value is None else round(value, 3), servers=servers, copies=copies,
+                            action=action, count=count, reason=reason)
         record.decisions.append(decision)
         store.save(state, record)
         result.decisions.append(decision)

@@ -80,7 +80,8 @@ def run(args) -> int:
             result = policy.watch(target, state, duration=args.duration, rounds=args.rounds,
                                   interval=args.interval, say=say)
             doc = result.to_dict()
-            text = [f"{d.at} {d.action} {d.count or ''} {d.metric}={d.value:g}: {d.reason}"
+            text = [f"{d.at} {d.action} {d.count or ''} {d.metric}={'-' if d.value is None else f'{d.value:g}'}: "
+                    f"{d.reason}"
                     for d in result.decisions]
         else:
             names = scale.remove_copies(target, state, count=None if args.all else args.remove,
