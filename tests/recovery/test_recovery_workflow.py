@@ -24,10 +24,10 @@ class PlanLibrary:
     def __init__(self, plan, state) -> None:
         self.plan, self.state, self.calls = plan, state, 0
 
-    def test_recovery(self, request, say=None) -> dict:
+    def test_recovery(self, request, say=None, control=None) -> dict:
         self.calls += 1
         assert request.app == self.plan.app and request.site == self.plan.site
-        return run_test(self.plan, self.state, say=say).to_dict()
+        return run_test(self.plan, self.state, say=say, control=control).to_dict()
 
 
 def test_workflow_runs_the_test_recovery_at_the_target_site(netlibvirtd, tmp_path):

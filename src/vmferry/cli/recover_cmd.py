@@ -7,6 +7,13 @@ everything it created and reports the time to proof of each VM and the measured 
 when the application came up, 1 when it did not, 2 on bad input.
 
 ``vmferry recover --cleanup`` removes what interrupted test runs left behind (their cleanup journals).
+
+Run control: ``--hook-before``/``--hook-after STEP=COMMAND`` run a host command around a boot group
+(STEP: a component of the group, or group-N) with ``--hook-timeout``; results are in the report, a
+failed hook fails the run. With a Temporal service (``--temporal``, $VMFERRY_TEMPORAL, or ``vmferry
+serve``'s) the test is a durable run (``vmferry runs show/cancel RUN``); ``--pause-before STEP`` (a boot
+group, a component, or ``checks``) stops it at a gate until ``vmferry runs resume RUN``; ``--detach``
+prints the run and returns at once.
 """
 
 from __future__ import annotations
@@ -31,6 +38,17 @@ def add_arguments(p) -> None:
                    help="after a failover: protect back to the old source site, sending only what changed")
     p.add_argument("--failback", action="store_true", help="after a reprotect: planned failover back home")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--pause-before", action="append", default=[], metavar="STEP",
+                   help="stop at a gate before STEP (group-N, a component, checks) until 'vmferry runs resume' "
+                        "(needs a Temporal service); repeatable")
+    p.add_argument("--hook-before", action="append", default=[], metavar="STEP=COMMAND",
+                   help="run COMMAND on this host before the boot group of STEP; repeatable")
+    p.add_argument("--hook-after", action="append", default=[], metavar="STEP=COMMAND",
+                   help="run COMMAND on this host after the boot group of STEP proved itself; repeatable")
+    p.add_argument("--hook-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="time each hook has (default 300)")
+    p.add_argument("--temporal", metavar="HOST:PORT", help="run the test as a durable run on this Temporal service")
+    p.add_argument("--detach", action="store_true", help="durable run: print its id and return")
 
 
 def _interrupted(_signum, _frame):
@@ -66,6 +84,7 @@ def run(args) -> int:
         raise UsageError("only test recoveries are available: ask for a test")
     if args.timeout <= 0:
         raise UsageError(f"the timeout must be positive, not {args.timeout:g}")
+    hooks = _hooks(args)
     from vmferry.plans.manifest import load_app
     from vmferry.recovery.report import render_html, render_text
     from vmferry.recovery.spec import plan_from_group
@@ -82,12 +101,30 @@ def run(args) -> int:
 
         if not Path(args.html).parent.resolve().is_dir():
             raise UsageError(f"{args.html}: the directory does not exist")
-    say = (lambda msg: sys.stderr.write(msg + "\n")) if not args.json and sys.stderr.isatty() else None
-    old = signal.signal(signal.SIGTERM, _interrupted)    # a terminated run still cleans up (finally)
+    from vmferry.errors import RecoveryError
+    from vmferry.recovery.control import Control, resolve
+    from vmferry.workflows.endpoint import resolve_address
+
+    control = Control(pause_before=tuple(args.pause_before), hooks=hooks)
     try:
-        report = run_test(plan, state, say=say)
-    finally:
-        signal.signal(signal.SIGTERM, old)
+        resolve(control, plan.groups)                     # bad step names are refused before anything runs
+    except RecoveryError as exc:
+        raise UsageError(str(exc)) from exc
+    say = (lambda msg: sys.stderr.write(msg + "\n")) if not args.json and sys.stderr.isatty() else None
+    address = resolve_address(args.temporal, state)
+    if address is None and (args.pause_before or args.detach):
+        raise UsageError("pausing at a gate or detaching needs a durable run: start 'vmferry serve' or give "
+                         "--temporal HOST:PORT")
+    if address is not None:
+        report = _durable(address, args, group, control, say)
+        if report is None:
+            return 0
+    else:
+        old = signal.signal(signal.SIGTERM, _interrupted)    # a terminated run still cleans up (finally)
+        try:
+            report = run_test(plan, state, say=say, control=control)
+        finally:
+            signal.signal(signal.SIGTERM, old)
     _record(group, report)
     if args.html:
         _write(args.html, render_html(report))
@@ -96,6 +133,37 @@ def run(args) -> int:
     else:
         sys.stdout.write(render_text(report))
     return 0 if report.ok else 1
+
+
+def _hooks(args) -> tuple:
+    from vmferry.recovery.control import Hook
+
+    if args.hook_timeout <= 0:
+        raise UsageError(f"the hook timeout must be positive, not {args.hook_timeout:g}")
+    out = []
+    for when, values in (("before", args.hook_before), ("after", args.hook_after)):
+        for value in values:
+            step, sep, command = value.partition("=")
+            if not sep or not step.strip() or not command.strip():
+                raise UsageError(f"a hook is STEP=COMMAND, not {value!r}")
+            out.append(Hook(when, step.strip(), command, args.hook_timeout))
+    return tuple(out)
+
+
+def _durable(address: str, args, group, control, say):
+    """The test as a durable run (TestRecovery workflow): its report, or None when detached."""
+    from vmferry.recovery.report import report_from_dict
+    from vmferry.workflows.control import run_test_recovery
+    from vmferry.workflows.recovery import TestRecoveryRequest
+
+    request = TestRecoveryRequest(group.app, group.target_site, point_id=args.point, timeout=args.timeout,
+                                  pause_before=control.pause_before, hooks=control.hooks)
+    events = say or (lambda msg: sys.stderr.write(msg + "\n"))
+    run_id, doc = run_test_recovery(address, request, on_event=events, detach=args.detach)
+    if doc is None:
+        sys.stdout.write(f"{run_id}\n")
+        return None
+    return report_from_dict(doc)
 
 
 def _record(group, report) -> None:

@@ -1,9 +1,15 @@
-"""List vmferry's durable runs (protection, syncs), or follow one to its end.
+"""List vmferry's durable runs (protection, syncs, test recoveries), show, follow, resume or cancel one.
 
-Without RUN: the runs, newest first (--running: only those still running). With RUN --follow: its
-progress (a bar per disk on a terminal, JSON events on standard error with --json) until it ends;
-exit 0 when it completed, 2 when it failed. The Temporal service is --temporal, or $VMFERRY_TEMPORAL,
-or the local server 'vmferry serve' started for the state directory.
+``vmferry runs [list]``: the runs, newest first (--running: only those still running).
+``vmferry runs show RUN``: its status, the gate it waits at, its current activity and last heartbeat,
+its result (a test recovery's report).
+``vmferry runs resume RUN [--step STEP]``: open the gate the run waits at (a recovery started with
+``--pause-before``). ``vmferry runs cancel RUN``: cancel it and wait until it ended (a cancelled test
+recovery still removes what it created).
+``vmferry runs RUN --follow``: its progress (a bar per disk on a terminal, JSON events on standard error
+with --json) until it ends; exit 0 when it completed, 2 when it failed.
+The Temporal service is --temporal, or $VMFERRY_TEMPORAL, or the local server 'vmferry serve' started
+for the state directory.
 """
 
 from __future__ import annotations
@@ -15,7 +21,11 @@ from vmferry.errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", metavar="ACTION|RUN",
+                        help="list, show RUN, resume RUN, cancel RUN; or a run's workflow id (with --follow)")
     parser.add_argument("run", nargs="?", metavar="RUN", help="a run's workflow id")
+    parser.add_argument("--step", default="", metavar="STEP", help="resume: the gate to open (default: the "
+                        "one the run waits at)")
     parser.add_argument("--follow", action="store_true", help="follow RUN until it ends")
     parser.add_argument("--running", action="store_true", help="only runs still running")
     parser.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
@@ -23,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temporal", metavar="HOST:PORT", help="the Temporal service")
     parser.add_argument("--namespace", default=None, help="Temporal namespace (default: default)")
     parser.add_argument("--state-dir", metavar="DIR", help="vmferry's state directory")
+
+
+ACTIONS = ("list", "show", "resume", "cancel")
 
 
 def run(args) -> int:
@@ -36,6 +49,16 @@ def run(args) -> int:
     if address is None:
         raise UsageError("no Temporal service: start 'vmferry serve', or give its address")
     namespace = args.namespace or DEFAULT_NAMESPACE
+    if args.action in ACTIONS:
+        action = args.action
+    else:
+        if args.run:
+            raise UsageError(f"unknown action {args.action!r} (actions: {', '.join(ACTIONS)})")
+        action, args.run = "list", args.action
+    if action in ("show", "resume", "cancel"):
+        if not args.run:
+            raise UsageError(f"{action} needs the RUN")
+        return _control(action, address, namespace, args)
     if args.follow:
         if not args.run:
             raise UsageError("--follow needs the RUN to follow")
@@ -63,4 +86,42 @@ def run(args) -> int:
         ended = f"  ended {r.close_time[:19]}" if r.close_time else ""
         sys.stdout.write(f"{r.workflow_id:<{width}}  {r.workflow_type:<15} {r.status:<10} "
                          f"started {r.start_time[:19]}{ended}\n")
+    return 0
+
+
+def _control(action: str, address: str, namespace: str, args) -> int:
+    from dataclasses import asdict
+
+    from vmferry.cli.common import emit_json
+    from vmferry.workflows.control import cancel_run, resume_run, show_run
+
+    if action == "resume":
+        info = resume_run(address, args.run, args.step, namespace)
+        what = args.step or info.paused_at
+        if args.json:
+            emit_json({"run": args.run, "resumed": what})
+        else:
+            print(f"{args.run}: resumed at the gate before {what}")
+        return 0
+    info = cancel_run(address, args.run, namespace) if action == "cancel" else show_run(address, args.run, namespace)
+    if args.json:
+        emit_json(asdict(info))
+        return 0
+    lines = [f"{info.workflow_id} ({info.workflow_type}): {info.status}",
+             f"  started {info.start_time[:19]}" + (f", ended {info.close_time[:19]}" if info.close_time else "")]
+    if info.paused_at:
+        lines.append(f"  paused before {info.paused_at} (vmferry runs resume {info.workflow_id})")
+    if info.released:
+        lines.append(f"  gates opened: {', '.join(info.released)}")
+    if info.activity:
+        lines.append(f"  running {info.activity} (attempt {info.attempt})" + (f": {info.latest}" if info.latest else ""))
+    if info.failure:
+        lines.append(f"  failure: {info.failure}")
+    if info.result is not None and info.workflow_type == "TestRecovery":
+        from vmferry.recovery.report import render_text, report_from_dict
+
+        lines += ["  " + ln for ln in render_text(report_from_dict(info.result)).splitlines()]
+    elif info.result is not None:
+        lines.append(f"  result: {info.result}")
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0

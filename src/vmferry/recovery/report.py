@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
+from vmferry.recovery.control import HookResult
 from vmferry.recovery.journal import Cleanup
 from vmferry.recovery.proofs import CheckResult
 
@@ -83,6 +84,12 @@ class RecoveryReport:
     replica_files: int = 0
     kind: str = "test"
     data_loss_seconds: float | None = None     # failover from a point: writes after the point are lost
+    hooks: list[HookResult] = field(default_factory=list)
+    pauses: list[dict] = field(default_factory=list)   # {"step", "seconds"}: time paused at gates (not in the RTO)
+    # where the time went (seconds): prepare (before the RTO's start: earlier runs' leftovers, replica hashes),
+    # guest_wait (proving: polling guests that boot), checks, hooks, cleanup (after the RTO's end),
+    # cpu (this process's CPU time from the RTO's start to the end of cleanup)
+    timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "app": self.app, "site": self.site, "point": self.point_id,
@@ -93,7 +100,41 @@ class RecoveryReport:
                 "not_started": self.not_started, "checks": [c.to_dict() for c in self.checks],
                 "cleanup": self.cleanup.to_dict(), "previous_cleanup": self.previous_cleanup,
                 "replicas_unchanged": self.replicas_unchanged, "replica_files": self.replica_files,
-                "data_loss_seconds": _r(self.data_loss_seconds)}
+                "data_loss_seconds": _r(self.data_loss_seconds), "hooks": [h.to_dict() for h in self.hooks],
+                "pauses": self.pauses, "timings": {k: _r(v) for k, v in self.timings.items()}}
+
+
+def report_from_dict(doc: dict) -> RecoveryReport:
+    """A report back from its JSON document (:meth:`RecoveryReport.to_dict`), e.g. a durable run's result."""
+    from vmferry.recovery.journal import Cleanup
+
+    def check(c: dict) -> CheckResult:
+        return CheckResult(c["what"], c["ok"], c.get("detail", ""), c.get("seconds") or 0.0)
+
+    groups = []
+    for g in doc.get("groups", []):
+        launched = None if g.get("launch_seconds") is None else g["started"] + g["launch_seconds"]
+        proved = None if launched is None or g.get("boot_to_proof_seconds") is None else \
+            launched + g["boot_to_proof_seconds"]
+        groups.append(GroupResult(g["group"] - 1, list(g["components"]), g["started"], launched, proved))
+    vms = [VmResult(v["component"], v["vm"], v["domain"], v["group"] - 1, v.get("address"), v["started"],
+                    v["proved"], v.get("time_to_proof"), v.get("proved_at"), [check(c) for c in v.get("checks", [])],
+                    v.get("failure") or "", v.get("console_tail") or "", "", v.get("domain_type", ""),
+                    list(v.get("warnings", []))) for v in doc.get("vms", [])]
+    cleanup = doc.get("cleanup") or {}
+    return RecoveryReport(
+        app=doc["app"], site=doc["site"], point_id=doc["point"], point_taken_at=doc["point_taken_at"],
+        run_id=doc["run"], started_at=doc["started_at"], finished_at=doc.get("finished_at", ""), ok=doc["ok"],
+        rto_seconds=doc.get("rto_seconds"), error=doc.get("error") or "", networks=list(doc.get("networks", [])),
+        groups=groups, vms=vms, not_started=list(doc.get("not_started", [])),
+        checks=[check(c) for c in doc.get("checks", [])],
+        cleanup=Cleanup(list(cleanup.get("removed", [])), list(cleanup.get("left", []))),
+        previous_cleanup=list(doc.get("previous_cleanup", [])), replicas_unchanged=doc.get("replicas_unchanged", False),
+        replica_files=doc.get("replica_files", 0), kind=doc.get("kind", "test"),
+        data_loss_seconds=doc.get("data_loss_seconds"),
+        hooks=[HookResult(h["when"], h["step"], h["command"], h.get("returncode"), h["seconds"], h["ok"],
+                          h.get("output", ""), h.get("detail", "")) for h in doc.get("hooks", [])],
+        pauses=list(doc.get("pauses", [])), timings=dict(doc.get("timings", {})))
 
 
 def _s(value: float | None) -> str:
@@ -127,6 +168,11 @@ def render_text(report: RecoveryReport) -> str:
             if v.console_tail:
                 lines.append("    console (last lines):")
                 lines += [f"      | {ln}" for ln in v.console_tail.splitlines()]
+    for p in report.pauses:
+        lines.append(f"paused before {p['step']} for {p['seconds']:.1f} s (not counted in the RTO)")
+    for h in report.hooks:
+        lines.append(f"hook {h.when} {h.step}: {'ok' if h.ok else 'FAILED (' + h.detail + ')'} in {h.seconds:.1f} s:"
+                     f" {h.command}")
     if report.not_started:
         lines.append(f"not started: {', '.join(report.not_started)}")
     for c in report.checks:

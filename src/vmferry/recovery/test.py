@@ -34,6 +34,7 @@ from pathlib import Path
 from vmferry.errors import RecoveryError, VmferryError
 from vmferry.ovfenv.document import Environment
 from vmferry.ovfenv.iso import write_iso
+from vmferry.recovery.control import Control, resolve, run_hook
 from vmferry.recovery.domain import isolated_domain_xml
 from vmferry.recovery.journal import Journal, cleanup_pending
 from vmferry.recovery.model import RecoveryPlan, RecoveryVm
@@ -86,11 +87,14 @@ def replica_digests(plan: RecoveryPlan) -> dict[str, str]:
 
 
 def run_test(plan: RecoveryPlan, state: str | os.PathLike, *, say: Say | None = None,
-             clock: Callable[[], float] = time.monotonic) -> RecoveryReport:
-    """Run a test recovery of ``plan``; the report says what was proved, when, and what was removed."""
+             clock: Callable[[], float] = time.monotonic, control: Control | None = None) -> RecoveryReport:
+    """Run a test recovery of ``plan``; the report says what was proved, when, and what was removed.
+    ``control``: gates, hooks, cancellation (:mod:`vmferry.recovery.control`)."""
     say = say or (lambda _msg: None)
+    control = resolve(control or Control(), plan.groups)
     report = RecoveryReport(app=plan.app, site=plan.site, point_id=plan.point_id, point_taken_at=plan.taken_at,
                         run_id=new_run_id(), started_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    prep = clock()
     previous = cleanup_pending(state)
     report.previous_cleanup = previous.removed + previous.left
     storage = Path(plan.storage)
@@ -98,14 +102,19 @@ def run_test(plan: RecoveryPlan, state: str | os.PathLike, *, say: Say | None = 
         raise RecoveryError("the site's storage directory does not exist", path=str(storage))
     before = replica_digests(plan)
     t0 = clock()
+    report.timings["prepare"] = t0 - prep
+    cpu0 = time.process_time()
     journal = Journal.create(state, report.run_id)
     try:
-        _run(plan, report, journal, storage, t0, clock, say)
+        _run(plan, report, journal, storage, t0, clock, say, control=control)
     except VmferryError as exc:
         report.error = str(exc)
     finally:
         say("removing what the test created")
+        t_clean = clock()
         report.cleanup = journal.clean()
+        report.timings["cleanup"] = clock() - t_clean
+        report.timings["cpu"] = time.process_time() - cpu0
         after = {f: file_digest(f) for f in before if os.path.isfile(f)}
         report.replicas_unchanged = after == before
         report.replica_files = len(before)
@@ -129,11 +138,12 @@ def _give(path: Path, owner: tuple[int, int] | None) -> None:
 
 
 def _run(plan: RecoveryPlan, report: RecoveryReport, journal: Journal | None, storage: Path, t0: float, clock,
-         say: Say, *, production: dict[str, str] | None = None):
+         say: Say, *, production: dict[str, str] | None = None, control: Control | None = None):
     """The boot groups of a test (``journal`` records everything, isolated networks) or, with
     ``production`` (target network -> libvirt network) and no journal, of a failover: the VMs keep their
     names, join the production networks and stay."""
     owner = _owner(storage)
+    control = control or Control()
     rundir = storage / (f".vmferry-test-{report.run_id}" if production is None
                         else f"{plan.app}.failover-{report.run_id}")
     with lv.connect(plan.uri) as conn:
@@ -145,6 +155,10 @@ def _run(plan: RecoveryPlan, report: RecoveryReport, journal: Journal | None, st
         facts = libvirt_host.probe(conn)
         last_proof = clock()
         for gi, group in enumerate(plan.groups):
+            step = f"group-{gi + 1}"
+            _gate(control, step, report, clock, say)
+            if not _hooks(control, "before", step, plan, group, report, say):
+                return
             g = GroupResult(index=gi, components=list(group), started=clock() - t0)
             report.groups.append(g)
             items: list[tuple[RecoveryVm, VmResult, Proving]] = []
@@ -160,7 +174,9 @@ def _run(plan: RecoveryPlan, report: RecoveryReport, journal: Journal | None, st
                                                clock())))
                 res.console_log = log
             g.launched = clock() - t0
-            prove(conn, [p for _, _, p in items], clock=clock)
+            t_wait = clock()
+            prove(conn, [p for _, _, p in items], clock=clock, sleep=control.sleep)
+            _add(report, "guest_wait", clock() - t_wait)
             for vm, res, p in items:
                 res.checks = ([p.agent_result] if p.agent_result else []) + list(p.results.values())
                 if p.proven_at is not None:
@@ -178,15 +194,53 @@ def _run(plan: RecoveryPlan, report: RecoveryReport, journal: Journal | None, st
                 report.error = f"boot group {gi + 1} ({', '.join(group)}) did not prove itself"
                 report.not_started = [vm.name for later in plan.groups[gi + 1:] for vm in plan.vms_of(later)]
                 return
+            if not _hooks(control, "after", step, plan, group, report, say):
+                return
+        _gate(control, "checks", report, clock, say)
         if plan.checks:
             say("application checks")
+        t_checks = clock()
         report.checks = run_app_checks(plan.checks, clock=clock)
+        _add(report, "checks", clock() - t_checks)
         if all(c.ok for c in report.checks):
             end = clock() if plan.checks else last_proof
-            report.rto_seconds = end - t0
+            report.rto_seconds = end - t0 - sum(p["seconds"] for p in report.pauses)
         else:
             report.error = next(f"application check {c.what} failed: {c.detail}" for c in report.checks
                                 if not c.ok)
+
+
+def _add(report: RecoveryReport, what: str, seconds: float) -> None:
+    report.timings[what] = report.timings.get(what, 0.0) + seconds
+
+
+def _gate(control: Control, step: str, report: RecoveryReport, clock, say: Say) -> None:
+    control.check()
+    if step not in control.pause_before:
+        return
+    say(f"paused before {step}")
+    start = clock()
+    control.wait_gate(step)
+    report.pauses.append({"step": step, "seconds": round(clock() - start, 3)})
+    say(f"resumed: {step}")
+
+
+def _hooks(control: Control, when: str, step: str, plan: RecoveryPlan, group, report: RecoveryReport,
+           say: Say) -> bool:
+    """Run the ``when`` hooks of ``step``; False (and the run's error set) when one failed."""
+    env = {"VMFERRY_APP": plan.app, "VMFERRY_SITE": plan.site, "VMFERRY_RUN": report.run_id, "VMFERRY_STEP": step,
+           "VMFERRY_WHEN": when, "VMFERRY_COMPONENTS": " ".join(group),
+           "VMFERRY_ADDRESSES": " ".join(vm.address for vm in plan.vms_of(tuple(group)) if vm.address)}
+    for hook in (h for h in control.hooks if h.when == when and h.step == step):
+        say(f"hook {when} {step}: {hook.command}")
+        result = run_hook(hook, env, cancelled=control.cancelled)
+        _add(report, "hooks", result.seconds)
+        report.hooks.append(result)
+        control.check()
+        if not result.ok:
+            report.error = f"the hook {when} {step} failed ({result.detail}): {hook.command}"
+            return False
+    return True
 
 
 def _note(journal: Journal | None, kind: str, **what: str) -> None:
