@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# bench/ holds inspect.py, which must not hide the standard library's inspect module from this script
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 sys.path[:0] = [str(REPO / "src"), str(REPO), str(REPO / "scripts")]
 
 import demo_libvirtd  # noqa: E402

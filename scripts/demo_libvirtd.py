@@ -86,6 +86,13 @@ def start(base: Path = BASE, timeout: float = 30) -> Daemon:
     for sub, target in DIRS.items():
         os.makedirs(target, exist_ok=True)
         mounts.append(f"mount --bind {base / sub} {target}")
+    if os.path.exists("/dev/kvm"):
+        # QEMU runs as nobody, who may not use /dev/kvm; but libvirt's capability probe (as root) finds KVM,
+        # then calls its cached capabilities invalid at every lookup ("KVM was enabled when probing, but it
+        # is not available now") and probes QEMU again: ~40 s per domain definition under TCG. An
+        # unreadable /dev/kvm in the daemon's namespace makes both agree: no KVM, capabilities cached.
+        (base / "nokvm").touch(mode=0)
+        mounts.append(f"mount --bind {base / 'nokvm'} /dev/kvm")
     log = base / "libvirtd.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
