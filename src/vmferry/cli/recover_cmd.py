@@ -125,7 +125,7 @@ def run(args) -> int:
             report = run_test(plan, state, say=say, control=control)
         finally:
             signal.signal(signal.SIGTERM, old)
-    _record(group, report)
+        _record(group, report)                            # a durable run's worker records it itself
     if args.html:
         _write(args.html, render_html(report))
     if args.json:
