@@ -96,7 +96,7 @@ def start(base: Path = BASE, timeout: float = 30) -> Daemon:
     log = base / "libvirtd.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                                 " && ".join([*mounts, f"exec {libvirtd}"])],
+                                 " && ".join([*mounts, f"exec {libvirtd} --pid-file {base / 'libvirtd.pid'}"])],
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin"),
                                                              "LANG": "C"})
