@@ -14,9 +14,10 @@ from an OVA) is protected dc1 -> dr with ``vmferry protect``; then:
   of a group to its last guest serving is *the guests' time*; everything else in the RTO (isolated
   network, overlays, environment ISOs, domain definitions and starts, proof polling after the guest was
   up, application checks) is *vmferry's own*. Goal: under 10% of the RTO.
-* **disaster failover** — ``failover_disaster`` (library; VMs on a production libvirt network, left
-  running) from the same point, with the same split. The failover with its surroundings (DNS, HAProxy,
-  nftables, locator) is helper fo13's ``--failover``; when it is not in this tree, the bench says so.
+* **disaster failover** — fo13's ``failover_steps.failover`` (``vmferry recover --failover --disaster``)
+  when this tree has it, else the library's ``failover_disaster``: VMs on dr's production libvirt network,
+  left running, from the same point, with the same split. Its surroundings (DNS, HAProxy, nftables,
+  locator) are not measured: the demo application declares none and no such servers are started here.
 
 Printed: each time, the ratios against the baseline, vmferry's share. Run as root (the daemon makes
 bridges): ``python bench/recover.py`` (``--keep-going`` reports a failed run instead of stopping).
@@ -43,7 +44,7 @@ import demo_recover  # noqa: E402
 
 NAMES = ["db", "app", "web"]
 SERVING = "VMFERRY-SVC-SERVING"
-PROD = ("<network><name>bench-prod</name><bridge name='vmfbench0' stp='off'/><dns enable='no'/>"
+PROD = ("<network><name>dr-lan</name><bridge name='vmfbench0' stp='off'/><dns enable='no'/>"
         "<ip address='10.77.0.1' prefix='24'/></network>")
 
 
@@ -90,7 +91,7 @@ def baseline(plan, work: Path) -> tuple[float, list[float]]:
     per_group: list[float] = []
     names = []
     try:
-        conn.networkCreateXML(PROD.replace("bench-prod", "bench-base").replace("vmfbench0", "vmfbench1"))
+        conn.networkCreateXML(PROD.replace("dr-lan", "bench-base").replace("vmfbench0", "vmfbench1"))
         t0 = time.monotonic()
         with ConsoleWatch(work) as watch:
             for group in plan.groups:
@@ -217,19 +218,28 @@ def main(argv=None) -> int:
         show("test failover (vmferry recover --test, isolated network)", report, split(report, watch, t0), base_total)
 
         with lv.connect(daemon.uri) as conn:
-            conn.define_network(PROD)
+            conn.define_network(PROD)            # dr's production network (the manifest maps it as dr-lan)
+        try:
+            from vmferry.recovery import failover_steps
+        except ImportError:
+            failover_steps = None
         with ConsoleWatch(work / "dr") as watch:
             t0 = time.monotonic()
-            fo = failover_mod.failover_disaster(plan, state, production={n.name: "bench-prod" for n in plan.networks})
-        show("disaster failover (library failover_disaster, production network, no surroundings)", fo,
-             split(fo, watch, t0), base_total)
-        planned = getattr(failover_mod, "failover_planned", None) or getattr(failover_mod, "failover", None)
-        if planned is None:
-            print("\nfailover with surroundings (DNS, HAProxy, nftables, locator): not in this tree yet "
-                  "(helper fo13's --failover); not measured")
-        else:
-            print(f"\nfailover with surroundings: {planned.__name__} exists in this tree but this bench does not "
-                  "drive it yet; not measured")
+            if failover_steps is None:
+                fo = failover_mod.failover_disaster(plan, state, production={n.name: "dr-lan" for n in plan.networks})
+                title = "disaster failover (library failover_disaster: production network, no surroundings)"
+            else:
+                from vmferry.recovery.report import report_from_dict
+
+                doc = failover_steps.failover(str(state), failover_steps.FailoverRequest("shop", "dr", "disaster"))
+                fo = report_from_dict(doc)
+                steps = doc.get("surroundings") or []
+                title = (f"disaster failover (vmferry recover --failover --disaster: production network, "
+                         f"{len(steps)} surroundings step(s))")
+        show(title, fo, split(fo, watch, t0), base_total)
+        print("\nnot measured: the failover's surroundings (DNS by RFC 2136, HAProxy pools, nftables, locator) — the "
+              "demo application declares none and this bench starts no BIND/HAProxy/locator; the planned failover "
+              "(source shutdown + final sync) needs running source domains, the demo's sources are packages")
         return 0 if report.ok and fo.ok else 1
     finally:
         demo_libvirtd.stop(base)
