@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from datetime import timedelta
 
 import pytest
 
@@ -75,7 +76,7 @@ def _durable(plan, state, scenario):
             workers = [Worker(client, task_queue=CONTROL_QUEUE, workflows=WORKFLOWS),
                        Worker(client, task_queue=site_queue("dr"),
                               activities=RecoveryActivities(PlanLibrary(plan, state)).activities(),
-                              max_heartbeat_throttle_interval=__import__("datetime").timedelta(seconds=1))]
+                              max_heartbeat_throttle_interval=timedelta(seconds=1))]
             async with workers[0], workers[1]:
                 return await scenario(client, server.address)
         return asyncio.run(main())
