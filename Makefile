@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml .ci/apt-packages.txt
 venv: $(STAMP)
 
 demo: $(STAMP)
-	@./scripts/demo.sh
+	@VENV=$(VENV) ./scripts/demo.sh
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
