@@ -106,7 +106,7 @@ def test_paused_run_resumes_with_its_hooks_reported(netlibvirtd, site, tmp_path)
         async def paused():
             res = await _cli(address, "show", wid, "--json")
             doc = json.loads(res.stdout)
-            return doc if doc["paused_at"] else None
+            return doc if doc["paused_at"] and doc["latest"].startswith("paused") else None   # heartbeat sent too
         shown = await _until(paused)
         assert shown["paused_at"] == "checks" and shown["status"] == "RUNNING"
         assert shown["activity"] == "recover_test" and shown["latest"] == "paused before checks"
