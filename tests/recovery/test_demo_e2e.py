@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 import demo_libvirtd  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800), pytest.mark.xdist_group("hostnet")]
-LEFTOVER = ("<network><name>demo-leftover</name><bridge name='vmfdemo9' stp='off'/>"
+LEFTOVER = ("<network><name>demo-leftover</name><bridge name='vmfdemo9' stp='off'/><dns enable='no'/>"
             "<ip address='10.79.0.1' prefix='24'/></network>")
 
 
@@ -37,12 +37,12 @@ def test_demo_protects_recovers_reports_the_rto_and_leaves_nothing(tmp_path):
     import libvirt
 
     base = tmp_path / "d"
-    old = demo_libvirtd.start(base)                      # what a demo killed with -9 leaves behind
-    conn = libvirt.open(old.uri)
-    conn.networkCreateXML(LEFTOVER)
-    conn.close()
     env = dict(os.environ, VMFERRY_DEMO_DIR=str(base), PYTHONPATH=str(REPO / "src"))
     try:
+        old = demo_libvirtd.start(base)                  # what a demo killed with -9 leaves behind
+        conn = libvirt.open(old.uri)
+        conn.networkCreateXML(LEFTOVER)
+        conn.close()
         res = subprocess.run([sys.executable, str(REPO / "scripts" / "demo_recover.py"), "--components", "db,web"],
                              capture_output=True, text=True, env=env, timeout=1700, cwd=REPO)
     finally:
