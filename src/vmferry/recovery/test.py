@@ -46,6 +46,9 @@ from vmferry.tools import proc
 
 Say = Callable[[str], None]
 SOCKET_MAX = 100                      # sun_path holds 108 bytes with its NUL; keep a margin
+# seconds between proof attempts: a guest is seen ~1.5 s after it serves at a 1 s poll (bench/recover.py), each
+# attempt costs a few ms (libvirt state, agent ping, a TCP connect)
+PROOF_POLL = 0.25
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -175,7 +178,7 @@ def _run(plan: RecoveryPlan, report: RecoveryReport, journal: Journal | None, st
                 res.console_log = log
             g.launched = clock() - t0
             t_wait = clock()
-            prove(conn, [p for _, _, p in items], clock=clock, sleep=control.sleep)
+            prove(conn, [p for _, _, p in items], poll=PROOF_POLL, clock=clock, sleep=control.sleep)
             _add(report, "guest_wait", clock() - t_wait)
             for vm, res, p in items:
                 res.checks = ([p.agent_result] if p.agent_result else []) + list(p.results.values())
