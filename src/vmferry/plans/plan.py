@@ -370,7 +370,35 @@ def build_plan(app: App, source_name: str, target_name: str) -> Plan:
     move = app.move(source_name, target_name)
     netmap, risks = map_networks(app, move, source, target)
     nics, more = readdress(app, move, target, netmap)
-    risks += more
+    return _assemble(app, source, target, move, netmap, nics, risks + more)
+
+
+def return_plan(app: App, away_name: str, home_name: str) -> Plan:
+    """The plan to bring ``app`` back to ``home_name`` after the move ``home_name`` -> ``away_name`` took it
+    away (a failback): every NIC goes from its address at ``away_name`` back to the one the manifest
+    declares, its network back to its own; DNS, load-balancer members, locators, firewall rules and
+    settings point at the home addresses again. :func:`build_plan` from ``away_name`` would not: the
+    manifest's addresses are the home site's, so nothing would seem to change."""
+    from dataclasses import replace
+
+    forward = build_plan(app, home_name, away_name)
+    source, target = app.sites[away_name], app.sites[home_name]
+    move = forward_move = app.move(home_name, away_name)
+    move = replace(forward_move, source=away_name, target=home_name,
+                   networks=tuple((b, a) for a, b in forward_move.networks),
+                   subnets=tuple(SubnetRule(r.target, r.source) for r in forward_move.subnets), pools=(), overrides=())
+    nics = [replace(n, source_network=n.target_network or n.source_network, target_network=n.source_network,
+                    old_address=n.new_address, new_address=n.old_address, rule=f"back to its address at {home_name}")
+            for n in forward.nics]
+    netmap = {t: s for s, t in forward.networks.items() if t}
+    return _assemble(app, source, target, move, netmap, nics, [], identity_at_target=True)
+
+
+def _assemble(app: App, source: Site, target: Site, move: Move, netmap: dict, nics: list[NicPlan],
+              risks: list[Finding], *, identity_at_target: bool = False) -> Plan:
+    """The plan from the NICs' moves; a component's default locator EID is its address at the site its
+    identity belongs to (the manifest's: the source, or the target for a return home)."""
+    source_name, target_name = source.name, target.name
     index = by_component(nics)
     dns = _dns(app, index, source, target)
     services, more = _services(app, source, target)
@@ -382,7 +410,8 @@ def build_plan(app: App, source_name: str, target_name: str) -> Plan:
     locator = []
     for comp in app.components.values():
         old, new = primary_address(index, comp.name, new=False), primary_address(index, comp.name, new=True)
-        eids = comp.eids or ((f"{old}/{ipaddress.ip_address(old).max_prefixlen}",) if old else ())
+        ident = new if identity_at_target else old
+        eids = comp.eids or ((f"{ident}/{ipaddress.ip_address(ident).max_prefixlen}",) if ident else ())
         locator += [LocatorChange(e, comp.name, old, new) for e in eids]
     groups, cycles = boot_order(app.components, [(d.source, d.target) for d in app.dependencies
                                                  if d.target_kind == "component"])

@@ -319,6 +319,24 @@ def reversed_of(group: ProtectionGroup) -> ProtectionGroup | None:
     return None
 
 
+def home_site(group: ProtectionGroup) -> str:
+    """The site the application was first protected from (through the reprotected records' chain)."""
+    while (forward := reversed_of(group)) is not None:
+        group = forward
+    return group.source_site
+
+
+def move_plan(app, group: ProtectionGroup):
+    """The move plan of a recovery of ``group`` (source -> target): the manifest's move, or — when the target
+    is the application's home site (a failback) — the return home
+    (:func:`vmferry.plans.plan.return_plan`): addresses and surroundings go back to the manifest's."""
+    from vmferry.plans.plan import build_plan, return_plan
+
+    if reversed_of(group) is not None and group.target_site == home_site(group):
+        return return_plan(app, group.source_site, group.target_site)
+    return build_plan(app, group.source_site, group.target_site)
+
+
 def reprotect(app: str, *, store: Store | None = None, method: str = "auto", say: Say | None = None,
               clock: Callable[[], float] = time.monotonic) -> ReprotectReport:
     """Reverse the protection of ``app`` after a failover (see the module's description). ``method``:

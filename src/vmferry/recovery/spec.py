@@ -71,7 +71,7 @@ def probes_of(app: App, component: str) -> tuple[Probe, ...]:
 def plan_from_group(app: App, group, *, point_id: str | None = None, timeout: float = DEFAULT_TIMEOUT,
                     domain_type: str | None = None) -> RecoveryPlan:
     """The test recovery plan of ``group`` (a :class:`vmferry.replication.store.ProtectionGroup`)."""
-    from vmferry.plans.plan import build_plan
+    from vmferry.recovery.reprotect import move_plan
     from vmferry.replication import points
 
     point = group.newest if point_id is None else next((p for p in group.points if p.point_id == point_id), None)
@@ -84,7 +84,7 @@ def plan_from_group(app: App, group, *, point_id: str | None = None, timeout: fl
         raise RecoveryError(f"site {group.target_site!r} runs no VMs (no libvirt platform)", path=app.path)
     storage = target.libvirt.storage_dir or os.path.dirname(group.replica_dir.rstrip(os.sep))
     try:
-        move = build_plan(app, group.source_site, group.target_site)
+        move = move_plan(app, group)     # a failback: the return home (addresses as the manifest says)
     except VmferryError as exc:
         raise RecoveryError(f"the move plan {group.source_site} -> {group.target_site} fails: {exc}") from exc
     nics_of: dict[str, list] = {}
