@@ -155,4 +155,14 @@ def app_detail(app: str, *, store=None, now: datetime | None = None) -> dict:
         vms.append({**vm, "disks": [{"key": d.key, "size": d.size} for d in replica.disks]})
     return {"row": row, "app": data, "vms": vms, "timeline": timeline(data["points"], now),
             "throughput": throughput(group), "findings": doc["findings"], "plan": plan_graph(group),
-            "now": doc["now"]}
+            "burst": burst(store.root, app), "now": doc["now"]}
+
+
+def burst(state_dir: str, app: str) -> list[dict] | None:
+    """The application's burst copies and the policy's last decisions (``vmferry status``'s burst part);
+    None where this vmferry has no burst package."""
+    try:
+        from vmferry.burst.status import burst_status
+    except ImportError:
+        return None
+    return burst_status(state_dir, app)
