@@ -54,23 +54,26 @@ class Served:
 
 
 def _manifest(tmp: Path, work: Path, uri: str) -> Path:
+    """The serving test guest as application 'shop'. Its subnets (10.161.15/16.0/24) are used by no other
+    test: an isolated test network's bridge takes its gateway address on the host, where another test's
+    network on the same subnet (another private libvirtd) would collide."""
     raw = tmp / "web.raw"
     run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", serviceguest.service_image(), raw])
-    make_ova(raw, tmp, "web", ip="10.66.0.13")
+    make_ova(raw, tmp, "web", ip="10.161.15.13")
     lib = {"uri": uri}
     manifest = tmp / "app.yaml"
     manifest.write_text(yaml.safe_dump({
         "name": "shop",
-        "components": {"web": {"package": "web.ova", "nics": [{"address": "10.66.0.13/24"}], "ports": [80]}},
+        "components": {"web": {"package": "web.ova", "nics": [{"address": "10.161.15.13/24"}], "ports": [80]}},
         "sites": {
             "dc1": {"platform": "libvirt", "libvirt": {**lib, "storage": str(work / "dc1"),
                                                        "networks": {"VM Network": "dc1-lan"}},
-                    "networks": {"VM Network": {"subnet": "10.66.0.0/24", "gateway": "10.66.0.1"}}},
+                    "networks": {"VM Network": {"subnet": "10.161.15.0/24", "gateway": "10.161.15.1"}}},
             "dr": {"platform": "libvirt", "libvirt": {**lib, "storage": str(work / "dr"),
                                                       "networks": {"VM Network": "dr-lan"}},
-                   "networks": {"dr-app": {"subnet": "10.77.0.0/24", "gateway": "10.77.0.1"}}}},
+                   "networks": {"dr-app": {"subnet": "10.161.16.0/24", "gateway": "10.161.16.1"}}}},
         "moves": [{"from": "dc1", "to": "dr", "networks": {"VM Network": "dr-app"},
-                   "readdress": [{"from": "10.66.0.0/24", "to": "10.77.0.0/24"}]}]}))
+                   "readdress": [{"from": "10.161.15.0/24", "to": "10.161.16.0/24"}]}]}))
     return manifest
 
 
@@ -217,7 +220,7 @@ def test_test_failover_from_the_page_live_steps_report_and_rto(served, chromium)
         rto = page.locator("#rto").inner_text()
         value = float(re.search(r"Measured RTO: ([0-9.]+) s", rto).group(1))
         assert value > 0
-        assert "10.77.0.13" in report and "nothing left" in report
+        assert "10.161.16.13" in report and "nothing left" in report
         assert page.locator("#run-status").inner_text() == "completed"
         assert errors == [], errors
     finally:
