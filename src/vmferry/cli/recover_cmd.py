@@ -6,6 +6,10 @@ boot group; proves each VM (guest agent, declared health checks), runs the appli
 everything it created and reports the time to proof of each VM and the measured RTO. Exit status 0
 when the application came up, 1 when it did not, 2 on bad input.
 
+``vmferry recover APP --to dr --failover --planned | --disaster [--point ID]`` fails the application over
+(:mod:`vmferry.cli.failover_cmd`): the VMs run at the target on its production networks, the surroundings
+(DNS, load balancer, firewall, locator) follow. Exit status 0 when it came up, 1 when not, 2 on bad input.
+
 ``vmferry recover --cleanup`` removes what interrupted test runs left behind (their cleanup journals).
 
 Run control: ``--hook-before``/``--hook-after STEP=COMMAND`` run a host command around a boot group
@@ -47,8 +51,11 @@ def add_arguments(p) -> None:
                    help="run COMMAND on this host after the boot group of STEP proved itself; repeatable")
     p.add_argument("--hook-timeout", type=float, default=300.0, metavar="SECONDS",
                    help="time each hook has (default 300)")
-    p.add_argument("--temporal", metavar="HOST:PORT", help="run the test as a durable run on this Temporal service")
+    p.add_argument("--temporal", metavar="HOST:PORT", help="run the test or failover as a durable run on this Temporal service")
     p.add_argument("--detach", action="store_true", help="durable run: print its id and return")
+    from vmferry.cli.failover_cmd import add_failover_arguments
+
+    add_failover_arguments(p)
 
 
 def _interrupted(_signum, _frame):
@@ -80,6 +87,10 @@ def run(args) -> int:
         from vmferry.cli import recover_reverse
 
         return recover_reverse.run(args, state)
+    if args.failover:
+        from vmferry.cli.failover_cmd import run_failover
+
+        return run_failover(args, state)
     if not args.test:
         raise UsageError("only test recoveries are available: ask for a test")
     if args.timeout <= 0:

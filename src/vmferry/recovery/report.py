@@ -90,6 +90,8 @@ class RecoveryReport:
     # guest_wait (proving: polling guests that boot), checks, hooks, cleanup (after the RTO's end),
     # cpu (this process's CPU time from the RTO's start to the end of cleanup)
     timings: dict[str, float] = field(default_factory=dict)
+    surroundings: list[dict] = field(default_factory=list)   # failover: DNS/LB/firewall/locator steps, verified
+    source: dict[str, str] = field(default_factory=dict)     # planned failover: source domain -> how it stopped
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "app": self.app, "site": self.site, "point": self.point_id,
@@ -101,7 +103,8 @@ class RecoveryReport:
                 "cleanup": self.cleanup.to_dict(), "previous_cleanup": self.previous_cleanup,
                 "replicas_unchanged": self.replicas_unchanged, "replica_files": self.replica_files,
                 "data_loss_seconds": _r(self.data_loss_seconds), "hooks": [h.to_dict() for h in self.hooks],
-                "pauses": self.pauses, "timings": {k: _r(v) for k, v in self.timings.items()}}
+                "pauses": self.pauses, "timings": {k: _r(v) for k, v in self.timings.items()},
+                "surroundings": self.surroundings, "source_stopped": self.source}
 
 
 def report_from_dict(doc: dict) -> RecoveryReport:
@@ -134,7 +137,8 @@ def report_from_dict(doc: dict) -> RecoveryReport:
         data_loss_seconds=doc.get("data_loss_seconds"),
         hooks=[HookResult(h["when"], h["step"], h["command"], h.get("returncode"), h["seconds"], h["ok"],
                           h.get("output", ""), h.get("detail", "")) for h in doc.get("hooks", [])],
-        pauses=list(doc.get("pauses", [])), timings=dict(doc.get("timings", {})))
+        pauses=list(doc.get("pauses", [])), timings=dict(doc.get("timings", {})),
+        surroundings=list(doc.get("surroundings", [])), source=dict(doc.get("source_stopped", {})))
 
 
 def _s(value: float | None) -> str:
@@ -175,6 +179,11 @@ def render_text(report: RecoveryReport) -> str:
                      f" {h.command}")
     if report.not_started:
         lines.append(f"not started: {', '.join(report.not_started)}")
+    for name, how in report.source.items():
+        lines.append(f"source {name}: stopped ({how})")
+    for s in report.surroundings:
+        lines.append(f"{s['kind']} {s['id']}: {s['status']}, "
+                     + (f"verified ({s['verify_detail']})" if s["verified"] else f"NOT verified {s['verify_detail']}"))
     for c in report.checks:
         lines.append(f"application check {c.what}: {'ok' if c.ok else 'FAILED'} ({c.detail}, {c.seconds:.1f} s)")
     lines.append(f"replicas unchanged: {'yes' if report.replicas_unchanged else 'NO'} "
@@ -190,6 +199,17 @@ _CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}h1{font-si
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}
 .ok{color:#176317;font-weight:bold}.bad{color:#a31515;font-weight:bold}pre{background:#f4f4f4;padding:.6em;
 overflow:auto;max-height:30em}.bar{background:#4a7fb5;height:.8em;display:inline-block}"""
+
+
+def _surroundings_html(report: RecoveryReport) -> str:
+    if not report.surroundings:
+        return ""
+    e = html.escape
+    rows = "".join(f"<tr><td>{e(s['kind'])}</td><td>{e(s['summary'])}</td><td>{e(s['status'])}</td>"
+                   f"<td>{'ok' if s['verified'] else 'NOT verified'}: {e(s['verify_detail'])}</td></tr>"
+                   for s in report.surroundings)
+    return (f"<h2>Surroundings</h2><table><tr><th>kind</th><th>step</th><th>status</th><th>verified</th></tr>"
+            f"{rows}</table>")
 
 
 def render_html(report: RecoveryReport) -> str:
@@ -237,6 +257,7 @@ def render_html(report: RecoveryReport) -> str:
 {f'<p>Not started: {e(", ".join(report.not_started))}</p>' if report.not_started else ''}
 <h2>Application checks</h2><table><tr><th>check</th><th>result</th><th>detail</th><th>time</th></tr>{checks}
 </table>
+{_surroundings_html(report)}
 <h2>Afterwards</h2><p>Replicas unchanged: {'yes' if report.replicas_unchanged else 'NO'}
 ({report.replica_files} files hashed before and after). Cleanup: {len(report.cleanup.removed)} removed,
 {e(left)}.</p>

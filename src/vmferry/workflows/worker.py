@@ -51,14 +51,15 @@ class WorkerPlan:
 
 def build_workers(client, plan: WorkerPlan, library: ReplicationLibrary | None,
                   executor: ThreadPoolExecutor) -> list[Worker]:
-    from vmferry.workflows import recovery
+    from vmferry.workflows import failover, recovery
     from vmferry.workflows.protection import ProtectWorkflow, SyncWorkflow
     from vmferry.workflows.schedules import ScheduleActivities
 
     identity = worker_identity(plan.sites, plan.workflows)
     workers: list[Worker] = []
     if plan.workflows:
-        workers.append(Worker(client, task_queue=CONTROL_QUEUE, workflows=[SyncWorkflow, ProtectWorkflow, *recovery.WORKFLOWS],
+        workers.append(Worker(client, task_queue=CONTROL_QUEUE, workflows=[SyncWorkflow, ProtectWorkflow, *recovery.WORKFLOWS,
+                                                                           *failover.WORKFLOWS],
                               activities=ScheduleActivities(client).activities(), identity=identity,
                               sticky_queue_schedule_to_start_timeout=timedelta(seconds=3)))
     if plan.sites:
@@ -69,6 +70,7 @@ def build_workers(client, plan: WorkerPlan, library: ReplicationLibrary | None,
         store = getattr(library, "store", None)   # the real library: recovery runs over the same state dir
         if store is not None:
             site_acts += recovery.RecoveryActivities(recovery.StoreRecoveryLibrary(store.root)).activities()
+            site_acts += failover.FailoverActivities(store.root).site_activities()
         for site in plan.sites:
             workers.append(Worker(client, task_queue=site_queue(site), activities=site_acts,
                                   activity_executor=executor, max_concurrent_activities=4, identity=identity,

@@ -1,0 +1,126 @@
+"""The source side of a planned failover: stop the application's VMs cleanly, then take the last point.
+
+* :func:`stop_source` asks every running source domain to shut down (its guest agent, else the ACPI
+  power button) and waits; a domain still running after ``timeout`` seconds is powered off. Domains
+  already off are left as they are (a step run again does nothing).
+* :func:`final_sync` takes the recovery point nothing was written after: each stopped source domain is
+  started **paused** (its vCPUs never run, so its disks stay exactly as the shutdown left them; QEMU
+  serves the pull backup of their changes since the last point), the application is synced
+  (:func:`vmferry.replication.protect.sync_app`), and the paused domains are powered off again.
+
+Package sources have nothing to stop: their package is what it is; the final sync reads it once more.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from vmferry.errors import RecoveryError, TargetError, VmferryError
+
+Say = Callable[[str], None]
+POLL = 0.5
+
+
+def source_domains(group) -> list[str]:
+    return [vm.source for vm in group.vms if vm.source_kind == "domain" and vm.source]
+
+
+def _connect(group):
+    from vmferry.tools import libvirt as lv
+
+    if not group.source_uri:
+        raise RecoveryError(f"application {group.app!r}: the source site {group.source_site!r} has no libvirt "
+                            "connection")
+    try:
+        return lv.connect(group.source_uri)
+    except (VmferryError, TargetError) as exc:
+        raise RecoveryError(f"cannot reach the source site {group.source_site!r}: {exc}") from exc
+
+
+def stop_source(group, *, timeout: float = 120.0, say: Say | None = None,
+                clock: Callable[[], float] = time.monotonic) -> dict[str, str]:
+    """Shut the source domains down; domain -> how it stopped (``clean``, ``forced``, ``already off``)."""
+    from vmferry.tools import libvirt as lv
+
+    say = say or (lambda _m: None)
+    names = source_domains(group)
+    out: dict[str, str] = {}
+    if not names:
+        return out
+    lib = lv.binding()
+    with _connect(group) as conn:
+        doms = {}
+        for name in names:
+            try:
+                dom = conn.domain(name)
+            except (VmferryError, TargetError) as exc:
+                raise RecoveryError(f"source domain {name!r} at site {group.source_site!r}: {exc}") from exc
+            if not dom.isActive():
+                out[name] = "already off"
+                continue
+            doms[name] = dom
+            say(f"shutting down {name} at {group.source_site}")
+            for flags in (lib.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT, lib.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN):
+                try:
+                    dom.shutdownFlags(flags)
+                    break
+                except lib.libvirtError:
+                    continue                   # no agent / no ACPI: the next way, then the timeout
+        deadline = clock() + timeout
+        while doms:
+            for name, dom in list(doms.items()):
+                try:
+                    active = dom.isActive()
+                except lib.libvirtError:
+                    active = False
+                if not active:
+                    out[name] = "clean"
+                    del doms[name]
+            if not doms or clock() >= deadline:
+                break
+            time.sleep(POLL)
+        for name, dom in doms.items():
+            say(f"{name} did not shut down within {timeout:g} s: powering it off")
+            try:
+                dom.destroy()
+            except lib.libvirtError as exc:
+                if dom.isActive():
+                    raise RecoveryError(f"cannot power off source domain {name!r}: {lv.message(exc)}") from exc
+            out[name] = "forced"
+    return out
+
+
+def final_sync(group, *, store=None, say: Say | None = None):
+    """The last recovery point of the stopped application (see the module text); the RecoveryPoint."""
+    from vmferry.replication.protect import sync_app
+    from vmferry.tools import libvirt as lv
+
+    say = say or (lambda _m: None)
+    names = source_domains(group)
+    lib = lv.binding()
+    with _connect(group) as conn:
+        started = []
+        try:
+            for name in names:
+                dom = conn.domain(name)
+                if dom.isActive():
+                    state = dom.state()[0]
+                    if state != lib.VIR_DOMAIN_PAUSED:
+                        raise RecoveryError(f"source domain {name!r} runs again: stop it before the final sync")
+                else:
+                    dom.createWithFlags(lib.VIR_DOMAIN_START_PAUSED)
+                started.append(dom)
+            say("taking the final recovery point")
+            point = sync_app(group.app, store=store)
+        except lib.libvirtError as exc:
+            raise RecoveryError(f"cannot start the source domains paused for the final sync: {lv.message(exc)}") \
+                from exc
+        finally:
+            for dom in started:
+                try:
+                    if dom.isActive():
+                        dom.destroy()
+                except lib.libvirtError:
+                    pass
+    return point

@@ -1,0 +1,334 @@
+"""Issue 13 failover end to end: a three-component application (db <- app <- web, web behind HAProxy, DNS
+names, a firewall rule, locator EIDs) of serving test guests running at site dc1 (a private session
+libvirtd), protected with ``vmferry protect`` to site dr (the privileged private libvirtd, its production
+network on a bridge) whose surroundings are real servers on 127.0.0.1: BIND 9 (RFC 2136 + TSIG),
+HAProxy (runtime API), the locator service, an nftables ruleset checked with ``nft -c``.
+
+* planned (``vmferry recover --failover --planned``, in process): the source guests shut down through
+  their agent, the final point, the app at dr from it in boot order; ``dig`` answers the dr addresses,
+  HAProxy's pool holds the dr member (and serves through it), the locator resolves the new locators, the
+  ruleset passes ``nft -c``, and what the db guest wrote just before the failover is served at dr;
+* disaster through the Temporal workflow with the source libvirtd stopped: the ``vmferry worker`` is
+  killed with ``kill -9`` in the middle of the boot groups and started again; the run finishes, no VM is
+  started twice (libvirt domain ids unchanged, one start each), DNS/HAProxy/locator end at dr, and the
+  report gives the data-loss window since the newest point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import run_vmferry
+from tests.guest import libvirtd as _libvirtd
+from tests.locator.serving import spawn_locator
+from tests.plans.servers import HAProxy
+from tests.plans.test_apply import dig
+from tests.recovery import appguest
+from tests.replication import sourceguest as sg
+from vmferry.locator.client import LocatorClient
+from vmferry.locator.devservers import Named, free_port
+from vmferry.locator.model import Locator
+from vmferry.plans.dnsupdate import ensure_rrset
+from vmferry.plans.haproxy import RuntimeApi
+from vmferry.recovery import failover_record
+from vmferry.tools import libvirt as lv
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800), pytest.mark.xdist_group("hostnet")]
+REPO = Path(__file__).resolve().parents[2]
+ZONE = "shop.fo.test"
+SECRET = "fo13-locator-secret-0123456789"
+SRC, DR = "10.91.0", "10.92.0"
+HOSTS = {"db": 11, "app": 12, "web": 13}
+PROD = (f"<network><name>fo-dr-lan</name><bridge name='vmffo0' stp='off'/><dns enable='no'/>"
+        f"<ip address='{DR}.1' prefix='24'/></network>")
+TIMEOUT = 240
+
+
+def source_xml(name: str, disk: Path, work: Path) -> str:
+    return f"""<domain type='qemu'>
+  <name>{name}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+  <devices>
+    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{disk}'/>
+      <target dev='vda' bus='virtio'/></disk>
+    <interface type='user'><mac address='52:54:00:91:00:{HOSTS[name.removeprefix("fo-")]:02x}'/>
+      <model type='virtio'/></interface>
+    <serial type='unix'><source mode='bind' path='{work / (name + ".sock")}'/><target port='0'/></serial>
+    <channel type='unix'><source mode='bind' path='{work / (name + ".agent")}'/>
+      <target type='virtio' name='org.qemu.guest_agent.0'/></channel>
+    <memballoon model='none'/>
+  </devices>
+</domain>"""
+
+
+def manifest(path: Path, src, net, named, haproxy, locator_url: str, ruleset: Path) -> Path:
+    comps = {c: {"source": {"domain": f"fo-{c}"}, "nics": [{"network": "lan", "address": f"{SRC}.{h}/24"}],
+                 "ports": [80]} for c, h in HOSTS.items()}
+    path.write_text(yaml.safe_dump({
+        "name": "shop", "zone": ZONE, "components": comps,
+        "dependencies": [{"from": "web", "to": "app", "port": 80}, {"from": "app", "to": "db", "port": 80}],
+        "dns": {"records": [{"name": "www", "type": "A", "pool": "web"}, {"name": "app", "type": "A", "component": "app"},
+                            {"name": "db", "type": "A", "component": "db"}]},
+        "load_balancer": {"pools": [{"name": "web", "port": 80, "members": ["web"],
+                                     "health_check": {"type": "http", "path": "/health"}}]},
+        "firewall": [{"name": "app-to-db", "from": "app", "to": "db", "port": 80}],
+        "sites": {
+            "dc1": {"platform": "libvirt", "libvirt": {"uri": src.uri, "storage": str(src.workdir / "dc1"),
+                                                       "networks": {"lan": "fo-dc1-lan"}},
+                    "networks": {"lan": {"subnet": f"{SRC}.0/24", "gateway": f"{SRC}.1"}}},
+            "dr": {"platform": "libvirt", "libvirt": {"uri": net.uri, "storage": str(net.workdir / "fo-dr"),
+                                                      "networks": {"lan": "fo-dr-lan"}},
+                   "networks": {"dr-lan": {"subnet": f"{DR}.0/24", "gateway": f"{DR}.1"}},
+                   "dns": {"server": f"127.0.0.1:{named.port}",
+                           "tsig": {"name": named.key_name, "algorithm": "hmac-sha256", "secret": named.secret}},
+                   "load_balancer": {"kind": "haproxy", "runtime": f"unix:{haproxy.socket}"},
+                   "locator": {"url": locator_url, "key_id": "dr-1", "secret": SECRET, "ttl": 30},
+                   "firewall": {"ruleset": str(ruleset), "table": "vmferry_shop"}}},
+        "moves": [{"from": "dc1", "to": "dr", "networks": {"lan": "dr-lan"},
+                   "readdress": [{"from": f"{SRC}.0/24", "to": f"{DR}.0/24"}]}]}, sort_keys=False))
+    return path
+
+
+def start_locator(workdir: Path):
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "sites.toml").write_text(f'[[site]]\nname = "dr"\nkey_id = "dr-1"\nsecret = "{SECRET}"\n'
+                                        'prefixes = ["10.91.0.0/16"]\n')
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = spawn_locator([sys.executable, "-m", "vmferry.cli.main", "locator", "serve", "--sites",
+                          str(workdir / "sites.toml"), "--http", f"127.0.0.1:{port}", "--db",
+                          str(workdir / "locator.db")], workdir, url)
+    return proc, url
+
+
+def set_surroundings(world, prefix: str) -> None:
+    """DNS, HAProxy and the locator as they are while the application runs at ``prefix`` (dc1: SRC)."""
+    for name, comp in (("www", "web"), ("app", "app"), ("db", "db")):
+        ensure_rrset(world["dns"], ZONE, f"{name}.{ZONE}", "A", [f"{prefix}.{HOSTS[comp]}"], 60)
+    RuntimeApi(f"unix:{world['haproxy'].socket}").ensure_member("web", "web", f"{prefix}.13", 80, check=False)
+    with LocatorClient(world["locator"], key_id="dr-1", secret=SECRET) as client:
+        for h in HOSTS.values():
+            client.register(f"{SRC}.{h}/32", [Locator(f"{prefix}.{h}")], ttl=30)
+
+
+def locators(world) -> dict[str, list[str]]:
+    with LocatorClient(world["locator"]) as client:
+        out = {}
+        for h in HOSTS.values():
+            res = client.resolve(f"{SRC}.{h}")
+            out[f"{SRC}.{h}"] = [loc.address for loc in res.mapping.locators] if res.mapping else []
+        return out
+
+
+def http(url: str, timeout: float = 5) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:   # noqa: S310 - test, our own guest
+        return resp.read().decode()
+
+
+@pytest.fixture(scope="module")
+def world(netlibvirtd, tmp_path_factory):
+    base = tmp_path_factory.mktemp("fo13")
+    image = appguest.app_image()
+    src, src_proc = _libvirtd.start()
+    servers = []
+    consoles = []
+    state = base / "state"
+    try:
+        for d in (src.workdir / "dc1", netlibvirtd.workdir / "fo-dr"):
+            d.mkdir()
+        src.own(src.workdir / "dc1")
+        netlibvirtd.own(netlibvirtd.workdir / "fo-dr")
+        with lv.connect(netlibvirtd.uri) as conn:
+            conn.define_network(PROD)
+        with lv.connect(src.uri) as conn:
+            for comp in HOSTS:
+                disk = src.workdir / "dc1" / f"fo-{comp}.qcow2"
+                subprocess.run(["cp", "--sparse=always", str(image), str(disk)], check=True)
+                os.chmod(disk, 0o644)
+                src.own(disk)
+                conn.define(source_xml(f"fo-{comp}", disk, src.workdir))
+                conn.start(f"fo-{comp}")
+        consoles = [sg.Console(src.workdir / f"fo-{c}.sock") for c in HOSTS]
+        named = Named(base / "named", zone=ZONE).start()
+        servers.append(named)
+        haproxy = HAProxy(base / "haproxy", {"web": f"{SRC}.13:80"}).start()
+        servers.append(haproxy)
+        loc_proc, loc_url = start_locator(base / "locator")
+        ruleset = base / "dr.nft"
+        path = manifest(base / "app.yaml", src, netlibvirtd, named, haproxy, loc_url, ruleset)
+        from vmferry.plans.model import SiteDns, Tsig
+
+        world = {"src": src, "src_proc": src_proc, "net": netlibvirtd, "named": named, "haproxy": haproxy,
+                 "locator": loc_url, "ruleset": ruleset, "manifest": path, "state": state,
+                 "env": {"VMFERRY_STATE": str(state)}, "db": consoles[0], "base": base,
+                 "dns": SiteDns("127.0.0.1", named.port, Tsig(named.key_name, named.secret, "hmac-sha256"))}
+        set_surroundings(world, SRC)
+        t0 = time.monotonic()
+        res = run_vmferry("protect", path, "--from", "dc1", "--to", "dr", "--domain-type", "qemu", "--json",
+                          env=world["env"], timeout=900)
+        assert res.returncode == 0, res.stderr
+        world["protect_seconds"] = time.monotonic() - t0
+        yield world
+    finally:
+        for c in consoles:
+            c.close()
+        if "loc_proc" in locals() and loc_proc.poll() is None:
+            loc_proc.terminate()
+            loc_proc.wait(timeout=15)
+        for s in servers:
+            s.close()
+        with lv.connect(netlibvirtd.uri) as conn:
+            for name in ("shop-db", "shop-app", "shop-web"):
+                if name in conn.names():
+                    conn.undefine(name)
+            conn.remove_network("fo-dr-lan")
+        if src_proc.poll() is None:
+            _libvirtd.stop(src_proc, src.workdir.parent)
+
+
+def test_planned_failover_moves_the_app_and_its_surroundings(world):
+    marker = f"fo13-{uuid.uuid4().hex[:12]}"
+    assert world["db"].run(f"echo {marker} > {appguest.DATA} && busybox sync") == 0   # just before the failover
+    res = run_vmferry("recover", "shop", "--to", "dr", "--failover", "--planned", "--domain-type", "qemu",
+                      "--timeout", str(TIMEOUT), "--json", env=world["env"], timeout=1200)
+    doc = json.loads(res.stdout)
+    assert res.returncode == 0, json.dumps(doc, indent=1)[:4000] + res.stderr
+    assert doc["ok"] and doc["kind"] == "failover-planned" and doc["data_loss_seconds"] == 0
+    assert doc["source_stopped"] == {"fo-db": "clean", "fo-app": "clean", "fo-web": "clean"}
+    assert [(g["group"], g["components"]) for g in doc["groups"]] == [(1, ["db"]), (2, ["app"]), (3, ["web"])]
+    assert {v["vm"]: v["address"] for v in doc["vms"]} == {f"shop-{c}": f"{DR}.{h}" for c, h in HOSTS.items()}
+    assert all(v["proved"] for v in doc["vms"]) and doc["rto_seconds"] > 0
+    kinds = sorted(s["kind"] for s in doc["surroundings"])
+    assert kinds == ["dns"] * 3 + ["firewall"] + ["lb"] + ["locator"] * 3
+    assert all(s["verified"] for s in doc["surroundings"])
+    record = failover_record.load(world["state"], "shop")
+    assert record["point_id"] == doc["point"] and record["steps"]["final-sync"]["point_id"] == doc["point"]
+    assert {name: v["starts"] for name, v in record["vms"].items()} == {"shop-db": 1, "shop-app": 1, "shop-web": 1}
+
+    # the surroundings, read back from the real servers
+    named = world["named"]
+    assert dig(named, f"www.{ZONE}") == [f"{DR}.13"]
+    assert dig(named, f"app.{ZONE}") == [f"{DR}.12"] and dig(named, f"db.{ZONE}") == [f"{DR}.11"]
+    assert world["haproxy"].state() == {"web": f"{DR}.13:80"}
+    assert locators(world) == {f"{SRC}.{h}": [f"{DR}.{h}"] for h in HOSTS.values()}
+    text = world["ruleset"].read_text()
+    assert f"ip saddr {DR}.12 ip daddr {DR}.11 tcp dport 80 accept" in text and SRC not in text
+    subprocess.run(["nft", "-c", "-f", str(world["ruleset"])], check=True, capture_output=True, timeout=30)
+
+    # the data written just before the failover is there, and web answers through HAProxy
+    assert http(f"http://{DR}.11/data.txt").strip() == marker
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if "vmferry test service shop-web" in http(f"http://127.0.0.1:{world['haproxy'].port}/"):
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "HAProxy never served from the dr member"
+        time.sleep(1)
+    with lv.connect(world["src"].uri) as conn:
+        assert not any(conn.info(f"fo-{c}").active for c in HOSTS)          # the source stays down
+    with lv.connect(world["net"].uri) as conn:
+        assert all(conn.info(f"shop-{c}").active for c in HOSTS)
+
+    again = run_vmferry("recover", "shop", "--to", "dr", "--failover", "--planned", "--json", env=world["env"])
+    assert again.returncode == 2 and "already failed over" in again.stderr
+
+
+def _reset_to_source(world) -> None:
+    """Undo the planned failover so the next one starts from the application at dc1."""
+    with lv.connect(world["net"].uri) as conn:
+        for c in HOSTS:
+            if f"shop-{c}" in conn.names():
+                conn.undefine(f"shop-{c}")
+    record = failover_record.load(world["state"], "shop")
+    if record:
+        subprocess.run(["rm", "-rf", record["run_dir"]], check=True)
+    failover_record.remove(world["state"], "shop")
+    world["ruleset"].unlink(missing_ok=True)
+    set_surroundings(world, SRC)
+
+
+def _start_worker(world, log: Path, address: str) -> subprocess.Popen:
+    from tests.workflows.conftest import _dies_with_us, _env
+
+    with open(log, "w") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "vmferry", "worker", "--site", "dr", "--workflows",
+                                 "--temporal", address], stdout=subprocess.DEVNULL, stderr=sink, cwd=REPO,
+                                env=_env(world["env"]), preexec_fn=_dies_with_us)
+    deadline = time.monotonic() + 60
+    while "serving" not in log.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+    return proc
+
+
+def test_disaster_failover_survives_kill9_of_the_worker_with_the_source_gone(world):
+    from vmferry.workflows.server import DevServer
+
+    _reset_to_source(world)
+    assert dig(world["named"], f"www.{ZONE}") == [f"{SRC}.13"]
+    _libvirtd.stop(world["src_proc"], world["src"].workdir.parent)          # the source site is gone
+    group = json.loads(run_vmferry("status", "shop", "--json", env=world["env"]).stdout)["applications"][0]
+    newest = group["newest_point"]
+    server = DevServer(world["base"] / "temporal").start()
+    workers = []
+    cli = None
+    try:
+        workers.append(_start_worker(world, world["base"] / "worker-1.log", server.address))
+        cli = subprocess.Popen([sys.executable, "-m", "vmferry", "recover", "shop", "--to", "dr", "--failover",
+                                "--disaster", "--domain-type", "qemu", "--timeout", str(TIMEOUT), "--json",
+                                "--temporal", server.address], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}",
+                                                         **world["env"]})
+        # kill -9 once the first boot group runs (its VM started, the group not yet proved)
+        deadline = time.monotonic() + 300
+        while True:
+            record = failover_record.load(world["state"], "shop")
+            vms = (record or {}).get("vms", {})
+            if vms.get("shop-db", {}).get("state") == "started":
+                break
+            assert time.monotonic() < deadline and cli.poll() is None, (cli.poll(), record)
+            time.sleep(0.1)
+        os.kill(workers[0].pid, signal.SIGKILL)
+        workers[0].wait(timeout=10)
+        killed_in = failover_record.load(world["state"], "shop")
+        with lv.connect(world["net"].uri) as conn:
+            ids_before = {name: conn.domain(name).ID() for name, v in killed_in["vms"].items()
+                          if v["state"] == "started"}
+        assert "launch-3" not in killed_in["steps"]                          # it really was in the middle
+        workers.append(_start_worker(world, world["base"] / "worker-2.log", server.address))
+        out, err = cli.communicate(timeout=900)
+    finally:
+        if cli is not None and cli.poll() is None:
+            cli.kill()
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+                w.wait(timeout=20)
+        server.stop()
+    doc = json.loads(out)
+    assert cli.returncode == 0, json.dumps(doc, indent=1)[:4000] + err
+    assert doc["ok"] and doc["kind"] == "failover-disaster" and doc["point"] == newest
+    assert doc["data_loss_seconds"] > 0 and doc["source_stopped"] == {}
+    record = failover_record.load(world["state"], "shop")
+    assert {name: v["starts"] for name, v in record["vms"].items()} == {"shop-db": 1, "shop-app": 1, "shop-web": 1}
+    with lv.connect(world["net"].uri) as conn:
+        for name, dom_id in ids_before.items():
+            assert conn.domain(name).ID() == dom_id                         # the same QEMU: not started again
+        assert all(conn.info(f"shop-{c}").active for c in HOSTS)
+    assert dig(world["named"], f"www.{ZONE}") == [f"{DR}.13"] and dig(world["named"], f"db.{ZONE}") == [f"{DR}.11"]
+    assert world["haproxy"].state() == {"web": f"{DR}.13:80"}
+    assert locators(world) == {f"{SRC}.{h}": [f"{DR}.{h}"] for h in HOSTS.values()}
+    subprocess.run(["nft", "-c", "-f", str(world["ruleset"])], check=True, capture_output=True, timeout=30)
