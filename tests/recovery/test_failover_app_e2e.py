@@ -59,6 +59,7 @@ def source_xml(name: str, disk: Path, work: Path) -> str:
     return f"""<domain type='qemu'>
   <name>{name}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+  <features><acpi/></features>
   <devices>
     <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{disk}'/>
       <target dev='vda' bus='virtio'/></disk>
@@ -151,6 +152,7 @@ def world(netlibvirtd, tmp_path_factory):
         netlibvirtd.own(netlibvirtd.workdir / "fo-dr")
         with lv.connect(netlibvirtd.uri) as conn:
             conn.define_network(PROD)
+        t_boot = time.monotonic()
         with lv.connect(src.uri) as conn:
             for comp in HOSTS:
                 disk = src.workdir / "dc1" / f"fo-{comp}.qcow2"
@@ -174,6 +176,7 @@ def world(netlibvirtd, tmp_path_factory):
                  "env": {"VMFERRY_STATE": str(state)}, "db": consoles[0], "base": base,
                  "dns": SiteDns("127.0.0.1", named.port, Tsig(named.key_name, named.secret, "hmac-sha256"))}
         set_surroundings(world, SRC)
+        world["boot_seconds"] = time.monotonic() - t_boot
         t0 = time.monotonic()
         res = run_vmferry("protect", path, "--from", "dc1", "--to", "dr", "--domain-type", "qemu", "--json",
                           env=world["env"], timeout=900)
@@ -198,12 +201,14 @@ def world(netlibvirtd, tmp_path_factory):
 
 
 def test_planned_failover_moves_the_app_and_its_surroundings(world):
+    print(f"setup: sources booted in {world['boot_seconds']:.0f} s, protect {world['protect_seconds']:.0f} s")
     marker = f"fo13-{uuid.uuid4().hex[:12]}"
     assert world["db"].run(f"echo {marker} > {appguest.DATA} && busybox sync") == 0   # just before the failover
     res = run_vmferry("recover", "shop", "--to", "dr", "--failover", "--planned", "--domain-type", "qemu",
                       "--timeout", str(TIMEOUT), "--json", env=world["env"], timeout=1200)
     doc = json.loads(res.stdout)
     assert res.returncode == 0, json.dumps(doc, indent=1)[:4000] + res.stderr
+    print(f"planned failover: RTO {doc['rto_seconds']:.0f} s")
     assert doc["ok"] and doc["kind"] == "failover-planned" and doc["data_loss_seconds"] == 0
     assert doc["source_stopped"] == {"fo-db": "clean", "fo-app": "clean", "fo-web": "clean"}
     assert [(g["group"], g["components"]) for g in doc["groups"]] == [(1, ["db"]), (2, ["app"]), (3, ["web"])]

@@ -268,13 +268,13 @@ def _launch_vm(state, doc: dict, plan: RecoveryPlan, vm: RecoveryVm, nets: dict[
         if conn.info(vm.name).active:                     # started by this failover: adopted as it runs
             if mine["state"] != "started":                   # (interrupted between its start and the record)
                 _started(state, app, vm.name, conn.domain(vm.name).ID())
+            _mark_and_resume(state, doc, vm.name, conn.domain(vm.name))
             return
         if mine["state"] == "started":
             raise RecoveryError(f"{vm.name} was started by this failover and has stopped since; not starting it "
                                 "twice")
         say(f"starting {vm.name} (defined before an interruption)")
-        conn.start(vm.name)
-        _started(state, app, vm.name, conn.domain(vm.name).ID())
+        _start_paused_then_run(state, doc, vm.name, conn)
         return
     if mine is not None and mine["state"] == "started":
         raise RecoveryError(f"{vm.name} was started by this failover and its domain is gone")
@@ -305,10 +305,45 @@ def _launch_vm(state, doc: dict, plan: RecoveryPlan, vm: RecoveryVm, nets: dict[
     xml = isolated_domain_xml(vm.domain_xml, name=vm.name, overlays=disks, networks=nic_nets,
                               console_log=str(log), env_iso=str(iso), what=vm.name,
                               agent_socket=str(sock) if len(str(sock).encode()) <= SOCKET_MAX else None)
-    deployed = libvirt_host.define_and_start(conn, xml, start=True, facts=facts,
+    deployed = libvirt_host.define_and_start(conn, xml, start=False, facts=facts,
                                              domain_type=plan.domain_type or _declared_type(vm.domain_xml, facts))
-    _started(state, app, vm.name, conn.domain(vm.name).ID(), domain_type=deployed.domain_type,
-             warnings=list(deployed.warnings))
+    _start_paused_then_run(state, doc, vm.name, conn, domain_type=deployed.domain_type,
+                           warnings=list(deployed.warnings))
+
+
+def _start_paused_then_run(state, doc: dict, name: str, conn, **extra) -> None:
+    from vmferry.tools import libvirt as lv
+
+    dom = conn.domain(name)
+    lib = lv.binding()
+    try:
+        dom.createWithFlags(lib.VIR_DOMAIN_START_PAUSED)
+    except lib.libvirtError as exc:
+        raise RecoveryError(f"{name}: libvirt could not start it: {lv.message(exc)}") from exc
+    _started(state, doc["app"], name, dom.ID(), **extra)
+    _mark_and_resume(state, doc, name, dom)
+
+
+def _mark_and_resume(state, doc: dict, name: str, dom) -> None:
+    """A domain started paused: change tracking starts (rp13's checkpoint for a later reprotect: only
+    the blocks written at the target from now on go back) before its first instruction runs, then it runs."""
+    from vmferry.recovery.reprotect import mark_failover
+    from vmferry.tools import libvirt as lv
+
+    lib = lv.binding()
+    if dom.state()[0] != lib.VIR_DOMAIN_PAUSED:
+        return
+    try:
+        mark_failover(_group(state, doc["app"]), doc["point_id"], domains=[name])
+    except VmferryError as exc:               # a reprotect then hashes the disks instead: slower, still exact
+        with rec.locked(state, doc["app"]):
+            current = rec.load(state, doc["app"])
+            current["vms"][name].setdefault("warnings", []).append(f"change tracking not started: {exc}")
+            rec.save(state, current)
+    try:
+        dom.resume()
+    except lib.libvirtError as exc:
+        raise RecoveryError(f"{name}: libvirt could not resume it: {lv.message(exc)}") from exc
 
 
 def _started(state, app: str, name: str, domain_id, **extra) -> None:

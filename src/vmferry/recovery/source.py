@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from vmferry.errors import RecoveryError, TargetError, VmferryError
 
 Say = Callable[[str], None]
 POLL = 0.5
+AGENT_TIMEOUT = 10        # seconds libvirt waits for the guest agent's answer
 
 
 def source_domains(group) -> list[str]:
@@ -60,13 +62,10 @@ def stop_source(group, *, timeout: float = 120.0, say: Say | None = None,
                 out[name] = "already off"
                 continue
             doms[name] = dom
-            say(f"shutting down {name} at {group.source_site}")
-            for flags in (lib.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT, lib.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN):
-                try:
-                    dom.shutdownFlags(flags)
-                    break
-                except lib.libvirtError:
-                    continue                   # no agent / no ACPI: the next way, then the timeout
+        if doms:
+            say(f"shutting down {', '.join(doms)} at {group.source_site}")
+            with ThreadPoolExecutor(max_workers=len(doms)) as pool:   # libvirt's agent shutdown waits per VM
+                list(pool.map(lambda dom: _ask_shutdown(dom, lib), doms.values()))
         deadline = clock() + timeout
         while doms:
             for name, dom in list(doms.items()):
@@ -89,6 +88,21 @@ def stop_source(group, *, timeout: float = 120.0, say: Say | None = None,
                     raise RecoveryError(f"cannot power off source domain {name!r}: {lv.message(exc)}") from exc
             out[name] = "forced"
     return out
+
+
+def _ask_shutdown(dom, lib) -> None:
+    """The guest agent's shutdown (answered within AGENT_TIMEOUT), else the ACPI power button; a guest that
+    hears neither is powered off when the timeout passes."""
+    try:
+        dom.agentSetResponseTimeout(AGENT_TIMEOUT, 0)
+    except (lib.libvirtError, AttributeError):
+        pass
+    for flags in (lib.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT, lib.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN):
+        try:
+            dom.shutdownFlags(flags)
+            return
+        except lib.libvirtError:
+            continue
 
 
 def final_sync(group, *, store=None, say: Say | None = None):
