@@ -205,7 +205,7 @@ def test_planned_failover_moves_the_app_and_its_surroundings(world):
     marker = f"fo13-{uuid.uuid4().hex[:12]}"
     assert world["db"].run(f"echo {marker} > {appguest.DATA} && busybox sync") == 0   # just before the failover
     res = run_vmferry("recover", "shop", "--to", "dr", "--failover", "--planned", "--domain-type", "qemu",
-                      "--timeout", str(TIMEOUT), "--json", env=world["env"], timeout=1200)
+                      "--timeout", str(TIMEOUT), "--shutdown-timeout", "90", "--json", env=world["env"], timeout=1200)
     doc = json.loads(res.stdout)
     assert res.returncode == 0, json.dumps(doc, indent=1)[:4000] + res.stderr
     print(f"planned failover: RTO {doc['rto_seconds']:.0f} s")

@@ -1,7 +1,7 @@
 """The source side of a planned failover: stop the application's VMs cleanly, then take the last point.
 
 * :func:`stop_source` asks every running source domain to shut down (its guest agent, else the ACPI
-  power button) and waits; a domain still running after ``timeout`` seconds is powered off. Domains
+  power button; again every :data:`ASK_AGAIN` seconds) and waits; a domain still running after ``timeout`` seconds is powered off. Domains
   already off are left as they are (a step run again does nothing).
 * :func:`final_sync` takes the recovery point nothing was written after: each stopped source domain is
   started **paused** (its vCPUs never run, so its disks stay exactly as the shutdown left them; QEMU
@@ -22,6 +22,7 @@ from vmferry.errors import RecoveryError, TargetError, VmferryError
 Say = Callable[[str], None]
 POLL = 0.5
 AGENT_TIMEOUT = 10        # seconds libvirt waits for the guest agent's answer
+ASK_AGAIN = 10.0          # seconds between two shutdown requests to a domain still running
 
 
 def source_domains(group) -> list[str]:
@@ -67,6 +68,7 @@ def stop_source(group, *, timeout: float = 120.0, say: Say | None = None,
             with ThreadPoolExecutor(max_workers=len(doms)) as pool:   # libvirt's agent shutdown waits per VM
                 list(pool.map(lambda dom: _ask_shutdown(dom, lib), doms.values()))
         deadline = clock() + timeout
+        asked = clock()
         while doms:
             for name, dom in list(doms.items()):
                 try:
@@ -78,6 +80,10 @@ def stop_source(group, *, timeout: float = 120.0, say: Say | None = None,
                     del doms[name]
             if not doms or clock() >= deadline:
                 break
+            if clock() - asked >= ASK_AGAIN:          # an agent busy or reconnecting missed it: ask again
+                with ThreadPoolExecutor(max_workers=len(doms)) as pool:
+                    list(pool.map(lambda dom: _ask_shutdown(dom, lib), doms.values()))
+                asked = clock()
             time.sleep(POLL)
         for name, dom in doms.items():
             say(f"{name} did not shut down within {timeout:g} s: powering it off")
