@@ -281,14 +281,13 @@ def _property_rules(vm: PortableVM, target: str) -> list[Finding]:
     out = []
     props = vm.properties()
     row = TARGETS[target]
+    if GUESTINFO in vm.transports and GUESTINFO not in row.env_transports:
+        out.append(_guestinfo_finding(vm, target))
     if row.cloud is not None and not row.env_transports:   # no OVF environment at all: VMF-CLOUD-001 says so
         return out
     if any(p.password for p in props) and not row.masked_properties:
         out.append(_f("VMF-PROP-011", "warning", f"{sum(p.password for p in props)} password properties: "
                       f"{target} has no masked entry; values travel in clear in the OVF environment", vm.id))
-    if GUESTINFO in vm.transports and GUESTINFO not in row.env_transports:
-        out.append(_f("VMF-PROP-012", "warning", f"transport {GUESTINFO} exists only on VMware; {target} "
-                      "delivers the OVF environment by ISO", vm.id, "transport 'iso' is written"))
     for index, cfg in sorted(vm.net_config.items()):
         origin = cfg.origin or "vendor"
         if origin not in ("vmferry",) and not row.vendor_net_properties:
@@ -299,13 +298,47 @@ def _property_rules(vm: PortableVM, target: str) -> list[Finding]:
     return out
 
 
+def _guestinfo_finding(vm: PortableVM, target: str) -> Finding:
+    """VMF-PROP-012, said as the target's row has it: the transport it delivers the OVF environment by
+    instead, or (a target with none, e.g. a cloud) where its guests read their settings."""
+    row = TARGETS[target]
+    if row.env_transports:
+        first = row.env_transports[0]
+        return _f("VMF-PROP-012", "warning", f"transport {GUESTINFO} exists only on VMware; {target} delivers the "
+                  f"OVF environment by {first}", vm.id, f"transport '{first}' is written")
+    where = ", ".join(row.datasources) or "its own metadata"
+    return _f("VMF-PROP-012", "warning", f"transport {GUESTINFO} exists only on VMware; {target} delivers no OVF "
+              f"environment at all (its guests read their settings from {where})", vm.id,
+              f"no transport is written: give the guest its settings through {where} at deployment", by=None)
+
+
+def _profile_finding(pkg: PortablePackage, target: str) -> Finding:
+    """VMF-PROF-010, said as the target's row writes its output: an OVF keeps every profile, a libvirt
+    domain or a cloud's documents hold the chosen one's hardware only."""
+    row = TARGETS[target]
+    head = f"{len(pkg.profiles)} deployment profiles: {target} imports one configuration"
+    default = f"'{pkg.default_profile}'"
+    if row.output == "ovf":
+        return _f("VMF-PROF-010", "warning", f"{head} (the default, {default})", "DeploymentOptionSection",
+                  "all profiles are kept in the descriptor; choose the profile at conversion or at import",
+                  by=None)
+    if row.output == "libvirt":
+        return _f("VMF-PROF-010", "warning", f"{head}: one domain is written, with the hardware of the chosen "
+                  f"profile (the default, {default})", "DeploymentOptionSection",
+                  "choose the profile at conversion; the other profiles are not carried", by=None)
+    if row.output == "cloud":
+        what = "an OVF with one configuration" if row.cloud and row.cloud.writer == "proxmox" else "its documents"
+        return _f("VMF-PROF-010", "warning", f"{head}: {what} and the disks hold the chosen profile's CPU, memory, "
+                  f"NICs and disks only (the default, {default})", "DeploymentOptionSection",
+                  "choose the profile at conversion; the other profiles are dropped", by=None)
+    return _f("VMF-PROF-010", "warning", f"{head} (the default, {default})", "DeploymentOptionSection", by=None)
+
+
 def _package_rules(env: Envelope, pkg: PortablePackage, target: str) -> list[Finding]:
     out = []
     row = TARGETS[target]
     if pkg.profiles and not row.profiles:
-        out.append(_f("VMF-PROF-010", "warning", f"{len(pkg.profiles)} deployment profiles: {target} imports one "
-                      f"configuration (the default, '{pkg.default_profile}')", "DeploymentOptionSection",
-                      "all profiles are kept in the descriptor; --profile chooses one", by=None))
+        out.append(_profile_finding(pkg, target))
     if pkg.collection_id is not None and not row.collections:
         out.append(_f("VMF-COLL-001", "warning", f"VirtualSystemCollection '{pkg.collection_id}' with "
                       f"{len(pkg.systems)} systems: {target} imports them as separate VMs", pkg.collection_id))

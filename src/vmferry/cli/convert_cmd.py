@@ -36,9 +36,11 @@ def add_arguments(p) -> None:
                      help="boot disk bus (default: what the inspected guest can boot from)")
     kvm.add_argument("--nic-model", default="auto", choices=("auto", *(m.value for m in target("kvm").nics)),
                      help="NIC model (default: what the inspected guest has a driver for)")
-    kvm.add_argument("--no-guest", action="store_true", help="do not inspect (nor repair) the guest disks")
-    kvm.add_argument("--no-repair", action="store_true", help="do not repair the guest (drivers, network "
-                     "identity, device names, tools); it is repaired by default when it can be inspected")
+    kvm.add_argument("--no-guest", action="store_true", help="kvm and cloud targets: do not inspect (nor "
+                     "repair) the guest disks")
+    kvm.add_argument("--no-repair", action="store_true", help="kvm and cloud targets: do not repair the guest "
+                     "(drivers, network identity, device names, tools); the converted copy is repaired by default "
+                     "when it can be inspected")
     kvm.add_argument("--set", action="append", default=[], metavar="vmferry.net.N.KEY=VALUE",
                      help="new address/gateway/dns (or mac) of NIC N, written into the repaired guest's "
                      "own network configuration (repeatable)")
@@ -86,7 +88,8 @@ def run(args) -> int:
         options = {k: getattr(args, k) for k in CLOUD_OPTIONS if getattr(args, k) is not None}
         report = convert_to_cloud(args.path, args.to, args.output, disk_format=args.disk_format,
                                   profile=args.profile, force=args.force, inspect_guest=not args.no_guest,
-                                  reporter=reporter, options=options, upload=args.upload)
+                                  reporter=reporter, options=options, upload=args.upload,
+                                  repair=not args.no_repair, settings=args.set)
     elif args.upload:
         from vmferry.errors import UsageError
 

@@ -137,13 +137,19 @@ def estimate_output(disk: OpenedDisk, fmt: DiskFormat) -> int:
 def convert_disk(disk: OpenedDisk, out: str | os.PathLike, fmt: DiskFormat | str, *, force: bool = False,
                  reporter: Reporter | None = None, adapter: str = "lsilogic", level: int = DEFAULT_LEVEL,
                  workers: int | None = None, finish: Callable[[], None] | None = None,
-                 align: int = 512) -> ConvertResult:
+                 align: int = 512, digest=None) -> ConvertResult:
     """Write ``disk`` to ``out`` in ``fmt``; nothing appears at ``out`` unless it succeeds.
 
     ``finish`` runs after the output was written, before it is renamed into place (the source's
     manifest check goes there: raising leaves nothing). ``align``: fixed VHD and raw outputs hold the
-    guest size rounded up to it (Azure: 1 MiB); other formats keep the size exact."""
+    guest size rounded up to it (Azure: 1 MiB); other formats keep the size exact. ``digest``: when
+    :func:`reads_once` says this conversion reads the source's stored bytes front to back itself, an
+    object whose ``update(block)`` gets each of them once, in order, and whose ``finish()`` (called
+    before ``finish``) raises when they are not what the manifest says (e.g.
+    :class:`vmferry.package.files.InlineDigest`): one reading of the source serves both."""
     fmt = formats.get_format(fmt) if isinstance(fmt, str) else fmt
+    if digest is not None and not reads_once(disk, fmt, adapter):
+        raise ValueError("this conversion does not read the source front to back: check its digest apart")
     reporter = reporter or Reporter()
     out = safety.check_output_path(out, force=force)
     limit = FORMAT_LIMITS.get(fmt.name)
@@ -164,10 +170,16 @@ def convert_disk(disk: OpenedDisk, out: str | os.PathLike, fmt: DiskFormat | str
         written = False      # by vmferry's own writers (else qemu-img converts)
         if fmt.name in PLAIN_WRITERS:
             populated = write_plain_image(disk, tmp, fmt.name == "vhd-fixed", align=align, reporter=reporter,
-                                          workers=workers, name=os.path.basename(out))
+                                          workers=workers, name=os.path.basename(out),
+                                          feed=digest.update if digest is not None else None)
+            written = True
+        elif fmt.name == "qcow2" and reads_once(disk, fmt, adapter):
+            populated = _qcow2_from_stream(disk, tmp, reporter, os.path.basename(out), workers,
+                                           feed=digest.update if digest is not None else None)
             written = True
         elif fmt.name == "vmdk-stream" and _verbatim_stream(disk, adapter):
-            _verified_copy(disk, tmp, reporter, os.path.basename(out))
+            _verified_copy(disk, tmp, reporter, os.path.basename(out),
+                           feed=digest.update if digest is not None else None)
             written = True
         elif fmt.name == "vmdk-stream":
             with open_raw(disk.spec, disk.virtual_size) as reader:
@@ -181,10 +193,40 @@ def convert_disk(disk: OpenedDisk, out: str | os.PathLike, fmt: DiskFormat | str
                     populated, written = res.populated, True
         if not written:
             _qemu_convert(disk, tmp, fmt, adapter, reporter, needed)
+        if digest is not None:
+            digest.finish()
         vsize = _check_size(tmp, disk, align if fmt.name in PLAIN_WRITERS else 512)
         if finish is not None:
             finish()
     return _result(out, fmt, vsize, populated)
+
+
+def reads_once(disk: OpenedDisk, fmt: DiskFormat | str, adapter: str = "lsilogic") -> bool:
+    """Whether :func:`convert_disk` reads the source's stored bytes itself, front to back, each once
+    (a streamOptimized VMDK written as a fixed VHD or raw image, or copied as it is): then the source's
+    digest is computed on those bytes (``digest=``) instead of by a second reading."""
+    from vmferry.disks.stream_import import streamable
+
+    fmt = formats.get_format(fmt) if isinstance(fmt, str) else fmt
+    head = _first_sector(disk) if disk.format == "vmdk-stream" else b""
+    if not head or not streamable(head):
+        return False
+    if fmt.name == "qcow2":   # one 64 KiB grain is one qcow2 cluster (vmferry.disks.qcow2_write)
+        return int.from_bytes(head[20:28], "little") * 512 == 1 << 16
+    return fmt.name in PLAIN_WRITERS or (fmt.name == "vmdk-stream" and _verbatim_stream(disk, adapter))
+
+
+def _qcow2_from_stream(disk: OpenedDisk, tmp: str, reporter: Reporter, name: str, workers: int | None,
+                       feed=None) -> int:
+    """The streamOptimized ``disk`` written as qcow2 by vmferry's parallel writer
+    (:mod:`vmferry.disks.qcow2_write`); the guest bytes written."""
+    from vmferry.disks.qcow2_write import write_qcow2_from_member
+
+    size = disk.size if disk.size is not None else os.path.getsize(disk.path) - disk.offset
+    with reporter.step(f"write {name}", disk.virtual_size) as step, open(tmp, "r+b") as f:
+        _vsize, populated = write_qcow2_from_member(disk.path, disk.offset, size, f.fileno(), workers=workers,
+                                                    progress=step.advance, feed=feed)
+    return populated
 
 
 def _check_size(path: str, disk: OpenedDisk, align: int = 512) -> int:
@@ -218,7 +260,7 @@ def _verbatim_stream(disk: OpenedDisk, adapter: str) -> bool:
     return f'ddb.adapterType = "{adapter}"'.encode() in text
 
 
-def _verified_copy(disk: OpenedDisk, tmp: str, reporter: Reporter, name: str) -> None:
+def _verified_copy(disk: OpenedDisk, tmp: str, reporter: Reporter, name: str, feed=None) -> None:
     """Copy the streamOptimized ``disk`` into ``tmp``, inflating every grain on the way
     (:class:`~vmferry.disks.vmdk_verify.GrainVerifier`), then check its directory and tables."""
     from vmferry.disks.vhd_write import file_blocks
@@ -231,6 +273,8 @@ def _verified_copy(disk: OpenedDisk, tmp: str, reporter: Reporter, name: str) ->
             for block in file_blocks(disk.path, disk.offset, size, 4 << 20):
                 f.write(block)
                 verify.feed(block)
+                if feed is not None:
+                    feed(block)
                 step.advance(len(block))
         verify.close()
     finally:
@@ -244,7 +288,7 @@ def _first_sector(disk: OpenedDisk) -> bytes:
 
 
 def write_plain_image(disk: OpenedDisk, tmp: str, vhd: bool, *, align: int, reporter: Reporter,
-                      workers: int | None, name: str) -> int:
+                      workers: int | None, name: str, feed=None) -> int:
     """Write ``disk`` into the new file ``tmp`` as a fixed VHD (``vhd``) or raw bytes with vmferry's
     parallel writers (:mod:`vmferry.disks.vhd_write`): straight from its bytes when they can be read in
     place, from its grains when it is a streamOptimized VMDK, else through ``qemu-img convert`` to raw
@@ -258,7 +302,7 @@ def write_plain_image(disk: OpenedDisk, tmp: str, vhd: bool, *, align: int, repo
         if disk.format == "vmdk-stream" and streamable(_first_sector(disk)):
             size = disk.size if disk.size is not None else os.path.getsize(disk.path) - disk.offset
             return vhd_write.write_from_member(disk.path, disk.offset, size, fd, align=align, vhd=vhd,
-                                               workers=workers, progress=step.advance).populated
+                                               workers=workers, progress=step.advance, feed=feed).populated
         with open_raw(disk.spec, disk.virtual_size) as reader:
             if reader.plain:
                 return vhd_write.write_plain(reader.pread, disk.virtual_size, fd, is_zero=reader.is_zero,

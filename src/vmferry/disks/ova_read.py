@@ -202,9 +202,37 @@ def convert_file(f: PackageFile, out: str | os.PathLike, fmt: str, *, force: boo
     place = f.in_place
     if place is None:
         return _convert_streamed(f, out, fmt, force, reporter, convert_kwargs)
+    inline = f.inline_digest()
+    if inline is not None:
+        converted = _convert_reading_once(f, place, inline, out, fmt, force, reporter, convert_kwargs)
+        if converted is not None:
+            return converted
     with f.verified_in_place() as check:
         disk = open_disk(*place, name=f.where, declared=f.disk_format)
         return convert_disk(disk, out, fmt, force=force, reporter=reporter, finish=check, **convert_kwargs)
+
+
+def _convert_reading_once(f: PackageFile, place, inline, out, fmt, force, reporter, convert_kwargs):
+    """The conversions that read the file's bytes front to back themselves (:func:`reads_once`) check
+    its digest on those bytes: one reading (ARCHITECTURE.md: read once, verify once). None: this
+    conversion reads otherwise (qemu-img), the digest is checked by :meth:`PackageFile.verified_in_place`.
+    When the conversion fails and the bytes are damaged, the damage is what is reported."""
+    from vmferry.disks.convert import convert_disk, open_disk, reads_once
+
+    try:
+        disk = open_disk(*place, name=f.where, declared=f.disk_format)
+        if not reads_once(disk, fmt, convert_kwargs.get("adapter", "lsilogic")):
+            return None
+        try:
+            return convert_disk(disk, out, fmt, force=force, reporter=reporter, digest=inline, **convert_kwargs)
+        finally:
+            inline.close()
+    except DiskError as exc:
+        try:
+            f.check_stored()
+        except PackageError as damage:
+            raise damage from exc
+        raise
 
 
 def _convert_streamed(f: PackageFile, out, fmt, force, reporter, convert_kwargs):

@@ -17,6 +17,7 @@ cancelled on failure. The caller owns the file (a temporary name renamed into pl
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +31,8 @@ BATCH = 4 << 20
 RUN = 64 << 10
 ZERO_RUN = bytes(RUN)
 GRAINS_PER_TASK = 32
+WINDOW = 8 << 20     # a member read in place is mapped this many bytes at a time
+_MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
 
 
 @dataclass(frozen=True)
@@ -168,52 +171,62 @@ def write_from_stream(blocks: Iterable[bytes], fd: int, *, align: int = SECTOR, 
 
 
 def write_from_member(path: str, offset: int, size: int, fd: int, *, align: int = SECTOR, vhd: bool = True,
-                      workers: int | None = None, progress: Callable[[int], object] | None = None) -> WriteResult:
+                      workers: int | None = None, progress: Callable[[int], object] | None = None,
+                      feed: Callable[[bytes], object] | None = None) -> WriteResult:
     """As :func:`write_from_stream`, for a streamOptimized VMDK lying plainly in ``path`` at
-    ``[offset, offset+size)`` (an OVA member): this thread walks the markers with small reads, the pool
-    reads each run of grains in one ``pread``, inflates and writes them. The same checks as the stream
-    reader: every grain inside the disk and on a grain boundary, no grain larger than deflate can make,
-    metadata markers skipped, the end-of-stream marker required."""
+    ``[offset, offset+size)`` (an OVA member): :func:`member_grains` reads it front to back once (``feed``
+    sees every byte, in order: the manifest digest is computed on the bytes the conversion reads, not on
+    a second reading), the pool inflates and writes the grains at their guest offsets."""
+    def put(guest: int, data: bytes) -> int:
+        return _write_runs(fd, guest, data)
+
+    capacity, populated = member_grains(path, offset, size, put, workers=workers, progress=progress, feed=feed,
+                                        check=lambda cap: round_size(cap, align))
+    file_size, vsize = _finish(fd, capacity, align, vhd)
+    return WriteResult(file_size, vsize, populated)
+
+
+def member_grains(path: str, offset: int, size: int, put: Callable[[int, bytes], int], *,
+                  workers: int | None = None, progress: Callable[[int], object] | None = None,
+                  feed: Callable[[bytes], object] | None = None,
+                  check: Callable[[int], object] | None = None) -> tuple[int, int]:
+    """Every grain of the streamOptimized VMDK at ``[offset, offset+size)`` of ``path``, inflated on a pool
+    and given to ``put(guest_offset, data)`` (on the pool's threads; it returns the bytes it wrote). This
+    thread reads the member once, front to back (:class:`_Sequential`; ``feed`` gets every byte), walks
+    the markers and hands runs of grains out. The same checks as the stream reader: every grain inside
+    the disk and on a grain boundary, no grain larger than deflate can make, metadata markers skipped,
+    the end-of-stream marker required. ``check(capacity)`` runs on the header before any grain.
+    (capacity, bytes written)."""
     import struct
 
     from vmferry.disks.stream_import import ByteStream, _inflate, read_header
 
     src = os.open(path, os.O_RDONLY)
     try:
-        end = offset + size
-
-        def pread(n: int, at: int) -> bytes:
-            data = os.pread(src, n, at)
-            if len(data) != n or at + n > end:
-                raise DiskError(f"the VMDK ends at byte {min(at + len(data), end) - offset}, inside a record",
-                                path=path)
-            return data
-
-        header = read_header(ByteStream([pread(SECTOR, offset)]))
-        round_size(header.capacity, align)
+        reader = _Sequential(src, offset, offset + size, feed, path)
+        header = read_header(ByteStream([bytes(reader.get(offset, SECTOR))]))
         if header.capacity <= 0:
             raise DiskError("the VMDK declares an empty disk", path=path)
+        if check is not None:
+            check(header.capacity)
         limit = header.grain + header.grain // 8 + 1024
         workers = workers or os.cpu_count() or 2
 
-        def group(first: int, last: int, grains: list[tuple[int, int, int]], done: int):
+        def group(grains: list[tuple[int, memoryview]], done: int):
             def run() -> tuple[int, int]:
-                span = memoryview(os.pread(src, last - first, first))
                 n = 0
-                for at, lba, length in grains:
-                    packed = span[at - first + 12:at - first + 12 + length]
+                for lba, packed in grains:
                     guest, data = _inflate(lba * SECTOR, packed, header.grain, header.capacity)
-                    n += _write_runs(fd, guest, data)
+                    n += put(guest, data)
                 return n, done
             return run
 
         def tasks() -> Iterator[Callable[[], tuple[int, int]]]:
             pos = offset + header.overhead
-            grains: list[tuple[int, int, int]] = []
-            first = pos
+            grains: list[tuple[int, memoryview]] = []
             reached = 0
             while True:
-                marker = pread(SECTOR, pos)
+                marker = reader.get(pos, SECTOR)
                 value, length = struct.unpack_from("<QI", marker)
                 if length:
                     if length > limit:
@@ -223,19 +236,17 @@ def write_from_member(path: str, offset: int, size: int, fd: int, *, align: int 
                         raise DiskError(f"a grain marker points at sector {value}, outside the disk or not on a "
                                         "grain", path=path)
                     record = 12 + length + (-(12 + length) % SECTOR)
-                    if pos + record > end:
+                    if pos + record > offset + size:
                         raise DiskError("the VMDK ends inside a grain", path=path)
-                    if not grains:
-                        first = pos
-                    grains.append((pos, value, length))
+                    grains.append((value, reader.get(pos + 12, length)))
                     pos += record
                     if len(grains) == GRAINS_PER_TASK:
                         now = max(reached, min((value * SECTOR) + header.grain, header.capacity))
-                        yield group(first, pos, grains, now - reached)
+                        yield group(grains, now - reached)
                         grains, reached = [], now
                     continue
-                if grains:   # a metadata marker ends the run of grains read in one go
-                    yield group(first, pos, grains, 0)
+                if grains:   # a metadata marker ends the run of grains handed out together
+                    yield group(grains, 0)
                     grains = []
                 kind, = struct.unpack_from("<I", marker, 12)
                 if kind == 0:
@@ -243,13 +254,58 @@ def write_from_member(path: str, offset: int, size: int, fd: int, *, align: int 
                 if kind not in (1, 2, 3) or value > 1 << 24:
                     raise DiskError(f"unknown VMDK marker type {kind} or size {value}", path=path)
                 pos += SECTOR + value * SECTOR
-            yield group(pos, pos, [], header.capacity - reached)
+            yield group([], header.capacity - reached)
 
         populated = _drive(tasks(), workers, progress)
+        reader.drain()   # the footer and anything after the end-of-stream marker: fed too
     finally:
         os.close(src)
-    file_size, vsize = _finish(fd, header.capacity, align, vhd)
-    return WriteResult(file_size, vsize, populated)
+    return header.capacity, populated
+
+
+class _Sequential:
+    """``[offset, end)`` of ``fd`` read front to back, each byte once, through read-only mappings of
+    :data:`WINDOW` bytes (no copy: the views handed out, to ``feed`` and to :meth:`get`'s callers, are of
+    the page cache; a mapping lives as long as a view of it). ``feed`` gets every window's bytes once, in
+    order; :meth:`get` returns a view of a range at or after the last one asked for (a range across two
+    windows is joined into a copy of its own)."""
+
+    def __init__(self, fd: int, offset: int, end: int, feed, path: str) -> None:
+        if os.fstat(fd).st_size < end:
+            raise DiskError(f"the file ends before byte {end}, the end of the member", path=path)
+        self.fd, self.end, self.feed, self.path = fd, end, feed, path
+        self.base = offset - offset % mmap.ALLOCATIONGRANULARITY   # the current window's first byte
+        self.view: memoryview | None = None
+        self.start = self.stop = offset                             # the bytes of the window in range
+
+    def _next(self) -> None:
+        if self.stop >= self.end:
+            raise DiskError(f"the VMDK ends inside a record (at byte {self.stop})", path=self.path)
+        base = self.stop - self.stop % mmap.ALLOCATIONGRANULARITY
+        length = min(self.end, base + WINDOW) - base
+        mm = mmap.mmap(self.fd, length, flags=_MAP_FLAGS, prot=mmap.PROT_READ, offset=base)
+        self.view = memoryview(mm)
+        self.base, self.start, self.stop = base, self.stop, base + length
+        if self.feed is not None:
+            self.feed(self.view[self.start - base:])
+
+    def get(self, at: int, n: int) -> memoryview:
+        stop = at + n
+        if stop > self.end:
+            raise DiskError(f"the VMDK ends inside a record (at byte {at})", path=self.path)
+        while at >= self.stop:
+            self._next()
+        if stop <= self.stop:
+            return self.view[at - self.base:stop - self.base]
+        pieces = [bytes(self.view[at - self.base:])]
+        while self.stop < stop:
+            self._next()
+            pieces.append(bytes(self.view[:min(stop, self.stop) - self.base]))
+        return memoryview(b"".join(pieces))
+
+    def drain(self) -> None:
+        while self.stop < self.end:
+            self._next()
 
 
 def file_blocks(path: str, offset: int, size: int, block: int = 1 << 20) -> Iterator[bytes]:

@@ -24,6 +24,8 @@ HYPERVISOR_DRIVERS: dict[str, tuple[str, ...]] = {
     "xen": ("xen_blkfront", "xen_netfront", "ata_piix"),
     "hyperv": ("hv_vmbus", "hv_storvsc", "hv_netvsc", "ata_piix"),
     "virtualbox": ("ahci", "ata_piix", "e1000"),
+    # EC2 (VM Import): EBS volumes on NVMe and the ENA NIC on Nitro instance types, Xen's on older ones
+    "aws": ("nvme", "ena", "xen_blkfront", "xen_netfront"),
 }
 # Always wanted: SCSI disks, and the CD-ROM an OVF environment (ovf-env.xml) is read from.
 COMMON_DRIVERS = ("sd_mod", "sr_mod", "cdrom", "isofs")

@@ -33,7 +33,7 @@ from vmferry.guest import bootrepair, netrepair
 from vmferry.guest.netrepair import NicSetting
 from vmferry.tools.guestfs import Session
 
-HYPERVISORS = ("kvm", "vmware", "xen", "hyperv", "virtualbox")
+HYPERVISORS = ("kvm", "vmware", "xen", "hyperv", "virtualbox", "aws")
 _SET_KEY = re.compile(r"^vmferry\.net\.(\d+)\.(address|gateway|dns|mac)$")
 
 

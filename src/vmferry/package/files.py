@@ -9,6 +9,7 @@ bound.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -75,6 +76,17 @@ class PackageFile:
         if inflater is not None:
             inflater.finish()
 
+    def inline_digest(self) -> InlineDigest | None:
+        """The manifest check of this file for a reader that reads its stored bytes in place, front to
+        back, once (:func:`vmferry.disks.convert.reads_once`): None when there is nothing to check or the
+        bytes are not one plain range (compressed, chunked: :meth:`verified_in_place`)."""
+        if self.in_place is None:
+            return None
+        digest = self.package.digest_of(self.parts[0].name)
+        if digest is None:
+            return None
+        return InlineDigest(self.package.where(self.parts[0].name), self.parts[0].size, digest[0], digest[1])
+
     def _hash_parts(self, stop: threading.Event) -> None:
         pkg = self.package
         inflater = self.inflater() if self.compressed else None
@@ -140,3 +152,46 @@ class PackageFile:
                 raise outcome["error"] from exc
             raise
         check()
+
+
+class InlineDigest:
+    """A manifest line checked on bytes another reader reads: :meth:`update` with every stored byte, in
+    order, once; :meth:`finish` raises when they are not all there or not what the manifest says. The
+    hashing runs on a thread of its own (hashlib releases the GIL), a few blocks behind the reader."""
+
+    PENDING = 4
+
+    def __init__(self, where: str, size: int, algo: str, want: str) -> None:
+        import queue
+
+        self.where, self.size, self.algo, self.want = where, size, algo, want
+        self.h = hashlib.new(algo)
+        self.seen = 0
+        self.todo: queue.Queue = queue.Queue(self.PENDING)
+        self.thread: threading.Thread | None = None
+
+    def _work(self) -> None:
+        while (data := self.todo.get()) is not None:
+            self.h.update(data)
+
+    def update(self, data) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._work, name="inline-digest", daemon=True)
+            self.thread.start()
+        self.seen += len(data)
+        self.todo.put(data)
+
+    def close(self) -> None:
+        """Stop the hashing thread (idempotent); :meth:`finish` calls it."""
+        if self.thread is not None:
+            self.todo.put(None)
+            self.thread.join()
+            self.thread = None
+
+    def finish(self) -> None:
+        self.close()
+        if self.seen != self.size:
+            raise SizeMismatch(f"{self.seen} of its {self.size} bytes were read", path=self.where)
+        got = self.h.hexdigest()
+        if got != self.want:
+            raise streams.mismatch(self.where, self.algo, got, self.want)

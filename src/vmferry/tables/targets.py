@@ -98,6 +98,9 @@ class CloudSpec:
     partition_tables: tuple[str, ...] = ()  # the boot disk must carry one of these (mbr, gpt) with a
     #                                         bootable partition; () not checked
     upload: str | None = None     # how ``--upload`` sends the output (openstacksdk, s3, azure-blob); None: no upload
+    repair_for: tuple[str, ...] = ()  # hypervisors (vmferry.guest.repair.HYPERVISORS) whose drivers, tools and
+    #                                   device naming the converted guest is repaired for (() not repaired)
+    keeps_macs: bool = False      # the output sets the source's MACs (else the cloud gives the NICs its own)
     note: str = ""
 
 
@@ -277,7 +280,7 @@ ROWS: tuple[Target, ...] = (
          collections=False, masked_properties=False,
          cloud=CloudSpec("openstack", ("Glance image properties (JSON)",),
                          bus_values=(("virtio", "virtio"), ("virtio-scsi", "scsi"), ("sata", "sata"), ("ide", "ide")),
-                         upload="openstacksdk",
+                         upload="openstacksdk", repair_for=("kvm",),
                          note="Nova's libvirt driver reads hw_disk_bus, hw_scsi_model, hw_vif_model, hw_machine_type, "
                          "hw_firmware_type, os_secure_boot, os_type, os_distro and the hw_cpu_* topology"),
          note="Glance images (qcow2) with the properties Nova's libvirt driver reads; bus and NIC follow the guest"),
@@ -298,6 +301,7 @@ ROWS: tuple[Target, ...] = (
                                  "gcloud command line"),
                          bus_values=(("virtio-scsi", "SCSI"),), nic_values=(("virtio", "VIRTIO_NET"), ("gvnic", "GVNIC")),
                          size_align=1 << 30, max_boot_disk_bytes=2048 << 30, partition_tables=("mbr", "gpt"),
+                         repair_for=("kvm",),
                          note="Compute Engine's manual import: one image per disk, sizes in whole GB (GiB)"),
          note="Compute Engine images: a raw disk in a gzip'd tar, guest OS features from the guest's drivers"),
     _row("hyperv", output="cloud", ovf=None, disk_formats=("vhdx", "vhd"), accepts_family=("Microsoft:Hyper-V:",),
@@ -320,7 +324,7 @@ ROWS: tuple[Target, ...] = (
          masked_properties=False,
          cloud=CloudSpec("hyperv", ("PowerShell script creating the VM (New-VM -Generation 1|2)",),
                          bus_values=(("hyperv", "SCSI"), ("ide", "IDE")), nic_values=(("hyperv", "Synthetic"),),
-                         max_disks=64 * 4 + 4,
+                         max_disks=64 * 4 + 4, repair_for=("hyperv",), keeps_macs=True,
                          note="generation 2 (UEFI) boots from SCSI, generation 1 (BIOS) from IDE"),
          note="Hyper-V on Windows Server 2016 and later: VHDX disks and a New-VM script (Hyper-V imports no OVF)"),
     _row("proxmox", output="cloud", ovf=None, disk_formats=("qcow2", "raw", "vmdk-stream"), accepts_family=("",),
@@ -344,6 +348,7 @@ ROWS: tuple[Target, ...] = (
          masked_properties=False,
          cloud=CloudSpec("proxmox", ("OVF that qm importovf reads", "qm importovf / qm set command lines"),
                          bus_values=(("virtio-scsi", "scsi"), ("sata", "sata"), ("ide", "ide")), max_disks=31,
+                         repair_for=("kvm",), keeps_macs=True,
                          note="qm importovf reads OVF 1.x: one VirtualSystem, one CPU and one memory Item, disk "
                          "Items on IDE (5), SCSI (6) or SATA (20) controllers, hrefs beside the OVF, CIM OS ids"),
          note="Proxmox VE: the OVF subset qm importovf reads, qcow2 disks, qm set for what it does not read"),
@@ -361,7 +366,7 @@ ROWS: tuple[Target, ...] = (
          cloud=CloudSpec("aws", ("import-image request (JSON for aws ec2 import-image --cli-input-json)",
                                  "aws CLI commands (S3 upload, import-image)"),
                          bus_values=(("nvme", "NVMe"), ("xen", "Xen PV")), nic_values=(("ena", "ENA"), ("xen", "Xen PV")),
-                         max_disks=21, upload="s3",
+                         max_disks=21, upload="s3", repair_for=("aws",),
                          note="VM Import/Export: streamOptimized VMDK (as VMware exports it), VHD/VHDX or raw images "
                          "in S3 and an ImportImage request; the instance gets one NIC"),
          note="EC2 VM Import/Export: images in S3 and the import-image request; boot mode legacy-bios or uefi"),
@@ -384,7 +389,7 @@ ROWS: tuple[Target, ...] = (
          cloud=CloudSpec("azure", ("VHD page blob and managed disk/image settings (JSON)",
                                    "az CLI commands (disk and image from the blob)"),
                          bus_values=(("hyperv", "VMBus SCSI"),), nic_values=(("hyperv", "Synthetic"),),
-                         size_align=1 << 20, upload="azure-blob",
+                         size_align=1 << 20, upload="azure-blob", repair_for=("hyperv",),
                          note="fixed VHD, virtual size a whole number of MiB, at most 2040 GiB; generation 1 (BIOS) "
                          "or 2 (UEFI); the Linux guest needs hv_vmbus, hv_storvsc and hv_netvsc"),
          note="Azure: fixed VHDs uploaded as page blobs, managed disks and images made from them"),

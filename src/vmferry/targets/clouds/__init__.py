@@ -21,6 +21,7 @@ import os
 
 from vmferry.errors import UsageError
 from vmferry.targets.clouds.base import CloudJob, CloudReport, choose_hardware, inspect_boot_disk, write_disks
+from vmferry.targets.clouds.repair import repair_boot_disk
 
 
 def writer_module(target: str):
@@ -36,11 +37,14 @@ def writer_module(target: str):
 def convert_to_cloud(path: str | os.PathLike, target: str, output: str | os.PathLike, *,
                      disk_format: str | None = None, profile: str | None = None, force: bool = False,
                      inspect_guest: bool = True, reporter=None, options: dict | None = None,
-                     upload: bool = False) -> CloudReport:
+                     upload: bool = False, repair: bool = True, settings: list[str] | tuple = ()) -> CloudReport:
     """Convert the package at ``path`` for the cloud target ``target`` into the directory ``output``.
 
     ``options`` are the target's own (e.g. ``{"cloud": "mycloud"}`` for openstack, ``{"switch": "LAN"}``
-    for hyperv). With ``upload``, the written output is then sent by the writer's ``upload``."""
+    for hyperv). With ``upload``, the written output is then sent by the writer's ``upload``. With
+    ``inspect_guest`` and ``repair`` (the defaults), the converted boot disk's guest is repaired for the
+    target (:mod:`vmferry.targets.clouds.repair`; ``settings``: ``vmferry.net.N.*=VALUE`` for it) before
+    the bus and NIC are chosen from it."""
     from vmferry.checks.descriptor import descriptor_findings
     from vmferry.conversion import _refuse_broken, load, prepare
     from vmferry.disks.safety import atomic_directory, sigterm_as_interrupt
@@ -56,6 +60,11 @@ def convert_to_cloud(path: str | os.PathLike, target: str, output: str | os.Path
     fmt = disk_format or row.disk_formats[0]
     if fmt not in row.disk_formats:
         raise UsageError(f"{target} imports {', '.join(row.disk_formats)}, not {fmt}")
+    nic_settings = None
+    if repair and inspect_guest and row.cloud.repair_for:
+        from vmferry.guest.repair import parse_settings
+
+        nic_settings = parse_settings(list(settings))   # refused before anything is written
     envelope, pkg = load(path, False)
     portable, findings = prepare(envelope, target)
     _refuse_broken(path, envelope, findings, target)
@@ -78,7 +87,9 @@ def convert_to_cloud(path: str | os.PathLike, target: str, output: str | os.Path
             job = CloudJob(path, pkg, portable, vm, row, chosen, tmp, output, stem, report, dict(options or {}),
                            reporter=reporter)
             write_disks(job, fmt)
-            if inspect_guest:
+            if nic_settings is not None and repair_boot_disk(job, nic_settings):
+                pass   # job.guest: the repaired guest, read in the appliance that repaired it
+            elif inspect_guest:
                 inspect_boot_disk(job)
             else:
                 job.finding("VMF-CLOUD-004", "warning", "the guest was not inspected: the disk bus and NIC model "

@@ -50,13 +50,14 @@ class CloudReport:
     changes: list = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     uploads: list[dict] = field(default_factory=list)
+    repairs: list[dict] = field(default_factory=list)     # per system: the guest repair report
     ovf_version: str = "none"
 
     def to_dict(self) -> dict:
         return {"source": self.source, "target": self.target, "output": self.output, "dialect": self.dialect,
                 "files": self.files, "documents": self.documents, "choices": self.choices,
                 "changes": [c.to_dict() for c in self.changes], "findings": [f.to_dict() for f in self.findings],
-                "uploads": self.uploads}
+                "uploads": self.uploads, "repairs": self.repairs}
 
 
 @dataclass
