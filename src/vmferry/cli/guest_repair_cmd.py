@@ -19,7 +19,8 @@ from vmferry.errors import UsageError
 def add_arguments(p) -> None:
     p.add_argument("path", metavar="IMAGE|PACKAGE", help="a disk image, or an .ovf/.ova package")
     p.add_argument("--for", dest="targets", required=True, metavar="HV[,HV...]",
-                   help="hypervisors the guest must run on: kvm, vmware, xen, hyperv, virtualbox")
+                   help="hypervisors the guest must run on: kvm, vmware, xen, hyperv, virtualbox, aws (EC2: nvme, ena, "
+                   "xen)")
     p.add_argument("-o", "--output", help="where to write the repaired copy (image or package)")
     p.add_argument("--in-place", action="store_true", help="repair the image itself (not for packages)")
     p.add_argument("--generalize", action="store_true", help="reset machine-id, SSH host keys, DHCP leases, "
