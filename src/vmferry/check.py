@@ -20,9 +20,15 @@ from dataclasses import dataclass, field
 
 from vmferry.findings import NOT_READY, Finding, applied, verdict
 
-# targets whose ``convert`` also runs guest repair (vmferry.guest.repair, on by default in
-# ``convert --to kvm``): findings fixed_by="repair" are then fixed by convert
-REPAIRING_TARGETS: frozenset[str] = frozenset({"kvm"})
+def _repairing_targets() -> frozenset[str]:
+    from vmferry.tables.targets import ROWS
+
+    return frozenset({"kvm"} | {r.name for r in ROWS if r.cloud is not None and r.cloud.repair_for})
+
+
+# targets whose ``convert`` also runs guest repair (vmferry.guest.repair, on by default in ``convert --to
+# kvm`` and for the cloud rows with ``cloud.repair_for``): findings fixed_by="repair" are then fixed by convert
+REPAIRING_TARGETS: frozenset[str] = _repairing_targets()
 
 
 def convert_fixers(target: str) -> frozenset[str]:
