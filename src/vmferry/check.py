@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from vmferry.findings import NOT_READY, Finding, applied, verdict
 
+
 def _repairing_targets() -> frozenset[str]:
     from vmferry.tables.targets import ROWS
 
