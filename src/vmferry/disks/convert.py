@@ -225,7 +225,7 @@ def _qcow2_from_stream(disk: OpenedDisk, tmp: str, reporter: Reporter, name: str
     size = disk.size if disk.size is not None else os.path.getsize(disk.path) - disk.offset
     with reporter.step(f"write {name}", disk.virtual_size) as step, open(tmp, "r+b") as f:
         _vsize, populated = write_qcow2_from_member(disk.path, disk.offset, size, f.fileno(), workers=workers,
-                                                    progress=step.advance, feed=feed)
+                                                    progress=step.advance, feed=feed, name=disk.name or disk.path)
     return populated
 
 
@@ -302,7 +302,8 @@ def write_plain_image(disk: OpenedDisk, tmp: str, vhd: bool, *, align: int, repo
         if disk.format == "vmdk-stream" and streamable(_first_sector(disk)):
             size = disk.size if disk.size is not None else os.path.getsize(disk.path) - disk.offset
             return vhd_write.write_from_member(disk.path, disk.offset, size, fd, align=align, vhd=vhd,
-                                               workers=workers, progress=step.advance, feed=feed).populated
+                                               workers=workers, progress=step.advance, feed=feed,
+                                               name=disk.name or disk.path).populated
         with open_raw(disk.spec, disk.virtual_size) as reader:
             if reader.plain:
                 return vhd_write.write_plain(reader.pread, disk.virtual_size, fd, is_zero=reader.is_zero,

@@ -106,7 +106,8 @@ class Qcow2Writer:
 
 def write_qcow2_from_member(path: str, offset: int, size: int, fd: int, *, workers: int | None = None,
                             progress: Callable[[int], object] | None = None,
-                            feed: Callable[[bytes], object] | None = None) -> tuple[int, int]:
+                            feed: Callable[[bytes], object] | None = None,
+                            name: str | None = None) -> tuple[int, int]:
     """The streamOptimized VMDK (64 KiB grains) at ``[offset, offset+size)`` of ``path`` as a qcow2
     image in the empty file ``fd`` (see :func:`vmferry.disks.vhd_write.member_grains`: read once,
     ``feed`` gets every byte). (virtual size, guest bytes written)."""
@@ -121,6 +122,6 @@ def write_qcow2_from_member(path: str, offset: int, size: int, fd: int, *, worke
         return box["w"].put(guest, data)
 
     capacity, populated = member_grains(path, offset, size, put, workers=workers, progress=progress, feed=feed,
-                                        check=start)
+                                        check=start, name=name)
     box["w"].finish()
     return capacity, populated

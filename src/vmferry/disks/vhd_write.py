@@ -172,7 +172,7 @@ def write_from_stream(blocks: Iterable[bytes], fd: int, *, align: int = SECTOR, 
 
 def write_from_member(path: str, offset: int, size: int, fd: int, *, align: int = SECTOR, vhd: bool = True,
                       workers: int | None = None, progress: Callable[[int], object] | None = None,
-                      feed: Callable[[bytes], object] | None = None) -> WriteResult:
+                      feed: Callable[[bytes], object] | None = None, name: str | None = None) -> WriteResult:
     """As :func:`write_from_stream`, for a streamOptimized VMDK lying plainly in ``path`` at
     ``[offset, offset+size)`` (an OVA member): :func:`member_grains` reads it front to back once (``feed``
     sees every byte, in order: the manifest digest is computed on the bytes the conversion reads, not on
@@ -181,7 +181,7 @@ def write_from_member(path: str, offset: int, size: int, fd: int, *, align: int 
         return _write_runs(fd, guest, data)
 
     capacity, populated = member_grains(path, offset, size, put, workers=workers, progress=progress, feed=feed,
-                                        check=lambda cap: round_size(cap, align))
+                                        check=lambda cap: round_size(cap, align), name=name)
     file_size, vsize = _finish(fd, capacity, align, vhd)
     return WriteResult(file_size, vsize, populated)
 
@@ -189,24 +189,25 @@ def write_from_member(path: str, offset: int, size: int, fd: int, *, align: int 
 def member_grains(path: str, offset: int, size: int, put: Callable[[int, bytes], int], *,
                   workers: int | None = None, progress: Callable[[int], object] | None = None,
                   feed: Callable[[bytes], object] | None = None,
-                  check: Callable[[int], object] | None = None) -> tuple[int, int]:
+                  check: Callable[[int], object] | None = None, name: str | None = None) -> tuple[int, int]:
     """Every grain of the streamOptimized VMDK at ``[offset, offset+size)`` of ``path``, inflated on a pool
     and given to ``put(guest_offset, data)`` (on the pool's threads; it returns the bytes it wrote). This
     thread reads the member once, front to back (:class:`_Sequential`; ``feed`` gets every byte), walks
     the markers and hands runs of grains out. The same checks as the stream reader: every grain inside
     the disk and on a grain boundary, no grain larger than deflate can make, metadata markers skipped,
-    the end-of-stream marker required. ``check(capacity)`` runs on the header before any grain.
-    (capacity, bytes written)."""
+    the end-of-stream marker required. ``check(capacity)`` runs on the header before any grain. Errors
+    name the image ``name`` (``X.ova:MEMBER``; ``path`` by default). (capacity, bytes written)."""
     import struct
 
     from vmferry.disks.stream_import import ByteStream, _inflate, read_header
 
+    shown = name or path
     src = os.open(path, os.O_RDONLY)
     try:
-        reader = _Sequential(src, offset, offset + size, feed, path)
+        reader = _Sequential(src, offset, offset + size, feed, shown)
         header = read_header(ByteStream([bytes(reader.get(offset, SECTOR))]))
         if header.capacity <= 0:
-            raise DiskError("the VMDK declares an empty disk", path=path)
+            raise DiskError("the VMDK declares an empty disk", path=shown)
         if check is not None:
             check(header.capacity)
         limit = header.grain + header.grain // 8 + 1024
@@ -231,13 +232,13 @@ def member_grains(path: str, offset: int, size: int, put: Callable[[int, bytes],
                 if length:
                     if length > limit:
                         raise DiskError(f"a grain marker declares {length} compressed bytes, more than a grain "
-                                        "can need", path=path)
+                                        "can need", path=shown)
                     if value * SECTOR >= header.capacity or value % (header.grain // SECTOR):
                         raise DiskError(f"a grain marker points at sector {value}, outside the disk or not on a "
-                                        "grain", path=path)
+                                        "grain", path=shown)
                     record = 12 + length + (-(12 + length) % SECTOR)
                     if pos + record > offset + size:
-                        raise DiskError("the VMDK ends inside a grain", path=path)
+                        raise DiskError("the VMDK ends inside a grain", path=shown)
                     grains.append((value, reader.get(pos + 12, length)))
                     pos += record
                     if len(grains) == GRAINS_PER_TASK:
@@ -252,11 +253,16 @@ def member_grains(path: str, offset: int, size: int, put: Callable[[int, bytes],
                 if kind == 0:
                     break
                 if kind not in (1, 2, 3) or value > 1 << 24:
-                    raise DiskError(f"unknown VMDK marker type {kind} or size {value}", path=path)
+                    raise DiskError(f"unknown VMDK marker type {kind} or size {value}", path=shown)
                 pos += SECTOR + value * SECTOR
             yield group([], header.capacity - reached)
 
-        populated = _drive(tasks(), workers, progress)
+        try:
+            populated = _drive(tasks(), workers, progress)
+        except DiskError as exc:
+            if exc.path:
+                raise
+            raise DiskError(exc.message, path=shown) from exc   # a grain inflated on the pool
         reader.drain()   # the footer and anything after the end-of-stream marker: fed too
     finally:
         os.close(src)

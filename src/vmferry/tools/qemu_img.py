@@ -193,7 +193,12 @@ def create(path: str, fmt: str, size: int, options: Mapping[str, str] | None = N
 
 def convert_argv(src: ImageSpec, dst_path: str, dst_fmt: str,
                  options: Mapping[str, str] | None = None, *, coroutines: int = 8) -> list[str]:
-    argv = [QEMU_IMG, "convert", "-m", str(coroutines), "-W"]
+    argv = [QEMU_IMG, "convert", "-m", str(coroutines)]
+    if (options or {}).get("subformat") != "streamOptimized":
+        # out-of-order writes; not for a streamOptimized VMDK, which QEMU appends grain after grain: with
+        # -W its end-of-stream marker is at times overwritten by a late grain (QEMU 7.2), leaving a file
+        # that ends without one (vmferry's stream readers refuse it)
+        argv.append("-W")
     argv += [*src.argv(), "-O", dst_fmt]
     if options:
         argv += ["-o", ",".join(f"{k}={v}" for k, v in options.items())]
