@@ -95,12 +95,10 @@ def test_openstack_image_boots_on_the_bus_and_nic_its_properties_name(guest, gue
     info = run_json(["qemu-img", "info", "--output=json", str(image)])
     assert info["format"] == "qcow2" and info["virtual-size"] == Path(guest.image).stat().st_size
     assert run(["qemu-img", "check", "-f", "qcow2", str(image)]).returncode == 0
-    # the guest repaired for kvm by default (then booted below): the disk is the guest's, changed only
-    # where the repair says it changed something
+    # the guest repaired for kvm by default, then booted below (the repair mounts it read-write, so the
+    # disk is not byte for byte the guest's: --no-repair's is, test_gce_archive_is_gnu_oldgnu_sparse...)
     (repair,) = json.loads(res.stdout)["repairs"]
-    assert repair["targets"] == ["kvm"]
-    same = run(["qemu-img", "compare", "-f", "raw", "-F", "qcow2", guest.image, str(image)], check=False)
-    assert (same.returncode == 0) == (not repair["changes"]), (same.stdout, repair["changes"])
+    assert repair["targets"] == ["kvm"] and repair["problems"] == [], repair
     (glance,) = [json.loads(p.read_text()) for p in out.glob("*.glance.json")]
     assert_glance_document(glance)
     props = glance["properties"]
