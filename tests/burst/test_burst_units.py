@@ -214,3 +214,26 @@ def test_a_round_without_its_metric_holds_and_says_why(tmp_path):
     assert (d.action, d.value, d.servers) == ("hold", None, 0)
     assert d.reason.startswith("metric not read: cannot reach HAProxy runtime API")
     assert store.load(tmp_path / "state", "shop", "web", "cloud").decisions == [d]
+
+
+def test_a_copy_gets_its_own_environment_and_mac(tmp_path):
+    from lxml import etree
+
+    from tests.recovery import replicas
+    from vmferry.burst import scale
+
+    app = _load(tmp_path, _doc(POLICY))
+    vm = RecoveryVm("web", "web", replicas.replica_domain("web"), (VmDisk("vda", "/x.qcow2"),),
+                    (VmNic(0, "cloud-lan", None),),
+                    env=(("vmferry.net.0.mac", "52:54:00:77:00:01"), ("vmferry.net.0.address", "10.78.0.13/24"),
+                         ("vmferry.net.0.dns", "10.78.0.2"), ("vmferry.hostname", "web")))
+    t = make_target(app, "web", "cloud", vm, "P", uri="test:///default", storage=str(tmp_path / "store"))
+    copy = BurstCopy("shop-web-b1", 1, "web-b1", "ab" * 16, "52:54:00:12:34:56", "10.78.0.51", 24, "cloud-net",
+                     str(tmp_path / "run"))
+    assert scale._env(t, copy) == {"vmferry.net.0.address": "10.78.0.51/24", "vmferry.net.0.gateway": "10.78.0.1",
+                                   "vmferry.net.0.dns": "10.78.0.2", "vmferry.hostname": "web-b1"}
+    root = etree.fromstring(scale.copy_domain_xml(t, copy, {"vda": "/run/vda.qcow2"}, "/run/env.iso").encode())
+    assert root.findtext("name") == "shop-web-b1"
+    (nic,) = root.findall("devices/interface")
+    assert nic.find("mac").get("address") == "52:54:00:12:34:56" and nic.find("source").get("network") == "cloud-net"
+    assert [d.find("source").get("file") for d in root.findall("devices/disk")] == ["/run/vda.qcow2", "/run/env.iso"]

@@ -85,7 +85,8 @@ def _new_copy(target: BurstTarget, record: BurstRecord) -> BurstCopy:
 
 
 def _env(target: BurstTarget, copy: BurstCopy) -> dict[str, str]:
-    props = dict(target.vm.env)
+    # the replica's own MAC settings would pin the original's MAC in the guest's configuration
+    props = {k: v for k, v in target.vm.env if not (k.startswith("vmferry.net.") and k.endswith(".mac"))}
     props["vmferry.net.0.address"] = f"{copy.address}/{copy.prefix}"
     if target.site_network.gateway:
         props["vmferry.net.0.gateway"] = target.site_network.gateway
