@@ -175,19 +175,23 @@ def _remove_all(uri: str) -> list[str]:
     try:
         for dom in conn.listAllDomains():
             try:
+                name, persistent = dom.name(), dom.isPersistent()
                 if dom.isActive():
                     dom.destroy()
-                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
-                                  | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
-                out.append(f"domain {dom.name()}")
+                if persistent:
+                    dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+                                      | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
+                out.append(f"domain {name}")
             except libvirt.libvirtError:
                 pass
         for net in conn.listAllNetworks():
             try:
+                name, persistent = net.name(), net.isPersistent()
                 if net.isActive():
                     net.destroy()
-                net.undefine()
-                out.append(f"network {net.name()}")
+                if persistent:
+                    net.undefine()
+                out.append(f"network {name}")
             except libvirt.libvirtError:
                 pass
     finally:

@@ -82,13 +82,22 @@ def packages(out: Path, names: list[str]) -> dict[str, Path]:
     return found
 
 
+def needs(name: str, names: list[str]) -> str | None:
+    """The nearest component ``name`` depends on among ``names`` (web needs db when app is left out)."""
+    parent = COMPONENTS[name][2]
+    while parent and parent not in names:
+        parent = COMPONENTS[parent][2]
+    return parent
+
+
 def manifest(names: list[str], ovas: dict[str, Path], uri: str, work: Path) -> dict:
     comps, deps = {}, []
     for name in names:
-        octet, port, parent = COMPONENTS[name]
+        octet, port, _ = COMPONENTS[name]
         comps[name] = {"package": str(ovas[name]), "nics": [{"address": f"10.66.0.{octet}/24"}],
                        "ports": [port] if port else [80]}
-        if parent in names:
+        parent = needs(name, names)
+        if parent:
             deps.append({"from": name, "to": parent, "port": COMPONENTS[parent][1] or 80})
     doc = {"name": "shop", "components": comps, "dependencies": deps,
            "sites": {site: {"platform": "libvirt",
@@ -152,8 +161,8 @@ def run_demo(names: list[str], *, base: Path = demo_libvirtd.BASE) -> dict:
         app.write_text(yaml.safe_dump(manifest(names, ovas, daemon.uri, work), sort_keys=False))
         for name in names:
             octet, port, parent = COMPONENTS[name]
-            print(f"  {name:<4} 10.66.0.{octet}  serves {port or 80}" + (f", needs {parent}" if parent in names
-                                                                          else ""))
+            print(f"  {name:<4} 10.66.0.{octet}  serves {port or 80}" + (f", needs {needs(name, names)}"
+                                                                          if needs(name, names) else ""))
         step("vmferry protect: convert and repair each VM for KVM at dr, first recovery point")
         t = time.monotonic()
         vmferry(env, "protect", str(app), "--from", "dc1", "--to", "dr", "--domain-type", "qemu")

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -31,12 +33,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_demo_protects_recovers_reports_the_rto_and_leaves_nothing(tmp_path):
+def test_demo_protects_recovers_reports_the_rto_and_leaves_nothing():
     if os.geteuid() != 0:
         pytest.skip("the demo's libvirtd makes libvirt networks: root only")
     import libvirt
 
-    base = tmp_path / "d"
+    base = Path(tempfile.mkdtemp(prefix="vmferry-demo-test-", dir="/tmp"))   # QEMU (nobody) must reach it
+    os.chmod(base, 0o755)
+    base = base / "d"
     env = dict(os.environ, VMFERRY_DEMO_DIR=str(base), PYTHONPATH=str(REPO / "src"))
     try:
         old = demo_libvirtd.start(base)                  # what a demo killed with -9 leaves behind
@@ -48,6 +52,7 @@ def test_demo_protects_recovers_reports_the_rto_and_leaves_nothing(tmp_path):
     finally:
         if base.exists():
             demo_libvirtd.stop(base)
+        shutil.rmtree(base.parent, ignore_errors=True)
     out = res.stdout
     assert res.returncode == 0, out[-5000:] + res.stderr[-3000:]
     assert not _alive(old.pid)
