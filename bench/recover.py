@@ -51,8 +51,8 @@ PROD = ("<network><name>dr-lan</name><bridge name='vmfbench0' stp='off'/><dns en
 class ConsoleWatch:
     """Timestamps (time.monotonic) of the first SERVING line in each console log under ``root``."""
 
-    def __init__(self, root: Path, pattern: str = "*.console.log") -> None:
-        self.root, self.pattern = root, pattern
+    def __init__(self, root: Path, pattern: str = "*.console.log", clock=time.monotonic) -> None:
+        self.root, self.pattern, self.clock = root, pattern, clock
         self.seen: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -65,7 +65,7 @@ class ConsoleWatch:
                     continue
                 try:
                     if SERVING.encode() in log.read_bytes():
-                        self.seen[vm] = time.monotonic()
+                        self.seen[vm] = self.clock()
                 except OSError:
                     pass
 
@@ -223,19 +223,22 @@ def main(argv=None) -> int:
             from vmferry.recovery import failover_steps
         except ImportError:
             failover_steps = None
-        with ConsoleWatch(work / "dr") as watch:
-            t0 = time.monotonic()
-            if failover_steps is None:
+        if failover_steps is None:
+            with ConsoleWatch(work / "dr") as watch:
+                t0 = time.monotonic()
                 fo = failover_mod.failover_disaster(plan, state, production={n.name: "dr-lan" for n in plan.networks})
-                title = "disaster failover (library failover_disaster: production network, no surroundings)"
-            else:
-                from vmferry.recovery.report import report_from_dict
+            title = "disaster failover (library failover_disaster: production network, no surroundings)"
+        else:
+            from vmferry.recovery import failover_record
+            from vmferry.recovery.report import report_from_dict
 
+            with ConsoleWatch(work / "dr", clock=time.time) as watch:   # the failover record's times are wall times
                 doc = failover_steps.failover(str(state), failover_steps.FailoverRequest("shop", "dr", "disaster"))
-                fo = report_from_dict(doc)
-                steps = doc.get("surroundings") or []
-                title = (f"disaster failover (vmferry recover --failover --disaster: production network, "
-                         f"{len(steps)} surroundings step(s))")
+            fo = report_from_dict(doc)
+            t0 = failover_record.load(str(state), "shop")["t_started"]
+            steps = doc.get("surroundings") or []
+            title = (f"disaster failover (failover_steps.failover = vmferry recover --failover --disaster: production "
+                     f"network, {len(steps)} surroundings step(s))")
         show(title, fo, split(fo, watch, t0), base_total)
         print("\nnot measured: the failover's surroundings (DNS by RFC 2136, HAProxy pools, nftables, locator) — the "
               "demo application declares none and this bench starts no BIND/HAProxy/locator; the planned failover "
