@@ -225,21 +225,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         work = daemon.workdir
         own = (daemon.uid, daemon.gid)
-        root = sg.copy_root(work / "root.qcow2", own)
-        data = sg.new_disk(work / "data.qcow2", size, own)
-        t = time.monotonic()
-        fill(data, size)
-        print(f"data disk  {size / GIB:.2f} GiB qcow2, filled in {time.monotonic() - t:.1f} s", flush=True)
         for sub in ("cap", "scratch"):
             (work / sub).mkdir()
             os.chown(work / sub, *own)
         out = Path(work.parent / "out")
-        console = None
-        try:
-            with connect(daemon.uri) as conn:
-                conn.define(sg.domain_xml(DOMAIN, [(root, "vda"), (data, "vdb")], work / "console.sock"))
-                conn.start(DOMAIN)
-            console = sg.Console(work / "console.sock")
+
+        def filled(disk: Path) -> None:
+            t = time.monotonic()
+            fill(disk, size)
+            print(f"data disk  {size / GIB:.2f} GiB qcow2, filled in {time.monotonic() - t:.1f} s", flush=True)
+
+        with sg.running_guest(daemon, DOMAIN, size, prepare=filled) as guest:
+            console, data = guest.console, guest.data
             base = {d: out / f"p1-{d}.qcow2" for d in ("vda", "vdb")}
             new = {d: out / f"p2-{d}.qcow2" for d in ("vda", "vdb")}
             out.mkdir()
@@ -285,12 +282,6 @@ def main(argv: list[str] | None = None) -> int:
             cli_point = next((work / "dr" / APP / "points" / a2.note.split()[1].rstrip(",")).glob("*.vdb.qcow2"))
             same = all(run(["qemu-img", "compare", "-q", "-f", "qcow2", "-F", "qcow2", mine, f],
                            check=False).returncode == 0 for f in (full, full_nbd) for mine in (new["vdb"], cli_point))
-        finally:
-            if console is not None:
-                console.close()
-            with connect(daemon.uri) as conn:
-                if DOMAIN in conn.names():
-                    conn.undefine(DOMAIN)
         print()
         print(f"bytes changed by the guest: {changed} ({changed / (1 << 20):.1f} MiB); source disk page cache: "
               f"{args.cache}")

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 from tests.guestimage import build as _build
+from tests.guestimage.derived import derived_image, kernel_module
 from vmferry.tools.proc import run
 
 BOOTED = "VMFERRY-SVC-BOOTED"
@@ -82,50 +82,12 @@ while :; do sleep 3600; done
 """
 
 
-def _module(name: str) -> Path:
-    base = _build.build("virtio")
-    kroot = _build.cache_dir() / "extract" / Path(base.kernel_package).stem
-    found = sorted(kroot.glob(f"lib/modules/{base.kernel_version}/kernel/**/{name}.ko*"))
-    if not found:
-        raise RuntimeError(f"kernel {base.kernel_version} has no module {name} under {kroot}")
-    return found[0]
-
-
 def service_image() -> Path:
     """The cached qcow2 of the serving guest (built once, with libguestfs); read-only."""
-    from vmferry.tools.guestfs import binding, guestfs_env
-
     base = _build.build("virtio")
-    module = _module("virtio_console")
-    if module.suffix != ".ko":
-        raise RuntimeError(f"{module}: compressed modules are not handled by this recipe")
-    cache = _build.cache_dir()
+    module = kernel_module("virtio_console")
     key = hashlib.sha256((base.image + INIT + module.name).encode() + module.read_bytes()).hexdigest()[:16]
-    out = cache / f"recoveryservice-{key}.qcow2"
-    with _build._locked(cache / ".recoveryservice.lock"):
-        if out.exists():
-            return out
-        with tempfile.TemporaryDirectory(prefix="vmferry-recsvc-", dir=cache) as tmp:
-            img = Path(tmp) / "disk.qcow2"
-            run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", base.image, img])
-            for k, v in guestfs_env().items():
-                os.environ.setdefault(k, v)
-            g = binding().GuestFS(python_return_dict=True)
-            try:
-                g.add_drive_opts(str(img), format="qcow2")
-                g.launch()
-                g.mount("/dev/sda1", "/")
-                g.write("/sbin/init", INIT)
-                g.chmod(0o755, "/sbin/init")
-                g.mkdir_p("/lib/vmferry")
-                g.upload(str(module), "/lib/vmferry/virtio_console.ko")
-                g.umount_all()
-                g.shutdown()
-            finally:
-                g.close()
-            os.chmod(img, 0o444)
-            os.replace(img, out)
-    return out
+    return derived_image("recoveryservice", key, INIT, {"/lib/vmferry/virtio_console.ko": module})
 
 
 def broken_image() -> Path:

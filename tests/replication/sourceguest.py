@@ -9,16 +9,19 @@ data disks the test asks for; the console is a Unix socket QEMU listens on (:cla
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import shutil
 import socket
-import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.guestimage import build as _build
+from tests.guestimage.derived import derived_image, kernel_module
 from vmferry.tools.proc import run
 
 READY = "VMFERRY-REPL-READY"
@@ -69,59 +72,22 @@ def agent_libraries() -> dict[str, str]:
     return out
 
 
-def console_module(base) -> Path:
-    found = list((_build.cache_dir() / "extract").glob(
-        f"linux-image-*/lib/modules/{base.kernel_version}/kernel/drivers/char/virtio_console.ko"))
-    if not found:
-        raise RuntimeError("virtio_console.ko is not in the test guest's kernel package")
-    return found[0]
-
-
 def source_image() -> Path:
     """The cached qcow2 of the command-loop guest (built once, with libguestfs)."""
-    from vmferry.tools.guestfs import binding, guestfs_env
-
     base = _build.build("virtio")
-    cache = _build.cache_dir()
     libs = agent_libraries()
     key = hashlib.sha256((base.image + INIT + repr(sorted(libs.items()))).encode()).hexdigest()[:16]
-    out = cache / f"replsource-{key}.qcow2"
-    with _build._locked(cache / ".replsource.lock"):
-        if out.exists():
-            return out
-        with tempfile.TemporaryDirectory(prefix="vmferry-replsource-", dir=cache) as tmp:
-            img = Path(tmp) / "disk.qcow2"
-            run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", base.image, img])
-            for key, value in guestfs_env().items():
-                os.environ.setdefault(key, value)
-            g = binding().GuestFS(python_return_dict=True)
-            try:
-                g.add_drive_opts(str(img), format="qcow2")
-                g.launch()
-                g.mount("/dev/sda1", "/")
-                g.write("/sbin/init", INIT)
-                g.chmod(0o755, "/sbin/init")
-                # the real qemu-guest-agent (its package files are in the guest) with the shared
-                # libraries it needs, from this Debian 12 host, and the virtio console module
-                g.mkdir_p("/lib/vmferry")
-                g.upload(str(console_module(base)), "/lib/vmferry/virtio_console.ko")
-                for guest_path, host_path in agent_libraries().items():
-                    g.mkdir_p(os.path.dirname(guest_path))
-                    g.upload(host_path, guest_path)
-                    g.chmod(0o755, guest_path)
-                g.umount_all()
-                g.shutdown()
-            finally:
-                g.close()
-            os.chmod(img, 0o444)
-            os.replace(img, out)
-    return out
+    # the real qemu-guest-agent (its package files are in the guest) with the shared libraries it needs,
+    # from this Debian 12 host, and the virtio console module
+    files = {"/lib/vmferry/virtio_console.ko": kernel_module("virtio_console"), **libs}
+    return derived_image("replsource", key, INIT, files, executable=tuple(libs))
 
 
 def domain_xml(name: str, disks: list[tuple[Path, str]], console: Path, *, memory_mib: int = 256,
-               agent: bool = True) -> str:
+               agent: bool = True, nic: bool = False) -> str:
     """A domain running the guest on ``disks`` (qcow2, virtio), its console on the Unix socket
-    ``console``; with ``agent`` a guest-agent channel (the guest then starts qemu-ga)."""
+    ``console``; with ``agent`` a guest-agent channel (the guest then starts qemu-ga); with ``nic`` a
+    user-mode virtio NIC."""
     items = "".join(
         f"<disk type='file' device='disk'><driver name='qemu' type='qcow2' cache='writeback'/>"
         f"<source file='{path}'/><target dev='{dev}' bus='virtio'/></disk>" for path, dev in disks)
@@ -136,6 +102,7 @@ def domain_xml(name: str, disks: list[tuple[Path, str]], console: Path, *, memor
     {items}
     <serial type='unix'><source mode='bind' path='{console}'/><target port='0'/></serial>
     {channel}
+    {"<interface type='user'><model type='virtio'/></interface>" if nic else ""}
     <memballoon model='none'/>
   </devices>
 </domain>"""
@@ -196,6 +163,13 @@ class Console:
         self._sock.sendall(f"{tag} {command}\n".encode())
         return int(self._read(rf"{DONE} {tag} rc=(\d+)\s", time.monotonic() + timeout).group(1))
 
+    def md5sum(self, path: str) -> str:
+        """The MD5 of ``path`` (a device or a file) as the guest reads it."""
+        before = len(self.text)
+        if self.run(f"busybox md5sum {path}") != 0:
+            raise RuntimeError(f"md5sum {path} failed in the guest: {self.text[before:][-500:]}")
+        return next(w for w in self.text[before:].split() if len(w) == 32 and set(w) <= set("0123456789abcdef"))
+
     def close(self) -> None:
         self._sock.close()
 
@@ -234,3 +208,41 @@ def copy_root(dest: Path, owner: tuple[int, int] | None = None) -> Path:
     if owner:
         os.chown(dest, *owner)
     return dest
+
+
+@dataclass
+class RunningGuest:
+    name: str
+    root: Path          # vda: a copy of the command-loop guest
+    data: Path          # vdb: an empty qcow2 data disk
+    console: Console
+
+
+@contextlib.contextmanager
+def running_guest(daemon, name: str, data_size: int, workdir: Path | None = None, *, agent: bool = True,
+                  nic: bool = False, prepare=None) -> Iterator[RunningGuest]:
+    """The command-loop guest ``name`` running on the private libvirtd ``daemon`` (tests/guest/libvirtd.py):
+    its root disk (vda) and a new ``data_size`` qcow2 data disk (vdb) in ``workdir`` (the daemon's by
+    default), owned by the daemon's user, ``prepare(data_disk)`` called before the start; yields once its
+    console answers. On exit the console is closed and the domain undefined (destroyed; its disks stay)."""
+    from vmferry.tools.libvirt import connect
+
+    work = workdir or daemon.workdir
+    own = (daemon.uid, daemon.gid)
+    root = copy_root(work / f"{name}-root.qcow2", own)
+    data = new_disk(work / f"{name}-data.qcow2", data_size, own)
+    if prepare is not None:
+        prepare(data)
+    console = None
+    try:
+        with connect(daemon.uri) as conn:
+            conn.define(domain_xml(name, [(root, "vda"), (data, "vdb")], work / f"{name}.sock", agent=agent, nic=nic))
+            conn.start(name)
+        console = Console(work / f"{name}.sock")
+        yield RunningGuest(name, root, data, console)
+    finally:
+        if console is not None:
+            console.close()
+        with connect(daemon.uri) as conn:
+            if name in conn.names():
+                conn.undefine(name)

@@ -229,3 +229,28 @@ def test_a_failing_source_stops_the_copy_without_hanging(tmp_path):
         finally:
             src.close()
     assert max(beats, default=0) < 11 * MIB + (192 << 10)   # no heartbeat claimed the whole change set
+
+
+def test_bandwidth_limit_paces_the_copy_and_heartbeats_while_it_waits(tmp_path):
+    src_image = make_source(tmp_path)          # 11 MiB + 192 KiB of data
+    target = tmp_path / "dst.qcow2"
+    run(["qemu-img", "create", "-q", "-f", "qcow2", target, str(64 * MIB)])
+    src = ImageSource(src_image)
+    beats: list[tuple[float, int]] = []
+    try:
+        import time
+
+        start = time.monotonic()
+        res = copy.copy_into_image(src, target, heartbeat=lambda n: beats.append((time.monotonic() - start, n)),
+                                   heartbeat_every=0.25, max_rate=4 * MIB)
+        seconds = time.monotonic() - start
+    finally:
+        src.close()
+    assert compare(src_image, target) == 0 and res.bytes_read == res.total
+    last_piece = MIB                            # the copy may start its last piece once the rest is paid for
+    assert seconds >= (res.total - last_piece) / (4 * MIB) - 0.05
+    assert len(beats) >= 8 and [n for _, n in beats] == sorted(n for _, n in beats) and beats[-1][1] == res.total
+    # no gap between heartbeats much above heartbeat_every although a 4 MiB piece waits a second
+    assert max(b[0] - a[0] for a, b in zip(beats, beats[1:], strict=False)) < 1.0
+    with pytest.raises(ReplicationError, match="bandwidth limit"):
+        copy.copy_extents(src, None, extents=[], max_rate=1000)

@@ -133,8 +133,8 @@ def test_resumed_copy_moves_at_most_the_remainder_plus_one_chunk(tmp_path, pkg):
         if done >= points.COPY_CHUNK:
             raise KeyboardInterrupt("worker killed")
 
-    with pytest.raises(KeyboardInterrupt):
-        points.sync_disk(draft, ref, heartbeat=dying, store=store)
+    with pytest.raises(KeyboardInterrupt):   # at 2 MiB/s the second chunk waits: a heartbeat comes first
+        points.sync_disk(draft, ref, heartbeat=dying, store=store, max_rate=2 * MIB)
     assert beats[-1] == points.COPY_CHUNK and set(beats[:-1]) == {0} and len(beats) > 1   # 0: alive while hashing
     again = points.begin_point("shop", store=store)            # a retried begin returns the open draft
     assert again == draft

@@ -7,6 +7,7 @@ once, and removed by `vmferry unprotect` leaving everything else alone."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -37,8 +38,8 @@ BOOT_TIMEOUT = 240
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
+    stack = contextlib.ExitStack()
     daemon, proc = _libvirtd.start()
-    console = None
     try:
         work = daemon.workdir
         own = (daemon.uid, daemon.gid)
@@ -46,12 +47,8 @@ def world(tmp_path_factory):
             (work / site).mkdir()
             os.chown(work / site, *own)
         (work / "dr" / "keep-me.txt").write_text("not vmferry's")
-        root = sg.copy_root(work / "dc1" / "db-root.qcow2", own)
-        data = sg.new_disk(work / "dc1" / "db-data.qcow2", DATA_SIZE, own)
-        with connect(daemon.uri) as conn:
-            conn.define(sg.domain_xml(SOURCE, [(root, "vda"), (data, "vdb")], work / "db.sock"))
-            conn.start(SOURCE)
-        console = sg.Console(work / "db.sock")
+        running = stack.enter_context(sg.running_guest(daemon, SOURCE, DATA_SIZE, work / "dc1"))
+        console = running.console
         pkg = tmp_path_factory.mktemp("pkg")
         raw = pkg / "web.raw"
         shutil.copyfile(build.build("virtio").image, raw)
@@ -70,20 +67,14 @@ def world(tmp_path_factory):
                                                           "test_network": "user"}}}}))
         state = tmp_path_factory.mktemp("state")
         yield {"daemon": daemon, "work": work, "console": console, "raw": raw, "ova": ova, "pkg": pkg,
-               "manifest": manifest, "env": {"VMFERRY_STATE": str(state)}, "store": Store(state)}
+               "manifest": manifest, "env": {"VMFERRY_STATE": str(state)}, "store": Store(state),
+               "data_disk": running.data}
     finally:
-        if console is not None:
-            console.close()
+        stack.close()
         with connect(daemon.uri) as conn:
             for name in conn.names():
                 conn.undefine(name)
         _libvirtd.stop(proc, daemon.workdir.parent)
-
-
-def guest_md5(console: sg.Console, device: str) -> str:
-    before = len(console.text)
-    assert console.run(f"busybox md5sum {device}") == 0
-    return next(w for w in console.text[before:].split() if len(w) == 32 and set(w) <= set("0123456789abcdef"))
 
 
 def point_bytes(store: Store, point_id: str, key: str) -> bytes:
@@ -114,7 +105,7 @@ def boot(world, vm: str, point_id: str, markers: list[str]):
 
 def test_protect_sync_status_boot_unprotect(world):
     env, store, console = world["env"], world["store"], world["console"]
-    before_db = guest_md5(console, "/dev/vdb")
+    before_db = console.md5sum("/dev/vdb")
     res = run_vmferry("protect", world["manifest"], "--from", "dc1", "--to", "dr", "--rpo", "15m", "--keep", "3",
                       "--domain-type", "qemu", "--json", env=env, timeout=1800)
     assert res.returncode == 0, res.stderr
@@ -131,7 +122,7 @@ def test_protect_sync_status_boot_unprotect(world):
 
     # between two syncs: the guest writes two blocks of its data disk; the package is refreshed
     assert console.run(sg.write_blocks_command("/dev/vdb", [3, 100])) == 0
-    after_db = guest_md5(console, "/dev/vdb")
+    after_db = console.md5sum("/dev/vdb")
     assert after_db != before_db
     raw = bytearray(world["raw"].read_bytes())
     raw[PKG_OFFSET:PKG_OFFSET + 16] = b"vmferry-point-2!"
@@ -184,9 +175,9 @@ def test_protect_sync_status_boot_unprotect(world):
     assert res.returncode == 0, res.stderr
     assert not Path(group.replica_dir).exists() and not Path(group.capture_dir).exists()
     assert (world["work"] / "dr" / "keep-me.txt").read_text() == "not vmferry's"
-    assert world["ova"].is_file() and (world["work"] / "dc1" / "db-data.qcow2").is_file()
+    assert world["ova"].is_file() and world["data_disk"].is_file()
     with connect(world["daemon"].uri) as conn:
         assert conn.info(SOURCE).active
         assert not any(c.getName().startswith("vmferry-shop.") for c in conn.domain(SOURCE).listAllCheckpoints(0))
-    assert guest_md5(console, "/dev/vdb") == after_db
+    assert console.md5sum("/dev/vdb") == after_db
     assert not store.exists("shop")

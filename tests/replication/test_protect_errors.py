@@ -47,6 +47,8 @@ def _nothing_left(tmp_path, state):
     ({"dr_platform": None}, ("--from", "dc1", "--to", "dr"), "runs no VMs"),
     ({}, ("--from", "dc1", "--to", "dr", "--rpo", "soon"), "not a duration"),
     ({}, ("--from", "dc1", "--to", "dr", "--keep", "0"), "at least one point"),
+    ({}, ("--from", "dc1", "--to", "dr", "--max-rate", "fast"), "not a bandwidth"),
+    ({}, ("--from", "dc1", "--to", "dr", "--max-rate", "1000"), "bandwidth limit of 1000 bytes/s is not possible"),
     ({"dr_networks": {"lan": "dr-lan"}}, ("--from", "dc1", "--to", "dr"), "maps no libvirt network for network 'VM Network'"),
     ({"components": {"db": {"source": {"domain": "nope"}}}}, ("--from", "dc1", "--to", "dr"), "domain"),
 ])
@@ -66,3 +68,15 @@ def test_an_existing_replica_directory_is_not_vmferrys(setup, state):
     assert res.returncode == 2 and "not vmferry's to use" in res.stderr
     assert (tmp_path / "dr" / "shop" / "theirs.txt").read_text() == "x"
     assert not (state / "groups" / "shop.json").exists()
+
+
+def test_bandwidth_limits_are_read_in_binary_units():
+    from vmferry.replication.protect import parse_rate
+
+    assert [parse_rate(t) for t in ("0", "512k", "50M", "50MiB/s", "1G", "65536", 70000)] == [
+        0, 512 << 10, 50 << 20, 50 << 20, 1 << 30, 65536, 70000]
+
+
+def test_sync_refuses_a_bad_bandwidth_before_anything_starts(state):
+    res = run_vmferry("sync", "shop", "--max-rate", "lots")
+    assert res.returncode == 2 and "not a bandwidth" in res.stderr and res.stderr.count("\n") == 1, res.stderr

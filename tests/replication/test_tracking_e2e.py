@@ -39,10 +39,7 @@ class Guest:
 
     def md5(self, device: str) -> str:
         """The digest of the disk as the guest reads it."""
-        before = len(self.console.text)
-        assert self.console.run(f"busybox md5sum {device}") == 0
-        out = self.console.text[before:]
-        return next(w for w in out.split() if len(w) == 32 and all(c in "0123456789abcdef" for c in w))
+        return self.console.md5sum(device)
 
     def capture(self, checkpoint: str, since: str | None = None):
         req = tracking.CaptureRequest(self.daemon.uri, DOMAIN, tracking.checkpoint_name("app", checkpoint),
@@ -59,24 +56,10 @@ def guest():
     daemon, proc = _libvirtd.start()
     try:
         work = daemon.workdir
-        own = (daemon.uid, daemon.gid)
-        root = sg.copy_root(work / "root.qcow2", own)
-        data = sg.new_disk(work / "data.qcow2", DATA_SIZE, own)
         (work / "cap").mkdir()
-        os.chown(work / "cap", *own)
-        console = None
-        try:
-            with connect(daemon.uri) as conn:
-                conn.define(sg.domain_xml(DOMAIN, [(root, "vda"), (data, "vdb")], work / "console.sock"))
-                conn.start(DOMAIN)
-            console = sg.Console(work / "console.sock")
-            yield Guest(daemon, work, console)
-        finally:
-            if console is not None:
-                console.close()
-            with connect(daemon.uri) as conn:
-                if DOMAIN in conn.names():
-                    conn.undefine(DOMAIN)
+        os.chown(work / "cap", daemon.uid, daemon.gid)
+        with sg.running_guest(daemon, DOMAIN, DATA_SIZE) as running:
+            yield Guest(daemon, work, running.console)
     finally:
         _libvirtd.stop(proc, daemon.workdir.parent)
 

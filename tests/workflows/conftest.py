@@ -42,13 +42,7 @@ class WorkerProc:
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
 def _dies_with_us() -> None:
@@ -88,33 +82,45 @@ def start_worker():
         worker.stop()
 
 
+def launch_vmferry_worker(log: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+    """``vmferry worker ARGS`` (the real command) as a child process that dies with this one, its
+    standard error in ``log``; returns once it serves."""
+    with open(log, "w") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "vmferry", "worker", *args], stdout=subprocess.DEVNULL,
+                                stderr=sink, cwd=REPO, env=_env(env), preexec_fn=_dies_with_us)
+    deadline = time.monotonic() + 60
+    while "serving" not in log.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_process(proc)
+            raise AssertionError(f"vmferry worker did not start: {log.read_text()!r}")
+        time.sleep(0.1)
+    return proc
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 20 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 @pytest.fixture
 def start_vmferry_worker(tmp_path):
     """Start ``vmferry worker`` itself (the real command) as a child process; returns once it serves."""
     started: list[subprocess.Popen] = []
 
     def start(*args: str, env: dict | None = None) -> subprocess.Popen:
-        log = tmp_path / f"worker-{len(started)}.log"
-        with open(log, "w") as sink:
-            proc = subprocess.Popen([sys.executable, "-m", "vmferry", "worker", *args], stdout=subprocess.DEVNULL,
-                                    stderr=sink, cwd=REPO, env=_env(env), preexec_fn=_dies_with_us)
+        proc = launch_vmferry_worker(tmp_path / f"worker-{len(started)}.log", *args, env=env)
         started.append(proc)
-        deadline = time.monotonic() + 60
-        while "serving" not in log.read_text():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"vmferry worker did not start: {log.read_text()!r}")
-            time.sleep(0.1)
         return proc
 
     yield start
     for proc in started:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop_process(proc)
 
 
 def run(coro):

@@ -26,6 +26,7 @@ from vmferry.workflows.protection import SyncRequest
 MIB = 1024 * 1024
 SIZE = 96 * MIB
 CHUNK = points.COPY_CHUNK
+RATE = 8 * MIB   # the group's bandwidth limit: the first copy takes 12 s, time to kill the worker in it
 
 
 def disk_bytes(seed: int) -> bytearray:
@@ -46,7 +47,7 @@ def content(store: Store, point_id: str, key: str) -> bytes:
 @pytest.fixture
 def protected(tmp_path):
     """The application ``shop`` (one VM, one disk from an OVA refreshed from time to time) recorded as
-    protected from dc1 to dr, no point yet."""
+    protected from dc1 to dr with a replication bandwidth limit, no point yet."""
     raw = tmp_path / "disk.raw"
     data = disk_bytes(1)
     raw.write_bytes(data)
@@ -57,7 +58,7 @@ def protected(tmp_path):
     vm = ReplicaVm("web", "shop-web", "package", str(ova), "web", (ref,), "vms/shop-web/domain.xml", None, False,
                    "ready")
     store.save(ProtectionGroup("shop", str(tmp_path / "app.yaml"), "dc1", "dr", "test:///default", None,
-                               str(tmp_path / "dr" / "shop"), 900, 3, points.now_iso(), (vm,)))
+                               str(tmp_path / "dr" / "shop"), 900, 3, points.now_iso(), (vm,), max_rate=RATE))
     return store, ref, raw, data
 
 

@@ -17,6 +17,8 @@ def add_arguments(p) -> None:
                    "(platform: libvirt)")
     p.add_argument("--rpo", default="15m", help="recovery point objective: 90s, 15m, 4h, 1d (default 15m)")
     p.add_argument("--keep", type=int, default=7, help="recovery points kept; older ones are merged (default 7)")
+    p.add_argument("--max-rate", default="0", metavar="RATE", help="replication bandwidth limit of each disk "
+                   "copy, bytes per second: 50M, 512k, 1G (default 0: none)")
     p.add_argument("--domain-type", choices=("kvm", "qemu"), help="libvirt domain type of the replicas "
                    "(default: kvm when /dev/kvm is usable, else qemu)")
     p.add_argument("--json", action="store_true", help="print the protection group as JSON")
@@ -34,25 +36,28 @@ def run(args) -> int:
     if address:  # a durable run: the first copy by the target site's worker, then the sync schedule
         import os
 
-        from vmferry.replication.protect import parse_duration
+        from vmferry.replication.protect import parse_duration, parse_rate
         from vmferry.replication.store import Store
         from vmferry.workflows.library import ProtectRequest
         from vmferry.workflows.runs import protect_durably
 
         request = ProtectRequest(os.path.abspath(args.manifest), args.source, args.target, parse_duration(args.rpo),
-                                 args.keep, args.domain_type)
+                                 args.keep, args.domain_type, parse_rate(args.max_rate))
         result = protect_durably(address, request, make_reporter(json_mode=args.json))
         group = Store().load(result.app)
     else:
         group = protect(args.manifest, args.source, args.target, rpo=args.rpo, keep=args.keep,
-                        domain_type=args.domain_type, reporter=make_reporter(json_mode=args.json))
+                        domain_type=args.domain_type, reporter=make_reporter(json_mode=args.json),
+                        max_rate=args.max_rate)
     if args.json:
         emit_json(to_json(group))
         return 0
     point = group.newest
     out = sys.stdout
     out.write(f"{group.app}: protected from {group.source_site} to {group.target_site} "
-              f"(RPO {group.rpo_seconds} s, keep {group.keep}) in {group.replica_dir}\n")
+              f"(RPO {group.rpo_seconds} s, keep {group.keep}"
+              + (f", at most {human_bytes(group.max_rate)}/s per disk" if group.max_rate else "")
+              + f") in {group.replica_dir}\n")
     for vm in group.vms:
         out.write(f"  {vm.vm}: {vm.readiness}" + (", guest repaired" if vm.repaired else "") + "\n")
     if point is not None:

@@ -7,6 +7,9 @@ Chunks are moved (read, then written) by a pool of :data:`WORKERS` threads, at m
 ``WORKERS x QUEUE_DEPTH`` in flight, and settled in order by the caller's thread; a chunk that reads as
 zeros is written as a zero range (a qcow2 overlay records zero clusters, no data). Progress goes to ``heartbeat(bytes_done)`` at most every ``heartbeat_every``
 seconds and at the end, always after a flush of the target, so a reported position is on disk.
+``max_rate`` (bytes per second, 0: none) limits how fast the change set is read from the source, as a
+replication bandwidth limit does (pieces start no earlier than their share of the rate allows; while
+the copy waits, heartbeats keep saying where it is).
 ``resume_at`` (a position a heartbeat reported) skips the chunks wholly before it: a restarted copy
 reads and writes at most the remainder plus one chunk. Writing the same bytes again is harmless, so a
 copy is idempotent as long as its source shows the same moment (a running backup job does).
@@ -30,6 +33,7 @@ CHUNK = 4 << 20          # bytes per read/write: the resume granularity
 WORKERS = 8              # pieces in flight at once (reads and writes; NBD servers take concurrent requests)
 QUEUE_DEPTH = 2          # pieces queued per worker
 HEARTBEAT_EVERY = 1.0    # seconds between heartbeats (each one flushes the target first)
+MIN_RATE = 64 * 1024     # the lowest bandwidth limit taken (bytes per second)
 
 
 @dataclass(frozen=True)
@@ -81,10 +85,13 @@ def start_index(pieces: list[Extent], resume_at: int) -> tuple[int, int]:
 
 def copy_extents(source: ChangeSource, target: nbd.Export, *, extents: list[Extent] | None = None,
                  chunk: int = CHUNK, resume_at: int = 0, heartbeat: Callable[[int], None] | None = None,
-                 heartbeat_every: float = HEARTBEAT_EVERY, workers: int = WORKERS) -> CopyResult:
+                 heartbeat_every: float = HEARTBEAT_EVERY, workers: int = WORKERS,
+                 max_rate: int = 0) -> CopyResult:
     """Copy the change set of ``source`` (its ``extents()`` unless given) into ``target`` at the same
-    offsets, from ``resume_at``; see the module's description. ``source.read`` is called from several
-    threads at once (an NBD export takes concurrent requests)."""
+    offsets, from ``resume_at``, at most ``max_rate`` bytes per second (0: as fast as it goes); see the
+    module's description. ``source.read`` is called from several threads at once (an NBD export takes
+    concurrent requests)."""
+    check_rate(max_rate)
     wanted = source.extents() if extents is None else extents
     pieces = chunks(wanted, chunk)
     total = sum(p.length for p in pieces)
@@ -115,14 +122,33 @@ def copy_extents(source: ChangeSource, target: nbd.Export, *, extents: list[Exte
             count["zeros"] += piece.length
         count["read"] += piece.length
         count["done"] += piece.length
+        beat_if_due()
+
+    def beat_if_due() -> None:
         if heartbeat is not None and time.monotonic() - count["beat"] >= heartbeat_every:
             target.flush()   # what a heartbeat reports is on disk
             heartbeat(count["done"])
             count["beat"] = time.monotonic()
 
+    started = time.monotonic()
+    scheduled = 0   # bytes of this call's pieces started so far (what the rate limit counts)
+
+    def pace() -> None:
+        """Wait until the bytes started so far are within the rate; settle finished pieces meanwhile."""
+        if not max_rate:
+            return
+        allowed_at = started + scheduled / max_rate
+        while (left := allowed_at - time.monotonic()) > 0:
+            while pending and pending[0][1].done():
+                settle()
+            beat_if_due()
+            time.sleep(min(left, max(0.01, heartbeat_every / 2)))
+
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vmferry-copy") as pool:
         try:
             for piece in pieces[first:]:
+                pace()
+                scheduled += piece.length
                 pending.append((piece, pool.submit(move, piece)))
                 while pending and (len(pending) >= depth or pending[0][1].done()):
                     settle()
@@ -135,6 +161,12 @@ def copy_extents(source: ChangeSource, target: nbd.Export, *, extents: list[Exte
     if heartbeat is not None:
         heartbeat(count["done"])
     return CopyResult(total, count["read"], count["read"], count["zeros"], len(merge(wanted)), resumed_at)
+
+
+def check_rate(max_rate: int) -> None:
+    if isinstance(max_rate, bool) or not isinstance(max_rate, int) or (max_rate and max_rate < MIN_RATE):
+        raise ReplicationError(f"a bandwidth limit of {max_rate!r} bytes/s is not possible (0 for none, "
+                               f"else at least {MIN_RATE})")
 
 
 def copy_into_image(source: ChangeSource, image: str | os.PathLike | ImageSpec, *, fmt: str = "qcow2",

@@ -24,7 +24,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from vmferry.errors import ReplicationError, VmferryError
-from vmferry.replication import imageio
+from vmferry.replication import copy, imageio
 from vmferry.replication.model import (
     ChangeSource,
     DiskRef,
@@ -45,7 +45,7 @@ from vmferry.replication.store import ProtectionGroup, Store, fsync_dir
 from vmferry.tools import proc
 from vmferry.tools.qemu_img import ImageSpec
 
-COPY_CHUNK = 4 * 1024 * 1024   # the unit of copying, heartbeats and resumption
+COPY_CHUNK = copy.CHUNK   # the unit of copying and resumption
 DRAFT_PREFIX = ".draft-"
 
 
@@ -198,50 +198,39 @@ def _end_captures(draft: PointDraft, *, sealed: bool) -> None:
 
 
 def sync_disk(draft: PointDraft, ref: DiskRef, resume_at: int = 0, heartbeat: Heartbeat | None = None, *,
-              source: ChangeSource | None = None, store: Store | None = None) -> DiskSyncResult:
-    """Copy the disk's changed extents into the draft's layer, in offset order, ``COPY_CHUNK`` at a time.
-    ``heartbeat`` gets the bytes of the change set done so far; called again with ``resume_at`` = the
-    last heartbeat's count, the copy restarts at the chunk that count falls in (idempotent: the same
-    bytes land at the same offsets). Without ``source`` the VM's own change source is opened."""
+              source: ChangeSource | None = None, store: Store | None = None,
+              max_rate: int | None = None) -> DiskSyncResult:
+    """Copy the disk's changed extents into the draft's layer (the parallel resumable copy of
+    :func:`vmferry.replication.copy.copy_into_image`, ``COPY_CHUNK`` pieces in offset order).
+    ``heartbeat`` gets the bytes of the change set done so far, each time after a flush of the layer;
+    called again with ``resume_at`` = the last heartbeat's count, the copy restarts at the piece that
+    count falls in (idempotent: the same bytes land at the same offsets), so it moves at most the
+    remainder plus one chunk. ``max_rate`` (bytes/s) limits the copy; None: the group's own limit
+    (0: none). Without ``source`` the VM's own change source is opened."""
     store = store or Store()
     group = store.load(draft.app)
     if group.draft is None or group.draft.point_id != draft.point_id:
         raise ReplicationError(f"point {draft.point_id} of {draft.app!r} is not the open draft")
     if ref not in draft.disks:
         raise ReplicationError(f"disk {ref.key} is not part of point {draft.point_id}")
+    rate = group.max_rate if max_rate is None else max_rate
+    copy.check_rate(rate)
     owned = source is None
     if source is None:   # hashing a package disk takes a while: the heartbeat keeps saying where the copy is
         keepalive = (lambda _hashed: heartbeat(max(0, resume_at))) if heartbeat is not None else None
         source = open_change_source(group, draft, ref, progress=keepalive)
     try:
-        extents = sorted(source.extents(), key=lambda e: e.offset)
+        extents = source.extents()
+        for ext in extents:
+            if ext.offset < 0 or ext.length < 0 or ext.end > ref.size:
+                raise ReplicationError(f"changed extent {ext.offset}+{ext.length} is outside disk {ref.key} "
+                                       f"({ref.size} bytes)")
         full = bool(getattr(source, "full", False))
         reason = str(getattr(source, "resync_reason", ""))
-        done = read = written = 0
-        start = (max(0, resume_at) // COPY_CHUNK) * COPY_CHUNK
-        with imageio.open_image(draft_spec(group, draft, ref), writable=True) as image:
-            for ext in extents:
-                if ext.offset < 0 or ext.end > ref.size:
-                    raise ReplicationError(f"changed extent {ext.offset}+{ext.length} is outside disk {ref.key} "
-                                           f"({ref.size} bytes)")
-                pos = ext.offset
-                while pos < ext.end:
-                    n = min(COPY_CHUNK - done % COPY_CHUNK, ext.end - pos)
-                    if done + n > start:
-                        skip = max(0, start - done)
-                        data = source.read(pos + skip, n - skip)
-                        read += len(data)
-                        image.pwrite(data, pos + skip)
-                        written += len(data)
-                    pos += n
-                    done += n
-                    if heartbeat is not None and done % COPY_CHUNK == 0:
-                        image.flush()   # what a heartbeat reports is on disk before it is reported
-                        heartbeat(done)
-            image.flush()
-        if heartbeat is not None:
-            heartbeat(done)
-        result = DiskSyncResult(read, written, len(extents), full=full, resumed_at=start, resync_reason=reason)
+        moved = copy.copy_into_image(source, draft_spec(group, draft, ref), extents=extents, chunk=COPY_CHUNK,
+                                     resume_at=max(0, resume_at), heartbeat=heartbeat, max_rate=rate)
+        result = DiskSyncResult(moved.bytes_read, moved.bytes_written, moved.extents, full=full,
+                                resumed_at=moved.resumed_at, resync_reason=reason)
         _write_json(os.path.join(draft.draft_dir, f"{ref.key}.sync.json"), to_json(result))
         return result
     finally:

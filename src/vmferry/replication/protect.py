@@ -45,6 +45,26 @@ def parse_duration(text: str | int) -> int:
     return seconds
 
 
+_RATE = re.compile(r"^(\d{1,12})([kmgKMG]?)(?:i?[bB])?(?:/s)?$")
+_RATE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_rate(text: str | int) -> int:
+    """Bytes per second from ``0`` (no limit), ``512k``, ``50M``, ``1G`` (binary units; ``/s``, ``B``
+    and ``iB`` suffixes taken), or an integer of bytes per second."""
+    from vmferry.replication.copy import check_rate
+
+    if isinstance(text, int) and not isinstance(text, bool):
+        rate = text
+    else:
+        match = _RATE.match(str(text).strip())
+        if not match:
+            raise ReplicationError(f"{text!r} is not a bandwidth (bytes per second: a number, optionally k, M or G)")
+        rate = int(match.group(1)) * _RATE_UNITS[match.group(2).lower()]
+    check_rate(rate)
+    return rate
+
+
 def _site(app, name: str, role: str):
     site = app.sites.get(name)
     if site is None:
@@ -76,14 +96,16 @@ def storage_dir(platform) -> str:
 # -- protect ------------------------------------------------------------------------------------------
 def protect(manifest: str | os.PathLike, source_site: str, target_site: str, *, rpo: str | int = DEFAULT_RPO,
             keep: int = DEFAULT_KEEP, store: Store | None = None, domain_type: str | None = None,
-            reporter=None) -> ProtectionGroup:
+            reporter=None, max_rate: str | int = 0) -> ProtectionGroup:
     """Make the application of ``manifest`` a protection group from ``source_site`` to ``target_site``:
-    a converted, repaired first copy of every component at the target, recorded as the first point."""
+    a converted, repaired first copy of every component at the target, recorded as the first point.
+    ``max_rate`` (bytes/s, or ``50M``-style text; 0: none) limits every disk copy of its syncs."""
     from vmferry.plans.manifest import load_app
 
     store = store or Store()
     app = load_app(manifest)
     rpo_seconds = parse_duration(rpo)
+    rate = parse_rate(max_rate)
     if keep < 1:
         raise ReplicationError(f"retention must keep at least one point, not {keep}")
     if source_site == target_site:
@@ -126,7 +148,7 @@ def protect(manifest: str | os.PathLike, source_site: str, target_site: str, *, 
                             target.libvirt.uri, source.libvirt.uri if source.libvirt else None, replica_dir,
                             rpo_seconds, keep, points.now_iso(), tuple(vms),
                             created=(replica_dir, capture_dir) if capture_dir else (replica_dir,),
-                            capture_dir=capture_dir)
+                            capture_dir=capture_dir, max_rate=rate)
     with store.locked(app.name):
         if store.exists(app.name):
             shutil.rmtree(staging, ignore_errors=True)
@@ -392,14 +414,15 @@ def _remove_checkpoints(group: ProtectionGroup) -> list[str]:
 
 
 # -- sync ---------------------------------------------------------------------------------------------
-def sync_app(app: str, *, store: Store | None = None, heartbeat=None) -> RecoveryPoint:
+def sync_app(app: str, *, store: Store | None = None, heartbeat=None, max_rate: int | None = None) -> RecoveryPoint:
     """One recovery point of every VM of ``app`` at one moment; older points beyond the group's
-    retention are merged. A failure leaves no draft behind."""
+    retention are merged. A failure leaves no draft behind. ``max_rate`` (bytes/s) limits this sync's
+    disk copies instead of the group's own limit."""
     store = store or Store()
     draft = points.begin_point(app, store=store, reuse_open=False)
     try:
         for ref in draft.disks:
-            points.sync_disk(draft, ref, heartbeat=heartbeat, store=store)
+            points.sync_disk(draft, ref, heartbeat=heartbeat, store=store, max_rate=max_rate)
         point = seal_repaired(draft, store=store)
     except BaseException:
         points.abandon_point(draft, store=store)

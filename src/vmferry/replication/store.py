@@ -102,6 +102,7 @@ class ProtectionGroup:
     created: tuple[str, ...] = ()              # what protect created (files, dirs), for unprotect
     last_seq: int = 0                          # sequence number of the last point begun (ids never reused)
     capture_dir: str | None = None             # running-domain sources: where their backup jobs' sockets live
+    max_rate: int = 0                          # replication bandwidth limit, bytes/s per disk copy (0: none)
     extra: tuple[str, ...] = field(default=())  # room for later issues (JSON texts)
 
     def vm(self, name: str) -> ReplicaVm:

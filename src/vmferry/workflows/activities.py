@@ -51,6 +51,7 @@ class ReplicationLibrary(Protocol):
 class SyncDiskInput:
     draft: PointDraft
     disk: DiskRef
+    max_rate: int | None = None   # bytes/s; None: the library's own setting (the group's limit)
 
 
 def resume_offset(details: object) -> int:
@@ -77,8 +78,9 @@ class ReplicationActivities:
         resume_at = resume_offset(activity.info().heartbeat_details)
         if resume_at:
             activity.heartbeat(resume_at)  # the resumed attempt starts from what is already known done
+        limit = {} if request.max_rate is None else {"max_rate": request.max_rate}
         return self.library.sync_disk(request.draft, request.disk, resume_at=resume_at,
-                                      heartbeat=activity.heartbeat)
+                                      heartbeat=activity.heartbeat, **limit)
 
     @activity.defn(name="seal_point")
     def seal_point(self, draft: PointDraft) -> RecoveryPoint:

@@ -34,6 +34,7 @@ class ProtectRequest:
     rpo_seconds: int
     keep: int = 7
     domain_type: str | None = None
+    max_rate: int = 0             # replication bandwidth limit of each disk copy, bytes/s (0: none)
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,8 @@ class StoreLibrary:
         return points.begin_point(app, store=self.store, reuse_open=not fresh)
 
     def sync_disk(self, draft: PointDraft, ref: DiskRef, *, resume_at: int = 0,
-                  heartbeat: Callable[[int], None] | None = None) -> DiskSyncResult:
-        return points.sync_disk(draft, ref, resume_at, heartbeat, store=self.store)
+                  heartbeat: Callable[[int], None] | None = None, max_rate: int | None = None) -> DiskSyncResult:
+        return points.sync_disk(draft, ref, resume_at, heartbeat, store=self.store, max_rate=max_rate)
 
     def seal_point(self, draft: PointDraft) -> RecoveryPoint:
         from vmferry.replication.protect import seal_repaired
@@ -85,7 +86,8 @@ class StoreLibrary:
             else:
                 return _result(group)
         group = protect(request.manifest, request.source_site, request.target_site, rpo=request.rpo_seconds,
-                        keep=request.keep, store=self.store, domain_type=request.domain_type, reporter=reporter)
+                        keep=request.keep, store=self.store, domain_type=request.domain_type, reporter=reporter,
+                        max_rate=request.max_rate)
         return _result(group)
 
 

@@ -76,6 +76,7 @@ class SyncRequest:
     source_site: str
     target_site: str
     options: RunOptions = field(default_factory=RunOptions)
+    max_rate: int | None = None   # bandwidth limit of each disk copy (bytes/s) for this run; None: the group's
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ class PointRun:
     async def _copy(self, request: SyncRequest, draft: PointDraft, ref: DiskRef) -> DiskSyncResult:
         opts = request.options
         result = await workflow.execute_activity(
-            "sync_disk", SyncDiskInput(draft, ref), result_type=DiskSyncResult,
+            "sync_disk", SyncDiskInput(draft, ref, request.max_rate), result_type=DiskSyncResult,
             task_queue=queue_for("sync_disk", request), activity_id=sync_activity_id(ref),
             start_to_close_timeout=timedelta(seconds=opts.disk), heartbeat_timeout=timedelta(seconds=opts.heartbeat),
             retry_policy=opts.retry(), cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)

@@ -187,12 +187,14 @@ async def list_runs(client, limit: int = 50, running_only: bool = False) -> list
 
 
 def sync_app_durably(address: str, app: str, reporter, namespace: str = DEFAULT_NAMESPACE,
-                     state_dir: str | None = None) -> RecoveryPoint:
-    """``vmferry sync APP`` as a durable run: the sites come from the application's protection group."""
+                     state_dir: str | None = None, max_rate: int | None = None) -> RecoveryPoint:
+    """``vmferry sync APP`` as a durable run: the sites come from the application's protection group;
+    ``max_rate`` (bytes/s) limits this run's disk copies instead of the group's own limit."""
     from vmferry.replication.store import Store
 
     group = Store(state_dir).load(app)
-    return sync_now(address, SyncRequest(app, group.source_site, group.target_site), reporter, namespace)
+    request = SyncRequest(app, group.source_site, group.target_site, max_rate=max_rate)
+    return sync_now(address, request, reporter, namespace)
 
 
 def protect_durably(address: str, request: ProtectRequest, reporter,
