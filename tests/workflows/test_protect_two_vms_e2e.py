@@ -159,8 +159,12 @@ def test_two_running_vms_protected_synced_booted_and_rpo_watched_through_tempora
     # the data of the second sync is in the second point and not in the first, for both VMs
     for comp in guests:
         key = f"shop-{comp}.vdb"
-        assert hashlib.md5(point_bytes(store, p1["point_id"], key)).hexdigest() == before[comp]
-        assert hashlib.md5(point_bytes(store, p2["point_id"], key)).hexdigest() == after[comp]
+        old, new = (point_bytes(store, p["point_id"], key) for p in (p1, p2))
+        pdir = Path(store.load("shop").points_dir) / p2["point_id"]
+        why = (f"{comp}: blocks differing p1/p2 {[i // BS for i in range(0, len(old), BS) if old[i:i + BS] != new[i:i + BS]]}"
+               f"; sync {(pdir / f'{key}.sync.json').read_text()}; points {[p.point_id for p in store.load('shop').points]}")
+        assert hashlib.md5(old).hexdigest() == before[comp], why
+        assert hashlib.md5(new).hexdigest() == after[comp], why
     disks = {d["ref"]["vm"] + "." + d["ref"]["disk"]: d for d in p2["disks"]}
     assert disks["shop-web.vdb"]["bytes_written"] == 2 * BS and disks["shop-db.vdb"]["bytes_written"] == BS
 

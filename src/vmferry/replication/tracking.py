@@ -131,7 +131,10 @@ def _begin_one(dom, req: CaptureRequest, workdir: Path) -> dict:
     """Start the backup + checkpoint of one domain (already quiesced by the caller); the session state."""
     libvirt = binding()
     disks = tracked_disks(dom)
-    capture = workdir / hashlib.sha256(req.checkpoint.encode()).hexdigest()[:12]   # short: a socket path
+    # one directory (and NBD socket) per domain and checkpoint: the VMs of one point share the checkpoint's
+    # name, and a socket shared by two backup jobs would serve one VM's disks as the other's
+    key = "\0".join((req.uri, req.domain, req.checkpoint)).encode()
+    capture = workdir / hashlib.sha256(key).hexdigest()[:12]   # short: a socket path
     socket = capture / "nbd.sock"
     if len(os.fsencode(socket)) > SOCKET_PATH_MAX:
         raise ReplicationError(f"capture directory {workdir} is too deep for a Unix socket path "
