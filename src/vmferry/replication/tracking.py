@@ -151,37 +151,41 @@ def _begin_one(dom, req: CaptureRequest, workdir: Path) -> dict:
     if req.checkpoint in existing:   # left by a run that crashed between checkpoint and job: start over
         dom.checkpointLookupByName(req.checkpoint).delete(0)
     capture.mkdir(parents=True, exist_ok=True)
-    owner = workdir.stat()
-    if os.geteuid() == 0 and (owner.st_uid, owner.st_gid) != (0, 0):
-        os.chown(capture, owner.st_uid, owner.st_gid)   # QEMU writes scratch files and its socket here
-    for stale in capture.iterdir():
-        if stale.suffix == ".scratch" or stale.name == "nbd.sock":
-            stale.unlink()
-    reason = ""
-    since = req.since
-    if since and since not in existing:
-        reason = f"checkpoint {since} of domain {req.domain} is missing"
-        since = None
-    ck_xml = _checkpoint_xml(req.checkpoint, disks)
     try:
-        dom.backupBegin(_backup_xml(disks, socket, capture, since), ck_xml, 0)
-    except libvirt.libvirtError as exc:
-        if not since:
-            raise ReplicationError(f"domain {req.domain}: backup could not start: {message(exc)}") from exc
-        reason = f"incremental backup from checkpoint {since} refused: {message(exc)}"
-        since = None
+        owner = workdir.stat()
+        if os.geteuid() == 0 and (owner.st_uid, owner.st_gid) != (0, 0):
+            os.chown(capture, owner.st_uid, owner.st_gid)   # QEMU writes scratch files and its socket here
+        for stale in capture.iterdir():
+            if stale.suffix == ".scratch" or stale.name == "nbd.sock":
+                stale.unlink()
+        reason = ""
+        since = req.since
+        if since and since not in existing:
+            reason = f"checkpoint {since} of domain {req.domain} is missing"
+            since = None
+        ck_xml = _checkpoint_xml(req.checkpoint, disks)
         try:
-            if req.checkpoint in _checkpoints(dom):
-                dom.checkpointLookupByName(req.checkpoint).delete(0)
-            dom.backupBegin(_backup_xml(disks, socket, capture, None), ck_xml, 0)
-        except libvirt.libvirtError as exc2:
-            raise ReplicationError(f"domain {req.domain}: backup could not start: {message(exc2)}") from exc2
-    sizes = {d: int(dom.blockInfo(d, 0)[0]) for d in disks}
-    state = {"uri": req.uri, "domain": req.domain, "checkpoint": req.checkpoint, "since": since,
-             "socket": str(socket), "capture_dir": str(capture), "disks": sizes, "resync_reason": reason}
-    tmp = capture / "state.json.tmp"
-    tmp.write_text(json.dumps(state, sort_keys=True))
-    os.replace(tmp, capture / "state.json")
+            dom.backupBegin(_backup_xml(disks, socket, capture, since), ck_xml, 0)
+        except libvirt.libvirtError as exc:
+            if not since:
+                raise ReplicationError(f"domain {req.domain}: backup could not start: {message(exc)}") from exc
+            reason = f"incremental backup from checkpoint {since} refused: {message(exc)}"
+            since = None
+            try:
+                if req.checkpoint in _checkpoints(dom):
+                    dom.checkpointLookupByName(req.checkpoint).delete(0)
+                dom.backupBegin(_backup_xml(disks, socket, capture, None), ck_xml, 0)
+            except libvirt.libvirtError as exc2:
+                raise ReplicationError(f"domain {req.domain}: backup could not start: {message(exc2)}") from exc2
+        sizes = {d: int(dom.blockInfo(d, 0)[0]) for d in disks}
+        state = {"uri": req.uri, "domain": req.domain, "checkpoint": req.checkpoint, "since": since,
+                 "socket": str(socket), "capture_dir": str(capture), "disks": sizes, "resync_reason": reason}
+        tmp = capture / "state.json.tmp"
+        tmp.write_text(json.dumps(state, sort_keys=True))
+        os.replace(tmp, capture / "state.json")
+    except BaseException:   # nothing of this capture stays: no job, no checkpoint, no directory
+        _undo(dom, {"socket": str(socket), "checkpoint": req.checkpoint, "capture_dir": str(capture)})
+        raise
     return state
 
 
@@ -189,7 +193,7 @@ def begin_captures(requests: list[CaptureRequest], workdir: str | os.PathLike, *
                    quiesce_guests: bool = True) -> list[VmSession]:
     """Capture every VM of ``requests`` at one moment: freeze all (through their guest agents), start
     every backup + checkpoint, thaw all. ``workdir`` holds the export sockets and scratch files (one
-    directory per checkpoint, owned like ``workdir``) and must be writable by the QEMU processes. Idempotent: a capture whose
+    directory per domain and checkpoint, owned like ``workdir``) and must be writable by the QEMU processes. Idempotent: a capture whose
     backup job still runs is reused."""
     base = Path(workdir)
     base.mkdir(parents=True, exist_ok=True)
