@@ -73,7 +73,7 @@ class SayingLibrary:
     def __init__(self, steps: int, every: float) -> None:
         self.steps, self.every, self.said = steps, every, {}
 
-    def test_recovery(self, request, say=None) -> dict:
+    def test_recovery(self, request, say=None, control=None) -> dict:
         for i in range(self.steps):
             time.sleep(self.every)
             msg = f"step {i + 1} of {self.steps}"
