@@ -214,12 +214,14 @@ def create_app(state: ConsoleState):
         refused = refuse_write(request)
         if refused is not None:
             return refused
-        confirm = (await _form(request)).get("confirm", "")
+        fields = await _form(request)
+        confirm = fields.get("confirm", "")
+        pause = tuple(p for p in fields.get("pause_before", "").replace(",", " ").split() if p)
         if confirm != "yes":
             return page(request, "refused.html", 400, reason="a test failover must be confirmed")
         try:
             group = state.store().load(name)
-            workflow_id = await console_runs.start_test(await state.client(), group.app, group.target_site)
+            workflow_id = await console_runs.start_test(await state.client(), group.app, group.target_site, pause)
         except VmferryError as exc:
             return page(request, "refused.html", 400, reason=str(exc))
         return RedirectResponse(f"/runs/{workflow_id}", status_code=303)

@@ -2,9 +2,9 @@
 
 A run's steps: the disk copies of a sync or protection (:func:`vmferry.workflows.runs.snapshot`), or
 the step a test recovery is at (the message its activity last heartbeated: the recovery's own
-``say``). Gates: a workflow type listed in :data:`GATED_TYPES` answers the ``gates`` query with the
-names of the gates it waits at and is resumed by the ``resume`` signal with the gate's name (no
-vmferry workflow has gates yet: the failover runs of issue 13 are to add them). Starting runs: :func:`start_test`.
+``say``). Gates: the workflow types of :data:`vmferry.workflows.recovery.RUN_CONTROLLED` answer the
+``gates`` query (:class:`~vmferry.workflows.recovery.GateState`: the step the run waits before) and are
+resumed by the ``resume`` signal with that step. Starting runs: :func:`start_test`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from vmferry.replication.model import to_json
 RECOVER_ACTIVITY = "recover_test"
 GATES_QUERY = "gates"
 RESUME_SIGNAL = "resume"
-GATED_TYPES: frozenset[str] = frozenset()   # workflow types that answer the gates query (none yet)
 
 
 @dataclass
@@ -81,10 +80,12 @@ async def run_state(client, workflow_id: str, *, with_result: bool = True) -> Ru
             _, copies = await snapshot(handle, client.data_converter)
             state.steps = [{"key": c.key, "title": c.title, "done": c.done, "finished": c.finished,
                             "attempt": c.attempt} for c in copies]
-        if wtype in GATED_TYPES:               # a query is a workflow task: only asked where it is answered
+        from vmferry.workflows.recovery import RUN_CONTROLLED, GateState
+
+        if wtype in RUN_CONTROLLED:            # a query is a workflow task: only asked where it is answered
             try:
-                gates = await handle.query(GATES_QUERY, rpc_timeout=timedelta(seconds=1))
-                state.gates = [str(g) for g in gates or ()]
+                gates = await handle.query(GATES_QUERY, result_type=GateState, rpc_timeout=timedelta(seconds=1))
+                state.gates = [gates.paused_at] if gates.paused_at else []
             except Exception:  # noqa: BLE001 - no worker answers now: no gate shown this time
                 state.gates = []
     elif with_result:
@@ -101,14 +102,16 @@ async def run_state(client, workflow_id: str, *, with_result: bool = True) -> Ru
     return state
 
 
-async def start_test(client, app: str, site: str):
-    """Start a test recovery of ``app`` at ``site`` (or join the one running); its workflow id."""
+async def start_test(client, app: str, site: str, pause_before: tuple[str, ...] = ()):
+    """Start a test recovery of ``app`` at ``site`` (or join the one running), stopping at a gate before
+    each step of ``pause_before``; its workflow id."""
     from temporalio.common import WorkflowIDConflictPolicy
 
     from vmferry.workflows.endpoint import CONTROL_QUEUE
     from vmferry.workflows.recovery import TestRecoveryRequest, workflow_id
 
-    handle = await client.start_workflow("TestRecovery", TestRecoveryRequest(app, site), id=workflow_id(app, site),
+    handle = await client.start_workflow("TestRecovery", TestRecoveryRequest(app, site, pause_before=pause_before),
+                                         id=workflow_id(app, site),
                                          task_queue=CONTROL_QUEUE, result_type=dict,
                                          id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
     return handle.id

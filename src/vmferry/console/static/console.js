@@ -7,6 +7,28 @@
     return (i ? n.toFixed(1) : n) + " " + units[i];
   }
   function follow(section) {
+    var runUrl = section.getAttribute("data-events").replace(/\/events$/, "");
+    var gatesBox = document.getElementById("gates");
+    function showGates(gates) {
+      var shown = Array.prototype.map.call(gatesBox.querySelectorAll("input[name=gate]"), function (i) { return i.value; });
+      if (shown.join("\n") === gates.join("\n")) { return; }
+      gatesBox.textContent = "";
+      gates.forEach(function (gate) {
+        var form = document.createElement("form");
+        form.method = "post";
+        form.action = runUrl + "/resume";
+        form.className = "gate";
+        var hidden = document.createElement("input");
+        hidden.type = "hidden"; hidden.name = "gate"; hidden.value = gate;
+        var label = document.createElement("span");
+        label.textContent = "Waiting at gate " + gate;
+        var button = document.createElement("button");
+        button.type = "submit";
+        button.textContent = "Resume " + gate;
+        form.appendChild(hidden); form.appendChild(label); form.appendChild(button);
+        gatesBox.appendChild(form);
+      });
+    }
     var list = document.getElementById("steps");
     var status = document.getElementById("run-status");
     var waiting = document.getElementById("waiting");
@@ -29,6 +51,7 @@
         item.textContent = step.title + (step.done ? " " + humanBytes(step.done) : "");
         item.setAttribute("data-at", data.at);
       });
+      showGates(data.gates || []);
     });
     source.addEventListener("status", function (ev) {
       var data = JSON.parse(ev.data);
