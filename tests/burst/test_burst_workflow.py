@@ -5,6 +5,7 @@ metric → decision), durable timers between them; the decisions land in the bur
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.burst.group import write_group
@@ -15,18 +16,12 @@ from vmferry.burst import store
 
 def test_watch_workflow_rounds_run_at_the_site(tmp_path):
     from temporalio.client import Client
-    from temporalio.worker import Worker
 
-    from vmferry.workflows.burst import (
-        WORKFLOWS,
-        BurstActivities,
-        BurstWatchRequest,
-        BurstWatchWorkflow,
-        StoreBurstLibrary,
-        workflow_id,
-    )
-    from vmferry.workflows.endpoint import CONTROL_QUEUE, site_queue
+    from vmferry.workflows.burst import BurstWatchRequest, BurstWatchWorkflow, workflow_id
+    from vmferry.workflows.endpoint import CONTROL_QUEUE
+    from vmferry.workflows.activities import default_library
     from vmferry.workflows.server import DevServer
+    from vmferry.workflows.worker import WorkerPlan, build_workers
 
     primary = Primary()
     haproxy = HAProxy(tmp_path / "haproxy", primary.port).start()
@@ -37,12 +32,11 @@ def test_watch_workflow_rounds_run_at_the_site(tmp_path):
 
         async def main():
             client = await Client.connect(server.address)
-            with ThreadPoolExecutor(2) as pool:
-                workers = [Worker(client, task_queue=CONTROL_QUEUE, workflows=WORKFLOWS),
-                           Worker(client, task_queue=site_queue("cloud"),
-                                  activities=BurstActivities(StoreBurstLibrary(state)).activities(),
-                                  activity_executor=pool)]
-                async with workers[0], workers[1]:
+            with ThreadPoolExecutor(8) as pool:     # the workers `vmferry worker --workflows --site cloud` runs
+                workers = build_workers(client, WorkerPlan(("cloud",), True), default_library(state), pool)
+                async with contextlib.AsyncExitStack() as stack:
+                    for worker in workers:
+                        await stack.enter_async_context(worker)
                     handle = await client.start_workflow(
                         BurstWatchWorkflow.run, BurstWatchRequest("shop", "web", "cloud", rounds=3, interval=0.2),
                         id=workflow_id("shop", "web"), task_queue=CONTROL_QUEUE)

@@ -10,7 +10,7 @@ they serve (boot under TCG: minutes), so its timeout is the copies' proof timeou
 is the list of decisions (``Decision.to_dict()``), the same ones the burst record keeps.
 
 Workers register :data:`WORKFLOWS` on the control queue and :meth:`BurstActivities.activities` on each site
-queue (not wired into ``vmferry worker``/``serve`` yet).
+queue; ``vmferry worker`` and ``serve`` do (:mod:`vmferry.workflows.worker`).
 """
 
 from __future__ import annotations

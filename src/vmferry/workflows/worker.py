@@ -51,7 +51,7 @@ class WorkerPlan:
 
 def build_workers(client, plan: WorkerPlan, library: ReplicationLibrary | None,
                   executor: ThreadPoolExecutor) -> list[Worker]:
-    from vmferry.workflows import failover, recovery
+    from vmferry.workflows import burst, failover, recovery
     from vmferry.workflows.protection import ProtectWorkflow, SyncWorkflow
     from vmferry.workflows.schedules import ScheduleActivities
 
@@ -59,7 +59,7 @@ def build_workers(client, plan: WorkerPlan, library: ReplicationLibrary | None,
     workers: list[Worker] = []
     if plan.workflows:
         workers.append(Worker(client, task_queue=CONTROL_QUEUE, workflows=[SyncWorkflow, ProtectWorkflow, *recovery.WORKFLOWS,
-                                                                           *failover.WORKFLOWS],
+                                                                           *failover.WORKFLOWS, *burst.WORKFLOWS],
                               activities=ScheduleActivities(client).activities(), identity=identity,
                               sticky_queue_schedule_to_start_timeout=timedelta(seconds=3)))
     if plan.sites:
@@ -71,6 +71,7 @@ def build_workers(client, plan: WorkerPlan, library: ReplicationLibrary | None,
         if store is not None:
             site_acts += recovery.RecoveryActivities(recovery.StoreRecoveryLibrary(store.root)).activities()
             site_acts += failover.FailoverActivities(store.root).site_activities()
+            site_acts += burst.BurstActivities(burst.StoreBurstLibrary(store.root)).activities()
         for site in plan.sites:
             workers.append(Worker(client, task_queue=site_queue(site), activities=site_acts,
                                   activity_executor=executor, max_concurrent_activities=4, identity=identity,
