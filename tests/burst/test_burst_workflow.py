@@ -17,9 +17,9 @@ from vmferry.burst import store
 def test_watch_workflow_rounds_run_at_the_site(tmp_path):
     from temporalio.client import Client
 
+    from vmferry.workflows.activities import default_library
     from vmferry.workflows.burst import BurstWatchRequest, BurstWatchWorkflow, workflow_id
     from vmferry.workflows.endpoint import CONTROL_QUEUE
-    from vmferry.workflows.activities import default_library
     from vmferry.workflows.server import DevServer
     from vmferry.workflows.worker import WorkerPlan, build_workers
 
