@@ -1,11 +1,11 @@
 """Reprotect and failback end to end on a private libvirtd (QEMU under TCG): the command-loop test guest
 `shop-db-src` (root + 16 MiB data disk, real qemu-ga) runs at dc1, is protected to dr, fails over to dr
-(disaster failover of its newest point, change tracking started on the copy), writes a known amount in
+(fo13's disaster failover of its newest point: the copy started paused, marked for change tracking), writes a known amount in
 the dr guest; `vmferry recover shop --reprotect` moves exactly those blocks back into the old dc1 disks
 (found by the dirty bitmap, the old disks checked against the failover point's digests and adopted), and
-`status` says dr -> dc1; after another known write, `vmferry recover shop --failback` pauses the copy,
-takes a final point of exactly that write and brings `shop-db-src` back up at dc1 with the dr guest's
-data; a second reprotect (no bitmap at dc1) finds the next write by block hashes and copies a root disk
+`status` says dr -> dc1; after another known write, `vmferry recover shop --failback` (fo13's planned
+failover of the reversed record) stops the copy, takes a final point of exactly that write and brings
+`shop-db-src` back up at dc1 with the dr guest's data; a second reprotect (no bitmap at dc1) finds the next write by block hashes and copies a root disk
 that no longer holds the failback point whole. An interrupted reprotect leaves the forward protection and
 the old disks as they were."""
 
@@ -23,12 +23,10 @@ from tests.conftest import run_vmferry
 from tests.guest import libvirtd as _libvirtd
 from tests.replication import sourceguest as sg
 from vmferry.errors import RecoveryError
-from vmferry.plans.manifest import load_app
+from vmferry.recovery import failover_record
 from vmferry.recovery import reprotect as rp
-from vmferry.recovery.failover import failover_disaster
-from vmferry.recovery.report import render_text
-from vmferry.recovery.spec import plan_from_group
-from vmferry.replication import imageio, points
+from vmferry.recovery.failover_steps import FailoverRequest, failover
+from vmferry.replication import imageio, points, tracking
 from vmferry.replication.protect import protect, sync_app
 from vmferry.replication.status import status
 from vmferry.replication.store import Store
@@ -131,10 +129,12 @@ def test_reprotect_moves_back_only_the_blocks_written_at_dr(world):
     with pytest.raises(RecoveryError, match="does not run at site 'dr'"):
         rp.reprotect("shop", store=store)                       # nothing failed over yet
     group = store.load("shop")
-    plan = plan_from_group(load_app(str(world["manifest"])), group, domain_type="qemu")
-    rec = failover_disaster(plan, world["state"], production={})
-    assert rec.ok, render_text(rec)
-    assert rp.mark_failover(group, rec.point_id) == ["shop-db"]
+    rec = failover(world["state"], FailoverRequest("shop", "dr", "disaster", domain_type="qemu"))
+    assert rec["ok"], json.dumps(rec)[:3000]
+    assert rec["point"] == group.newest.point_id
+    with lv.connect(uri) as conn:     # the failover started the copy paused and marked it for a reprotect
+        marks = [c.getName() for c in conn.domain("shop-db").listAllCheckpoints(0)]
+    assert marks == [tracking.checkpoint_name("shop", group.newest.point_id)]
     wait_agent(uri, "shop-db")
     agent_sh(uri, "shop-db", sg.write_blocks_command("/dev/vdb", DR_BLOCKS))
     world["dr_md5"] = md5(uri, "shop-db")
@@ -157,6 +157,7 @@ def test_reprotect_moves_back_only_the_blocks_written_at_dr(world):
     doc = json.loads(res.stdout)
     disks = {d["key"]: d for d in doc["disks"]}
     assert doc["failover_point"] == group.newest.point_id and doc["undefined"] == [SOURCE]
+    assert failover_record.load(world["state"], "shop") is None        # the failover is history now
     assert disks["shop-db-src.vdb"]["method"] == "bitmap" and disks["shop-db-src.vdb"]["adopted"] == "moved"
     assert disks["shop-db-src.vdb"]["bytes_written"] == len(DR_BLOCKS) * BS        # exactly what the guest wrote
     assert disks["shop-db-src.vda"]["method"] == "bitmap" and disks["shop-db-src.vda"]["bytes_written"] <= MIB
@@ -179,19 +180,24 @@ def test_failback_returns_the_application_to_dc1_with_no_data_lost(world):
     uri, env = world["uri"], world["env"]
     agent_sh(uri, "shop-db", sg.write_blocks_command("/dev/vdb", BACK_BLOCKS))
     before = md5(uri, "shop-db")
-    res = run_vmferry("recover", "shop", "--failback", "--json", env=env, timeout=900)
+    res = run_vmferry("recover", "shop", "--failback", "--shutdown-timeout", "15", "--domain-type", "qemu", "--json",
+                      env=env, timeout=900)
     doc = json.loads(res.stdout) if res.stdout.strip() else {}
     assert res.returncode == 0, res.stderr + json.dumps(doc)[:3000]
-    assert doc["ok"] and doc["stopped"] == ["shop-db"] and doc["recovery"]["kind"] == "failback"
-    assert doc["bytes_written"] == len(BACK_BLOCKS) * BS                  # the final point: that write only
-    assert doc["recovery"]["data_loss_seconds"] == 0
-    (vm,) = doc["recovery"]["vms"]
+    assert doc["ok"] and doc["kind"] == "failover-planned" and doc["site"] == "dc1"
+    assert doc["data_loss_seconds"] == 0 and set(doc["source_stopped"]) == {"shop-db"} and doc["surroundings"] == []
+    final = world["store"].load("shop").newest
+    assert doc["point"] == final.point_id
+    assert final.disk("shop-db-src.vdb").bytes_written == len(BACK_BLOCKS) * BS   # the final point: that write
+    (vm,) = doc["vms"]
     assert vm["domain"] == SOURCE and vm["proved"]
     with lv.connect(uri) as conn:
         assert conn.info(SOURCE).active and not conn.info("shop-db").active
     wait_agent(uri, SOURCE)
     assert md5(uri, SOURCE) == before                                     # the dr guest's data is at dc1
-    world["figures"]["failback_final_bytes"] = doc["bytes_written"]
+    world["figures"]["failback_final_bytes"] = final.bytes_written
+    res = run_vmferry("recover", "shop", "--failback", env=env)
+    assert res.returncode == 2 and "already failed over" in res.stderr
 
 
 def test_reprotect_again_without_a_bitmap_finds_the_changes_by_hashing(world):
@@ -215,6 +221,7 @@ def test_reprotect_again_without_a_bitmap_finds_the_changes_by_hashing(world):
     assert all(os.path.exists(f) for f in running.values())
     group = store.load("shop")
     assert (group.source_site, group.target_site) == ("dc1", "dr")
+    assert failover_record.load(world["state"], "shop") is None
     assert point_md5(store, report.point_id, "shop-db.vdb") == after
     world["figures"]["hash_reprotect_bytes"] = report.bytes_written
     print("figures", world["figures"])

@@ -56,7 +56,7 @@ def test_reprotect_refuses_an_application_that_runs_nowhere_else(tmp_path):
     with pytest.raises(RecoveryError, match="unknown change method"):
         rp.reprotect("shop", store=store, method="guess")
     with pytest.raises(RecoveryError, match="was not reprotected"):
-        failback("shop", tmp_path / "state", production={}, store=store)
+        failback(tmp_path / "state", "shop")
     assert store.load("shop") == group(tmp_path)          # nothing written
 
 
@@ -65,6 +65,8 @@ def test_cli_refusals_exit_2_with_one_line(tmp_path):
     res = run_vmferry("recover", "shop", "--reprotect", "--failback", env=env)
     assert res.returncode == 2 and "actions of their own" in res.stderr
     res = run_vmferry("recover", "shop", "--reprotect", "--test", env=env)
+    assert res.returncode == 2 and "actions of their own" in res.stderr
+    res = run_vmferry("recover", "shop", "--failback", "--failover", "--planned", env=env)
     assert res.returncode == 2 and "actions of their own" in res.stderr
     res = run_vmferry("recover", "shop", "--reprotect", env=env)
     assert res.returncode == 2 and "is not protected" in res.stderr and len(res.stderr.strip().splitlines()) == 1

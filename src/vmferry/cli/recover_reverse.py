@@ -3,8 +3,9 @@
 ``--reprotect``: after a failover, the copies running at the recovery site become the source and the old
 source site's disks receive only what changed since the failover point; the protection record is
 reversed (``vmferry status`` shows the new direction). ``--failback``: after a reprotect, a planned
-failover back to the original site (the copies paused, a final point, the application launched and
-proved there). Exit status 0 when done, 1 when the failback did not prove itself, 2 on bad input.
+failover back to the original site (:mod:`vmferry.cli.failover_cmd` runs it: the copies shut down, a final
+point, the application launched, proved and its surroundings moved back). Exit status 0 when done, 1 when
+the failback did not come up, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -15,19 +16,8 @@ from vmferry.cli.common import emit_json
 from vmferry.errors import UsageError
 
 
-def production_networks(app, site: str, plan) -> dict[str, str]:
-    """Target network -> the site's libvirt network (the site's ``networks:`` map, by name)."""
-    lib = app.sites[site].libvirt
-    out = {}
-    for tn in plan.networks:
-        mapped = lib.network(tn.name) if lib is not None else None
-        if mapped:
-            out[tn.name] = mapped
-    return out
-
-
 def run(args, state: str) -> int:
-    if args.test or args.cleanup or (args.reprotect and args.failback):
+    if args.test or args.cleanup or getattr(args, "failover", False) or (args.reprotect and args.failback):
         raise UsageError("reprotect and failback are actions of their own: ask for one")
     say = (lambda msg: sys.stderr.write(msg + "\n")) if not args.json and sys.stderr.isatty() else None
     if args.reprotect:
@@ -40,20 +30,16 @@ def run(args, state: str) -> int:
         else:
             sys.stdout.write(render_text(report))
         return 0
-    from vmferry.plans.manifest import load_app
-    from vmferry.recovery.failback import failback, render_text
-    from vmferry.recovery.spec import plan_from_group
-    from vmferry.replication.store import Store
+    # failback: the planned failover of the reprotected record (back to the original site), surroundings
+    # included, in this process or as a durable run (the failover command's options and report)
+    from vmferry.cli.failover_cmd import run_failover
+    from vmferry.recovery.failback import failback_request
 
-    store = Store(state)
-    group = store.load(args.app)
-    if args.to and args.to != group.target_site:
-        raise UsageError(f"application {args.app!r} fails back to site {group.target_site!r}, not {args.to!r}")
-    app = load_app(group.manifest)
-    production = production_networks(app, group.target_site, plan_from_group(app, group)) if group.points else {}
-    report = failback(args.app, state, production=production, store=store, timeout=args.timeout, say=say)
-    if args.json:
-        emit_json(report.to_dict())
-    else:
-        sys.stdout.write(render_text(report))
-    return 0 if report.ok else 1
+    request = failback_request(state, args.app, timeout=args.timeout)
+    if args.to and args.to != request.site:
+        raise UsageError(f"application {args.app!r} fails back to site {request.site!r}, not {args.to!r}")
+    if args.point:
+        raise UsageError("a failback launches from its own final point: no point can be chosen")
+    args.failover, args.planned, args.disaster, args.to = True, True, False, request.site
+    args.reprotect = args.failback = False
+    return run_failover(args, state)

@@ -175,13 +175,13 @@ def group_count(state, app: str) -> int:
 def production_networks(state, doc: dict) -> dict[str, str]:
     """Target network -> the target site's production libvirt network (``libvirt.networks`` maps the
     target network, else the source network it comes from, as protect mapped the replicas' NICs)."""
-    from vmferry.plans.plan import build_plan
+    from vmferry.recovery.reprotect import move_plan
 
     group = _group(state, doc["app"])
     app = _app(group)
     lib = app.sites[group.target_site].libvirt
     out: dict[str, str] = {}
-    for nic in build_plan(app, group.source_site, group.target_site).nics:
+    for nic in move_plan(app, group).nics:      # a failback: the return home
         tn = nic.target_network or nic.source_network
         name = lib.network(tn) or lib.network(nic.source_network)
         if name:
@@ -357,8 +357,8 @@ def _started(state, app: str, name: str, domain_id, **extra) -> None:
 
 def surroundings_step(state, app: str, *, say: Say = _quiet) -> dict:
     """Apply and verify the surroundings, then run the application checks."""
-    from vmferry.plans.plan import build_plan
     from vmferry.recovery.proofs import run_app_checks
+    from vmferry.recovery.reprotect import move_plan
     from vmferry.recovery.surroundings import apply_surroundings
 
     doc = _load(state, app)
@@ -368,7 +368,7 @@ def surroundings_step(state, app: str, *, say: Say = _quiet) -> dict:
     plan = recovery_plan(state, doc)
     group = _group(state, app)
     application = _app(group)
-    move = build_plan(application, group.source_site, group.target_site)
+    move = move_plan(application, group)          # a failback: surroundings back to the home addresses
     steps = apply_surroundings(move, application.sites[group.target_site], doc["apply_journal"], say=say)
     checks = run_app_checks(plan.checks) if all(s.verified for s in steps) else []
     error = next((f"{s.id}: {s.status} {s.detail} {s.verify_detail}".strip() for s in steps if not s.verified),

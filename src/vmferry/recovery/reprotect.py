@@ -349,6 +349,12 @@ def reprotect(app: str, *, store: Store | None = None, method: str = "auto", say
     group = store.load(app)
     if reversed_of(group) is not None and not group.points:
         group = _undo_interrupted(store, group)
+    from vmferry.recovery import failover_record
+
+    failover = failover_record.load(store.root, app)
+    if failover is not None and failover.get("status") != "done":
+        raise RecoveryError(f"the failover of {app!r} to {failover.get('target_site')!r} (run {failover.get('run')}) "
+                            f"is {failover.get('status')}: finish it first")
     if group.draft is not None:
         raise RecoveryError(f"application {app!r} has a point being taken; let it end (or abandon it) first")
     with lv.connect(group.target_uri) as conn:
@@ -443,6 +449,8 @@ def reprotect(app: str, *, store: Store | None = None, method: str = "auto", say
         raise
     for old_path, _layer in moved:
         os.unlink(old_path)                 # the disk lives on as the point's layer only
+    if failover is not None:
+        failover_record.remove(store.root, app)     # history now: the next failover is the failback
     report.point_id = sealed.point_id
     with lv.connect(new.target_uri) as conn:
         for vm in group.vms:
