@@ -5,7 +5,7 @@ the dr guest; `vmferry recover shop --reprotect` moves exactly those blocks back
 (found by the dirty bitmap, the old disks checked against the failover point's digests and adopted), and
 `status` says dr -> dc1; after another known write, `vmferry recover shop --failback` (fo13's planned
 failover of the reversed record) stops the copy, takes a final point of exactly that write and brings
-`shop-db-src` back up at dc1 with the dr guest's data; a second reprotect (no bitmap at dc1) finds the next write by block hashes and copies a root disk
+`shop-db-src` back up at dc1 with the dr guest's data; a second reprotect (its change-tracking mark deleted) finds the next write by block hashes and copies a root disk
 that no longer holds the failback point whole. An interrupted reprotect leaves the forward protection and
 the old disks as they were."""
 
@@ -209,6 +209,10 @@ def test_reprotect_again_without_a_bitmap_finds_the_changes_by_hashing(world):
     run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 1M 64k", old_root])
     with lv.connect(uri) as conn:
         running = {t: f for t, (f, _fmt) in rp.disk_files(conn.domain(SOURCE).XMLDesc(0)).items()}
+        dom = conn.domain(SOURCE)
+        marks = [c.getName() for c in dom.listAllCheckpoints(0)]
+        assert marks == [tracking.checkpoint_name("shop", store.load("shop").newest.point_id)]   # the failback's
+        dom.checkpointLookupByName(marks[0]).delete(0)   # as if it could not be marked: the changes get hashed
     report = rp.reprotect("shop", store=store)
     disks = {d.key: d for d in report.disks}
     assert (report.source_site, report.target_site) == ("dc1", "dr")
