@@ -232,7 +232,8 @@ def test_planned_failover_moves_the_app_and_its_surroundings(world):
     subprocess.run(["nft", "-c", "-f", str(world["ruleset"])], check=True, capture_output=True, timeout=30)
 
     # the data written just before the failover is there, and web answers through HAProxy
-    assert http(f"http://{DR}.11/data.txt").strip() == marker
+    served = http(f"http://{DR}.11/data.txt").strip()
+    assert served == marker, (served, where_is(world, marker, doc["point"]))
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -249,6 +250,20 @@ def test_planned_failover_moves_the_app_and_its_surroundings(world):
 
     again = run_vmferry("recover", "shop", "--to", "dr", "--failover", "--planned", "--json", env=world["env"])
     assert again.returncode == 2 and "already failed over" in again.stderr
+
+
+def where_is(world, marker: str, point: str) -> dict:
+    """Which images hold ``marker`` (a failure's diagnosis): the source disk, each point's chain of shop-db."""
+    out = {}
+    images = {"source": world["src"].workdir / "dc1" / "fo-db.qcow2"}
+    for layer in sorted((world["net"].workdir / "fo-dr" / "shop" / "points").glob("*/shop-db.vda.qcow2")):
+        images[layer.parent.name + (" (failover)" if layer.parent.name == point else "")] = layer
+    for name, image in images.items():
+        raw = world["base"] / "probe.raw"
+        subprocess.run(["qemu-img", "convert", "-U", "-O", "raw", str(image), str(raw)], check=True, timeout=120)
+        out[name] = marker.encode() in raw.read_bytes()
+        raw.unlink()
+    return out
 
 
 def _reset_to_source(world) -> None:
