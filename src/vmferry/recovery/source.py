@@ -1,13 +1,12 @@
 """The source side of a planned failover: stop the application's VMs cleanly, then take the last point.
 
 * :func:`stop_source` asks every running source domain to shut down (its guest agent, else the ACPI
-  power button; again every :data:`ASK_AGAIN` seconds) and waits; a domain still running after
-  ``timeout`` seconds is powered off. Domains already off are left as they are (run again: nothing).
+  power button; again every :data:`ASK_AGAIN` seconds) and waits; a domain still running after ``timeout`` seconds is powered off. Domains
+  already off are left as they are (a step run again does nothing).
 * :func:`final_sync` takes the recovery point nothing was written after: each stopped source domain is
   started **paused** (its vCPUs never run, so its disks stay exactly as the shutdown left them; QEMU
-  serves the pull backup), the application is synced (:func:`vmferry.replication.protect.sync_app`) —
-  as a **full copy**: the application's checkpoints of the stopped domains are dropped first (see
-  :func:`_forget_checkpoints`) — and the paused domains are powered off again.
+  serves the pull backup of their changes since the last point), the application is synced
+  (:func:`vmferry.replication.protect.sync_app`), and the paused domains are powered off again.
 
 Package sources have nothing to stop: their package is what it is; the final sync reads it once more.
 """
@@ -130,7 +129,6 @@ def final_sync(group, *, store=None, say: Say | None = None):
                     if state != lib.VIR_DOMAIN_PAUSED:
                         raise RecoveryError(f"source domain {name!r} runs again: stop it before the final sync")
                 else:
-                    _forget_checkpoints(dom, group.app, lib)
                     dom.createWithFlags(lib.VIR_DOMAIN_START_PAUSED)
                 started.append(dom)
             say("taking the final recovery point")
@@ -146,19 +144,3 @@ def final_sync(group, *, store=None, say: Say | None = None):
                 except lib.libvirtError:
                     pass
     return point
-
-
-def _forget_checkpoints(dom, app: str, lib) -> None:
-    """Drop the application's checkpoints of a stopped source domain, so the final point is a full copy.
-    Measured here: after the guest shut down and the domain was started again, the incremental backup from
-    the last point's checkpoint missed a file the guest wrote (and synced) before its shutdown — the source
-    disk held it, the point did not. A full copy of a stopped disk cannot miss anything (the point says
-    so: VMF-DR-010, full resync)."""
-    prefix = f"vmferry-{app}."
-    for ck in dom.listAllCheckpoints(0):
-        if not ck.getName().startswith(prefix):
-            continue
-        try:
-            ck.delete(0)
-        except lib.libvirtError:
-            ck.delete(lib.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY)
