@@ -27,7 +27,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from vmferry.recovery.failover_steps import FailoverRequest
     from vmferry.workflows.endpoint import site_queue
-    from vmferry.workflows.recovery import NON_RETRYABLE, _Beat
+    from vmferry.workflows.recovery import NON_RETRYABLE
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,37 @@ class FailoverRun:
     step_timeout: float = 3600.0      # one attempt of one step
     heartbeat: float = 15.0           # the activities beat every 5 s
     attempts: int = 0                 # 0: retry until the step succeeds or fails for good
+
+
+class _Beat:
+    """Heartbeats every ``every`` seconds while a step runs, carrying its latest message. The thread runs
+    in a copy of the activity's context (Temporal keeps the activity context in a context variable)."""
+
+    def __init__(self, every: float) -> None:
+        import contextvars
+        import threading
+
+        self.every = every
+        self.latest = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,), daemon=True,
+                                        name="vmferry-failover-beat")
+
+    def say(self, msg: str) -> None:
+        self.latest = msg
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            activity.heartbeat(self.latest)
+
+    def __enter__(self) -> _Beat:
+        activity.heartbeat("starting")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class FailoverActivities:
