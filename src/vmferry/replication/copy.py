@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 from vmferry.errors import ReplicationError
 from vmferry.replication.model import ChangeSource, Extent
@@ -86,11 +87,14 @@ def start_index(pieces: list[Extent], resume_at: int) -> tuple[int, int]:
 def copy_extents(source: ChangeSource, target: nbd.Export, *, extents: list[Extent] | None = None,
                  chunk: int = CHUNK, resume_at: int = 0, heartbeat: Callable[[int], None] | None = None,
                  heartbeat_every: float = HEARTBEAT_EVERY, workers: int = WORKERS,
-                 max_rate: int = 0) -> CopyResult:
+                 max_rate: int = 0, digests: BlockDigests | None = None) -> CopyResult:
     """Copy the change set of ``source`` (its ``extents()`` unless given) into ``target`` at the same
     offsets, from ``resume_at``, at most ``max_rate`` bytes per second (0: as fast as it goes); see the
     module's description. ``source.read`` is called from several threads at once (an NBD export takes
-    concurrent requests)."""
+    concurrent requests). With ``digests``, every piece's bytes are hashed per ``digests.block_size``
+    block as they pass (read once: the seal needs no second read) and handed to ``digests.add`` in
+    order; ``digests.flush()`` runs with the target's flush before each heartbeat, so what a heartbeat
+    reports has its digests on disk too. Pieces must then start on a block boundary."""
     check_rate(max_rate)
     wanted = source.extents() if extents is None else extents
     pieces = chunks(wanted, chunk)
@@ -100,16 +104,17 @@ def copy_extents(source: ChangeSource, target: nbd.Export, *, extents: list[Exte
     zero_buf = bytes(chunk)
 
     def move(piece: Extent) -> bool:
-        """Read one piece and write it; whether it was written as a zero range."""
+        """Read one piece and write it; whether it was written as a zero range, and its block hashes."""
         data = source.read(piece.offset, piece.length)
         if len(data) != piece.length:
             raise ReplicationError(f"short read from the source: {len(data)} of {piece.length} bytes "
                                    f"at {piece.offset}")
+        hashes = digests.hash(piece, data) if digests is not None else None
         if data == zero_buf[:piece.length]:
             target.zero(piece.offset, piece.length)
-            return True
+            return True, hashes
         target.pwrite(piece.offset, data)
-        return False
+        return False, hashes
 
     depth = QUEUE_DEPTH * max(1, workers)
     count = {"read": 0, "zeros": 0, "done": done, "beat": time.monotonic()}
@@ -118,7 +123,10 @@ def copy_extents(source: ChangeSource, target: nbd.Export, *, extents: list[Exte
     def settle() -> None:
         """Account for the oldest piece in flight once it is written; heartbeat when due."""
         piece, future = pending.popleft()
-        if future.result():
+        zeros, hashes = future.result()
+        if digests is not None:
+            digests.add(piece, hashes)
+        if zeros:
             count["zeros"] += piece.length
         count["read"] += piece.length
         count["done"] += piece.length
@@ -127,6 +135,8 @@ def copy_extents(source: ChangeSource, target: nbd.Export, *, extents: list[Exte
     def beat_if_due() -> None:
         if heartbeat is not None and time.monotonic() - count["beat"] >= heartbeat_every:
             target.flush()   # what a heartbeat reports is on disk
+            if digests is not None:
+                digests.flush()
             heartbeat(count["done"])
             count["beat"] = time.monotonic()
 
@@ -158,9 +168,21 @@ def copy_extents(source: ChangeSource, target: nbd.Export, *, extents: list[Exte
             for _piece, future in pending:   # on failure: nothing more starts
                 future.cancel()
     target.flush()
+    if digests is not None:
+        digests.flush()
     if heartbeat is not None:
         heartbeat(count["done"])
     return CopyResult(total, count["read"], count["read"], count["zeros"], len(merge(wanted)), resumed_at)
+
+
+class BlockDigests(Protocol):
+    """Where :func:`copy_extents` puts the block hashes of the bytes it copies."""
+
+    block_size: int
+
+    def hash(self, piece: Extent, data: bytes) -> list[bytes]: ...   # in a copy thread
+    def add(self, piece: Extent, hashes: list[bytes]) -> None: ...   # in order, in the caller's thread
+    def flush(self) -> None: ...
 
 
 def check_rate(max_rate: int) -> None:

@@ -6,6 +6,8 @@ Layout in the replica directory (the target site's storage)::
                                           backed by ../<parent_id>/<vm>.<disk>.qcow2 (qcow2, relative)
     points/<point_id>/<vm>.<disk>.map     SHA-256 of every 64 KiB block of the disk as the guest sees it
     points/<point_id>/<vm>.<disk>.sync.json   what sync_disk moved (bytes read/written, extents)
+    points/.draft-<point_id>/<vm>.<disk>.blocks   block hashes taken while copying (replication/blocklog.py;
+                                          folded into the .map at sealing, then removed)
     points/<point_id>/point.json          the sealed RecoveryPoint
     points/.draft-<point_id>/             a point being written: never read as a point
 
@@ -16,6 +18,7 @@ retention merges without changing what any kept point holds: docs/replication.md
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,7 +27,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from vmferry.errors import ReplicationError, VmferryError
-from vmferry.replication import copy, imageio
+from vmferry.replication import blocklog, copy, imageio
 from vmferry.replication.model import (
     ChangeSource,
     DiskRef,
@@ -227,8 +230,11 @@ def sync_disk(draft: PointDraft, ref: DiskRef, resume_at: int = 0, heartbeat: He
                                        f"({ref.size} bytes)")
         full = bool(getattr(source, "full", False))
         reason = str(getattr(source, "resync_reason", ""))
-        moved = copy.copy_into_image(source, draft_spec(group, draft, ref), extents=extents, chunk=COPY_CHUNK,
-                                     resume_at=max(0, resume_at), heartbeat=heartbeat, max_rate=rate)
+        extents = blocklog.align(extents, imageio.BLOCK_SIZE, ref.size)   # whole blocks: hashed as they pass
+        with blocklog.BlockLog(_log_path(draft, ref), imageio.BLOCK_SIZE, ref.size) as digests:
+            moved = copy.copy_into_image(source, draft_spec(group, draft, ref), extents=extents, chunk=COPY_CHUNK,
+                                         resume_at=max(0, resume_at), heartbeat=heartbeat, max_rate=rate,
+                                         digests=digests)
         result = DiskSyncResult(moved.bytes_read, moved.bytes_written, moved.extents, full=full,
                                 resumed_at=moved.resumed_at, resync_reason=reason)
         _write_json(os.path.join(draft.draft_dir, f"{ref.key}.sync.json"), to_json(result))
@@ -277,6 +283,8 @@ def seal_point(draft: PointDraft, *, store: Store | None = None) -> RecoveryPoin
                 raise ReplicationError(f"disk {ref.key} of point {draft.point_id} was never copied", path=layer)
             hashes = _point_map(group, draft, ref)
             _write_map(os.path.join(draft.draft_dir, f"{ref.key}.map"), hashes)
+            with contextlib.suppress(FileNotFoundError):   # the map holds it now (a re-seal re-reads)
+                os.unlink(_log_path(draft, ref))
             sync = _read_sync(draft, ref)
             bytes_read += sync.bytes_read if sync else 0
             bytes_written += sync.bytes_written if sync else 0
@@ -333,9 +341,38 @@ def _remove_draft(group: ProtectionGroup, draft: PointDraft) -> None:
 
 
 # -- digests -----------------------------------------------------------------------------------------
+def _log_path(draft: PointDraft, ref: DiskRef) -> str:
+    return os.path.join(draft.draft_dir, f"{ref.key}.blocks")
+
+
 def _point_map(group: ProtectionGroup, draft: PointDraft, ref: DiskRef) -> list[bytes]:
-    """The block hashes of the disk in the draft: the parent's map with every block the layer holds
-    re-read (through the chain) and re-hashed; a first point is hashed whole."""
+    """The block hashes of the disk in the draft: the parent's map (a first point: an all-zero disk's)
+    with the hashes ``sync_disk`` took of the bytes it copied (:mod:`vmferry.replication.blocklog`); a
+    block the layer holds that the log does not name is re-read through the chain and hashed. Without
+    a log, every block the layer holds is re-read (a first point: the whole disk)."""
+    bs = imageio.BLOCK_SIZE
+    logged = blocklog.read_log(_log_path(draft, ref), ref.size, bs)
+    if logged is None:
+        return _reread_map(group, draft, ref)
+    if draft.parent is None:
+        hashes = blocklog.zero_hashes(ref.size, bs)
+    else:
+        hashes = read_map(os.path.join(point_dir(group, draft.parent), f"{ref.key}.map"), ref.size, bs)
+    held = {block for start, length in layer_extents(draft_layer(draft, ref))
+            for block in range(start // bs, (start + length - 1) // bs + 1)}
+    missing = sorted(held.difference(logged))
+    if missing:
+        with imageio.open_image(draft_spec(group, draft, ref)) as image:
+            for block in missing:
+                off = block * bs
+                hashes[block] = imageio.block_hash(image.pread(min(bs, ref.size - off), off))
+    for block, digest in logged.items():
+        hashes[block] = digest
+    return hashes
+
+
+def _reread_map(group: ProtectionGroup, draft: PointDraft, ref: DiskRef) -> list[bytes]:
+    """The block map read back through the chain (drafts without a digest log)."""
     bs = imageio.BLOCK_SIZE
     spec = draft_spec(group, draft, ref)
     with imageio.open_image(spec) as image:
