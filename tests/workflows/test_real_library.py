@@ -158,3 +158,47 @@ def test_two_vmferry_workers_two_sites_each_runs_its_own_disks(temporal, start_v
             assert item["started"].identity.startswith(f"{pid_of[where[item['type']]]}@"), (app, item["type"])
         group = store.load(app)
         assert len(group.points) == 1 and points.verify_point(group, group.points[0].point_id) == []
+
+
+def test_a_second_sync_while_one_runs_is_refused_and_the_first_point_is_whole(temporal, start_vmferry_worker,
+                                                                              protected, tmp_path):
+    """A hand-started sync (``vmferry-sync-<app>-now``) while a scheduled-like one copies: the second is
+    refused with a clear message (replication/synclease.py), the first one's point is not discarded."""
+    store, ref, raw, data = protected
+    env = {"VMFERRY_STATE": str(store.root)}
+    start_vmferry_worker("--site", "dc1", "--site", "dr", "--workflows", "--temporal", temporal.address, env=env)
+
+    async def scenario():
+        client = await connect(temporal.address)
+        first = await client.start_workflow("SyncWorkflow", SyncRequest("shop", "dc1", "dr", FAST),
+                                            id="vmferry-sync-shop-2026-12-01T06:00:00Z", task_queue="vmferry",
+                                            result_type=RecoveryPoint)
+        deadline = time.monotonic() + 120
+        while await pending_heartbeat(first, client.data_converter) < CHUNK:
+            assert time.monotonic() < deadline, "the copy never heartbeat"
+            await asyncio.sleep(0.05)
+        second = await client.start_workflow("SyncWorkflow", SyncRequest("shop", "dc1", "dr", FAST),
+                                             id="vmferry-sync-shop-now", task_queue="vmferry",
+                                             result_type=RecoveryPoint)
+        try:
+            await asyncio.wait_for(second.result(), 60)
+        except Exception as exc:   # WorkflowFailureError, its cause the activity's error
+            failure = exc
+        else:
+            failure = None
+        still_open = store.load("shop").draft
+        point = await asyncio.wait_for(first.result(), 180)
+        return failure, still_open, point
+
+    failure, still_open, point = run(scenario())
+    assert failure is not None, "the second sync ran beside the first"
+    text = repr(failure) + repr(getattr(failure, "cause", None)) + repr(getattr(getattr(failure, "cause", None),
+                                                                              "cause", None))
+    assert "already running" in text and "vmferry-sync-shop-2026-12-01T06:00:00Z" in text
+    assert "'attempt': 2" not in (tmp_path / "worker-0.log").read_text(), "a refusal is not retried"
+    assert still_open is not None and still_open.point_id == point.point_id   # the first draft was kept
+    group = store.load("shop")
+    assert [p.point_id for p in group.points] == [point.point_id] and group.draft is None
+    assert points.verify_point(group, point.point_id) == []
+    assert content(store, point.point_id, ref.key) == bytes(data)
+    assert not os.path.exists(os.path.join(store.groups_dir, "shop.sync")), "the lease went with the seal"

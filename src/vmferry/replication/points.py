@@ -27,7 +27,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from vmferry.errors import ReplicationError, VmferryError
-from vmferry.replication import blocklog, copy, imageio
+from vmferry.replication import blocklog, copy, imageio, synclease
 from vmferry.replication.model import (
     ChangeSource,
     DiskRef,
@@ -98,15 +98,23 @@ def create_overlay(path: str, backing: str, size: int) -> None:
 
 # -- a sync: begin, one call per disk, seal or abandon -------------------------------------------------
 def begin_point(app: str, *, store: Store | None = None, sessions: list[VmSession] | None = None,
-                reuse_open: bool = True, moment: datetime | None = None) -> PointDraft:
+                reuse_open: bool = True, moment: datetime | None = None, owner: str = "",
+                alive: synclease.Alive | None = None) -> PointDraft:
     """Start a recovery point of the whole application at one moment. With ``reuse_open`` an open draft
     is returned as it is (a retried call does not start a second one); otherwise it is abandoned first.
-    ``sessions`` (one per VM) come from the change sources; without them every VM is a package source."""
+    ``sessions`` (one per VM) come from the change sources; without them every VM is a package source.
+    ``owner`` names the sync (:mod:`vmferry.replication.synclease`): an open draft another owner holds
+    is neither reused nor abandoned while ``alive(that owner)`` — :class:`synclease.SyncRunning`."""
     store = store or Store()
     with store.locked(app):
         group = store.load(app)
         if group.draft is not None:
-            if reuse_open:
+            held = synclease.holder(store, group.draft, owner, alive) if owner else None
+            if held is not None:
+                raise synclease.refusal(app, held)
+            lease = synclease.read(store, app) if owner else None
+            unowned = lease is None or lease.get("point_id") != group.draft.point_id
+            if reuse_open and (not owner or unowned or lease.get("owner") == owner):
                 return group.draft
             _remove_draft(group, group.draft)
             group = replace(group, draft=None)
@@ -139,6 +147,8 @@ def begin_point(app: str, *, store: Store | None = None, sessions: list[VmSessio
             _end_captures(draft, sealed=False)
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        if owner:
+            synclease.write(store, draft, owner, now_iso())
         store.save(replace(group, draft=draft, last_seq=seq))
         return draft
 
@@ -273,6 +283,7 @@ def seal_point(draft: PointDraft, *, store: Store | None = None) -> RecoveryPoin
         if group.draft is None or group.draft.point_id != draft.point_id or not os.path.isdir(draft.draft_dir):
             adopted = _adopt_sealed(store, group, draft)
             if adopted is not None:
+                synclease.release(store, draft.app, draft.point_id)
                 return adopted
             raise ReplicationError(f"point {draft.point_id} of {draft.app!r} is not the open draft")
         disks = []
@@ -303,6 +314,7 @@ def seal_point(draft: PointDraft, *, store: Store | None = None) -> RecoveryPoin
         os.rename(draft.draft_dir, final)
         fsync_dir(group.points_dir)
         store.save(replace(group, points=(*group.points, point), draft=None))
+        synclease.release(store, draft.app, draft.point_id)
     _end_captures(draft, sealed=True)
     return point
 
@@ -330,6 +342,7 @@ def abandon_point(draft: PointDraft, *, store: Store | None = None) -> None:
         _remove_draft(group, draft)
         if group.draft is not None and group.draft.point_id == draft.point_id:
             store.save(replace(group, draft=None))
+        synclease.release(store, draft.app, draft.point_id)
 
 
 def _remove_draft(group: ProtectionGroup, draft: PointDraft) -> None:

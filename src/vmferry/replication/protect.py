@@ -20,7 +20,7 @@ from dataclasses import replace
 from lxml import etree
 
 from vmferry.errors import ReplicationError, VmferryError
-from vmferry.replication import points
+from vmferry.replication import points, synclease
 from vmferry.replication.hashsync import PackageChanges, write_source_map
 from vmferry.replication.model import DiskRef, RecoveryPoint
 from vmferry.replication.store import GuestNote, ProtectionGroup, ReplicaVm, Store
@@ -419,7 +419,8 @@ def sync_app(app: str, *, store: Store | None = None, heartbeat=None, max_rate: 
     retention are merged. A failure leaves no draft behind. ``max_rate`` (bytes/s) limits this sync's
     disk copies instead of the group's own limit."""
     store = store or Store()
-    draft = points.begin_point(app, store=store, reuse_open=False)
+    draft = points.begin_point(app, store=store, reuse_open=False, owner=synclease.process_owner(),
+                               alive=synclease.process_alive)
     try:
         for ref in draft.disks:
             points.sync_disk(draft, ref, heartbeat=heartbeat, store=store, max_rate=max_rate)

@@ -16,6 +16,7 @@ value and resumes there.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import os
@@ -54,6 +55,25 @@ class SyncDiskInput:
     max_rate: int | None = None   # bytes/s; None: the library's own setting (the group's limit)
 
 
+async def run_is_open(client, owner: str) -> bool:
+    """Whether the owner ``workflow:<id>/<run id>`` is a workflow run still running (another kind of
+    owner cannot be asked here: taken as running). An unknown run is not running."""
+    kind, _, rest = owner.partition(":")
+    wid, _, rid = rest.rpartition("/")
+    if kind != "workflow" or not wid:
+        return True
+    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.service import RPCError, RPCStatusCode
+
+    try:
+        desc = await client.get_workflow_handle(wid, run_id=rid or None).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return desc.status == WorkflowExecutionStatus.RUNNING
+
+
 def resume_offset(details: object) -> int:
     """The byte count of the last heartbeat of a previous attempt (0 when there is none)."""
     if isinstance(details, (list, tuple)) and details:
@@ -70,8 +90,22 @@ class ReplicationActivities:
         self.library = library
 
     @activity.defn(name="begin_point")
-    def begin_point(self, app: str) -> PointDraft:
-        return self.library.begin_point(app, fresh=activity.info().attempt == 1)
+    async def begin_point(self, app: str) -> PointDraft:
+        """A library that ``owns_points`` is told which run asks (``workflow:<id>/<run id>``) and can ask
+        Temporal whether the run holding an open draft still runs: a second sync of the application is
+        refused while the first runs, and never discards its point."""
+        info = activity.info()
+        fresh = info.attempt == 1
+        if not getattr(self.library, "owns_points", False):
+            return await asyncio.to_thread(self.library.begin_point, app, fresh)
+        client = activity.client()
+        loop = asyncio.get_running_loop()
+
+        def alive(owner: str) -> bool:
+            return asyncio.run_coroutine_threadsafe(run_is_open(client, owner), loop).result(60)
+
+        return await asyncio.to_thread(self.library.begin_point, app, fresh,
+                                       owner=f"workflow:{info.workflow_id}/{info.workflow_run_id}", alive=alive)
 
     @activity.defn(name="sync_disk")
     def sync_disk(self, request: SyncDiskInput) -> DiskSyncResult:

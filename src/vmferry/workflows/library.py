@@ -53,8 +53,11 @@ class StoreLibrary:
     def __init__(self, state_dir: str | os.PathLike | None = None) -> None:
         self.store = Store(state_dir)
 
-    def begin_point(self, app: str, fresh: bool = True) -> PointDraft:
-        return points.begin_point(app, store=self.store, reuse_open=not fresh)
+    owns_points = True   # begin_point takes owner/alive: one sync per application (replication/synclease.py)
+
+    def begin_point(self, app: str, fresh: bool = True, *, owner: str = "",
+                    alive: Callable[[str], bool] | None = None) -> PointDraft:
+        return points.begin_point(app, store=self.store, reuse_open=not fresh, owner=owner, alive=alive)
 
     def sync_disk(self, draft: PointDraft, ref: DiskRef, *, resume_at: int = 0,
                   heartbeat: Callable[[int], None] | None = None, max_rate: int | None = None) -> DiskSyncResult:

@@ -46,7 +46,8 @@ ROUTES: dict[str, tuple[str, str]] = {
 
 # Errors that no retry can cure: bad input or a broken contract (class names, as Temporal carries them).
 NON_RETRYABLE = ["ReplicationError", "PlanError", "UsageError", "UnsafeImage", "DamagedImage", "TypeError",
-                 "ValueError", "KeyError"]
+                 "ValueError", "KeyError",
+                 "SyncRunning"]   # another sync of the application holds its open point: refused, not waited for
 
 
 @dataclass(frozen=True)
