@@ -91,6 +91,15 @@ def test_blocks_the_log_misses_are_read_back_and_a_wrong_log_fails_deep_verify(t
     p1 = points.seal_point(draft, store=store)
     assert points.verify_point(store.load("shop"), p1.point_id, deep=True) == []
 
+    # what the guest repair does before it writes a draft's layer: no log, the seal reads the layer back
+    data[1 * MIB:1 * MIB + 10] = b"abcdefghij"
+    _repack(raw, data, tmp_path)
+    draft = _sync_keep_draft(store, ref)
+    points.forget_copy_digests(draft, ref)
+    assert not Path(draft.draft_dir, f"{ref.key}.blocks").exists()
+    p1 = points.seal_point(draft, store=store)
+    assert points.verify_point(store.load("shop"), p1.point_id, deep=True) == []
+
     data[2 * MIB:2 * MIB + 10] = b"ABCDEFGHIJ"
     _repack(raw, data, tmp_path)
     draft = _sync_keep_draft(store, ref)

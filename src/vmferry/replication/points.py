@@ -358,6 +358,13 @@ def _log_path(draft: PointDraft, ref: DiskRef) -> str:
     return os.path.join(draft.draft_dir, f"{ref.key}.blocks")
 
 
+def forget_copy_digests(draft: PointDraft, ref: DiskRef) -> None:
+    """Drop the block digests ``sync_disk`` took of ``ref``: call before anything else writes the draft's
+    layer (the guest repair); the seal then re-reads every block the layer holds."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(_log_path(draft, ref))
+
+
 def _point_map(group: ProtectionGroup, draft: PointDraft, ref: DiskRef) -> list[bytes]:
     """The block hashes of the disk in the draft: the parent's map (a first point: an all-zero disk's)
     with the hashes ``sync_disk`` took of the bytes it copied (:mod:`vmferry.replication.blocklog`); a

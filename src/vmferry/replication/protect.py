@@ -452,6 +452,7 @@ def repair_draft(group: ProtectionGroup, draft, vm: ReplicaVm) -> None:
     root = etree.parse(os.path.join(group.replica_dir, vm.domain_xml)).getroot()
     macs = [m.get("address") for m in root.iter("mac")]
     image = points.draft_layer(draft, vm.disks[0])
+    points.forget_copy_digests(draft, vm.disks[0])   # the repair writes the layer: the seal reads it back
     try:
         repair_image(image, ["kvm"], nics=merge_settings(macs, []), trusted_chain=True)
     except VmferryError as exc:
