@@ -40,6 +40,21 @@ def vmferry():
 HOST_NETWORK_FIXTURES = {"netlibvirtd"}
 
 
+@pytest.fixture(scope="session")
+def netlibvirtd():
+    """One privileged private libvirtd per pytest process (tests/guest/libvirtd.py ``start_system``): it can
+    create libvirt networks (recovery, burst, console tests). Each test removes what it defined in it."""
+    if os.geteuid() != 0:
+        pytest.skip("libvirt networks need a privileged libvirtd (root)")
+    from tests.guest import libvirtd as _libvirtd
+
+    daemon, proc = _libvirtd.start_system()
+    try:
+        yield daemon
+    finally:
+        _libvirtd.stop(proc, daemon.workdir.parent)
+
+
 def pytest_collection_modifyitems(config, items):
     hostnet = []
     for item in items:

@@ -1,4 +1,4 @@
-"""Fixtures of the console tests: the privileged private libvirtd of the recovery tests (the browser
+"""Fixtures of the console tests: the privileged private libvirtd is tests/conftest.py's (the browser
 test recovers a protected application in isolated networks), and one headless Chromium per module."""
 
 from __future__ import annotations
@@ -8,8 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from tests.recovery.conftest import netlibvirtd  # noqa: F401 - the same fixture, for this directory
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"

@@ -13,20 +13,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from vmferry.replication.model import to_json
+from vmferry.workflows.run_summary import RunSummary, heading
 
 RECOVER_ACTIVITY = "recover_test"
 GATES_QUERY = "gates"
 RESUME_SIGNAL = "resume"
 
 
-@dataclass
-class RunState:
-    workflow_id: str
-    run_id: str
-    workflow_type: str
-    status: str
-    start_time: str
-    close_time: str | None
+@dataclass(frozen=True)
+class RunState(RunSummary):
     steps: list[dict] = field(default_factory=list)
     gates: list[str] = field(default_factory=list)
     result: object = None
@@ -68,38 +63,39 @@ async def run_state(client, workflow_id: str, *, with_result: bool = True) -> Ru
     description = await handle.describe()
     wtype = description.workflow_type
     status = description.status.name if description.status else "UNKNOWN"
-    state = RunState(workflow_id, description.run_id, wtype, status,
-                     description.start_time.isoformat() if description.start_time else "",
-                     description.close_time.isoformat() if description.close_time else None)
+    steps: list[dict] = []
+    gates: list[str] = []
+    result, error = None, ""
     if status == "RUNNING":
         if wtype == "TestRecovery":
             step = await _recover_step(description, client.data_converter)
-            state.steps = [step] if step else []
+            steps = [step] if step else []
         else:
             handle = client.get_workflow_handle(workflow_id, run_id=description.run_id)
             _, copies = await snapshot(handle, client.data_converter)
-            state.steps = [{"key": c.key, "title": c.title, "done": c.done, "finished": c.finished,
-                            "attempt": c.attempt} for c in copies]
+            steps = [{"key": c.key, "title": c.title, "done": c.done, "finished": c.finished,
+                      "attempt": c.attempt} for c in copies]
         from vmferry.workflows.recovery import RUN_CONTROLLED, GateState
 
         if wtype in RUN_CONTROLLED:            # a query is a workflow task: only asked where it is answered
             try:
-                gates = await handle.query(GATES_QUERY, result_type=GateState, rpc_timeout=timedelta(seconds=1))
-                state.gates = [gates.paused_at] if gates.paused_at else []
+                gate_state = await handle.query(GATES_QUERY, result_type=GateState,
+                                                rpc_timeout=timedelta(seconds=1))
+                gates = [gate_state.paused_at] if gate_state.paused_at else []
             except Exception:  # noqa: BLE001 - no worker answers now: no gate shown this time
-                state.gates = []
+                gates = []
     elif with_result:
         handle = client.get_workflow_handle(workflow_id, run_id=description.run_id,
                                             result_type=RESULT_TYPES.get(wtype))
         try:
             result = await handle.result()
-            state.result = result if isinstance(result, dict) else to_json(result)
+            result = result if isinstance(result, dict) else to_json(result)
         except Exception as exc:  # noqa: BLE001 - a failed, cancelled or terminated run: say why
             cause = exc
             while getattr(cause, "cause", None) is not None:
                 cause = cause.cause
-            state.error = str(cause or exc)
-    return state
+            error = str(cause or exc)
+    return RunState(**heading(description, workflow_id), steps=steps, gates=gates, result=result, error=error)
 
 
 async def start_test(client, app: str, site: str, pause_before: tuple[str, ...] = ()):

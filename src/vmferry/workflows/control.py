@@ -15,18 +15,13 @@ from datetime import timedelta
 
 from vmferry.errors import WorkflowError
 from vmferry.workflows.endpoint import CONTROL_QUEUE, DEFAULT_NAMESPACE, connect
+from vmferry.workflows.run_summary import RunSummary, heading
 
 
 @dataclass(frozen=True)
-class RunInfo:
+class RunInfo(RunSummary):
     """One run as ``vmferry runs show`` gives it."""
 
-    workflow_id: str
-    run_id: str
-    workflow_type: str
-    status: str
-    start_time: str
-    close_time: str | None
     paused_at: str | None = None           # the gate the run waits at (run-controlled runs)
     released: tuple[str, ...] = ()
     activity: str | None = None            # the pending activity and its last heartbeat
@@ -83,10 +78,8 @@ async def _info(client, workflow_id: str) -> RunInfo:
             while getattr(cause, "cause", None) is not None:
                 cause = cause.cause
             failure = str(cause or exc)
-    return RunInfo(d.id, d.run_id, d.workflow_type, status,
-                   d.start_time.isoformat() if d.start_time else "",
-                   d.close_time.isoformat() if d.close_time else None, paused_at, released, activity, latest,
-                   attempt, result, failure)
+    return RunInfo(**heading(d), paused_at=paused_at, released=released, activity=activity, latest=latest,
+                   attempt=attempt, result=result, failure=failure)
 
 
 def show_run(address: str, workflow_id: str, namespace: str = DEFAULT_NAMESPACE) -> RunInfo:

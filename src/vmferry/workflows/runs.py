@@ -17,6 +17,7 @@ from vmferry.replication.model import RecoveryPoint
 from vmferry.workflows.endpoint import CONTROL_QUEUE, DEFAULT_NAMESPACE, connect
 from vmferry.workflows.library import ProtectRequest, ProtectResult
 from vmferry.workflows.protection import RunProgress, SyncRequest
+from vmferry.workflows.run_summary import RunSummary, heading
 
 WORKFLOW_TYPES = ("SyncWorkflow", "ProtectWorkflow", "TestRecovery")
 RESULT_TYPES = {"SyncWorkflow": RecoveryPoint, "ProtectWorkflow": ProtectResult, "TestRecovery": dict}
@@ -161,16 +162,6 @@ def runs_now(address: str, namespace: str = DEFAULT_NAMESPACE, limit: int = 50,
     return asyncio.run(go())
 
 
-@dataclass(frozen=True)
-class RunSummary:
-    workflow_id: str
-    run_id: str
-    workflow_type: str
-    status: str
-    start_time: str
-    close_time: str | None
-
-
 async def list_runs(client, limit: int = 50, running_only: bool = False) -> list[RunSummary]:
     """vmferry's runs, newest first."""
     types = ",".join(f"'{t}'" for t in WORKFLOW_TYPES)
@@ -179,10 +170,7 @@ async def list_runs(client, limit: int = 50, running_only: bool = False) -> list
         query += " AND ExecutionStatus = 'Running'"
     runs: list[RunSummary] = []
     async for item in client.list_workflows(query, limit=limit):
-        runs.append(RunSummary(item.id, item.run_id, item.workflow_type,
-                               item.status.name if item.status else "UNKNOWN",
-                               item.start_time.isoformat() if item.start_time else "",
-                               item.close_time.isoformat() if item.close_time else None))
+        runs.append(RunSummary(**heading(item)))
     return runs
 
 
