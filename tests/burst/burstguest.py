@@ -10,11 +10,9 @@ Cached beside the built guests, keyed by the service image and :data:`INIT`."""
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
-from tests.guestimage import build as _build
+from tests.guestimage.derived import derived_image
 from tests.recovery import serviceguest
 
 ORIGINAL_MACHINE_ID = "0123456789abcdef0123456789abcdef"
@@ -35,39 +33,11 @@ assert INIT != serviceguest.INIT and "identity.txt" in INIT and "busybox hostnam
 
 
 def burst_image() -> Path:
-    from vmferry.tools.guestfs import binding, guestfs_env
-    from vmferry.tools.proc import run
-
     base = serviceguest.service_image()
-    cache = _build.cache_dir()
     key = hashlib.sha256(str(base).encode() + INIT.encode() + ORIGINAL_MACHINE_ID.encode()).hexdigest()[:16]
-    out = cache / f"burstguest-{key}.qcow2"
-    with _build._locked(cache / ".burstguest.lock"):
-        if out.exists():
-            return out
-        with tempfile.TemporaryDirectory(prefix="vmferry-burstguest-", dir=cache) as tmp:
-            img = Path(tmp) / "disk.qcow2"
-            run(["qemu-img", "convert", "-f", "qcow2", "-O", "qcow2", base, img])
-            for k, v in guestfs_env().items():
-                os.environ.setdefault(k, v)
-            g = binding().GuestFS(python_return_dict=True)
-            try:
-                g.add_drive_opts(str(img), format="qcow2")
-                g.launch()
-                g.mount("/dev/sda1", "/")
-                g.write("/sbin/init", INIT)
-                g.chmod(0o755, "/sbin/init")
-                g.write("/etc/machine-id", ORIGINAL_MACHINE_ID + "\n")
-                g.write("/etc/hostname", "web\n")
-                g.mkdir_p("/etc/ssh")
-                g.write("/etc/ssh/ssh_host_ed25519_key", "not a real key: the original VM's host key\n")
-                g.umount_all()
-                g.shutdown()
-            finally:
-                g.close()
-            os.chmod(img, 0o444)
-            os.replace(img, out)
-    return out
+    return derived_image("burstguest", key, INIT, {}, base=base, contents={
+        "/etc/machine-id": ORIGINAL_MACHINE_ID + "\n", "/etc/hostname": "web\n",
+        "/etc/ssh/ssh_host_ed25519_key": "not a real key: the original VM's host key\n"})
 
 
 def identity(text: str) -> dict[str, str]:

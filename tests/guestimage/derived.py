@@ -16,6 +16,15 @@ from pathlib import Path
 from tests.guestimage import build as _build
 from vmferry.tools.proc import run
 
+# The first lines of every derived guest's /sbin/init: a shell with the kernel's file systems mounted.
+INIT_MOUNTS = """#!/bin/sh
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+"""
+
 
 def kernel_module(name: str) -> Path:
     """The uncompressed ``<name>.ko`` of the virtio test guest's kernel (from its extracted package)."""
@@ -30,13 +39,15 @@ def kernel_module(name: str) -> Path:
 
 
 def derived_image(prefix: str, key: str, init: str, files: dict[str, str | Path], *,
-                  executable: tuple[str, ...] = ()) -> Path:
-    """The cached read-only qcow2 ``<prefix>-<key>.qcow2``: the virtio test guest with ``init`` as its
-    ``/sbin/init`` and each host file of ``files`` (guest path -> host path) uploaded, the guest paths
-    in ``executable`` made executable."""
+                  executable: tuple[str, ...] = (), contents: dict[str, str] | None = None,
+                  base: Path | None = None) -> Path:
+    """The cached read-only qcow2 ``<prefix>-<key>.qcow2``: the virtio test guest (or the qcow2 ``base``,
+    itself a derived guest) with ``init`` as its ``/sbin/init``, each host file of ``files`` (guest path ->
+    host path) uploaded, the guest paths in ``executable`` made executable and each guest file of
+    ``contents`` (guest path -> text) written."""
     from vmferry.tools.guestfs import binding, guestfs_env
 
-    base = _build.build("virtio")
+    source, source_format = (base, "qcow2") if base is not None else (_build.build("virtio").image, "raw")
     cache = _build.cache_dir()
     out = cache / f"{prefix}-{key}.qcow2"
     with _build._locked(cache / f".{prefix}.lock"):
@@ -44,7 +55,7 @@ def derived_image(prefix: str, key: str, init: str, files: dict[str, str | Path]
             return out
         with tempfile.TemporaryDirectory(prefix=f"vmferry-{prefix}-", dir=cache) as tmp:
             img = Path(tmp) / "disk.qcow2"
-            run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", base.image, img])
+            run(["qemu-img", "convert", "-f", source_format, "-O", "qcow2", source, img])
             for name, value in guestfs_env().items():
                 os.environ.setdefault(name, value)
             g = binding().GuestFS(python_return_dict=True)
@@ -59,6 +70,9 @@ def derived_image(prefix: str, key: str, init: str, files: dict[str, str | Path]
                     g.upload(str(host_path), guest_path)
                     if guest_path in executable:
                         g.chmod(0o755, guest_path)
+                for guest_path, text in (contents or {}).items():
+                    g.mkdir_p(os.path.dirname(guest_path))
+                    g.write(guest_path, text)
                 g.umount_all()
                 g.shutdown()
             finally:

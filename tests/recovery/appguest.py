@@ -9,46 +9,13 @@ clean shutdown through the agent. Cached like the others, keyed by the service i
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
-from tests.guestimage import build as _build
+from tests.guestimage.derived import INIT_MOUNTS, derived_image
 from tests.recovery import serviceguest
-from vmferry.tools.proc import run
 
 DATA = "/var/vmferry-data"
-INIT = r"""#!/bin/sh
-export PATH=/bin:/sbin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
-mount -o remount,rw /
-echo "VMFERRY-SVC-BOOTED"
-insmod /lib/vmferry/virtio_console.ko || echo "VMFERRY-SVC no virtio_console"
-env=
-for cd in /dev/sr0 /dev/sr1 /dev/sr2; do
-  [ -b "$cd" ] || continue
-  if mount -t iso9660 -o ro "$cd" /mnt 2>/dev/null; then
-    if [ -f /mnt/ovf-env.xml ]; then env=/mnt/ovf-env.xml; break; fi
-    umount /mnt
-  fi
-done
-prop() {
-  [ -n "$env" ] || return 0
-  tr '\n' ' ' < "$env" | grep -o '<[^>]*Property [^>]*>' | grep "key=\"$1\"" \
-    | sed -n 's/.*value="\([^"]*\)".*/\1/p' | head -n 1
-}
-addr=$(prop vmferry.net.0.address)
-gw=$(prop vmferry.net.0.gateway)
-name=$(prop vmferry.hostname)
-busybox ip link set lo up
-busybox ip link set eth0 up
-[ -n "$addr" ] && busybox ip addr add "$addr" dev eth0
-[ -n "$gw" ] && busybox ip route add default via "$gw"
-echo "VMFERRY-SVC-NET eth0 ${addr:-none} gw ${gw:-none}"
-mkdir -p /tmp/www
+INIT = INIT_MOUNTS + 'mount -o remount,rw /\necho "VMFERRY-SVC-BOOTED"\n' + serviceguest.OVF_ENV + "name=$(prop vmferry.hostname)\n" + serviceguest.NET_UP + r"""mkdir -p /tmp/www
 echo "vmferry test service ${name:-unnamed}" > /tmp/www/index.html
 echo ok > /tmp/www/health
 if [ -f /var/vmferry-data ]; then cp /var/vmferry-data /tmp/www/data.txt; else echo none > /tmp/www/data.txt; fi
@@ -89,34 +56,9 @@ while :; do sleep 3600; done
 
 def app_image() -> Path:
     """The cached qcow2 of the failover guest (built once from the serving guest, with libguestfs)."""
-    from vmferry.tools.guestfs import binding, guestfs_env
-
     base = serviceguest.service_image()
-    cache = _build.cache_dir()
     key = hashlib.sha256((str(base) + INIT).encode()).hexdigest()[:16]
-    out = cache / f"recoveryapp-{key}.qcow2"
-    with _build._locked(cache / ".recoveryapp.lock"):
-        if out.exists():
-            return out
-        with tempfile.TemporaryDirectory(prefix="vmferry-recapp-", dir=cache) as tmp:
-            img = Path(tmp) / "disk.qcow2"
-            run(["qemu-img", "convert", "-f", "qcow2", "-O", "qcow2", base, img])
-            for k, v in guestfs_env().items():
-                os.environ.setdefault(k, v)
-            g = binding().GuestFS(python_return_dict=True)
-            try:
-                g.add_drive_opts(str(img), format="qcow2")
-                g.launch()
-                g.mount("/dev/sda1", "/")
-                g.write("/sbin/init", INIT)
-                g.chmod(0o755, "/sbin/init")
-                g.umount_all()
-                g.shutdown()
-            finally:
-                g.close()
-            os.chmod(img, 0o444)
-            os.replace(img, out)
-    return out
+    return derived_image("recoveryapp", key, INIT, {}, base=base)
 
 
 if __name__ == "__main__":

@@ -17,20 +17,16 @@ import os
 from pathlib import Path
 
 from tests.guestimage import build as _build
-from tests.guestimage.derived import derived_image, kernel_module
+from tests.guestimage.derived import INIT_MOUNTS, derived_image, kernel_module
 from vmferry.tools.proc import run
 
 BOOTED = "VMFERRY-SVC-BOOTED"
 NET = "VMFERRY-SVC-NET"
 SERVING = "VMFERRY-SVC-SERVING"
-INIT = r"""#!/bin/sh
-export PATH=/bin:/sbin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
-echo "VMFERRY-SVC-BOOTED"
-insmod /lib/vmferry/virtio_console.ko || echo "VMFERRY-SVC no virtio_console"
+# Finds the OVF environment on a CD-ROM (``prop KEY`` reads one of its properties) and reads the address
+# and gateway vmferry gave eth0; NET_UP then brings the network up with them. Shared with the guests
+# derived from this one (tests/recovery/appguest.py, tests/burst/burstguest.py).
+OVF_ENV = r"""insmod /lib/vmferry/virtio_console.ko || echo "VMFERRY-SVC no virtio_console"
 env=
 for cd in /dev/sr0 /dev/sr1 /dev/sr2; do
   [ -b "$cd" ] || continue
@@ -46,13 +42,14 @@ prop() {
 }
 addr=$(prop vmferry.net.0.address)
 gw=$(prop vmferry.net.0.gateway)
-name=$(prop vmferry.hostname)
-busybox ip link set lo up
+"""
+NET_UP = r"""busybox ip link set lo up
 busybox ip link set eth0 up
 [ -n "$addr" ] && busybox ip addr add "$addr" dev eth0
 [ -n "$gw" ] && busybox ip route add default via "$gw"
 echo "VMFERRY-SVC-NET eth0 ${addr:-none} gw ${gw:-none}"
-mkdir -p /tmp/www
+"""
+INIT = INIT_MOUNTS + 'echo "VMFERRY-SVC-BOOTED"\n' + OVF_ENV + "name=$(prop vmferry.hostname)\n" + NET_UP + r"""mkdir -p /tmp/www
 echo "vmferry test service ${name:-unnamed}" > /tmp/www/index.html
 busybox httpd -p 80 -h /tmp/www
 for p in $(prop vmferry.test.tcp | tr ',' ' '); do busybox httpd -p "$p" -h /tmp/www; done

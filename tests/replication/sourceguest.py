@@ -21,18 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.guestimage import build as _build
-from tests.guestimage.derived import derived_image, kernel_module
+from tests.guestimage.derived import INIT_MOUNTS, derived_image, kernel_module
 from vmferry.tools.proc import run
 
 READY = "VMFERRY-REPL-READY"
 DONE = "VMFERRY-REPL-DONE"
-INIT = r"""#!/bin/sh
-export PATH=/bin:/sbin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
-exec </dev/ttyS0 >/dev/ttyS0 2>&1
+INIT = INIT_MOUNTS + r"""exec </dev/ttyS0 >/dev/ttyS0 2>&1
 busybox stty -echo
 insmod /lib/vmferry/virtio_console.ko
 busybox sleep 1
