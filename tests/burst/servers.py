@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from tests.locator.serving import spawn_locator
+from tests.plans.servers import start_haproxy
 from vmferry.locator.devservers import free_port
-from vmferry.tools.proc import which
 
 LOCATOR_SECRET = "burst-secret-0123456789abcdef"
 
@@ -78,18 +78,8 @@ backend web
     option httpchk GET /
     server primary 127.0.0.1:{self.primary_port} check inter 500
 """)
-        log = open(self.workdir / "haproxy.log", "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen([which("haproxy"), "-db", "-f", str(cfg)], stdout=log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"haproxy exited: {(self.workdir / 'haproxy.log').read_text()[-1000:]}")
-            if self.socket.exists():
-                return self
-            time.sleep(0.05)
-        raise RuntimeError("haproxy did not create its admin socket")
+        self.proc = start_haproxy(cfg, self.socket, timeout)
+        return self
 
     def servers(self) -> list[str]:
         from vmferry.plans.haproxy import RuntimeApi

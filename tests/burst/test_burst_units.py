@@ -123,15 +123,20 @@ def test_record_round_trip_status_and_damage(tmp_path):
         store.load(tmp_path, "shop", "web", "cloud")
 
 
+def _haproxy_target(tmp_path, haproxy, second):
+    """The burst target of the test application on ``haproxy``'s runtime API (libvirt: test:///default);
+    a copy's "address" is 127.0.0.1, so the pool's port is the ``second`` server's."""
+    app = _load(tmp_path, _doc(POLICY, runtime=f"unix:{haproxy.socket}"))
+    t = make_target(app, "web", "cloud", _vm(), "P", uri="test:///default", storage=str(tmp_path / "store"))
+    pool = t.pool.__class__(t.pool.name, second.port, t.pool.members, t.pool.health)
+    return t.__class__(**{**t.__dict__, "pool": pool})
+
+
 def test_runtime_api_join_drain_leave_on_a_real_haproxy(tmp_path):
     primary, second = Primary(), Primary()
     haproxy = HAProxy(tmp_path / "haproxy", primary.port).start()
     try:
-        app = _load(tmp_path, _doc(POLICY, runtime=f"unix:{haproxy.socket}"))
-        t = make_target(app, "web", "cloud", _vm(), "P", uri="test:///default", storage=str(tmp_path / "store"))
-        # the copy's "address" is 127.0.0.1: the pool's port is the second server's
-        pool = t.pool.__class__(t.pool.name, second.port, t.pool.members, t.pool.health)
-        t = t.__class__(**{**t.__dict__, "pool": pool})
+        t = _haproxy_target(tmp_path, haproxy, second)
         copy = BurstCopy("shop-web-b1", 1, "web-b1", "ab" * 16, "52:54:00:00:00:01", "127.0.0.1", 24, "n", "/x")
         register.join_pool(t, copy)
         assert haproxy.servers() == ["primary", "shop-web-b1"]
@@ -178,10 +183,7 @@ def test_copies_a_killed_run_left_are_removed_by_the_next_run(tmp_path):
     primary, second = Primary(), Primary()
     haproxy = HAProxy(tmp_path / "haproxy", primary.port).start()
     try:
-        app = _load(tmp_path, _doc(POLICY, runtime=f"unix:{haproxy.socket}"))
-        t = make_target(app, "web", "cloud", _vm(), "P", uri="test:///default", storage=str(tmp_path / "store"))
-        pool = t.pool.__class__(t.pool.name, second.port, t.pool.members, t.pool.health)
-        t = t.__class__(**{**t.__dict__, "pool": pool})
+        t = _haproxy_target(tmp_path, haproxy, second)
         rundir = scale.burst_root(t) / "shop-web-b1"
         copy = BurstCopy("shop-web-b1", 1, "web-b1", "ab" * 16, "52:54:00:00:00:01", "127.0.0.1", 24, "n",
                          str(rundir), overlays=[str(rundir / "vda.qcow2")], server="web/shop-web-b1")

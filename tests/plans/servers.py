@@ -30,6 +30,25 @@ def edit_yaml(path: Path, change) -> Path:
     return path
 
 
+def start_haproxy(cfg: Path, socket: Path, timeout: float = 10.0) -> subprocess.Popen:
+    """HAProxy in the foreground on the configuration file ``cfg`` (its log ``haproxy.log`` beside it),
+    returned once it created its admin ``socket``."""
+    log = open(cfg.parent / "haproxy.log", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen([which("haproxy"), "-db", "-f", str(cfg)], stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    log.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"haproxy exited: {(cfg.parent / 'haproxy.log').read_text()[-1000:]}")
+        if socket.exists():
+            return proc
+        time.sleep(0.05)
+    proc.terminate()
+    proc.wait(timeout=10)
+    raise RuntimeError("haproxy did not create its admin socket")
+
+
 class HAProxy:
     """HAProxy with one backend ``web`` whose servers sit at the source (dc1) addresses."""
 
@@ -61,18 +80,8 @@ backend web
     option httpchk GET /health
 {lines}
 """)
-        log = open(self.workdir / "haproxy.log", "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen([which("haproxy"), "-db", "-f", str(cfg)], stdout=log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"haproxy exited: {(self.workdir / 'haproxy.log').read_text()[-1000:]}")
-            if self.socket.exists():
-                return self
-            time.sleep(0.05)
-        raise RuntimeError("haproxy did not create its admin socket")
+        self.proc = start_haproxy(cfg, self.socket, timeout)
+        return self
 
     def command(self, line: str) -> str:
         import socket
