@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from tests.burst.group import write_group
 from tests.burst.servers import HAProxy, Primary
 from tests.burst.test_burst_cli import _manifest
+from tests.workflows.finished import run_to_end
 from vmferry.burst import store
 
 
@@ -19,7 +20,6 @@ def test_watch_workflow_rounds_run_at_the_site(tmp_path):
 
     from vmferry.workflows.activities import default_library
     from vmferry.workflows.burst import BurstWatchRequest, BurstWatchWorkflow, workflow_id
-    from vmferry.workflows.endpoint import CONTROL_QUEUE
     from vmferry.workflows.server import DevServer
     from vmferry.workflows.worker import WorkerPlan, build_workers
 
@@ -37,12 +37,9 @@ def test_watch_workflow_rounds_run_at_the_site(tmp_path):
                 async with contextlib.AsyncExitStack() as stack:
                     for worker in workers:
                         await stack.enter_async_context(worker)
-                    handle = await client.start_workflow(
-                        BurstWatchWorkflow.run, BurstWatchRequest("shop", "web", "cloud", rounds=3, interval=0.2),
-                        id=workflow_id("shop", "web"), task_queue=CONTROL_QUEUE)
-                    result = await handle.result()
-                    history = await handle.fetch_history()
-            return result, history
+                    return await run_to_end(client, BurstWatchWorkflow.run,
+                                            BurstWatchRequest("shop", "web", "cloud", rounds=3, interval=0.2),
+                                            workflow_id("shop", "web"))
         result, history = asyncio.run(main())
     finally:
         server.stop()

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.recovery import replicas, serviceguest
+from tests.workflows.finished import run_to_end
 from vmferry.recovery.model import Probe
 from vmferry.recovery.test import run_test
 from vmferry.tools import libvirt as lv
@@ -59,12 +60,8 @@ def test_workflow_runs_the_test_recovery_at_the_target_site(netlibvirtd, tmp_pat
                            Worker(client, task_queue=site_queue("dr"),
                                   activities=RecoveryActivities(library).activities(), activity_executor=pool)]
                 async with workers[0], workers[1]:
-                    handle = await client.start_workflow(
-                        TestRecoveryWorkflow.run, TestRecoveryRequest("shop", "dr", heartbeat=30),
-                        id=workflow_id("shop", "dr"), task_queue=CONTROL_QUEUE)
-                    result = await handle.result()
-                    history = await handle.fetch_history()
-            return result, history
+                    return await run_to_end(client, TestRecoveryWorkflow.run,
+                                            TestRecoveryRequest("shop", "dr", heartbeat=30), workflow_id("shop", "dr"))
         result, history = asyncio.run(main())
     finally:
         server.stop()
