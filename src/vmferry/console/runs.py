@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from vmferry.replication.model import to_json
-from vmferry.workflows.run_summary import RunSummary, heading
+from vmferry.workflows.run_summary import RunSummary, failure_text, heading
 
 RECOVER_ACTIVITY = "recover_test"
 GATES_QUERY = "gates"
@@ -91,10 +91,7 @@ async def run_state(client, workflow_id: str, *, with_result: bool = True) -> Ru
             result = await handle.result()
             result = result if isinstance(result, dict) else to_json(result)
         except Exception as exc:  # noqa: BLE001 - a failed, cancelled or terminated run: say why
-            cause = exc
-            while getattr(cause, "cause", None) is not None:
-                cause = cause.cause
-            error = str(cause or exc)
+            error = failure_text(exc)
     return RunState(**heading(description, workflow_id), steps=steps, gates=gates, result=result, error=error)
 
 

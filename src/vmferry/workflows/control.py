@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from vmferry.errors import WorkflowError
 from vmferry.workflows.endpoint import CONTROL_QUEUE, DEFAULT_NAMESPACE, connect
-from vmferry.workflows.run_summary import RunSummary, heading
+from vmferry.workflows.run_summary import RunSummary, failure_text, heading
 
 
 @dataclass(frozen=True)
@@ -74,10 +74,7 @@ async def _info(client, workflow_id: str) -> RunInfo:
         try:
             await handle.result(rpc_timeout=timedelta(seconds=5))
         except Exception as exc:  # noqa: BLE001 - the failure is what we want
-            cause = exc
-            while getattr(cause, "cause", None) is not None:
-                cause = cause.cause
-            failure = str(cause or exc)
+            failure = failure_text(exc)
     return RunInfo(**heading(d), paused_at=paused_at, released=released, activity=activity, latest=latest,
                    attempt=attempt, result=result, failure=failure)
 
@@ -175,10 +172,7 @@ def run_test_recovery(address: str, request, *, on_event: Callable[[str], None] 
                     paused = info.paused_at
             return wid, result.result()
         except Exception as exc:
-            cause = exc
-            while getattr(cause, "cause", None) is not None:
-                cause = cause.cause
-            raise WorkflowError(f"run {wid} did not complete: {cause or exc}") from exc
+            raise WorkflowError(f"run {wid} did not complete: {failure_text(exc)}") from exc
         finally:
             if not result.done():
                 result.cancel()

@@ -17,7 +17,7 @@ from vmferry.replication.model import RecoveryPoint
 from vmferry.workflows.endpoint import CONTROL_QUEUE, DEFAULT_NAMESPACE, connect
 from vmferry.workflows.library import ProtectRequest, ProtectResult
 from vmferry.workflows.protection import RunProgress, SyncRequest
-from vmferry.workflows.run_summary import RunSummary, heading
+from vmferry.workflows.run_summary import RunSummary, failure_text, heading
 
 WORKFLOW_TYPES = ("SyncWorkflow", "ProtectWorkflow", "TestRecovery")
 RESULT_TYPES = {"SyncWorkflow": RecoveryPoint, "ProtectWorkflow": ProtectResult, "TestRecovery": dict}
@@ -109,10 +109,7 @@ async def follow(handle, reporter, data_converter, poll: float = 0.5):
             await asyncio.wait([result], timeout=poll)
         point = result.result()
     except WorkflowFailureError as exc:
-        cause = exc.cause
-        while getattr(cause, "cause", None) is not None:
-            cause = cause.cause
-        raise WorkflowError(f"run {handle.id} failed: {cause or exc}") from exc
+        raise WorkflowError(f"run {handle.id} failed: {failure_text(exc)}") from exc
     finally:
         if not result.done():
             result.cancel()
