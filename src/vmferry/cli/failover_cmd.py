@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 
-from vmferry.cli.common import emit_json
 from vmferry.errors import UsageError
 
 
@@ -29,7 +28,6 @@ def add_failover_arguments(p) -> None:
 def run_failover(args, state) -> int:
     from vmferry.recovery.failover_record import load
     from vmferry.recovery.failover_steps import FailoverRequest, build_report, failover
-    from vmferry.recovery.report import render_html, render_text
     from vmferry.replication.store import Store
 
     if args.test or args.cleanup:
@@ -63,13 +61,6 @@ def run_failover(args, state) -> int:
         failover_durably(address, FailoverRun(request, group.source_site))
     else:
         failover(state, request, say=say)
-    report = build_report(state, load(state, args.app))
-    if args.html:
-        from vmferry.cli.recover_cmd import _write
+    from vmferry.cli.recover_cmd import emit_report
 
-        _write(args.html, render_html(report))
-    if args.json:
-        emit_json(report.to_dict())
-    else:
-        sys.stdout.write(render_text(report))
-    return 0 if report.ok else 1
+    return emit_report(build_report(state, load(state, args.app)), args)

@@ -97,7 +97,6 @@ def run(args) -> int:
         raise UsageError(f"the timeout must be positive, not {args.timeout:g}")
     hooks = _hooks(args)
     from vmferry.plans.manifest import load_app
-    from vmferry.recovery.report import render_html, render_text
     from vmferry.recovery.spec import plan_from_group
     from vmferry.recovery.test import run_test
     from vmferry.replication.store import Store
@@ -137,6 +136,14 @@ def run(args) -> int:
         finally:
             signal.signal(signal.SIGTERM, old)
         _record(group, report)                            # a durable run's worker records it itself
+    return emit_report(report, args)
+
+
+def emit_report(report, args) -> int:
+    """A recovery report (test or failover) as the command prints it: the HTML page written atomically when
+    asked, JSON or text on stdout; exit 0 when the run proved the application, else 1."""
+    from vmferry.recovery.report import render_html, render_text
+
     if args.html:
         _write(args.html, render_html(report))
     if args.json:

@@ -26,6 +26,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from vmferry.recovery.failover_steps import FailoverRequest
+    from vmferry.workflows.beat import StepBeat
     from vmferry.workflows.endpoint import site_queue
     from vmferry.workflows.recovery import NON_RETRYABLE
 
@@ -39,37 +40,6 @@ class FailoverRun:
     step_timeout: float = 3600.0      # one attempt of one step
     heartbeat: float = 15.0           # the activities beat every 5 s
     attempts: int = 0                 # 0: retry until the step succeeds or fails for good
-
-
-class _Beat:
-    """Heartbeats every ``every`` seconds while a step runs, carrying its latest message. The thread runs
-    in a copy of the activity's context (Temporal keeps the activity context in a context variable)."""
-
-    def __init__(self, every: float) -> None:
-        import contextvars
-        import threading
-
-        self.every = every
-        self.latest = ""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,), daemon=True,
-                                        name="vmferry-failover-beat")
-
-    def say(self, msg: str) -> None:
-        self.latest = msg
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            activity.heartbeat(self.latest)
-
-    def __enter__(self) -> _Beat:
-        activity.heartbeat("starting")
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 class FailoverActivities:
@@ -92,28 +62,28 @@ class FailoverActivities:
     def stop_source(self, app: str) -> dict:
         from vmferry.recovery.failover_steps import stop_source_step
 
-        with _Beat(5.0) as beat:
+        with StepBeat(5.0) as beat:
             return stop_source_step(self.state, app, say=beat.say)
 
     @activity.defn(name="failover_final_sync")
     def final_sync(self, app: str) -> dict:
         from vmferry.recovery.failover_steps import final_sync_step
 
-        with _Beat(5.0) as beat:
+        with StepBeat(5.0) as beat:
             return final_sync_step(self.state, app, say=beat.say)
 
     @activity.defn(name="failover_launch")
     def launch(self, app: str, index: int) -> dict:
         from vmferry.recovery.failover_steps import launch_group
 
-        with _Beat(5.0) as beat:
+        with StepBeat(5.0) as beat:
             return launch_group(self.state, app, index, say=beat.say)
 
     @activity.defn(name="failover_surroundings")
     def surroundings(self, app: str) -> dict:
         from vmferry.recovery.failover_steps import surroundings_step
 
-        with _Beat(5.0) as beat:
+        with StepBeat(5.0) as beat:
             return surroundings_step(self.state, app, say=beat.say)
 
     @activity.defn(name="failover_finish")
