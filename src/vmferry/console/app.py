@@ -235,9 +235,16 @@ def create_app(state: ConsoleState):
         if confirm_name != name:
             return page(request, "refused.html", 400,
                         reason=f"a failover is confirmed by typing the application's name ({name})")
-        return page(request, "refused.html", 501,
-                    reason="failover runs are not available in this vmferry yet: only test failovers run "
-                           "from the console")
+        mode = (await _form(request)).get("mode", "planned")
+        if mode not in ("planned", "disaster"):
+            return page(request, "refused.html", 400, reason="a failover is planned or disaster")
+        try:
+            group = state.store().load(name)
+            workflow_id = await console_runs.start_failover(await state.client(), group.app, group.target_site,
+                                                            group.source_site, mode)
+        except VmferryError as exc:
+            return page(request, "refused.html", 400, reason=str(exc))
+        return RedirectResponse(f"/runs/{workflow_id}", status_code=303)
 
     @app.post("/runs/{workflow_id}/resume")
     async def resume(request: Request, workflow_id: str):

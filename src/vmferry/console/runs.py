@@ -110,5 +110,16 @@ async def start_test(client, app: str, site: str, pause_before: tuple[str, ...] 
     return handle.id
 
 
+async def start_failover(client, app: str, site: str, source_site: str, mode: str) -> str:
+    """Start the failover of ``app`` to ``site`` (``planned`` or ``disaster``), or join the one running; its
+    workflow id."""
+    from vmferry.recovery.failover_steps import FailoverRequest
+    from vmferry.workflows.failover import FailoverRun
+    from vmferry.workflows.failover import start_failover as start
+
+    handle = await start(client, FailoverRun(FailoverRequest(app, site, mode), source_site))
+    return handle.id
+
+
 async def resume(client, workflow_id: str, gate: str) -> None:
     await client.get_workflow_handle(workflow_id).signal(RESUME_SIGNAL, gate)

@@ -19,8 +19,9 @@ from vmferry.workflows.library import ProtectRequest, ProtectResult
 from vmferry.workflows.protection import RunProgress, SyncRequest
 from vmferry.workflows.run_summary import RunSummary, failure_text, heading
 
-WORKFLOW_TYPES = ("SyncWorkflow", "ProtectWorkflow", "TestRecovery")
-RESULT_TYPES = {"SyncWorkflow": RecoveryPoint, "ProtectWorkflow": ProtectResult, "TestRecovery": dict}
+WORKFLOW_TYPES = ("SyncWorkflow", "ProtectWorkflow", "TestRecovery", "Failover", "BurstWatchWorkflow")
+RESULT_TYPES = {"SyncWorkflow": RecoveryPoint, "ProtectWorkflow": ProtectResult, "TestRecovery": dict, "Failover": dict,
+                "BurstWatchWorkflow": list}
 
 
 def sync_workflow_id(app: str) -> str:
