@@ -147,10 +147,13 @@ def world(netlibvirtd, tmp_path_factory):
     state = base / "state"
     try:
         for d in (src.workdir / "dc1", netlibvirtd.workdir / "fo-dr"):
-            d.mkdir()
+            d.mkdir(exist_ok=True)
         src.own(src.workdir / "dc1")
         netlibvirtd.own(netlibvirtd.workdir / "fo-dr")
         with lv.connect(netlibvirtd.uri) as conn:
+            if "fo-dr-lan" in conn.networks():         # left by an earlier set-up of this module
+                conn.remove_network("fo-dr-lan")
+            subprocess.run(["ip", "link", "del", "vmffo0"], capture_output=True)
             conn.define_network(PROD)
         t_boot = time.monotonic()
         with lv.connect(src.uri) as conn:

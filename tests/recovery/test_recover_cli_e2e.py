@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 import yaml
@@ -22,7 +23,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
 def test_recover_test_of_a_protected_application(netlibvirtd, tmp_path):
-    work = netlibvirtd.workdir
+    work = netlibvirtd.workdir / f"cli-{os.getpid()}-{time.time_ns()}"   # the daemon is shared by the session
+    work.mkdir()
+    netlibvirtd.own(work)
     for site in ("dc1", "dr"):
         (work / site).mkdir()
         netlibvirtd.own(work / site)
