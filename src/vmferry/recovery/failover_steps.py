@@ -193,6 +193,7 @@ def launch_group(state, app: str, index: int, *, say: Say = _quiet) -> dict:
     """Launch boot group ``index`` (0-based) and prove it; VMs already started by this failover are only
     proved again, never started twice."""
     from vmferry.recovery.proofs import Proving, console_tail, prove
+    from vmferry.recovery.test import mapped_active_networks
     from vmferry.sites import libvirt_host
     from vmferry.tools import libvirt as lv
 
@@ -206,7 +207,7 @@ def launch_group(state, app: str, index: int, *, say: Say = _quiet) -> dict:
         raise RecoveryError(f"the application has {len(plan.groups)} boot groups, not {index + 1}")
     production = production_networks(state, doc)
     with lv.connect(plan.uri) as conn:
-        nets = _check_networks(plan, conn, production)
+        nets = mapped_active_networks(plan, conn, production)
         facts = libvirt_host.probe(conn)
         items = []
         for vm in plan.vms_of(plan.groups[index]):
@@ -239,16 +240,6 @@ def launch_group(state, app: str, index: int, *, say: Say = _quiet) -> dict:
             raise RecoveryError(doc["error"])
         rec.mark_step(state, doc, step, vms=[vm.name for vm, _ in items], t_launched=t_launched, t=time.time())
     return doc["steps"][step]
-
-
-def _check_networks(plan: RecoveryPlan, conn, production: dict[str, str]) -> dict[str, str]:
-    have = conn.networks()
-    for tn in plan.networks:
-        name = production.get(tn.name)
-        if not name or not have.get(name):
-            raise RecoveryError(f"site {plan.site!r}: network {tn.name} maps to no active libvirt network "
-                                f"({name or 'no mapping'})")
-    return {tn.name: production[tn.name] for tn in plan.networks}
 
 
 def _launch_vm(state, doc: dict, plan: RecoveryPlan, vm: RecoveryVm, nets: dict[str, str], conn, facts,

@@ -251,19 +251,28 @@ def _note(journal: Journal | None, kind: str, **what: str) -> None:
         journal.record(kind, **what)
 
 
-def _production(plan: RecoveryPlan, report: RecoveryReport, conn, production: dict[str, str]) -> dict[str, str]:
+def mapped_active_networks(plan: RecoveryPlan, conn, production: dict[str, str]) -> dict[str, str]:
+    """Each target network of ``plan`` -> the active libvirt network ``production`` maps it to; refused
+    when one maps to none or to a network that is not active."""
     have = conn.networks()
     for tn in plan.networks:
         name = production.get(tn.name)
         if not name or not have.get(name):
             raise RecoveryError(f"site {plan.site!r}: network {tn.name} maps to no active libvirt network "
                                 f"({name or 'no mapping'})")
+    return {tn.name: production[tn.name] for tn in plan.networks}
+
+
+def _production(plan: RecoveryPlan, report: RecoveryReport, conn, production: dict[str, str]) -> dict[str, str]:
+    mapped = mapped_active_networks(plan, conn, production)
+    for tn in plan.networks:
+        name = mapped[tn.name]
         report.networks.append({"name": name, "bridge": None, "target_network": tn.name, "subnet": tn.subnet,
                                 "host_address": None, "isolated": False})
     taken = [vm.name for vm in plan.vms if vm.name in conn.names()]
     if taken:
         raise RecoveryError(f"site {plan.site!r} already has a domain {taken[0]!r}: the application runs there")
-    return {tn.name: production[tn.name] for tn in plan.networks}
+    return mapped
 
 
 def _networks(plan: RecoveryPlan, report: RecoveryReport, journal: Journal, conn, say: Say) -> dict[str, str]:
