@@ -55,6 +55,32 @@ def netlibvirtd():
         _libvirtd.stop(proc, daemon.workdir.parent)
 
 
+@pytest.fixture(autouse=True)
+def _test_runs_do_not_outlive_their_test(request):
+    """On the shared privileged daemon, a test recovery's domains and isolated networks
+    (``vmferry-test-*``) never outlive the test that made them: a test that failed half-way (a run left
+    paused, a worker stopped under it) would otherwise hold its subnet's host bridge and fail every later
+    test on that subnet ("Network is already in use by interface vmft…"). What is removed is printed;
+    the tests themselves assert that a run leaves nothing."""
+    yield
+    if "netlibvirtd" not in request.fixturenames:
+        return
+    from vmferry.tools import libvirt as lv
+
+    daemon = request.getfixturevalue("netlibvirtd")
+    removed = []
+    with lv.connect(daemon.uri) as conn:
+        for name in conn.names():
+            if name.startswith("vmferry-test-"):
+                conn.undefine(name)
+                removed.append(f"domain {name}")
+        for name in conn.networks():
+            if name.startswith("vmferry-test-") and conn.remove_network(name):
+                removed.append(f"network {name}")
+    if removed:
+        print(f"\n{request.node.nodeid} left on the shared libvirtd, removed: {', '.join(removed)}")
+
+
 def pytest_collection_modifyitems(config, items):
     hostnet = []
     for item in items:

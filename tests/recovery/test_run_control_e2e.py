@@ -50,6 +50,7 @@ def _nothing_left(daemon, state) -> None:
 
 
 async def _until(check, timeout: float = 600.0, every: float = 0.5):
+    """Poll ``check`` until it returns a value; it raises when the run can no longer get there."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while True:
@@ -58,6 +59,16 @@ async def _until(check, timeout: float = 600.0, every: float = 0.5):
             return value
         assert loop.time() < end, "timed out"
         await asyncio.sleep(every)
+
+
+async def _shown_while_running(address, wid) -> dict:
+    """``vmferry runs show WID --json``; a run that ended (it failed before its gate) fails the test at
+    once with what the run said, instead of waiting for a pause that will never come."""
+    res = await _cli(address, "show", wid, "--json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["status"] == "RUNNING", json.dumps(doc)[:3000]
+    return doc
 
 
 def _durable(plan, state, scenario):
@@ -104,8 +115,7 @@ def test_paused_run_resumes_with_its_hooks_reported(netlibvirtd, site, tmp_path)
                                              result_type=dict)
 
         async def paused():
-            res = await _cli(address, "show", wid, "--json")
-            doc = json.loads(res.stdout)
+            doc = await _shown_while_running(address, wid)
             return doc if doc["paused_at"] and doc["latest"].startswith("paused") else None   # heartbeat sent too
         shown = await _until(paused)
         assert shown["paused_at"] == "checks" and shown["status"] == "RUNNING"
@@ -149,8 +159,7 @@ def test_cancelled_run_at_its_gate_still_cleans_up(netlibvirtd, site):
         await client.start_workflow("TestRecovery", request, id=wid, task_queue=CONTROL_QUEUE, result_type=dict)
 
         async def paused():
-            doc = json.loads((await _cli(address, "show", wid, "--json")).stdout)
-            return doc["paused_at"]
+            return (await _shown_while_running(address, wid))["paused_at"]
         assert await _until(paused) == "group-1"
         with lv.connect(netlibvirtd.uri) as conn:       # the isolated network exists; no VM started yet
             assert len([n for n in conn.networks() if n.startswith("vmferry-test-")]) == 1
