@@ -15,12 +15,9 @@ bridges outlive a killed libvirtd). :func:`stop` does the same for the daemon it
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -28,23 +25,9 @@ from pathlib import Path
 
 BASE = Path(os.environ.get("VMFERRY_DEMO_DIR", "/tmp/vmferry-demo"))
 CACHE = Path(os.environ.get("VMFERRY_TEST_CACHE", Path.home() / ".cache" / "vmferry-test"))
-DIRS = {"etc": "/etc/libvirt", "run": "/run/libvirt", "lib": "/var/lib/libvirt", "cache": "/var/cache/libvirt",
-        "log": "/var/log/libvirt"}
-QEMU_CONF = """user = "{user}"
-group = "{group}"
-dynamic_ownership = 0
-remember_owner = 0
-security_driver = "none"
-namespaces = []
-cgroup_controllers = []
-stdio_handler = "file"
-"""
-LIBVIRTD_CONF = """unix_sock_group = "root"
-unix_sock_ro_perms = "0700"
-unix_sock_rw_perms = "0700"
-auth_unix_ro = "none"
-auth_unix_rw = "none"
-"""
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(1, str(REPO))         # the one starter of private daemons: tests/guest/libvirtd.py
 
 
 @dataclass
@@ -67,41 +50,14 @@ def start(base: Path = BASE, timeout: float = 30) -> Daemon:
     if os.geteuid() != 0:
         raise SystemExit("the demo's libvirtd makes libvirt networks (bridges): run it as root")
     cleaned = tuple(stop(base))
-    user = pwd.getpwnam("nobody")
-    libvirtd = shutil.which("libvirtd") or "/usr/sbin/libvirtd"
-    if not os.path.exists(libvirtd):
+    if not shutil.which("libvirtd") and not os.path.exists("/usr/sbin/libvirtd"):
         raise SystemExit("libvirtd is not installed (Debian package libvirt-daemon-system)")
-    base.mkdir(parents=True)
-    os.chmod(base, 0o755)
-    keep = CACHE / "libvirt-system-cache"     # QEMU's probed capabilities, kept across runs (a minute under TCG)
-    keep.mkdir(parents=True, exist_ok=True)
-    (base / "cache").symlink_to(keep)
-    for sub in (*DIRS, "etc/qemu/networks", "lib/dnsmasq", "lib/qemu", "lib/network", "log/qemu", "work"):
-        (base / sub).mkdir(parents=True, exist_ok=True)
-    os.chown(base / "work", user.pw_uid, user.pw_gid)
-    (base / "etc" / "qemu.conf").write_text(QEMU_CONF.format(user=user.pw_name,
-                                                             group=grp.getgrgid(user.pw_gid).gr_name))
-    (base / "etc" / "libvirtd.conf").write_text(LIBVIRTD_CONF)
-    mounts = []
-    for sub, target in DIRS.items():
-        os.makedirs(target, exist_ok=True)
-        mounts.append(f"mount --bind {base / sub} {target}")
-    if os.path.exists("/dev/kvm"):
-        # QEMU runs as nobody, who may not use /dev/kvm; but libvirt's capability probe (as root) finds KVM,
-        # then calls its cached capabilities invalid at every lookup ("KVM was enabled when probing, but it
-        # is not available now") and probes QEMU again: ~40 s per domain definition under TCG. An
-        # unreadable /dev/kvm in the daemon's namespace makes both agree: no KVM, capabilities cached.
-        (base / "nokvm").touch(mode=0)
-        mounts.append(f"mount --bind {base / 'nokvm'} /dev/kvm")
+    from tests.guest.libvirtd import launch_system
+
+    proc, uri, user = launch_system(base, CACHE)
     log = base / "libvirtd.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                                 " && ".join([*mounts, f"exec {libvirtd} --pid-file {base / 'libvirtd.pid'}"])],
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin"),
-                                                             "LANG": "C"})
     (base / "pid").write_text(str(proc.pid))
-    daemon = Daemon(base, proc.pid, uri_of(base), base / "work", user.pw_uid, user.pw_gid, cleaned)
+    daemon = Daemon(base, proc.pid, uri, base / "work", user.pw_uid, user.pw_gid, cleaned)
     deadline = time.monotonic() + timeout
     while not _answers(daemon.uri):
         if proc.poll() is not None or time.monotonic() > deadline:

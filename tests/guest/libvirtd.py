@@ -138,21 +138,30 @@ auth_unix_rw = "none"
 
 
 def start_system(timeout: float = 30) -> tuple[Libvirtd, subprocess.Popen]:
-    """A privileged private libvirtd (see the module docstring); root only."""
-    import grp
-
-
+    """A privileged private libvirtd (see the module docstring) in a new temp dir; root only."""
     if os.geteuid() != 0:
         raise RuntimeError("a privileged private libvirtd needs root")
-    base = Path(tempfile.mkdtemp(prefix="vmferry-libvirtd-"))
-    user = pwd.getpwnam("nobody")
-    group = grp.getgrgid(user.pw_gid).gr_name
-    # QEMU's capabilities (probed on the first domain start, about a minute under TCG on a busy host) are
-    # cached across runs: the cache directory is kept beside the built test guests
     from tests.guestimage.build import cache_dir
 
-    keep = cache_dir() / "libvirt-system-cache"
-    keep.mkdir(exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix="vmferry-libvirtd-"))
+    proc, uri, user = launch_system(base, cache_dir())
+    log = base / "libvirtd.log"
+    _wait_answering(proc, base, base / "run" / "libvirt-sock", uri, log, timeout)
+    return Libvirtd(uri, base / "work", user.pw_uid, user.pw_gid, log), proc
+
+
+def launch_system(base: Path, cache: Path) -> tuple[subprocess.Popen, str, pwd.struct_passwd]:
+    """Lay out ``base`` and start the privileged daemon there (not yet answering); the one starter of the
+    tests' and the demo's (scripts/demo_libvirtd.py) daemons. QEMU's capabilities (probed on the first
+    domain start, about a minute under TCG on a busy host) are kept under ``cache`` across runs.
+    Returns the process, the URI and QEMU's user."""
+    import grp
+
+    user = pwd.getpwnam("nobody")
+    group = grp.getgrgid(user.pw_gid).gr_name
+    base.mkdir(parents=True, exist_ok=True)
+    keep = cache / "libvirt-system-cache"
+    keep.mkdir(parents=True, exist_ok=True)
     (base / "cache").symlink_to(keep)
     for sub in (*SYSTEM_DIRS, "etc/qemu/networks", "lib/dnsmasq", "lib/qemu", "lib/network", "log/qemu", "work"):
         (base / sub).mkdir(parents=True, exist_ok=True)
@@ -172,16 +181,12 @@ def start_system(timeout: float = 30) -> tuple[Libvirtd, subprocess.Popen]:
         mounts.append(f"mount --bind {base / 'nokvm'} /dev/kvm")
     # its own pid file (the default /run/libvirtd.pid would keep a second private daemon from starting)
     script = " && ".join([*mounts, f"exec {_find_libvirtd()} --pid-file {base / 'libvirtd.pid'}"])
-    log = base / "libvirtd.log"
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LANG": "C"}
-    with open(log, "wb") as out:
+    with open(base / "libvirtd.log", "wb") as out:
         proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env)
-    sock = base / "run" / "libvirt-sock"
-    uri = f"qemu:///system?socket={sock}"
-    _wait_answering(proc, base, sock, uri, log, timeout)
-    return Libvirtd(uri, base / "work", user.pw_uid, user.pw_gid, log), proc
+    return proc, f"qemu:///system?socket={base / 'run' / 'libvirt-sock'}", user
 
 
 def _remove_all(base: Path) -> None:
