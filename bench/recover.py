@@ -1,26 +1,35 @@
 """Benchmark of issue 13: how long the three-component application takes to come up at the other site,
-and how much of that time is vmferry's own.
+with and without its surroundings, and how much of that time is vmferry's own.
 
-In one run, on a private privileged libvirtd (scripts/demo_libvirtd.py, QEMU under TCG), the demo's
-application ``shop`` (scripts/demo_recover.py: db <- app <- web, each the project's serving test guest
-from an OVA) is protected dc1 -> dr with ``vmferry protect``; then:
+The world is the failover end-to-end test's (``tests/recovery/test_failover_app_e2e.app_world``, reused, on
+its own subnets and bridge so it can run beside that test): the application ``shop`` (db <- app <- web,
+web behind HAProxy, DNS names, a firewall rule, locator EIDs; each the project's serving test guest)
+running at dc1 on a private session libvirtd, protected with ``vmferry protect`` to dr, a privileged
+private libvirtd (QEMU under TCG), whose surroundings are real servers on 127.0.0.1: BIND 9 (RFC 2136 +
+TSIG), HAProxy (runtime API), the locator service, an nftables ruleset checked with ``nft -c``. Then:
 
 * **baseline** — the same three replicas booted by hand in boot order with nothing of vmferry: per VM a
-  qcow2 overlay, the replica's domain on a plain libvirt network, ``virDomainCreate``, then the next VM
-  as soon as the guest printed ``VMFERRY-SVC-SERVING`` on its serial console (its services are up);
-* **test failover** — ``run_test`` (what ``vmferry recover shop --to dr --test`` runs), its report's RTO
-  and parts (per boot group: launch, boot to proof), and an honest split of the RTO: each VM's console
-  log is watched by this script (every 50 ms) for the moment the guest says it serves; from the launch
-  of a group to its last guest serving is *the guests' time*; everything else in the RTO (isolated
-  network, overlays, environment ISOs, domain definitions and starts, proof polling after the guest was
-  up, application checks) is *vmferry's own*. Goal: under 10% of the RTO.
-* **disaster failover** — fo13's ``failover_steps.failover`` (``vmferry recover --failover --disaster``)
-  when this tree has it, else the library's ``failover_disaster``: VMs on dr's production libvirt network,
-  left running, from the same point, with the same split. Its surroundings (DNS, HAProxy, nftables,
-  locator) are not measured: the demo application declares none and no such servers are started here.
+  qcow2 overlay, the replica's domain on a plain libvirt network, ``virDomainCreate``, then the next
+  group as soon as the guest printed ``VMFERRY-SVC-SERVING`` on its serial console;
+* **test failover** — ``run_test`` (``vmferry recover shop --to dr --test``): RTO and its parts per boot
+  group (launch, boot to proof);
+* **planned failover with surroundings** — ``failover_steps.failover`` (``vmferry recover shop --to dr
+  --failover --planned``): source shutdown, final sync, launch and proof per boot group on dr's
+  production network, then DNS/HAProxy/locator/nftables applied and each read back, then the
+  application check through the pool. RTO = from the failover's start to its last check.
 
-Printed: each time, the ratios against the baseline, vmferry's share. Run as root (the daemon makes
-bridges): ``python bench/recover.py`` (``--keep-going`` reports a failed run instead of stopping).
+**vmferry's own share** of an RTO is the time vmferry does NOT spend waiting for a guest, over the RTO
+measured in the same run. Waiting for a guest is, as seen by this script's own watchers (every 50 ms,
+outside vmferry): per boot group, from the group's launch (its last VM started) to its last guest
+printing SERVING on its console (its services are up: nothing vmferry could do would prove it sooner);
+for a planned failover also the source guests' shutdown, from vmferry's request to the last source
+domain being off. Everything else in the RTO is vmferry's own: step and process overhead, libvirt
+definitions, overlays, OVF environment ISOs, networks, the final sync's copy, the proof loop's lag after
+a guest served, the surroundings (apply and read back against BIND/HAProxy/locator/nft), the
+application checks, record writes. Goal: under 10% of the RTO.
+
+Printed: each time, the ratio against the baseline measured in the same run, the parts, the share. Run
+as root (a privileged libvirtd makes bridges) through ``/work/heavy``: ``python bench/recover.py``.
 """
 
 from __future__ import annotations
@@ -37,15 +46,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # bench/ holds inspect.py, which must not hide the standard library's inspect module from this script
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
-sys.path[:0] = [str(REPO / "src"), str(REPO), str(REPO / "scripts")]
+sys.path[:0] = [str(REPO / "src"), str(REPO)]
 
-import demo_libvirtd  # noqa: E402
-import demo_recover  # noqa: E402
+from tests.recovery import test_failover_app_e2e as world_of  # noqa: E402
 
-NAMES = ["db", "app", "web"]
 SERVING = "VMFERRY-SVC-SERVING"
-PROD = ("<network><name>dr-lan</name><bridge name='vmfbench0' stp='off'/><dns enable='no'/>"
-        "<ip address='10.77.0.1' prefix='24'/></network>")
+BASE_NET = ("<network><name>bench-base</name><bridge name='vmfbench1' stp='off'/><dns enable='no'/>"
+            "<ip address='10.77.0.1' prefix='24'/></network>")
+# the e2e world on subnets and a bridge of its own (inside the locator's 10.91.0.0/16 EID prefix), so the bench
+# and the e2e test can run at once on the host's network
+world_of.SRC, world_of.DR = "10.91.7", "10.92.7"
+world_of.PROD = (f"<network><name>fo-dr-lan</name><bridge name='vmfbench0' stp='off'/><dns enable='no'/>"
+                 f"<ip address='{world_of.DR}.1' prefix='24'/></network>")
 
 
 class ConsoleWatch:
@@ -91,7 +103,7 @@ def baseline(plan, work: Path) -> tuple[float, list[float]]:
     per_group: list[float] = []
     names = []
     try:
-        conn.networkCreateXML(PROD.replace("dr-lan", "bench-base").replace("vmfbench0", "vmfbench1"))
+        conn.networkCreateXML(BASE_NET)
         t0 = time.monotonic()
         with ConsoleWatch(work) as watch:
             for group in plan.groups:
@@ -174,78 +186,147 @@ def show(title: str, report, parts: dict, base_total: float) -> None:
         print(f"    outside the RTO: {', '.join(outside)}; vmferry CPU {t.get('cpu', 0):.2f} s")
 
 
+class SourceWatch:
+    """Wall time (time.time) each source domain was first seen shut off, every 50 ms from the moment
+    ``arm`` is called (vmferry's shutdown request), through a libvirt connection of this script's own."""
+
+    def __init__(self, uri: str, names: list[str]) -> None:
+        self.uri, self.names = uri, names
+        self.off: dict[str, float] = {}
+        self.asked: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def arm(self) -> None:
+        self.asked = time.time()
+
+    def _run(self) -> None:
+        from vmferry.tools import libvirt as lv
+
+        with lv.connect(self.uri) as conn:
+            while not self._stop.wait(0.05):
+                if self.asked is None:
+                    continue
+                for name in self.names:
+                    if name not in self.off and not conn.info(name).active:
+                        self.off[name] = time.time()
+                if len(self.off) == len(self.names):
+                    return
+
+    def __enter__(self) -> SourceWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def show_failover(doc: dict, fo, watch: ConsoleWatch, source: SourceWatch, base_total: float) -> None:
+    """The planned failover's RTO, its parts, and the split into the guests' time and vmferry's own."""
+    print(f"\nplanned failover with surroundings (vmferry recover --failover --planned): "
+          f"{'OK' if fo.ok else 'FAILED: ' + fo.error}")
+    if fo.rto_seconds is None:
+        return
+    record = doc["_record"]
+    t0, steps, rto = record["t_started"], record["steps"], fo.rto_seconds
+    print(f"  RTO {rto:7.1f} s   ({rto / base_total:.2f}x the baseline's {base_total:.1f} s), data loss "
+          f"{fo.data_loss_seconds:g} s")
+    t_stop, t_sync = steps["stop-source"]["t"], steps["final-sync"]["t"]
+    shutdown = (max(source.off.values()) - source.asked) if source.asked and len(source.off) == len(source.names) \
+        else 0.0
+    print(f"  stop source {t_stop - t0:6.2f} s  [guests shutting down {shutdown:5.2f} s after the request; "
+          f"{', '.join(f'{k} {v}' for k, v in fo.source.items())}]")
+    print(f"  final sync  {t_sync - t_stop:6.2f} s  ({steps['final-sync'].get('bytes_written', 0)} bytes written, "
+          f"point {steps['final-sync']['point_id']})")
+    parts = split(fo, watch, t0)
+    for g, serving, lag in parts["rows"]:
+        d = g.to_dict()
+        extra = "" if serving is None else f"  [guests boot to serving {serving:5.1f} s, proof seen {lag:4.2f} s later]"
+        print(f"  group {d['group']} {'+'.join(g.components):<4} launch {d['launch_seconds']:5.2f} s, "
+              f"boot to proof {d['boot_to_proof_seconds']:5.1f} s{extra}")
+    t_last = steps[f"launch-{len(fo.groups)}"]["t"]
+    t_surr = steps["surroundings"]["t"]
+    surr = record.get("surroundings", [])
+    apply_s = sum(x.get("apply_seconds", 0.0) for x in surr)
+    verify_s = sum(x.get("verify_seconds", 0.0) for x in surr)
+    checks_s = sum(c.get("seconds", 0.0) for c in record.get("checks", []))
+    print(f"  surroundings step {t_surr - t_last:5.2f} s: {len(surr)} changes applied {apply_s:.3f} s + read back "
+          f"{verify_s:.3f} s, application checks {checks_s:.3f} s")
+    for x in surr:
+        print(f"    {x['kind']:<8} {x['id']:<28} apply {x.get('apply_seconds', 0.0):6.3f} s  read-back "
+              f"{x.get('verify_seconds', 0.0):6.3f} s  {x['status']}{'' if x['verified'] else ' NOT VERIFIED'}")
+    guests = parts["guests"] + shutdown
+    own = rto - guests
+    print(f"  guests' time {guests:6.1f} s (shutdown {shutdown:.1f} s + boots {parts['guests']:.1f} s); vmferry's own "
+          f"{own:5.1f} s = {100 * own / rto:4.1f}% of the RTO (goal < 10%)")
+    launches = sum(g.launched - g.started for g in fo.groups)
+    lags = sum(r[2] for r in parts["rows"] if r[2] is not None)
+    gaps = (fo.groups[0].started - (t_sync - t0)) + sum(
+        fo.groups[i + 1].started - fo.groups[i].proved for i in range(len(fo.groups) - 1))
+    print(f"    own, in parts: stop-source beyond the guests {t_stop - t0 - shutdown:.2f} s, final sync "
+          f"{t_sync - t_stop:.2f} s, launches {launches:.2f} s, proof lag {lags:.2f} s, between steps {gaps:.2f} s, "
+          f"surroundings {t_surr - t_last:.2f} s")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--base", default="/tmp/vmferry-bench-recover", help="the private daemon's directory")
-    args = ap.parse_args(argv)
+    ap.parse_args(argv)
+    import tempfile
+
+    from tests.guest import libvirtd as _libvirtd
     from vmferry.plans.manifest import load_app
-    from vmferry.recovery import failover as failover_mod
+    from vmferry.recovery import failover_record, failover_steps
+    from vmferry.recovery.report import report_from_dict
     from vmferry.recovery.spec import plan_from_group
     from vmferry.recovery.test import run_test
     from vmferry.replication.store import Store
     from vmferry.tools import libvirt as lv
 
-    base = Path(args.base)
-    daemon = demo_libvirtd.start(base)
+    daemon, proc = _libvirtd.start_system()
+    base = Path(tempfile.mkdtemp(prefix="vmferry-bench-recover-"))
+    ok = False
     try:
-        work = daemon.workdir
-        for site in ("dc1", "dr"):
-            (work / site).mkdir()
-            os.chown(work / site, daemon.uid, daemon.gid)
-        state = base / "state"
-        os.environ["VMFERRY_STATE"] = str(state)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
-        ovas = demo_recover.packages(base, NAMES)
-        import yaml
+        with world_of.app_world(daemon, base) as world:
+            state = world["state"]
+            os.environ["VMFERRY_STATE"] = str(state)
+            print(f"setup: 3 source guests booted at dc1 {world['boot_seconds']:.1f} s, vmferry protect dc1 -> dr "
+                  f"{world['protect_seconds']:.1f} s; host {os.cpu_count()} cores, QEMU under TCG")
+            group = Store(state).load("shop")
+            plan = plan_from_group(load_app(group.manifest), group, domain_type="qemu")
+            print(f"boot groups: {' -> '.join('+'.join(g) for g in plan.groups)}")
+            with lv.connect(daemon.uri) as conn:        # the test run's isolated network takes dr's subnet
+                conn.remove_network("fo-dr-lan")
 
-        app_file = base / "shop.yaml"
-        app_file.write_text(yaml.safe_dump(demo_recover.manifest(NAMES, ovas, daemon.uri, work)))
-        t = time.monotonic()
-        demo_recover.vmferry(env, "protect", str(app_file), "--from", "dc1", "--to", "dr", "--domain-type", "qemu")
-        print(f"protect (3 OVAs converted + repaired, first point): {time.monotonic() - t:.1f} s")
-        group = Store(state).load("shop")
-        plan = plan_from_group(load_app(group.manifest), group)
-        print(f"boot groups: {' -> '.join('+'.join(g) for g in plan.groups)}; host {os.cpu_count()} cores, "
-              f"QEMU under TCG")
+            base_total, base_groups = baseline(plan, daemon.workdir / "fo-dr" / "bench-baseline")
+            print(f"\nbaseline (overlay + define + start by hand, next group when the guests serve): "
+                  f"{base_total:.1f} s ({', '.join(f'{s:.1f}' for s in base_groups)} s per group)")
 
-        base_total, base_groups = baseline(plan, work / "dr" / "bench-baseline")
-        print(f"\nbaseline (overlay + define + start by hand, next group when the guests serve): {base_total:.1f} s"
-              f" ({', '.join(f'{s:.1f}' for s in base_groups)} s per group)")
-
-        with ConsoleWatch(work / "dr") as watch:
-            t0 = time.monotonic()
-            report = run_test(plan, state)
-        show("test failover (vmferry recover --test, isolated network)", report, split(report, watch, t0), base_total)
-
-        with lv.connect(daemon.uri) as conn:
-            conn.define_network(PROD)            # dr's production network (the manifest maps it as dr-lan)
-        try:
-            from vmferry.recovery import failover_steps
-        except ImportError:
-            failover_steps = None
-        if failover_steps is None:
-            with ConsoleWatch(work / "dr") as watch:
+            with ConsoleWatch(daemon.workdir / "fo-dr") as watch:
                 t0 = time.monotonic()
-                fo = failover_mod.failover_disaster(plan, state, production={n.name: "dr-lan" for n in plan.networks})
-            title = "disaster failover (library failover_disaster: production network, no surroundings)"
-        else:
-            from vmferry.recovery import failover_record
-            from vmferry.recovery.report import report_from_dict
+                report = run_test(plan, state)
+            show("test failover (vmferry recover --test, isolated network)", report, split(report, watch, t0),
+                 base_total)
 
-            with ConsoleWatch(work / "dr", clock=time.time) as watch:   # the failover record's times are wall times
-                doc = failover_steps.failover(str(state), failover_steps.FailoverRequest("shop", "dr", "disaster"))
+            with lv.connect(daemon.uri) as conn:
+                conn.define_network(world_of.PROD)
+            sources = [f"fo-{c}" for c in world_of.HOSTS]
+            request = failover_steps.FailoverRequest("shop", "dr", "planned", timeout=240, shutdown_timeout=90,
+                                                     domain_type="qemu")
+            with ConsoleWatch(daemon.workdir / "fo-dr", clock=time.time) as watch, \
+                    SourceWatch(world["src"].uri, sources) as source:
+                def say(msg: str) -> None:
+                    if msg.startswith("shutting down"):
+                        source.arm()
+                doc = failover_steps.failover(str(state), request, say=say)
             fo = report_from_dict(doc)
-            t0 = failover_record.load(str(state), "shop")["t_started"]
-            steps = doc.get("surroundings") or []
-            title = (f"disaster failover (failover_steps.failover = vmferry recover --failover --disaster: production "
-                     f"network, {len(steps)} surroundings step(s))")
-        show(title, fo, split(fo, watch, t0), base_total)
-        print("\nnot measured: the failover's surroundings (DNS by RFC 2136, HAProxy pools, nftables, locator) — the "
-              "demo application declares none and this bench starts no BIND/HAProxy/locator; the planned failover "
-              "(source shutdown + final sync) needs running source domains, the demo's sources are packages")
-        return 0 if report.ok and fo.ok else 1
+            doc["_record"] = failover_record.load(str(state), "shop")
+            show_failover(doc, fo, watch, source, base_total)
+            ok = report.ok and fo.ok
     finally:
-        demo_libvirtd.stop(base)
+        _libvirtd.stop(proc, daemon.workdir.parent)
+        shutil.rmtree(base, ignore_errors=True)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

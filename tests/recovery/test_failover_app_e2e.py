@@ -24,6 +24,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -137,9 +138,12 @@ def http(url: str, timeout: float = 5) -> str:
         return resp.read().decode()
 
 
-@pytest.fixture(scope="module")
-def world(netlibvirtd, tmp_path_factory):
-    base = tmp_path_factory.mktemp("fo13")
+@contextmanager
+def app_world(netlibvirtd, base: Path):
+    """The application running at dc1 (a private session libvirtd started here, three booted guests),
+    dr on ``netlibvirtd`` (a privileged private libvirtd: its production network), BIND, HAProxy and the locator
+    on 127.0.0.1 set as for dc1, and the application protected dc1 -> dr; all stopped and removed after.
+    Also used by bench/recover.py."""
     image = appguest.app_image()
     src, src_proc = _libvirtd.start()
     servers = []
@@ -183,7 +187,8 @@ def world(netlibvirtd, tmp_path_factory):
         t0 = time.monotonic()
         res = run_vmferry("protect", path, "--from", "dc1", "--to", "dr", "--domain-type", "qemu", "--json",
                           env=world["env"], timeout=900)
-        assert res.returncode == 0, res.stderr
+        if res.returncode != 0:
+            raise RuntimeError(f"vmferry protect failed: {res.stderr}")
         world["protect_seconds"] = time.monotonic() - t0
         yield world
     finally:
@@ -201,6 +206,12 @@ def world(netlibvirtd, tmp_path_factory):
             conn.remove_network("fo-dr-lan")
         if src_proc.poll() is None:
             _libvirtd.stop(src_proc, src.workdir.parent)
+
+
+@pytest.fixture(scope="module")
+def world(netlibvirtd, tmp_path_factory):
+    with app_world(netlibvirtd, tmp_path_factory.mktemp("fo13")) as world:
+        yield world
 
 
 def test_planned_failover_moves_the_app_and_its_surroundings(world):

@@ -27,6 +27,7 @@ class StepResult:
     id: str
     status: str                     # applied, skipped (journal), failed, pending (not reached)
     detail: str = ""
+    seconds: float = 0.0            # the step's own time: executor and journal record
 
 
 @dataclass
@@ -132,14 +133,15 @@ def apply_plan(plan: Plan, site: Site, journal_path: str | os.PathLike,
         elif journal.is_done(step):
             result = StepResult(step.id, "skipped", "already applied (journal)")
         else:
+            start = time.monotonic()
             try:
                 detail = EXECUTORS[step.kind](step, site)
             except VmferryError as exc:
                 failed = True
-                result = StepResult(step.id, "failed", str(exc))
+                result = StepResult(step.id, "failed", str(exc), time.monotonic() - start)
             else:
                 journal.record(step, detail)
-                result = StepResult(step.id, "applied", detail)
+                result = StepResult(step.id, "applied", detail, time.monotonic() - start)
         report.results.append(result)
         if progress:
             progress(result)

@@ -193,7 +193,7 @@ def launch_group(state, app: str, index: int, *, say: Say = _quiet) -> dict:
     """Launch boot group ``index`` (0-based) and prove it; VMs already started by this failover are only
     proved again, never started twice."""
     from vmferry.recovery.proofs import Proving, console_tail, prove
-    from vmferry.recovery.test import mapped_active_networks
+    from vmferry.recovery.test import PROOF_POLL, mapped_active_networks
     from vmferry.sites import libvirt_host
     from vmferry.tools import libvirt as lv
 
@@ -217,7 +217,7 @@ def launch_group(state, app: str, index: int, *, say: Say = _quiet) -> dict:
             started = time.monotonic() - max(0.0, time.time() - v["t_started"])
             items.append((vm, Proving(vm.name, vm.name, vm.address, vm.probes, vm.agent, vm.timeout, started)))
         t_launched = time.time()
-        prove(conn, [p for _, p in items])
+        prove(conn, [p for _, p in items], poll=PROOF_POLL)
     failed = []
     with rec.locked(state, app):
         doc = _load(state, app)

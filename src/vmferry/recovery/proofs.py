@@ -4,6 +4,14 @@ Each check is one attempt with a short timeout; :func:`prove` repeats the attemp
 boot group until each one has proved itself, has stopped (its domain shut off: no point waiting), or
 has run out of its own time. The checks run from where vmferry runs — the host side of the isolated
 network — so they see the guests as the target site's clients would.
+
+The time between a guest serving and vmferry seeing it is vmferry's own share of the RTO, so a round of
+attempts must stay short while a guest boots: a VM with a guest agent has its network checks tried only
+once its agent answered (before, a TCP connect to a guest whose network is not up waits for ARP —
+seconds — and leaves the host's neighbour entry retrying once a second: the proof came ~1 s after the
+guest served, bench/recover.py), and on its last attempt (their results explain a failure). Connects
+give up after :data:`CONNECT_TIMEOUT` (on the site's own network a guest that is up answers in
+milliseconds; the next round tries again); an answer, once connected, gets :data:`ATTEMPT_TIMEOUT`.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from vmferry.errors import VmferryError
 from vmferry.recovery.model import AppCheck, Probe
 
 ATTEMPT_TIMEOUT = 3.0
+CONNECT_TIMEOUT = 0.5
 TAIL_LINES = 40
 TAIL_BYTES = 64 * 1024
 
@@ -35,18 +44,22 @@ class CheckResult:
         return {"what": self.what, "ok": self.ok, "detail": self.detail, "seconds": round(self.seconds, 3)}
 
 
-def tcp_attempt(host: str, port: int, timeout: float = ATTEMPT_TIMEOUT) -> tuple[bool, str]:
+def tcp_attempt(host: str, port: int, timeout: float = CONNECT_TIMEOUT) -> tuple[bool, str]:
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True, f"connected to {host}:{port}"
+    except TimeoutError:
+        return False, f"{host}:{port}: no answer within {timeout:g} s"
     except OSError as exc:
         return False, f"{host}:{port}: {exc.strerror or exc}"
 
 
 def http_attempt(host: str, port: int, path: str, status: int = 0, contains: str = "",
-                 timeout: float = ATTEMPT_TIMEOUT) -> tuple[bool, str]:
+                 timeout: float = ATTEMPT_TIMEOUT, connect_timeout: float = CONNECT_TIMEOUT) -> tuple[bool, str]:
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
+        conn.sock = socket.create_connection((host, port), timeout=connect_timeout)
+        conn.sock.settimeout(timeout)
         conn.request("GET", path or "/", headers={"User-Agent": "vmferry-recovery-proof"})
         resp = conn.getresponse()
         body = resp.read(65536).decode("utf-8", "replace")
@@ -147,6 +160,9 @@ def _attempt(conn, p: Proving, clock) -> None:
     if p.agent and (p.agent_result is None or not p.agent_result.ok):
         ok, detail = agent_attempt(conn, p.domain)
         p.agent_result = CheckResult("guest agent", ok, detail, clock() - p.started)
+    last = now - p.started >= p.timeout
+    if p.agent and not p.agent_result.ok and not last:
+        return                                   # its network checks once the agent answers (module text)
     for probe in p.probes:
         key = probe.describe()
         if key in p.results and p.results[key].ok:
@@ -160,7 +176,7 @@ def _attempt(conn, p: Proving, clock) -> None:
     if agent_ok and all(key in p.results and p.results[key].ok for key in (q.describe() for q in p.probes)):
         p.proven_at = clock()
         return
-    if now - p.started >= p.timeout:
+    if last:
         p.failure = f"not proved within {p.timeout:g} s ({p.last_details()})"
 
 

@@ -12,6 +12,7 @@ to the new locator, the ruleset file holds the planned text and ``nft -c`` accep
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass
 
 from vmferry.errors import VmferryError
@@ -26,6 +27,8 @@ class SurroundingStep:
     detail: str = ""
     verified: bool = False
     verify_detail: str = ""
+    apply_seconds: float = 0.0     # the change sent to the server (0 when the journal had it)
+    verify_seconds: float = 0.0    # the read-back
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -41,13 +44,15 @@ def apply_surroundings(move_plan, site, journal: str | os.PathLike, *, say=None)
     out = []
     for r in report.results:
         step = by_id[r.id]
-        item = SurroundingStep(r.id, step.kind, step.summary, r.status, r.detail)
+        item = SurroundingStep(r.id, step.kind, step.summary, r.status, r.detail, apply_seconds=r.seconds)
         if r.status in ("applied", "skipped"):
+            start = time.monotonic()
             try:
                 item.verify_detail = VERIFIERS[step.kind](step, site)
                 item.verified = True
             except VmferryError as exc:
                 item.verify_detail = str(exc)
+            item.verify_seconds = time.monotonic() - start
         out.append(item)
     return out
 

@@ -46,9 +46,10 @@ from vmferry.tools import proc
 
 Say = Callable[[str], None]
 SOCKET_MAX = 100                      # sun_path holds 108 bytes with its NUL; keep a margin
-# seconds between proof attempts: a guest is seen ~1.5 s after it serves at a 1 s poll (bench/recover.py), each
-# attempt costs a few ms (libvirt state, agent ping, a TCP connect)
-PROOF_POLL = 0.25
+# seconds between proof attempts; the wait after a guest served is vmferry's own share of the RTO (a guest was
+# seen ~1.5 s after it served at a 1 s poll, bench/recover.py). While a guest boots a round is two libvirt calls
+# (state, agent ping: refused at once until the guest opens its agent port), a few ms.
+PROOF_POLL = 0.1
 
 
 def new_run_id(now: datetime | None = None) -> str:
