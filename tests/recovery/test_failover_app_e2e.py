@@ -263,13 +263,10 @@ def test_planned_failover_moves_the_app_and_its_surroundings(world):
     again = run_vmferry("recover", "shop", "--to", "dr", "--failover", "--planned", "--json", env=world["env"])
     assert again.returncode == 2 and "already failed over" in again.stderr
 
-    # the data written just before the failover: KNOWN INTERMITTENT GAP (fo13, 06:55 UTC) — in 3 of 4 runs the
-    # source disk held the marker and the final point did not (also with a full final copy), in 1 it was served
-    # at dr; the diagnosis names which images hold it. Kept visible as an xfail until the cause is found.
+    # the data written just before the failover is in the final point and served at dr (zero data loss)
     served = http(f"http://{DR}.11/data.txt").strip()
-    if served != marker:
-        pytest.xfail(f"data written before the planned failover is not at dr: served {served!r}, marker found in "
-                     f"{where_is(world, marker, doc['point'])}")
+    assert served == marker, (f"data written before the planned failover is not at dr: served {served!r}, marker "
+                              f"found in {where_is(world, marker, doc['point'])}")
 
 
 def where_is(world, marker: str, point: str) -> dict:

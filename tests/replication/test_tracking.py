@@ -36,6 +36,30 @@ def test_a_capture_directory_too_deep_for_a_socket_is_refused(tmp_path):
     assert list(deep.iterdir()) == []   # nothing left behind
 
 
+def test_the_vms_of_one_point_never_share_a_capture_directory(tmp_path):
+    """The VMs of a point share the checkpoint's name; each gets its own directory (export socket), and a
+    directory holding another domain's capture is refused, its socket left alone (before, the second VM's
+    backup job replaced the first one's socket: a planned failover's final point missed the db's data)."""
+    ck = tracking.checkpoint_name("shop", "20261201T103600Z-2")
+    reqs = [tracking.CaptureRequest("test:///default", f"vmferry-{c}", ck) for c in ("db", "app", "web")]
+    assert len({tracking.capture_dir(tmp_path, r) for r in reqs}) == 3
+    assert tracking.capture_dir(tmp_path, reqs[0]) != tracking.capture_dir(
+        tmp_path, tracking.CaptureRequest("qemu:///other", "vmferry-db", ck))
+    xml = sg.domain_xml("vmferry-db", [(tmp_path / "x.qcow2", "vda")], tmp_path / "c.sock", agent=False)
+    taken = tracking.capture_dir(tmp_path, reqs[0])
+    taken.mkdir()
+    (taken / "nbd.sock").write_text("another job's export")
+    (taken / "state.json").write_text(json.dumps({"uri": "test:///default", "domain": "vmferry-web"}))
+    with connect("test:///default") as conn:
+        conn.define(xml.replace("<domain type='qemu'>", "<domain type='test'>"))
+        try:
+            with pytest.raises(ReplicationError, match="holds the capture of domain 'vmferry-web'"):
+                tracking.begin_captures([reqs[0]], tmp_path, quiesce_guests=False)
+        finally:
+            conn.undefine("vmferry-db")
+    assert (taken / "nbd.sock").read_text() == "another job's export"
+
+
 def test_checkpoint_names_are_what_libvirt_accepts():
     assert tracking.checkpoint_name("shop/web app", "20261201T020000Z-3") == "vmferry-shop_web_app.20261201T020000Z-3"
 

@@ -6,7 +6,12 @@
 * :func:`final_sync` takes the recovery point nothing was written after: each stopped source domain is
   started **paused** (its vCPUs never run, so its disks stay exactly as the shutdown left them; QEMU
   serves the pull backup of their changes since the last point), the application is synced
-  (:func:`vmferry.replication.protect.sync_app`), and the paused domains are powered off again.
+  (:func:`vmferry.replication.protect.sync_app`), and the paused domains are powered off again. The
+  final point is the application's only sync while it is taken (its sync lease,
+  :mod:`vmferry.replication.synclease`): a sync already running (a scheduled one, begun before the
+  source stopped) is never abandoned nor overtaken; the final sync waits for it to end (sealed, or
+  abandoned once its capture died with the shutdown), at most ``lease_wait`` seconds, then begins its
+  own point, which is therefore the newest.
 
 Package sources have nothing to stop: their package is what it is; the final sync reads it once more.
 """
@@ -23,6 +28,8 @@ Say = Callable[[str], None]
 POLL = 0.5
 AGENT_TIMEOUT = 10        # seconds libvirt waits for the guest agent's answer
 ASK_AGAIN = 10.0          # seconds between two shutdown requests to a domain still running
+LEASE_WAIT = 300.0        # seconds the final sync waits for a running sync of the application to end
+LEASE_POLL = 2.0
 
 
 def source_domains(group) -> list[str]:
@@ -111,13 +118,16 @@ def _ask_shutdown(dom, lib) -> None:
             continue
 
 
-def final_sync(group, *, store=None, say: Say | None = None):
+def final_sync(group, *, store=None, say: Say | None = None, lease_wait: float = LEASE_WAIT,
+               clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
     """The last recovery point of the stopped application (see the module text); the RecoveryPoint."""
-    from vmferry.replication.protect import sync_app
     from vmferry.tools import libvirt as lv
 
     say = say or (lambda _m: None)
     names = source_domains(group)
+    if not names:                         # packages only: nothing to start, the sync reads them once more
+        say("taking the final recovery point")
+        return _sync_alone(group.app, store, say, lease_wait, clock, sleep)
     lib = lv.binding()
     with _connect(group) as conn:
         started = []
@@ -132,7 +142,7 @@ def final_sync(group, *, store=None, say: Say | None = None):
                     dom.createWithFlags(lib.VIR_DOMAIN_START_PAUSED)
                 started.append(dom)
             say("taking the final recovery point")
-            point = sync_app(group.app, store=store)
+            point = _sync_alone(group.app, store, say, lease_wait, clock, sleep)
         except lib.libvirtError as exc:
             raise RecoveryError(f"cannot start the source domains paused for the final sync: {lv.message(exc)}") \
                 from exc
@@ -144,3 +154,24 @@ def final_sync(group, *, store=None, say: Say | None = None):
                 except lib.libvirtError:
                     pass
     return point
+
+
+def _sync_alone(app: str, store, say: Say, wait: float, clock: Callable[[], float],
+                sleep: Callable[[float], None]):
+    """``sync_app`` once no other sync of ``app`` holds its open point (waited for, at most ``wait`` s)."""
+    from vmferry.replication.protect import sync_app
+    from vmferry.replication.synclease import SyncRunning
+
+    deadline = clock() + wait
+    told = False
+    while True:
+        try:
+            return sync_app(app, store=store)
+        except SyncRunning as exc:
+            if clock() >= deadline:
+                raise RecoveryError(f"the final recovery point of {app!r} cannot be taken: another sync of the "
+                                    f"application still holds its open point after {wait:g} s ({exc})") from exc
+            if not told:
+                say(f"waiting for the running sync of {app} to end before the final point ({exc})")
+                told = True
+            sleep(LEASE_POLL)

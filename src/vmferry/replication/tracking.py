@@ -127,18 +127,41 @@ def _running_backup(dom) -> str | None:
     return server.get("socket") if server is not None else None
 
 
+def capture_dir(workdir: Path, req: CaptureRequest) -> Path:
+    """The directory (scratch files, NBD socket, state) of one domain's capture: one per connection, domain
+    and checkpoint. The VMs of one point share the checkpoint's name; a directory per checkpoint only made
+    the second VM's backup job replace the first one's socket, and every VM of the point was read from
+    the last one's export (the planned failover's final point then missed what the first VM wrote)."""
+    key = "\0".join((req.uri, req.domain, req.checkpoint)).encode()
+    return workdir / hashlib.sha256(key).hexdigest()[:12]   # short: a socket path
+
+
+def _check_not_anothers(capture: Path, req: CaptureRequest) -> None:
+    """Refuse a capture directory whose state names another domain: its socket may be a live export of
+    that domain's disks, which this capture would remove and serve its own under (by mechanism, not by
+    trusting the directory's name to be unique)."""
+    try:
+        state = json.loads((capture / "state.json").read_text())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        state = {}
+    theirs = (state.get("uri"), state.get("domain")) if isinstance(state, dict) else (None, None)
+    if theirs != (req.uri, req.domain):
+        raise ReplicationError(f"capture directory {capture} holds the capture of domain {theirs[1]!r} at "
+                               f"{theirs[0]!r}, not of {req.domain!r}: its export is left alone", path=str(capture))
+
+
 def _begin_one(dom, req: CaptureRequest, workdir: Path) -> dict:
     """Start the backup + checkpoint of one domain (already quiesced by the caller); the session state."""
     libvirt = binding()
     disks = tracked_disks(dom)
-    # one directory (and NBD socket) per domain and checkpoint: the VMs of one point share the checkpoint's
-    # name, and a socket shared by two backup jobs would serve one VM's disks as the other's
-    key = "\0".join((req.uri, req.domain, req.checkpoint)).encode()
-    capture = workdir / hashlib.sha256(key).hexdigest()[:12]   # short: a socket path
+    capture = capture_dir(workdir, req)
     socket = capture / "nbd.sock"
     if len(os.fsencode(socket)) > SOCKET_PATH_MAX:
         raise ReplicationError(f"capture directory {workdir} is too deep for a Unix socket path "
                                f"({len(os.fsencode(socket))} bytes for {socket}, at most {SOCKET_PATH_MAX})")
+    _check_not_anothers(capture, req)
     running = _running_backup(dom)
     existing = _checkpoints(dom)
     if running == str(socket) and req.checkpoint in existing:   # this very capture runs already
