@@ -60,8 +60,12 @@ class Qcow2Writer:
             done += os.pwrite(self.fd, view[done:], host * CLUSTER + done)
         return len(view)
 
-    def finish(self) -> int:
-        """Write the tables and the header; the file's size."""
+    def finish(self, backing: str | None = None, backing_format: str = "qcow2") -> int:
+        """Write the tables and the header; the file's size. ``backing`` (a file name, relative to the
+        image's folder or absolute) makes the image an overlay of that image of ``backing_format``:
+        the name and a backing-format header extension are written in the header cluster, as ``qemu-img
+        create -b NAME -F FORMAT`` writes them."""
+        tail = _header_tail(backing, backing_format)
         fd = self.fd
         l1_size = -(-_clusters(self.size) // L2_ENTRIES)
         tables = sorted({g // L2_ENTRIES for g in self.map})
@@ -98,10 +102,48 @@ class Qcow2Writer:
         os.pwrite(fd, b"".join(struct.pack(">Q", (rb_at + b) * CLUSTER) for b in range(blocks)).ljust(
             table * CLUSTER, b"\0"), rt_at * CLUSTER)
         os.ftruncate(fd, total * CLUSTER)
-        head = HEADER.pack(b"QFI\xfb", 3, 0, 0, CLUSTER_BITS, self.size, 0, l1_size, l1_at * CLUSTER,
-                           rt_at * CLUSTER, table, 0, 0, 0, 0, 0, REFCOUNT_ORDER, HEADER.size)
-        os.pwrite(fd, head + bytes(8), 0)     # the header, then the end of its (absent) extensions
+        name_at = HEADER.size + len(tail) - (len(os.fsencode(backing)) if backing else 0)
+        head = HEADER.pack(b"QFI\xfb", 3, name_at if backing else 0, len(os.fsencode(backing)) if backing else 0,
+                           CLUSTER_BITS, self.size, 0, l1_size, l1_at * CLUSTER, rt_at * CLUSTER, table, 0, 0, 0, 0,
+                           0, REFCOUNT_ORDER, HEADER.size)
+        os.pwrite(fd, head + tail, 0)     # the header, its extensions and their end, the backing name
         return total * CLUSTER
+
+
+EXT_END, EXT_BACKING_FORMAT = 0, 0xE2792ACA
+MAX_BACKING_NAME = 1023                  # QEMU refuses longer backing file names
+
+
+def _header_tail(backing: str | None, backing_format: str) -> bytes:
+    """What follows the 104-byte header in cluster 0: the backing-format extension (when there is a
+    backing file), the end of the extensions, the backing file name."""
+    if backing is None:
+        return bytes(8)
+    name, fmt = os.fsencode(backing), backing_format.encode()
+    if not 0 < len(name) <= MAX_BACKING_NAME or b"\0" in name:
+        raise DiskError(f"backing file name {backing!r} is not possible in a qcow2 header")
+    if not fmt or len(fmt) > 16 or not fmt.isalnum():
+        raise DiskError(f"backing format {backing_format!r} is not possible in a qcow2 header")
+    ext = struct.pack(">II", EXT_BACKING_FORMAT, len(fmt)) + fmt.ljust(-(-len(fmt) // 8) * 8, b"\0")
+    return ext + bytes(8) + name
+
+
+def create_image(path: str | os.PathLike, virtual_size: int, *, backing: str | None = None,
+                 backing_format: str = "qcow2") -> None:
+    """A new, empty qcow2 image at ``path`` (which must not exist; size a multiple of 512 bytes): what ``qemu-img create -f qcow2 -o
+    cluster_size=65536 [-b BACKING -F FORMAT] PATH SIZE`` makes, 64 KiB clusters, version 3, written in
+    this process. With ``backing`` every cluster reads from the backing image until written. Like
+    ``qemu-img create`` it does not fsync: whoever writes the image flushes it."""
+    if virtual_size <= 0 or virtual_size % 512:
+        raise DiskError(f"a qcow2 image of {virtual_size} bytes is not possible (a positive multiple of 512)")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        Qcow2Writer(fd, virtual_size).finish(backing, backing_format)
+    except BaseException:
+        os.close(fd)
+        os.unlink(path)
+        raise
+    os.close(fd)
 
 
 def write_qcow2_from_member(path: str, offset: int, size: int, fd: int, *, workers: int | None = None,

@@ -134,8 +134,7 @@ def map_digest(hashes: list[bytes], size: int, block_size: int) -> str:
     """The digest of a whole disk from its block hashes (size and block size included)."""
     h = hashlib.sha256()
     h.update(size.to_bytes(8, "big") + block_size.to_bytes(8, "big"))
-    for item in hashes:
-        h.update(item)
+    h.update(b"".join(hashes))   # one update: the same digest as one per block, without a call per block
     return "sha256:" + h.hexdigest()
 
 

@@ -26,6 +26,8 @@ import stat
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from vmferry.disks.qcow2_map import held_ranges
+from vmferry.disks.qcow2_write import create_image
 from vmferry.errors import ReplicationError, VmferryError
 from vmferry.replication import blocklog, copy, imageio, synclease
 from vmferry.replication.model import (
@@ -92,8 +94,19 @@ def _qemu_img(argv: list[str], what: str, path: str, timeout: float = 3600) -> p
 
 def create_overlay(path: str, backing: str, size: int) -> None:
     """A new qcow2 layer over ``backing`` (a name relative to ``path``'s directory, or absolute)."""
-    _qemu_img(["create", "-q", "-f", "qcow2", "-o", "cluster_size=65536", "-b", backing, "-F", "qcow2", path,
-               str(size)], "creating a point layer", path, timeout=120)
+    if not os.path.exists(os.path.join(os.path.dirname(path), backing)):
+        raise ReplicationError(f"the layer below, {backing}, does not exist", path=path)
+    create_layer(path, size, backing=backing)
+
+
+def create_layer(path: str, size: int, *, backing: str | None = None) -> None:
+    """A new, empty qcow2 layer (64 KiB clusters, as ``qemu-img create`` makes it), written here: no
+    ``qemu-img`` run per disk and point."""
+    try:
+        create_image(path, size, backing=backing)
+    except (OSError, VmferryError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise ReplicationError(f"creating a point layer failed: {detail}", path=path) from exc
 
 
 # -- a sync: begin, one call per disk, seal or abandon -------------------------------------------------
@@ -141,8 +154,7 @@ def begin_point(app: str, *, store: Store | None = None, sessions: list[VmSessio
                 if parent is not None:
                     create_overlay(draft_layer(draft, ref), f"../{parent}/{layer_name(ref)}", ref.size)
                 else:
-                    _qemu_img(["create", "-q", "-f", "qcow2", "-o", "cluster_size=65536", draft_layer(draft, ref),
-                               str(ref.size)], "creating a point layer", draft_layer(draft, ref), timeout=120)
+                    create_layer(draft_layer(draft, ref), ref.size)
         except BaseException:
             _end_captures(draft, sealed=False)
             shutil.rmtree(tmp, ignore_errors=True)
@@ -408,7 +420,14 @@ def _reread_map(group: ProtectionGroup, draft: PointDraft, ref: DiskRef) -> list
 
 
 def layer_extents(layer: str) -> list[tuple[int, int]]:
-    """The byte ranges the layer itself holds (data or zeros written in it), its backing ignored."""
+    """The byte ranges the layer itself holds (data or zeros written in it), its backing ignored: from
+    its L1/L2 tables read here (:mod:`vmferry.disks.qcow2_map`), else from ``qemu-img map``."""
+    try:
+        held = held_ranges(layer)
+    except OSError as exc:
+        raise ReplicationError(f"cannot read the point layer: {exc.strerror}", path=layer) from exc
+    if held is not None:
+        return held
     result = _qemu_img(["map", "--output=json", *ImageSpec(layer, "qcow2").argv()], "mapping a point layer", layer)
     try:
         doc = json.loads(result.stdout)

@@ -24,17 +24,18 @@ back into the previous one (libvirt's checkpoint deletion), so the next point st
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import os
 import re
+import threading
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 
-from vmferry.errors import ReplicationError
+from vmferry.errors import ReplicationError, ToolError
 from vmferry.findings import Finding
 from vmferry.replication import quiesce
 from vmferry.replication.model import Extent, VmSession
@@ -67,6 +68,13 @@ def resync_finding(vm: str, reason: str) -> Finding:
     return Finding(RESYNC_RULE, "warning", f"VM {vm}: change tracking was lost, the whole disk was copied "
                    f"again ({reason})", location=vm,
                    fix="nothing: the next point is incremental again from this point's checkpoint")
+
+
+def quoteattr(value: str) -> str:
+    """``value`` as a quoted XML attribute value (what ``xml.sax.saxutils.quoteattr`` gives, without
+    importing it: it pulls in ``urllib.request``, a good part of a short command's start)."""
+    escaped = html.escape(value, quote=True)
+    return '"' + escaped.replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;") + '"'
 
 
 def _xml(text: str) -> etree._Element:
@@ -300,7 +308,15 @@ class DomainChangeSource:
         if not os.path.exists(state["socket"]):
             raise ReplicationError(f"VM {session.vm}: the backup export of checkpoint {state['checkpoint']} "
                                    "is gone (the backup job ended); the point must be taken again")
-        self._export = nbd.open_unix(state["socket"], disk, contexts=[self._context])
+        self._socket = state["socket"]
+        self._export = nbd.open_unix(self._socket, disk, contexts=[self._context])
+        # one libnbd handle runs one synchronous request at a time: readers on other threads get a
+        # connection each when the server says its connections see the same data (QEMU's backup export
+        # of one moment does), so the copy's reads really are in flight together
+        self._spread = self._export.can_multi_conn()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._readers: list[nbd.Export] = []
 
     def extents(self) -> list[Extent]:
         """Changed extents (incremental) or extents that do not read as zeros (full), sorted, merged."""
@@ -316,10 +332,35 @@ class DomainChangeSource:
         return out
 
     def read(self, offset: int, length: int) -> bytes:
-        return self._export.pread(offset, length)
+        """``length`` bytes at ``offset`` as of the capture's moment; safe from several threads at once."""
+        return self._reader().pread(offset, length)
+
+    def _reader(self) -> nbd.Export:
+        export = getattr(self._local, "export", None)
+        if export is not None:
+            return export
+        export = self._export
+        if self._spread and threading.current_thread() is not threading.main_thread():
+            with self._lock:
+                if self._export is None:
+                    raise ReplicationError(f"the change source of disk {self.disk} is closed")
+                try:
+                    export = nbd.open_unix(self._socket, self.disk)
+                except ToolError:
+                    export = self._export   # no more connections taken: share the first one
+                else:
+                    self._readers.append(export)
+        self._local.export = export
+        return export
 
     def close(self) -> None:
-        self._export.close()
+        with self._lock:
+            readers, self._readers = self._readers, []
+            first, self._export = self._export, None
+        for export in readers:
+            export.close()
+        if first is not None:
+            first.close()
 
 
 def open_source(session: VmSession, disk: str) -> DomainChangeSource:

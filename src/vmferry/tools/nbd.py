@@ -69,6 +69,15 @@ class Export:
         except nbd.Error as exc:
             raise self._fail("reading the size", exc) from exc
 
+    def can_multi_conn(self) -> bool:
+        """Whether the server says several connections to this export see the same data (NBD
+        ``CAN_MULTI_CONN``): then reads may be spread over more connections."""
+        nbd = binding()
+        try:
+            return bool(self._h.can_multi_conn())
+        except nbd.Error:
+            return False
+
     def has_context(self, context: str) -> bool:
         nbd = binding()
         try:

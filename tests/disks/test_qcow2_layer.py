@@ -1,0 +1,99 @@
+"""The qcow2 images vmferry writes in process (an empty overlay, as ``qemu-img create`` makes it) and the
+allocation map it reads from a qcow2 file's own tables, checked against qemu-img itself."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+
+import pytest
+
+from vmferry.disks.qcow2_map import held_ranges
+from vmferry.disks.qcow2_write import create_image
+from vmferry.errors import DiskError
+
+MIB = 1 << 20
+
+
+def qemu(*argv: str) -> str:
+    return subprocess.run(list(argv), check=True, capture_output=True, text=True).stdout
+
+
+def qemu_img_held(path) -> list[tuple[int, int]]:
+    """What ``qemu-img map`` says the file holds itself (depth 0, present), adjacent runs joined."""
+    out: list[tuple[int, int]] = []
+    for e in json.loads(qemu("qemu-img", "map", "--output=json", "-f", "qcow2", str(path))):
+        if e.get("present") and e.get("depth", 0) == 0:
+            if out and sum(out[-1]) == e["start"]:
+                out[-1] = (out[-1][0], out[-1][1] + e["length"])
+            else:
+                out.append((e["start"], e["length"]))
+    return out
+
+
+def test_an_overlay_written_here_is_what_qemu_img_create_makes(tmp_path):
+    (tmp_path / "p1").mkdir()
+    (tmp_path / "p2").mkdir()
+    base = tmp_path / "p1" / "d.qcow2"
+    qemu("qemu-img", "create", "-q", "-f", "qcow2", str(base), str(64 * MIB))
+    qemu("qemu-io", "-f", "qcow2", "-c", "write -P 7 0 64M", str(base))
+    layer = tmp_path / "p2" / "d.qcow2"
+    create_image(layer, 64 * MIB, backing="../p1/d.qcow2")
+    info = json.loads(qemu("qemu-img", "info", "--output=json", str(layer)))
+    assert (info["virtual-size"], info["cluster-size"]) == (64 * MIB, 65536)
+    assert (info["backing-filename"], info["backing-filename-format"]) == ("../p1/d.qcow2", "qcow2")
+    assert info["format-specific"]["data"]["compat"] == "1.1"
+    qemu("qemu-img", "check", "-f", "qcow2", str(layer))            # exit 0: no errors, no leaks
+    qemu("qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", str(base), str(layer))   # reads its backing
+    assert held_ranges(layer) == [] == qemu_img_held(layer)
+    qemu("qemu-io", "-f", "qcow2", "-c", "write -P 9 1M 64k", "-c", "write -z 2M 128k", str(layer))
+    qemu("qemu-img", "check", "-f", "qcow2", str(layer))
+    assert held_ranges(layer) == [(MIB, 65536), (2 * MIB, 131072)] == qemu_img_held(layer)
+    with pytest.raises(FileExistsError):
+        create_image(layer, 64 * MIB)
+    plain = tmp_path / "plain.qcow2"
+    create_image(plain, 64 * MIB + 512)                    # a size not a whole number of clusters
+    qemu("qemu-img", "check", "-f", "qcow2", str(plain))
+    assert json.loads(qemu("qemu-img", "info", "--output=json", str(plain))).get("backing-filename") is None
+
+
+@pytest.mark.parametrize("size, backing", [(0, None), (1000, None), (MIB, "a\0b"), (MIB, "x" * 1024)])
+def test_impossible_images_are_refused_and_leave_no_file(tmp_path, size, backing):
+    with pytest.raises(DiskError):
+        create_image(tmp_path / "x.qcow2", size, backing=backing)
+    assert not (tmp_path / "x.qcow2").exists()
+
+
+def test_held_ranges_agree_with_qemu_img_map(tmp_path):
+    size = 3 * 1024 * MIB + 3 * 65536 + 7 * 512          # 6 L2 tables' worth, last cluster partial
+    layer = tmp_path / "l.qcow2"
+    create_image(layer, size)
+    rng = random.Random(12)
+    cmds = []
+    for _ in range(200):
+        off = rng.randrange(size // 512) * 512
+        length = min(rng.choice([512, 65536, 300000, MIB]), size - off)
+        cmds += ["-c", f"write -z {off} {length}" if rng.random() < 0.3 else f"write -P 5 {off} {length}"]
+    qemu("qemu-io", "-f", "qcow2", *cmds, str(layer))
+    held = held_ranges(layer)
+    assert held and held == qemu_img_held(layer)
+    packed = tmp_path / "c.qcow2"                           # compressed clusters are held too
+    qemu("qemu-img", "convert", "-c", "-f", "qcow2", "-O", "qcow2", str(layer), str(packed))
+    assert held_ranges(packed) == qemu_img_held(packed)
+    old = tmp_path / "v2.qcow2"                              # version 2 (compat 0.10)
+    qemu("qemu-img", "create", "-q", "-f", "qcow2", "-o", "compat=0.10", str(old), str(64 * MIB))
+    qemu("qemu-io", "-f", "qcow2", "-c", "write -P 1 100k 200k", str(old))
+    assert held_ranges(old) == qemu_img_held(old) == [(65536, 4 * 65536)]
+
+
+def test_layouts_it_does_not_read_are_left_to_qemu_img(tmp_path):
+    external = tmp_path / "x.qcow2"
+    qemu("qemu-img", "create", "-q", "-f", "qcow2", "-o", f"data_file={tmp_path / 'x.raw'}", str(external), "1M")
+    extended = tmp_path / "e.qcow2"
+    qemu("qemu-img", "create", "-q", "-f", "qcow2", "-o", "extended_l2=on", str(extended), "1M")
+    raw = tmp_path / "r.img"
+    raw.write_bytes(bytes(4096))
+    assert held_ranges(external) is None
+    assert held_ranges(extended) is None
+    assert held_ranges(raw) is None
