@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from vmferry.disks.qcow2_layer import LayerWriter
 from vmferry.disks.qcow2_map import held_ranges
 from vmferry.disks.qcow2_write import create_image
 from vmferry.errors import DiskError
@@ -97,3 +98,101 @@ def test_layouts_it_does_not_read_are_left_to_qemu_img(tmp_path):
     assert held_ranges(external) is None
     assert held_ranges(extended) is None
     assert held_ranges(raw) is None
+
+
+def _expected(tmp_path, name, size, backing, ops):
+    """The same writes made by qemu-io into an overlay qemu-img made: the reference image."""
+    ref = tmp_path / name
+    qemu("qemu-img", "create", "-q", "-f", "qcow2", "-b", backing.name, "-F", "qcow2", str(ref), str(size))
+    cmds = []
+    for kind, offset, length, pattern in ops:
+        cmds += ["-c", f"write -z {offset} {length}" if kind == "zero" else f"write -P {pattern} {offset} {length}"]
+    qemu("qemu-io", "-f", "qcow2", *cmds, str(ref))
+    return ref
+
+
+def _apply(writer, ops):
+    for kind, offset, length, pattern in ops:
+        if kind == "zero":
+            writer.zero(offset, length)
+        else:
+            writer.pwrite(offset, bytes([pattern]) * length)
+
+
+def test_clusters_written_here_read_back_through_qemu_and_the_image_checks_clean(tmp_path):
+    size = 1024 * MIB + 5 * 65536 + 512          # 3 L2 tables, last cluster partial
+    base = tmp_path / "base.qcow2"
+    qemu("qemu-img", "create", "-q", "-f", "qcow2", str(base), str(size))
+    qemu("qemu-io", "-f", "qcow2", "-c", f"write -P 3 0 {512 * MIB}", "-c", f"write -P 4 {512 * MIB} {size - 512 * MIB}",
+         str(base))
+    rng = random.Random(7)
+    ops = []
+    for _ in range(400):
+        cluster = rng.randrange(size // 65536)
+        n = rng.choice([1, 1, 2, 17])
+        length = min(n * 65536, (size // 65536 - cluster) * 65536)
+        ops.append(("zero" if rng.random() < 0.2 else "data", cluster * 65536, length, rng.randrange(1, 250)))
+    ops.append(("data", size // 65536 * 65536, size % 65536, 77))          # the partial last cluster
+    ops.append(("zero", 0, 65536, 0))
+    layer = tmp_path / "layer.qcow2"
+    create_image(layer, size, backing=base.name)
+    with LayerWriter.open(layer) as writer:
+        _apply(writer, ops)
+        writer.flush()
+    qemu("qemu-img", "check", "-f", "qcow2", str(layer))     # no leak, no error
+    ref = _expected(tmp_path, "ref.qcow2", size, base, ops)
+    qemu("qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", str(ref), str(layer))
+    assert held_ranges(layer) == held_ranges(ref)
+    with LayerWriter.open(ref) as writer:                    # a layer qemu-img made and QEMU wrote
+        writer.pwrite(65536, bytes([9]) * 65536)
+        writer.flush()
+    qemu("qemu-img", "check", "-f", "qcow2", str(ref))
+    assert qemu("qemu-io", "-f", "qcow2", "-c", "read -P 9 64k 64k", str(ref)).count("read 65536/65536") == 1
+
+
+def test_after_a_crash_the_reopened_layer_is_whole_and_rewriting_the_rest_gives_the_same_image(tmp_path):
+    size = 256 * MIB
+    base = tmp_path / "base.qcow2"
+    qemu("qemu-img", "create", "-q", "-f", "qcow2", str(base), str(size))
+    rng = random.Random(3)
+    # each cluster once, as in one pass of the copy (in-place rewrites come only with the resumed pass)
+    ops = [("data", c * 65536, 65536, rng.randrange(1, 250)) for c in rng.sample(range(8, size // 65536), 300)]
+    ops[150:150] = [("zero", 0, 4 * 65536, 0)]
+    layer = tmp_path / "layer.qcow2"
+    create_image(layer, size, backing=base.name)
+    writer = LayerWriter.open(layer)
+    _apply(writer, ops[:100])
+    writer.flush()                                           # the last heartbeat
+    _apply(writer, ops[100:220])                             # then a kill -9: data, tables never written
+    writer.close()
+    qemu("qemu-img", "check", "-f", "qcow2", str(layer))     # whole as of the flush
+    qemu("qemu-img", "compare", "-f", "qcow2", "-F", "qcow2",
+         str(_expected(tmp_path, "at-flush.qcow2", size, base, ops[:100])), str(layer))
+    with LayerWriter.open(layer) as writer:                  # the resumed copy redoes what followed
+        _apply(writer, ops[100:])
+        writer.flush()
+    qemu("qemu-img", "check", "-f", "qcow2", str(layer))
+    qemu("qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", str(_expected(tmp_path, "all.qcow2", size, base, ops)),
+         str(layer))
+
+
+def test_the_writer_takes_only_whole_clusters_of_plain_layers(tmp_path):
+    layer = tmp_path / "l.qcow2"
+    create_image(layer, 4 * MIB)
+    with LayerWriter.open(layer) as writer:
+        for offset, length in ((512, 65536), (0, 1000), (4 * MIB - 65536, 2 * 65536)):
+            with pytest.raises(DiskError):
+                writer.pwrite(offset, bytes(length))
+    packed = tmp_path / "c.qcow2"
+    qemu("qemu-img", "convert", "-c", "-f", "qcow2", "-O", "qcow2", str(layer), str(packed))
+    qemu("qemu-io", "-f", "qcow2", "-c", "write -c -P 1 0 64k", str(packed))
+    lazy = tmp_path / "lazy.qcow2"
+    qemu("qemu-img", "create", "-q", "-f", "qcow2", "-o", "lazy_refcounts=on", str(lazy), "4M")
+    small = tmp_path / "small.qcow2"
+    qemu("qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=4096", str(small), "4M")
+    assert LayerWriter.open(packed) is None                  # compressed clusters
+    assert LayerWriter.open(small) is None                   # not 64 KiB clusters
+    assert LayerWriter.open(tmp_path / "c.qcow2") is None
+    lazy_writer = LayerWriter.open(lazy)                     # lazy refcounts: a compatible bit only
+    assert lazy_writer is not None
+    lazy_writer.close()

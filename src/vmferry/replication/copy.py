@@ -25,7 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
-from vmferry.errors import ReplicationError
+from vmferry.disks.qcow2_layer import CLUSTER, LayerWriter
+from vmferry.errors import ReplicationError, VmferryError
 from vmferry.replication.model import ChangeSource, Extent
 from vmferry.tools import nbd
 from vmferry.tools.qemu_img import ImageSpec
@@ -84,7 +85,7 @@ def start_index(pieces: list[Extent], resume_at: int) -> tuple[int, int]:
     return len(pieces), done
 
 
-def copy_extents(source: ChangeSource, target: nbd.Export, *, extents: list[Extent] | None = None,
+def copy_extents(source: ChangeSource, target: nbd.Export | LayerWriter, *, extents: list[Extent] | None = None,
                  chunk: int = CHUNK, resume_at: int = 0, heartbeat: Callable[[int], None] | None = None,
                  heartbeat_every: float = HEARTBEAT_EVERY, workers: int = WORKERS,
                  max_rate: int = 0, digests: BlockDigests | None = None) -> CopyResult:
@@ -203,5 +204,40 @@ def copy_into_image(source: ChangeSource, image: str | os.PathLike | ImageSpec, 
         if heartbeat is not None:
             heartbeat(0)
         return CopyResult(0, 0, 0, 0, 0, 0)
+    direct = _direct_writer(image, fmt, chunks(wanted, kwargs.get("chunk", CHUNK)))
+    if direct is not None:
+        with direct:
+            return copy_extents(source, direct, extents=wanted, **kwargs)
     with nbd.serve_image(image, fmt) as target:
         return copy_extents(source, target, extents=wanted, **kwargs)
+
+
+def _direct_writer(image: str | os.PathLike | ImageSpec, fmt: str, pieces: list[Extent]) -> LayerWriter | None:
+    """A writer of the top layer in this process (:mod:`vmferry.disks.qcow2_layer`) when every piece is
+    whole clusters of a plain qcow2 layer (then no byte of the backing chain is needed: it is only
+    checked to exist); None: the copy goes through ``qemu-nbd``."""
+    if isinstance(image, ImageSpec):
+        if image.fmt != "qcow2" or image.is_range() or image.data_file:
+            return None
+        path = image.path
+        below = image.backing
+        while below is not None:
+            if not os.path.exists(below.path):
+                raise ReplicationError(f"the layer below, {below.path}, does not exist", path=path)
+            below = below.backing
+    else:
+        if fmt != "qcow2":
+            return None
+        path = os.fspath(image)
+    if any(p.offset % CLUSTER or p.length % CLUSTER for p in pieces[:-1]) or pieces[-1].offset % CLUSTER:
+        return None
+    try:
+        writer = LayerWriter.open(path)
+    except OSError as exc:
+        raise ReplicationError(f"cannot open the layer: {exc.strerror}", path=path) from exc
+    except VmferryError as exc:
+        raise ReplicationError(str(exc), path=path) from exc
+    if writer is not None and pieces[-1].length % CLUSTER and pieces[-1].end != writer.size:
+        writer.close()
+        return None
+    return writer
