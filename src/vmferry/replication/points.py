@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -222,6 +223,16 @@ def _end_captures(draft: PointDraft, *, sealed: bool) -> None:
         tracking.end_capture(session, sealed=sealed)
 
 
+def _stop_jobs(draft: PointDraft) -> None:
+    """Stop the backup jobs of the draft's running domains (their checkpoints stay as they are)."""
+    domain_sessions = [s for s in draft.sessions if s.source_kind == "domain"]
+    if domain_sessions:
+        from vmferry.replication import tracking
+
+        for session in domain_sessions:
+            tracking.stop_job(session)
+
+
 def sync_disk(draft: PointDraft, ref: DiskRef, resume_at: int = 0, heartbeat: Heartbeat | None = None, *,
               source: ChangeSource | None = None, store: Store | None = None,
               max_rate: int | None = None) -> DiskSyncResult:
@@ -304,16 +315,25 @@ def seal_point(draft: PointDraft, *, store: Store | None = None) -> RecoveryPoin
             layer = draft_layer(draft, ref)
             if not os.path.exists(layer):
                 raise ReplicationError(f"disk {ref.key} of point {draft.point_id} was never copied", path=layer)
-            hashes = _point_map(group, draft, ref)
-            _write_map(os.path.join(draft.draft_dir, f"{ref.key}.map"), hashes)
-            with contextlib.suppress(FileNotFoundError):   # the map holds it now (a re-seal re-reads)
-                os.unlink(_log_path(draft, ref))
-            sync = _read_sync(draft, ref)
-            bytes_read += sync.bytes_read if sync else 0
-            bytes_written += sync.bytes_written if sync else 0
-            disks.append(PointDisk(ref, layer_name(ref), imageio.map_digest(hashes, ref.size, imageio.BLOCK_SIZE),
-                                   imageio.file_digest(layer), imageio.BLOCK_SIZE,
-                                   sync.bytes_written if sync else _allocated_bytes(layer)))
+        # every layer is written: the backup jobs go and the layers' file digests are taken on other
+        # threads while the block maps are put together here (hashing and libvirt calls release the GIL)
+        with ThreadPoolExecutor(max_workers=len(draft.disks) + 1, thread_name_prefix="vmferry-seal") as pool:
+            stopping = pool.submit(_stop_jobs, draft)
+            file_digests = {ref.key: pool.submit(imageio.file_digest, draft_layer(draft, ref)) for ref in draft.disks}
+            for ref in draft.disks:
+                layer = draft_layer(draft, ref)
+                hashes = _point_map(group, draft, ref)
+                _write_map(os.path.join(draft.draft_dir, f"{ref.key}.map"), hashes)
+                with contextlib.suppress(FileNotFoundError):   # the map holds it now (a re-seal re-reads)
+                    os.unlink(_log_path(draft, ref))
+                sync = _read_sync(draft, ref)
+                bytes_read += sync.bytes_read if sync else 0
+                bytes_written += sync.bytes_written if sync else 0
+                disks.append(PointDisk(ref, layer_name(ref), imageio.map_digest(hashes, ref.size, imageio.BLOCK_SIZE),
+                                       file_digests[ref.key].result(), imageio.BLOCK_SIZE,
+                                       sync.bytes_written if sync else _allocated_bytes(layer)))
+            with contextlib.suppress(VmferryError):   # not needed to seal: end_capture stops it otherwise
+                stopping.result()
         taken = datetime.fromisoformat(draft.taken_at)
         sealed_at = datetime.now(UTC)
         point = RecoveryPoint(draft.app, draft.point_id, draft.taken_at, sealed_at.isoformat(timespec="seconds"),

@@ -377,6 +377,17 @@ def _abort(dom) -> None:
                                    f"{message(exc)}") from exc
 
 
+def stop_job(session: VmSession) -> None:
+    """Stop the capture's backup job (its export goes away; checkpoints are left as they are): once
+    every disk of the point is copied, the job is not needed to seal it. :func:`end_capture` still
+    does the rest (and stops the job itself if this was not called)."""
+    state = _state(session)
+    with connect(state["uri"]) as conn:
+        dom = conn.domain(state["domain"])
+        if _running_backup(dom) == state["socket"]:
+            _abort(dom)
+
+
 def end_capture(session: VmSession, *, sealed: bool) -> None:
     """Stop the capture's backup job and remove its scratch files. ``sealed``: the point was sealed, so
     the application's older checkpoints on the domain are deleted; otherwise (abandoned) the capture's
