@@ -68,9 +68,8 @@ def _held(fd: int, file_size: int) -> list[tuple[int, int]] | None:
         if len(table) != cluster:
             return None
         count = min(per_l2, clusters - first)
-        for i, l2 in enumerate(struct.unpack_from(f">{count}Q", table)):
-            if not l2 & ~COPIED:
-                continue   # unallocated here: reads from the backing file
+        entries = struct.unpack_from(f">{count}Q", table)
+        for i in [i for i, l2 in enumerate(entries) if l2 & ~COPIED]:   # the others read from the backing file
             start = (first + i) * cluster
             length = min(cluster, size - start)
             if runs and runs[-1][0] + runs[-1][1] == start:

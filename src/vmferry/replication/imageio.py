@@ -130,11 +130,12 @@ def block_hashes(image: Image, block_size: int = BLOCK_SIZE, *,
     return out
 
 
-def map_digest(hashes: list[bytes], size: int, block_size: int) -> str:
-    """The digest of a whole disk from its block hashes (size and block size included)."""
+def map_digest(hashes: list[bytes] | bytes, size: int, block_size: int) -> str:
+    """The digest of a whole disk from its block hashes (size and block size included): a list of them,
+    or the hashes one after the other as a ``.map`` file holds them (the same digest)."""
     h = hashlib.sha256()
     h.update(size.to_bytes(8, "big") + block_size.to_bytes(8, "big"))
-    h.update(b"".join(hashes))   # one update: the same digest as one per block, without a call per block
+    h.update(hashes if isinstance(hashes, bytes | bytearray) else b"".join(hashes))   # one update, not one per block
     return "sha256:" + h.hexdigest()
 
 

@@ -397,19 +397,20 @@ def forget_copy_digests(draft: PointDraft, ref: DiskRef) -> None:
         os.unlink(_log_path(draft, ref))
 
 
-def _point_map(group: ProtectionGroup, draft: PointDraft, ref: DiskRef) -> list[bytes]:
+def _point_map(group: ProtectionGroup, draft: PointDraft, ref: DiskRef) -> bytes:
     """The block hashes of the disk in the draft: the parent's map (a first point: an all-zero disk's)
     with the hashes ``sync_disk`` took of the bytes it copied (:mod:`vmferry.replication.blocklog`); a
     block the layer holds that the log does not name is re-read through the chain and hashed. Without
-    a log, every block the layer holds is re-read (a first point: the whole disk)."""
+    a log, every block the layer holds is re-read (a first point: the whole disk). The map as the
+    ``.map`` file holds it: the 32-byte hashes one after the other."""
     bs = imageio.BLOCK_SIZE
     logged = blocklog.read_log(_log_path(draft, ref), ref.size, bs)
     if logged is None:
         return _reread_map(group, draft, ref)
     if draft.parent is None:
-        hashes = blocklog.zero_hashes(ref.size, bs)
+        hashes = bytearray(b"".join(blocklog.zero_hashes(ref.size, bs)))
     else:
-        hashes = read_map(os.path.join(point_dir(group, draft.parent), f"{ref.key}.map"), ref.size, bs)
+        hashes = bytearray(_map_bytes(os.path.join(point_dir(group, draft.parent), f"{ref.key}.map"), ref.size, bs))
     held = {block for start, length in layer_extents(draft_layer(draft, ref))
             for block in range(start // bs, (start + length - 1) // bs + 1)}
     missing = sorted(held.difference(logged))
@@ -417,26 +418,26 @@ def _point_map(group: ProtectionGroup, draft: PointDraft, ref: DiskRef) -> list[
         with imageio.open_image(draft_spec(group, draft, ref)) as image:
             for block in missing:
                 off = block * bs
-                hashes[block] = imageio.block_hash(image.pread(min(bs, ref.size - off), off))
+                hashes[block * 32:block * 32 + 32] = imageio.block_hash(image.pread(min(bs, ref.size - off), off))
     for block, digest in logged.items():
-        hashes[block] = digest
-    return hashes
+        hashes[block * 32:block * 32 + 32] = digest
+    return bytes(hashes)
 
 
-def _reread_map(group: ProtectionGroup, draft: PointDraft, ref: DiskRef) -> list[bytes]:
+def _reread_map(group: ProtectionGroup, draft: PointDraft, ref: DiskRef) -> bytes:
     """The block map read back through the chain (drafts without a digest log)."""
     bs = imageio.BLOCK_SIZE
     spec = draft_spec(group, draft, ref)
     with imageio.open_image(spec) as image:
         if draft.parent is None:
-            return imageio.block_hashes(image, bs)
+            return b"".join(imageio.block_hashes(image, bs))
         hashes = read_map(os.path.join(point_dir(group, draft.parent), f"{ref.key}.map"), ref.size, bs)
         for start, length in layer_extents(draft_layer(draft, ref)):
             first, last = start // bs, (start + length - 1) // bs
             for block in range(first, last + 1):
                 off = block * bs
                 hashes[block] = imageio.block_hash(image.pread(min(bs, ref.size - off), off))
-        return hashes
+        return b"".join(hashes)
 
 
 def layer_extents(layer: str) -> list[tuple[int, int]]:
@@ -461,6 +462,12 @@ def _allocated_bytes(layer: str) -> int:
 
 
 def read_map(path: str, size: int, block_size: int) -> list[bytes]:
+    data = _map_bytes(path, size, block_size)
+    return [data[i:i + 32] for i in range(0, len(data), 32)]
+
+
+def _map_bytes(path: str, size: int, block_size: int) -> bytes:
+    """The ``.map`` file at ``path`` as it is (32 bytes per block), its length checked."""
     count = -(-size // block_size)
     try:
         with open(path, "rb") as fh:
@@ -469,12 +476,12 @@ def read_map(path: str, size: int, block_size: int) -> list[bytes]:
         raise ReplicationError(f"cannot read the block map: {exc.strerror}", path=path) from exc
     if len(data) != count * 32:
         raise ReplicationError(f"the block map holds {len(data) // 32} blocks, the disk has {count}", path=path)
-    return [data[i:i + 32] for i in range(0, len(data), 32)]
+    return data
 
 
-def _write_map(path: str, hashes: list[bytes]) -> None:
+def _write_map(path: str, hashes: bytes) -> None:
     with open(path, "wb") as fh:
-        fh.write(b"".join(hashes))
+        fh.write(hashes)
         fh.flush()
         os.fsync(fh.fileno())
 
