@@ -59,7 +59,7 @@ class ConvertResult:
 
 def open_disk(path: str | os.PathLike, offset: int = 0, size: int | None = None, *,
               max_virtual_size: int = MAX_VIRTUAL_SIZE, name: str | None = None,
-              references: bool = True, declared: str | None = None) -> OpenedDisk:
+              references: bool = True, declared: str | None = None, probe: bool = True) -> OpenedDisk:
     """Detect, check and open the disk in ``path`` (or in its byte range ``offset``..``offset+size``).
 
     The header check (:func:`vmferry.disks.image_check.check_image`) runs first: an image naming a
@@ -69,6 +69,8 @@ def open_disk(path: str | os.PathLike, offset: int = 0, size: int | None = None,
     ``references=False``: the image may name no other file (a file vmferry decompressed or joined
     into a temporary folder; a byte range of an archive never may). ``declared``: the ``ovf:format``
     the package gives it; declared an image format yet without a header, it is damaged, not raw.
+    ``probe=False``: qemu-img does not open it (``qemu-img info``), for a disk only vmferry's own readers
+    read (a streamOptimized VMDK, whose header check walked every marker); its size is the header's.
     """
     path = os.fspath(path)
     shown = name or path
@@ -90,6 +92,8 @@ def open_disk(path: str | os.PathLike, offset: int = 0, size: int | None = None,
         raise DiskError(f"the header declares a virtual size of {header.virtual_size} bytes, more than "
                         f"the {max_virtual_size} vmferry accepts", path=shown)
     spec = image_spec(path, offset, size, header, det)
+    if not probe:
+        return OpenedDisk(path, offset, size, det, spec, header.virtual_size, None, header, shown)
     info = qemu_img.info(spec)
     vsize = header.virtual_size if header.format in ("vhd-fixed", "vmdk-flat") else info.virtual_size
     if vsize > max_virtual_size:
@@ -129,8 +133,12 @@ def _output_options(fmt: DiskFormat, adapter: str) -> dict[str, str]:
 
 def estimate_output(disk: OpenedDisk, fmt: DiskFormat) -> int:
     """Bytes the output may take: the stored data plus metadata. qemu-img writes zero ranges as
-    holes in every format (fixed VHD and raw included), so the data is what counts."""
-    data = sum(e.length for e in qemu_img.map_extents(disk.spec) if e.data and not e.zero)
+    holes in every format (fixed VHD and raw included), so the data is what counts: what the header
+    check counted in the image's tables, else what ``qemu-img map`` finds."""
+    if disk.header is not None and disk.header.allocated is not None:
+        data = disk.header.allocated
+    else:
+        data = sum(e.length for e in qemu_img.map_extents(disk.spec) if e.data and not e.zero)
     return data + data // 50 + (1 << 20) + disk.virtual_size // 8192
 
 
@@ -173,9 +181,9 @@ def convert_disk(disk: OpenedDisk, out: str | os.PathLike, fmt: DiskFormat | str
                                           workers=workers, name=os.path.basename(out),
                                           feed=digest.update if digest is not None else None)
             written = True
-        elif fmt.name == "qcow2" and reads_once(disk, fmt, adapter):
-            populated = _qcow2_from_stream(disk, tmp, reporter, os.path.basename(out), workers,
-                                           feed=digest.update if digest is not None else None)
+        elif fmt.name in GRAIN_WRITERS and reads_once(disk, fmt, adapter):
+            populated = _from_stream(disk, tmp, fmt.name, reporter, os.path.basename(out), workers,
+                                     feed=digest.update if digest is not None else None)
             written = True
         elif fmt.name == "vmdk-stream" and _verbatim_stream(disk, adapter):
             _verified_copy(disk, tmp, reporter, os.path.basename(out),
@@ -195,7 +203,7 @@ def convert_disk(disk: OpenedDisk, out: str | os.PathLike, fmt: DiskFormat | str
             _qemu_convert(disk, tmp, fmt, adapter, reporter, needed)
         if digest is not None:
             digest.finish()
-        vsize = _check_size(tmp, disk, align if fmt.name in PLAIN_WRITERS else 512)
+        vsize = _check_size(tmp, disk, align if fmt.name in PLAIN_WRITERS else 512, own=written)
         if finish is not None:
             finish()
     return _result(out, fmt, vsize, populated)
@@ -213,32 +221,39 @@ def reads_once(disk: OpenedDisk, fmt: DiskFormat | str, adapter: str = "lsilogic
         return False
     if fmt.name == "qcow2":   # one 64 KiB grain is one qcow2 cluster (vmferry.disks.qcow2_write)
         return int.from_bytes(head[20:28], "little") * 512 == 1 << 16
+    if fmt.name == "vhd":     # a grain (at most 1 MiB) lies inside one 2 MiB block (vmferry.disks.vhd_dynamic)
+        return True
     return fmt.name in PLAIN_WRITERS or (fmt.name == "vmdk-stream" and _verbatim_stream(disk, adapter))
 
 
-def _qcow2_from_stream(disk: OpenedDisk, tmp: str, reporter: Reporter, name: str, workers: int | None,
-                       feed=None) -> int:
-    """The streamOptimized ``disk`` written as qcow2 by vmferry's parallel writer
-    (:mod:`vmferry.disks.qcow2_write`); the guest bytes written."""
+def _from_stream(disk: OpenedDisk, tmp: str, fmt: str, reporter: Reporter, name: str, workers: int | None,
+                 feed=None) -> int:
+    """The streamOptimized ``disk`` written as qcow2 or dynamic VHD by vmferry's parallel writers
+    (:mod:`vmferry.disks.qcow2_write`, :mod:`vmferry.disks.vhd_dynamic`); the guest bytes written."""
     from vmferry.disks.qcow2_write import write_qcow2_from_member
+    from vmferry.disks.vhd_dynamic import write_vhd_from_member
 
+    write = {"qcow2": write_qcow2_from_member, "vhd": write_vhd_from_member}[fmt]
     size = disk.size if disk.size is not None else os.path.getsize(disk.path) - disk.offset
     with reporter.step(f"write {name}", disk.virtual_size) as step, open(tmp, "r+b") as f:
-        _vsize, populated = write_qcow2_from_member(disk.path, disk.offset, size, f.fileno(), workers=workers,
-                                                    progress=step.advance, feed=feed, name=disk.name or disk.path)
+        _vsize, populated = write(disk.path, disk.offset, size, f.fileno(), workers=workers,
+                                  progress=step.advance, feed=feed, name=disk.name or disk.path)
     return populated
 
 
-def _check_size(path: str, disk: OpenedDisk, align: int = 512) -> int:
+def _check_size(path: str, disk: OpenedDisk, align: int = 512, own: bool = False) -> int:
     """The output must have the source's virtual size (rounded up to a sector for raw sources of an
-    odd number of bytes, which sector-based formats cannot express; to ``align`` when asked)."""
-    got = open_disk(path).virtual_size
+    odd number of bytes, which sector-based formats cannot express; to ``align`` when asked). An output
+    of vmferry's own writers (``own``) is read back by the header check, its tables walked (qemu-img
+    need not start for it); another by :func:`open_disk`."""
+    got = check_image(path, references=False).virtual_size if own else open_disk(path).virtual_size
     if not 0 <= got - disk.virtual_size < max(align, 512):
         raise DiskError(f"the output's virtual size is {got} bytes, not {disk.virtual_size}", path=disk.path)
     return got
 
 
 PLAIN_WRITERS = ("vhd-fixed", "raw")
+GRAIN_WRITERS = ("qcow2", "vhd")   # written from a streamOptimized VMDK's grains (:func:`_from_stream`)
 
 
 def _verbatim_stream(disk: OpenedDisk, adapter: str) -> bool:

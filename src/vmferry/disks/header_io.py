@@ -120,6 +120,7 @@ class ImageHeader:
     backing: ImageHeader | None = None
     detail: str = ""
     checks: tuple[str, ...] = field(default=())   # what was verified, for ``disk info --json``
+    allocated: int | None = None   # guest bytes the tables say are stored (None: not counted)
 
 
 PROTOCOL_CHARS = (":", "\\", "\x00", "\n", "\r")

@@ -218,9 +218,15 @@ def _convert_reading_once(f: PackageFile, place, inline, out, fmt, force, report
     conversion reads otherwise (qemu-img), the digest is checked by :meth:`PackageFile.verified_in_place`.
     When the conversion fails and the bytes are damaged, the damage is what is reported."""
     from vmferry.disks.convert import convert_disk, open_disk, reads_once
+    from vmferry.disks.stream_import import streamable
 
+    path, offset, _size = place
+    with open(path, "rb") as fh:
+        if not streamable(os.pread(fh.fileno(), 512, offset)):
+            return None     # only a streamOptimized VMDK is read by vmferry's own writers alone
     try:
-        disk = open_disk(*place, name=f.where, declared=f.disk_format)
+        # qemu-img never opens it on this path: the header check walks it, the writers read it
+        disk = open_disk(*place, name=f.where, declared=f.disk_format, probe=False)
         if not reads_once(disk, fmt, convert_kwargs.get("adapter", "lsilogic")):
             return None
         try:

@@ -47,18 +47,28 @@ class Qcow2Writer:
     def put(self, guest: int, data: bytes | memoryview) -> int:
         """Write the guest bytes ``data`` at ``guest`` (one cluster at most, starting on a cluster); an
         all-zero one is left unallocated. The bytes written."""
-        if guest % CLUSTER or len(data) > CLUSTER or guest + len(data) > self.size:
-            raise DiskError(f"{len(data)} bytes at {guest} are not one cluster of the disk")
-        if data == ZERO[:len(data)]:
+        return self.put_many([(guest, data)])
+
+    def put_many(self, grains: list[tuple[int, bytes | memoryview]]) -> int:
+        """:meth:`put` for a run of clusters: those holding data get consecutive host clusters (one
+        taking of the lock) and are written together (:func:`~vmferry.disks.vhd_write.write_gathered`)."""
+        from vmferry.disks.vhd_write import write_gathered
+
+        keep = []
+        for guest, data in grains:
+            if guest % CLUSTER or len(data) > CLUSTER or guest + len(data) > self.size:
+                raise DiskError(f"{len(data)} bytes at {guest} are not one cluster of the disk")
+            if data != ZERO[:len(data)]:
+                keep.append((guest, data))
+        if not keep:
             return 0
         with self.lock:
-            host = self.next
-            self.next += 1
-            self.map[guest // CLUSTER] = host
-        view, done = memoryview(data), 0
-        while done < len(view):
-            done += os.pwrite(self.fd, view[done:], host * CLUSTER + done)
-        return len(view)
+            first = self.next
+            self.next += len(keep)
+            for i, (guest, _data) in enumerate(keep):
+                self.map[guest // CLUSTER] = first + i
+        return write_gathered(self.fd, [((first + i) * CLUSTER, memoryview(data))
+                                        for i, (_guest, data) in enumerate(keep)])
 
     def finish(self, backing: str | None = None, backing_format: str = "qcow2") -> int:
         """Write the tables and the header; the file's size. ``backing`` (a file name, relative to the
@@ -160,8 +170,8 @@ def write_qcow2_from_member(path: str, offset: int, size: int, fd: int, *, worke
     def start(capacity: int) -> None:
         box["w"] = Qcow2Writer(fd, capacity)
 
-    def put(guest: int, data: bytes) -> int:
-        return box["w"].put(guest, data)
+    def put(grains: list[tuple[int, bytes]]) -> int:
+        return box["w"].put_many(grains)
 
     capacity, populated = member_grains(path, offset, size, put, workers=workers, progress=progress, feed=feed,
                                         check=start, name=name)

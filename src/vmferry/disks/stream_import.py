@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import struct
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from vmferry.disks import formats, safety
 from vmferry.disks.formats import VMDK_HEADER
 from vmferry.disks.image_check import check_image
+from vmferry.disks.inflate import inflate_grain
 from vmferry.disks.vmdk_verify import GrainVerifier
 from vmferry.errors import DiskError
 from vmferry.progress import Reporter
@@ -128,15 +128,9 @@ def iter_grains(stream: ByteStream, header: StreamHeader) -> Iterator[tuple[int,
         raise DiskError(f"unknown VMDK marker type {kind}")
 
 
-def _inflate(offset: int, packed: bytes, grain: int, capacity: int) -> tuple[int, bytes]:
-    d = zlib.decompressobj()
-    try:
-        data = d.decompress(packed, grain)
-    except zlib.error as exc:
-        raise DiskError(f"the grain at byte {offset} is corrupt: {exc}") from exc
-    if d.unconsumed_tail:
-        raise DiskError(f"the grain at byte {offset} inflates to more than a grain")
-    return offset, data[:max(0, capacity - offset)]
+def _inflate(offset: int, packed: bytes, grain: int, capacity: int, out=None) -> tuple[int, bytes]:
+    """(offset, guest bytes) of one compressed grain (:func:`vmferry.disks.inflate.inflate_grain`)."""
+    return inflate_grain(offset, packed, grain, capacity, out)
 
 
 def stream_import(blocks: Iterable[bytes], out: str, fmt: formats.DiskFormat | str, *, force: bool = False,

@@ -113,8 +113,10 @@ def checksum(footer: bytes) -> int:
 
 
 def build_footer(size: int, *, disk_type: int = DISK_FIXED, timestamp: float | None = None,
-                 uid: uuid.UUID | None = None, data_offset: int = FIXED_DATA_OFFSET) -> bytes:
-    """The 512-byte footer of a disk of ``size`` bytes (a whole number of sectors)."""
+                 uid: uuid.UUID | None = None, data_offset: int = FIXED_DATA_OFFSET,
+                 creator: bytes = CREATOR_APP) -> bytes:
+    """The 512-byte footer of a disk of ``size`` bytes (a whole number of sectors); ``creator`` is the
+    four-character creator application."""
     if size <= 0 or size % SECTOR:
         raise DiskError(f"a VHD holds whole sectors: {size} bytes is not a positive multiple of {SECTOR}")
     if size > MAX_VHD_SIZE:
@@ -122,7 +124,9 @@ def build_footer(size: int, *, disk_type: int = DISK_FIXED, timestamp: float | N
     stamp = int(time.time() if timestamp is None else timestamp) - EPOCH_2000
     cyl, heads, spt = chs_geometry(size)
     uid = uid or uuid.uuid4()
-    fields = [COOKIE, FEATURES, VERSION, data_offset, max(stamp, 0) & 0xFFFFFFFF, CREATOR_APP, CREATOR_VERSION,
+    if len(creator) != 4:
+        raise DiskError(f"a VHD creator application is four bytes, not {creator!r}")
+    fields = [COOKIE, FEATURES, VERSION, data_offset, max(stamp, 0) & 0xFFFFFFFF, creator, CREATOR_VERSION,
               HOST_WINDOWS, size, size, cyl, heads, spt, disk_type, 0, uid.bytes, 0, bytes(427)]
     raw = FOOTER.pack(*fields)
     fields[14] = checksum(raw)

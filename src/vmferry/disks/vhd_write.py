@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -44,19 +45,40 @@ class WriteResult:
 
 def _write_runs(fd: int, offset: int, data: bytes | memoryview) -> int:
     """Write the non-zero 64 KiB runs of ``data`` at ``offset``; the bytes written."""
+    return write_gathered(fd, data_runs(offset, data))
+
+
+def data_runs(at: int, data: bytes | memoryview) -> list[tuple[int, memoryview]]:
+    """The runs of 64 KiB of ``data`` (bytes meant for offset ``at``) that are not all zeros, as
+    (offset, view): a zero run is not written (it stays a hole, or unallocated)."""
     view = memoryview(data)
-    written = 0
-    start = None
+    out = []
     for pos in range(0, len(view), RUN):
         chunk = view[pos:pos + RUN]
-        zero = chunk == (ZERO_RUN if len(chunk) == RUN else ZERO_RUN[:len(chunk)])
-        if not zero and start is None:
-            start = pos
-        if zero and start is not None:
-            written += _pwrite(fd, view[start:pos], offset + start)
-            start = None
-    if start is not None:
-        written += _pwrite(fd, view[start:], offset + start)
+        if chunk != (ZERO_RUN if len(chunk) == RUN else ZERO_RUN[:len(chunk)]):
+            out.append((at + pos, chunk))
+    return out
+
+
+IOV_MAX = 512
+
+
+def write_gathered(fd: int, pieces: list[tuple[int, memoryview]]) -> int:
+    """Write the (file offset, bytes) ``pieces`` (in ascending offsets), the adjacent ones with one
+    ``os.pwritev`` (a system call, the GIL released once, for a run of grains); the bytes written."""
+    written, i = 0, 0
+    while i < len(pieces):
+        at, first = pieces[i]
+        views, end, i = [first], at + len(first), i + 1
+        while i < len(pieces) and pieces[i][0] == end and len(views) < IOV_MAX:
+            views.append(pieces[i][1])
+            end += len(pieces[i][1])
+            i += 1
+        done = os.pwritev(fd, views, at) if len(views) > 1 else 0
+        if done < end - at:      # one piece, or a short write: the rest as one buffer
+            rest = memoryview(b"".join(views) if len(views) > 1 else views[0])
+            done += _pwrite(fd, rest[done:], at + done)
+        written += done
     return written
 
 
@@ -144,11 +166,8 @@ def write_from_stream(blocks: Iterable[bytes], fd: int, *, align: int = SECTOR, 
 
     def group(grains: list[tuple[int, bytes]], done: int) -> Callable[[], tuple[int, int]]:
         def run() -> tuple[int, int]:
-            n = 0
-            for offset, packed in grains:
-                at, data = _inflate(offset, packed, header.grain, header.capacity)
-                n += _write_runs(fd, at, data)
-            return n, done
+            inflated = [_inflate(offset, packed, header.grain, header.capacity) for offset, packed in grains]
+            return write_gathered(fd, [r for at, data in inflated for r in data_runs(at, data)]), done
         return run
 
     def tasks() -> Iterator[Callable[[], tuple[int, int]]]:
@@ -177,8 +196,8 @@ def write_from_member(path: str, offset: int, size: int, fd: int, *, align: int 
     ``[offset, offset+size)`` (an OVA member): :func:`member_grains` reads it front to back once (``feed``
     sees every byte, in order: the manifest digest is computed on the bytes the conversion reads, not on
     a second reading), the pool inflates and writes the grains at their guest offsets."""
-    def put(guest: int, data: bytes) -> int:
-        return _write_runs(fd, guest, data)
+    def put(grains: list[tuple[int, bytes]]) -> int:
+        return write_gathered(fd, [run for guest, data in grains for run in data_runs(guest, data)])
 
     capacity, populated = member_grains(path, offset, size, put, workers=workers, progress=progress, feed=feed,
                                         check=lambda cap: round_size(cap, align), name=name)
@@ -186,12 +205,13 @@ def write_from_member(path: str, offset: int, size: int, fd: int, *, align: int 
     return WriteResult(file_size, vsize, populated)
 
 
-def member_grains(path: str, offset: int, size: int, put: Callable[[int, bytes], int], *,
+def member_grains(path: str, offset: int, size: int, put: Callable[[list[tuple[int, bytes]]], int], *,
                   workers: int | None = None, progress: Callable[[int], object] | None = None,
                   feed: Callable[[bytes], object] | None = None,
                   check: Callable[[int], object] | None = None, name: str | None = None) -> tuple[int, int]:
     """Every grain of the streamOptimized VMDK at ``[offset, offset+size)`` of ``path``, inflated on a pool
-    and given to ``put(guest_offset, data)`` (on the pool's threads; it returns the bytes it wrote). This
+    and given to ``put([(guest_offset, data), ...])`` a run of grains at a time, in stream order (on the
+    pool's threads; it returns the bytes it wrote). This
     thread reads the member once, front to back (:class:`_Sequential`; ``feed`` gets every byte), walks
     the markers and hands runs of grains out. The same checks as the stream reader: every grain inside
     the disk and on a grain boundary, no grain larger than deflate can make, metadata markers skipped,
@@ -212,14 +232,20 @@ def member_grains(path: str, offset: int, size: int, put: Callable[[int, bytes],
             check(header.capacity)
         limit = header.grain + header.grain // 8 + 1024
         workers = workers or os.cpu_count() or 2
+        local = threading.local()     # each pool thread's grain buffer
 
         def group(grains: list[tuple[int, memoryview]], done: int):
             def run() -> tuple[int, int]:
-                n = 0
-                for lba, packed in grains:
-                    guest, data = _inflate(lba * SECTOR, packed, header.grain, header.capacity)
-                    n += put(guest, data)
-                return n, done
+                # stored grains are copied into this thread's buffer, reused task after task (put writes
+                # them before the task ends): no memory allocated, and faulted in, per grain
+                need = header.grain * len(grains)
+                buf = getattr(local, "buf", None)
+                if buf is None or len(buf) < need:
+                    buf = local.buf = memoryview(bytearray(need))
+                g = header.grain
+                inflated = [_inflate(lba * SECTOR, packed, g, header.capacity, buf[i * g:(i + 1) * g])
+                            for i, (lba, packed) in enumerate(grains)]
+                return (put(inflated) if inflated else 0), done
             return run
 
         def tasks() -> Iterator[Callable[[], tuple[int, int]]]:

@@ -99,9 +99,11 @@ def check_sparse(src: Source) -> ImageHeader:
                 src.within(sector * SECTOR, grain * SECTOR, f"VMDK grain of sector {lba}")
         kind = "vmdk-stream" if compressed else "vmdk-sparse"
         detail = f"VMDK sparse extent version {version}" + (", compressed" if compressed else "")
+    stored = sum(1 for lba, sector in grains if lba < capacity and not (sector == 1 and zero_gte))
     return ImageHeader(kind, "vmdk", capacity * SECTOR, detail=detail,
                        checks=("header", "descriptor", "grain directory", "grain tables")
-                       + (("markers",) if compressed and flags & VMDK_FLAG_MARKERS else ()))
+                       + (("markers",) if compressed and flags & VMDK_FLAG_MARKERS else ()),
+                       allocated=min(stored * grain * SECTOR, capacity * SECTOR))
 
 
 def _check_embedded_descriptor(src: Source, desc_offset: int, desc_size: int) -> None:
