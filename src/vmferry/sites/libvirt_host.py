@@ -267,16 +267,17 @@ class Deployed:
 
 
 def define_and_start(conn, xml: str, *, start: bool, facts: HostFacts | None = None,
-                     domain_type: str | None = None) -> Deployed:
-    """Fit ``xml`` to the host, define it and (with ``start``) start it. When the host claims kvm but
-    the kvm domain cannot be defined or started, it is defined again under TCG (``qemu``) and started,
-    with a warning — once, and only when the type was not requested explicitly."""
+                     domain_type: str | None = None, paused: bool = False) -> Deployed:
+    """Fit ``xml`` to the host, define it and (with ``start``) start it (``paused``: its vCPUs wait for a
+    resume). When the host claims kvm but the kvm domain cannot be defined or started, it is defined
+    again under TCG (``qemu``) and started, with a warning — once, and only when the type was not
+    requested explicitly."""
     facts = facts or probe(conn)
     fit = fit_domain(xml, facts, domain_type=domain_type)
     try:
         info = conn.define(fit.xml)
         if start:
-            info = conn.start(info.name)
+            info = conn.start(info.name, paused=paused)
     except TargetError as exc:
         if fit.domain_type != "kvm" or domain_type or "qemu" not in facts.types:
             raise
@@ -291,7 +292,7 @@ def define_and_start(conn, xml: str, *, start: bool, facts: HostFacts | None = N
         fit = retry
         info = conn.define(fit.xml)
         if start:
-            info = conn.start(info.name)
+            info = conn.start(info.name, paused=paused)
     return Deployed(info, fit.domain_type, fit.machine, fit.warnings, fit.changes)
 
 

@@ -99,11 +99,12 @@ class Connection:
             raise self._fail("define", exc) from exc
         return self.info(dom.name())
 
-    def start(self, name: str) -> DomainInfo:
+    def start(self, name: str, *, paused: bool = False) -> DomainInfo:
+        """Start ``name``; ``paused``: its vCPUs wait for ``resume`` (QEMU and its devices are up)."""
         libvirt = _libvirt()
         dom = self._lookup(name)
         try:
-            dom.create()
+            dom.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED if paused else 0)
         except libvirt.libvirtError as exc:
             raise self._fail("start of", exc, name) from exc
         return self.info(name)
