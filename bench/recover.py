@@ -182,8 +182,8 @@ def show(title: str, report, parts: dict, base_total: float) -> None:
     t = report.timings
     print(f"  guests' time {parts['guests']:6.1f} s; vmferry's own {parts['own']:5.1f} s = "
           f"{100 * parts['own'] / rto:4.1f}% of the RTO (goal < 10%)")
-    print(f"    in the RTO: networks+overlays+ISOs+define/start {sum(g.launched - g.started for g in report.groups):.2f}"
-          f" s, proof polling after serving {sum(r[2] for r in parts['rows'] if r[2] is not None):.2f} s, "
+    print(f"    in the RTO: launches {sum(g.launched - g.started for g in report.groups):.2f} s (overlays, ISOs, "
+          f"define, start; a resume for a group made ready beside the one before), proof lag after serving {sum(r[2] for r in parts['rows'] if r[2] is not None):.2f} s, "
           f"application checks {t.get('checks', 0):.2f} s, before group 1 {report.groups[0].started:.2f} s")
     outside = [f"{k} {t[k]:.2f} s" for k in ("prepare", "cleanup") if k in t]
     if outside:
@@ -244,10 +244,16 @@ def show_failover(doc: dict, fo, watch: ConsoleWatch, source: SourceWatch, base_
     print(f"  final sync  {t_sync - t_stop:6.2f} s  ({steps['final-sync'].get('bytes_written', 0)} bytes written, "
           f"point {steps['final-sync']['point_id']})")
     parts = split(fo, watch, t0)
+    launches = 0.0
     for g, serving, lag in parts["rows"]:
         d = g.to_dict()
+        # from the step before (final sync, previous group proved) to the group's VMs running: its layers,
+        # definitions and QEMU starts, unless they were made ready beside the group before (then a resume)
+        prev = t_sync if g.index == 0 else steps[f"launch-{g.index}"]["t"]
+        launch = steps[f"launch-{g.index + 1}"]["t_launched"] - prev
+        launches += launch
         extra = "" if serving is None else f"  [guests boot to serving {serving:5.1f} s, proof seen {lag:4.2f} s later]"
-        print(f"  group {d['group']} {'+'.join(g.components):<4} launch {d['launch_seconds']:5.2f} s, "
+        print(f"  group {d['group']} {'+'.join(g.components):<4} launch {launch:5.2f} s, "
               f"boot to proof {d['boot_to_proof_seconds']:5.1f} s{extra}")
     t_last = steps[f"launch-{len(fo.groups)}"]["t"]
     t_surr = steps["surroundings"]["t"]
@@ -264,13 +270,11 @@ def show_failover(doc: dict, fo, watch: ConsoleWatch, source: SourceWatch, base_
     own = rto - guests
     print(f"  guests' time {guests:6.1f} s (shutdown {shutdown:.1f} s + boots {parts['guests']:.1f} s); vmferry's own "
           f"{own:5.1f} s = {100 * own / rto:4.1f}% of the RTO (goal < 10%)")
-    launches = sum(g.launched - g.started for g in fo.groups)
     lags = sum(r[2] for r in parts["rows"] if r[2] is not None)
-    gaps = (fo.groups[0].started - (t_sync - t0)) + sum(
-        fo.groups[i + 1].started - fo.groups[i].proved for i in range(len(fo.groups) - 1))
+    named = (t_stop - t0 - shutdown) + (t_sync - t_stop) + launches + lags + (t_surr - t_last)
     print(f"    own, in parts: stop-source beyond the guests {t_stop - t0 - shutdown:.2f} s, final sync "
-          f"{t_sync - t_stop:.2f} s, launches {launches:.2f} s, proof lag {lags:.2f} s, between steps {gaps:.2f} s, "
-          f"surroundings {t_surr - t_last:.2f} s")
+          f"{t_sync - t_stop:.2f} s, launches {launches:.2f} s, proof lag {lags:.2f} s, surroundings "
+          f"{t_surr - t_last:.2f} s, the rest (records, step changes) {own - named:.2f} s")
 
 
 COLD = """import time
