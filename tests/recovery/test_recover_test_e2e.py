@@ -49,7 +49,9 @@ def _isolation_watch(daemon, seen: dict):
     firewall: no <forward>, the host on the bridge, forwarding from and to the bridge rejected."""
     def say(msg: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
-        if "starting" not in msg or seen:
+        if " proved itself in " in msg:
+            _next_group_waits(daemon, msg.split()[0], seen)
+        if "starting" not in msg or "forward" in seen:
             return
         with lv.connect(daemon.uri) as conn:
             names = [n for n in conn.networks() if n.startswith("vmferry-test-")]
@@ -64,6 +66,22 @@ def _isolation_watch(daemon, seen: dict):
         seen["routes"] = subprocess.run(["ip", "route", "show", "dev", bridge], capture_output=True,
                                         text=True).stdout.strip()
     return say
+
+
+NEXT = {"db": "app", "app": "web"}
+
+
+def _next_group_waits(daemon, proved: str, seen: dict) -> None:
+    """When ``proved`` proved itself: the next group's VM is already made ready beside it — its domain
+    defined and started PAUSED — and has not run (its serial console is still empty)."""
+    nxt = NEXT.get(proved)
+    if nxt is None:
+        return
+    with lv.connect(daemon.uri) as conn:
+        name = next(n for n in conn.names() if n.startswith(f"vmferry-test-{nxt}-"))
+        seen[f"{nxt} state"] = conn.info(name).state
+        log = etree.fromstring(conn.domain(name).XMLDesc(0).encode()).find("devices/serial/source").get("path")
+    seen[f"{nxt} console bytes"] = os.path.getsize(log) if os.path.exists(log) else 0
 
 
 def test_test_recovery_proves_each_vm_in_order_and_leaves_nothing(netlibvirtd, tmp_path):
@@ -89,6 +107,9 @@ def test_test_recovery_proves_each_vm_in_order_and_leaves_nothing(netlibvirtd, t
     by_vm = {v["vm"]: v for v in doc["vms"]}
     assert by_vm["app"]["started"] >= by_vm["db"]["proved_at"]
     assert by_vm["web"]["started"] >= by_vm["app"]["proved_at"]
+    # ... and was made ready beside the group before it: defined, QEMU started paused, not one guest byte yet
+    assert seen["app state"] == seen["web state"] == "paused", seen
+    assert seen["app console bytes"] == seen["web console bytes"] == 0, seen
     for v in doc["vms"]:
         assert v["proved"] and v["time_to_proof"] > 0
         assert any(c["what"] == "guest agent" and c["ok"] for c in v["checks"])
