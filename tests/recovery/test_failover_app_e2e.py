@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from lxml import etree
 
 from tests.conftest import run_vmferry
 from tests.guest import libvirtd as _libvirtd
@@ -157,7 +158,8 @@ def app_world(netlibvirtd, base: Path):
         with lv.connect(netlibvirtd.uri) as conn:
             if "fo-dr-lan" in conn.networks():         # left by an earlier set-up of this module
                 conn.remove_network("fo-dr-lan")
-            subprocess.run(["ip", "link", "del", "vmffo0"], capture_output=True)
+            bridge = etree.fromstring(PROD).find("bridge").get("name")   # PROD's own (bench/recover.py sets its own)
+            subprocess.run(["ip", "link", "del", bridge], capture_output=True)
             conn.define_network(PROD)
         t_boot = time.monotonic()
         with lv.connect(src.uri) as conn:
