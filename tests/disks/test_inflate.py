@@ -88,19 +88,3 @@ def test_a_deflated_stream_cut_short_is_refused():
     packed = zlib.compress(os.urandom(GRAIN // 2) * 2, 1)
     with pytest.raises(DiskError, match="corrupt"):
         inflate.inflate_grain(0, packed[:len(packed) // 2], GRAIN, GRAIN)
-
-
-@pytest.mark.usefixtures("lib")
-def test_a_stored_grain_as_views_of_the_stream():
-    """views=True: the data as views of the packed bytes (nothing copied), cut at the capacity like bytes."""
-    data = os.urandom(GRAIN)
-    packed = bytearray(stored(data))
-    _at, got = inflate.inflate_grain(0, packed, GRAIN, GRAIN, views=True)
-    assert isinstance(got, inflate.Pieces) and inflate.nbytes(got) == GRAIN and b"".join(got) == data
-    packed[10] ^= 0xFF                      # the views are of the stream itself
-    assert b"".join(got) != data
-    for n in (1000, 65535, 65535 + 1):      # inside the first stored block, at its end, the whole grain
-        _at, cut = inflate.inflate_grain(GRAIN, stored(data), GRAIN, GRAIN + n, views=True)
-        assert b"".join(cut) == data[:n] and inflate.nbytes(cut) == n
-    _at, deflated = inflate.inflate_grain(0, zlib.compress(data[:100] * 600, 1), GRAIN, GRAIN, views=True)
-    assert isinstance(deflated, bytes)      # an inflated grain is new bytes

@@ -3,7 +3,10 @@ data. Its ``/sbin/init`` mounts the root file system read-write, serves ``/var/v
 at boot) at ``http://ADDRESS/data.txt``, runs shell commands sent on its serial console (the command loop
 of :mod:`tests.replication.sourceguest`, so :class:`~tests.replication.sourceguest.Console` drives it),
 and its guest agent also answers ``guest-shutdown`` (sync, file system read-only, power off): libvirt's
-clean shutdown through the agent. Cached like the others, keyed by the service image and :data:`INIT`.
+clean shutdown through the agent, and ``vmferry-write-data`` (``{"execute": "vmferry-write-data",
+"arguments": {"data": "TEXT"}}``, TEXT of ``[A-Za-z0-9._-]``: written to ``/var/vmferry-data`` and synced),
+which writes data in a guest a recovery launched (its serial console is a log file, not a command loop).
+Cached like the others, keyed by the service image and :data:`INIT`.
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ if [ -n "$port" ]; then
           *guest-sync*) id=$(echo "$line" | sed -n 's/.*"id" *: *\([0-9]*\).*/\1/p'); echo "{\"return\": $id}" >&3 ;;
           *guest-ping*) echo '{"return": {}}' >&3 ;;
           *guest-shutdown*) echo "VMFERRY-SVC-SHUTDOWN" > /dev/ttyS0; busybox sync; mount -o remount,ro /; poweroff -f ;;
+          *vmferry-write-data*)
+            d=$(echo "$line" | sed -n 's/.*"data" *: *"\([A-Za-z0-9._-]*\)".*/\1/p')
+            if [ -n "$d" ] && echo "$d" > /var/vmferry-data && busybox sync; then echo '{"return": {}}' >&3
+            else echo '{"error": {"class": "GenericError", "desc": "vmferry test agent: not written"}}' >&3; fi ;;
           *) echo '{"error": {"class": "CommandNotFound", "desc": "vmferry test agent"}}' >&3 ;;
         esac
       done
@@ -59,6 +66,19 @@ def app_image() -> Path:
     base = serviceguest.service_image()
     key = hashlib.sha256((str(base) + INIT).encode()).hexdigest()[:16]
     return derived_image("recoveryapp", key, INIT, {}, base=base)
+
+
+def write_data(uri: str, domain: str, text: str) -> None:
+    """Write ``text`` to :data:`DATA` in the running guest ``domain`` through its guest agent (synced)."""
+    import json
+
+    from vmferry.tools import libvirt as lv
+
+    with lv.connect(uri) as conn:
+        answer = json.loads(conn.agent_command(domain, json.dumps(
+            {"execute": "vmferry-write-data", "arguments": {"data": text}}), timeout=30))
+    if "return" not in answer:
+        raise RuntimeError(f"{domain}: the guest did not write its data: {answer}")
 
 
 if __name__ == "__main__":

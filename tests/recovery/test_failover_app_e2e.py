@@ -22,121 +22,36 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import yaml
 from lxml import etree
 
 from tests.conftest import run_vmferry
 from tests.guest import libvirtd as _libvirtd
-from tests.locator.serving import spawn_locator
-from tests.plans.servers import HAProxy
 from tests.plans.test_apply import dig
-from tests.recovery import appguest
+from tests.recovery import appguest, appworld
+from tests.recovery.appworld import HOSTS, http, locators, set_surroundings
 from tests.replication import sourceguest as sg
-from vmferry.locator.client import LocatorClient
-from vmferry.locator.devservers import Named, free_port
-from vmferry.locator.model import Locator
-from vmferry.plans.dnsupdate import ensure_rrset
-from vmferry.plans.haproxy import RuntimeApi
 from vmferry.recovery import failover_record
 from vmferry.tools import libvirt as lv
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800), pytest.mark.xdist_group("hostnet")]
 REPO = Path(__file__).resolve().parents[2]
 ZONE = "shop.fo.test"
-SECRET = "fo13-locator-secret-0123456789"
 SRC, DR = "10.91.0", "10.92.0"
-HOSTS = {"db": 11, "app": 12, "web": 13}
-PROD = (f"<network><name>fo-dr-lan</name><bridge name='vmffo0' stp='off'/><dns enable='no'/>"
-        f"<ip address='{DR}.1' prefix='24'/></network>")
+PROD = appworld.bridge_network("fo-dr-lan", "vmffo0", DR)
 TIMEOUT = 240
 
 
-def source_xml(name: str, disk: Path, work: Path) -> str:
-    return f"""<domain type='qemu'>
-  <name>{name}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
-  <features><acpi/></features>
-  <devices>
-    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{disk}'/>
-      <target dev='vda' bus='virtio'/></disk>
-    <interface type='user'><mac address='52:54:00:91:00:{HOSTS[name.removeprefix("fo-")]:02x}'/>
-      <model type='virtio'/></interface>
-    <serial type='unix'><source mode='bind' path='{work / (name + ".sock")}'/><target port='0'/></serial>
-    <channel type='unix'><source mode='bind' path='{work / (name + ".agent")}'/>
-      <target type='virtio' name='org.qemu.guest_agent.0'/></channel>
-    <memballoon model='none'/>
-  </devices>
-</domain>"""
-
-
-def manifest(path: Path, src, net, named, haproxy, locator_url: str, ruleset: Path) -> Path:
-    comps = {c: {"source": {"domain": f"fo-{c}"}, "nics": [{"network": "lan", "address": f"{SRC}.{h}/24"}],
-                 "ports": [80]} for c, h in HOSTS.items()}
-    path.write_text(yaml.safe_dump({
-        "name": "shop", "zone": ZONE, "components": comps,
-        "dependencies": [{"from": "web", "to": "app", "port": 80}, {"from": "app", "to": "db", "port": 80}],
-        "dns": {"records": [{"name": "www", "type": "A", "pool": "web"}, {"name": "app", "type": "A", "component": "app"},
-                            {"name": "db", "type": "A", "component": "db"}]},
-        "load_balancer": {"pools": [{"name": "web", "port": 80, "members": ["web"],
-                                     "health_check": {"type": "http", "path": "/health"}}]},
-        "firewall": [{"name": "app-to-db", "from": "app", "to": "db", "port": 80}],
-        "sites": {
-            "dc1": {"platform": "libvirt", "libvirt": {"uri": src.uri, "storage": str(src.workdir / "dc1"),
-                                                       "networks": {"lan": "fo-dc1-lan"}},
-                    "networks": {"lan": {"subnet": f"{SRC}.0/24", "gateway": f"{SRC}.1"}}},
-            "dr": {"platform": "libvirt", "libvirt": {"uri": net.uri, "storage": str(net.workdir / "fo-dr"),
-                                                      "networks": {"lan": "fo-dr-lan"}},
-                   "networks": {"dr-lan": {"subnet": f"{DR}.0/24", "gateway": f"{DR}.1"}},
-                   "dns": {"server": f"127.0.0.1:{named.port}",
-                           "tsig": {"name": named.key_name, "algorithm": "hmac-sha256", "secret": named.secret}},
-                   "load_balancer": {"kind": "haproxy", "runtime": f"unix:{haproxy.socket}"},
-                   "locator": {"url": locator_url, "key_id": "dr-1", "secret": SECRET, "ttl": 30},
-                   "firewall": {"ruleset": str(ruleset), "table": "vmferry_shop"}}},
-        "moves": [{"from": "dc1", "to": "dr", "networks": {"lan": "dr-lan"},
-                   "readdress": [{"from": f"{SRC}.0/24", "to": f"{DR}.0/24"}]}]}, sort_keys=False))
-    return path
-
-
-def start_locator(workdir: Path):
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "sites.toml").write_text(f'[[site]]\nname = "dr"\nkey_id = "dr-1"\nsecret = "{SECRET}"\n'
-                                        'prefixes = ["10.91.0.0/16"]\n')
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = spawn_locator([sys.executable, "-m", "vmferry.cli.main", "locator", "serve", "--sites",
-                          str(workdir / "sites.toml"), "--http", f"127.0.0.1:{port}", "--db",
-                          str(workdir / "locator.db")], workdir, url)
-    return proc, url
-
-
-def set_surroundings(world, prefix: str) -> None:
-    """DNS, HAProxy and the locator as they are while the application runs at ``prefix`` (dc1: SRC)."""
-    for name, comp in (("www", "web"), ("app", "app"), ("db", "db")):
-        ensure_rrset(world["dns"], ZONE, f"{name}.{ZONE}", "A", [f"{prefix}.{HOSTS[comp]}"], 60)
-    RuntimeApi(f"unix:{world['haproxy'].socket}").ensure_member("web", "web", f"{prefix}.13", 80, check=False)
-    with LocatorClient(world["locator"], key_id="dr-1", secret=SECRET) as client:
-        for h in HOSTS.values():
-            client.register(f"{SRC}.{h}/32", [Locator(f"{prefix}.{h}")], ttl=30)
-
-
-def locators(world) -> dict[str, list[str]]:
-    with LocatorClient(world["locator"]) as client:
-        out = {}
-        for h in HOSTS.values():
-            res = client.resolve(f"{SRC}.{h}")
-            out[f"{SRC}.{h}"] = [loc.address for loc in res.mapping.locators] if res.mapping else []
-        return out
-
-
-def http(url: str, timeout: float = 5) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:   # noqa: S310 - test, our own guest
-        return resp.read().decode()
+def manifest(path: Path, src, net, srv: dict, ruleset: Path) -> Path:
+    return appworld.manifest(
+        path, app="shop", zone=ZONE, domains="fo-", src=SRC, dr=DR,
+        dc1_site={"libvirt": {"uri": src.uri, "storage": str(src.workdir / "dc1"), "networks": {"lan": "fo-dc1-lan"}}},
+        dr_site={"libvirt": {"uri": net.uri, "storage": str(net.workdir / "fo-dr"), "networks": {"lan": "fo-dr-lan"}},
+                 **appworld.site_surroundings(srv, "dr-1", ruleset, "vmferry_shop")})
 
 
 @contextmanager
@@ -144,10 +59,9 @@ def app_world(netlibvirtd, base: Path):
     """The application running at dc1 (a private session libvirtd started here, three booted guests),
     dr on ``netlibvirtd`` (a privileged private libvirtd: its production network), BIND, HAProxy and the locator
     on 127.0.0.1 set as for dc1, and the application protected dc1 -> dr; all stopped and removed after.
-    Also used by bench/recover.py."""
+    Also used by bench/recover.py (which sets this module's ``SRC``, ``DR`` and ``PROD`` to subnets of its own)."""
     image = appguest.app_image()
     src, src_proc = _libvirtd.start()
-    servers = []
     consoles = []
     state = base / "state"
     try:
@@ -163,44 +77,33 @@ def app_world(netlibvirtd, base: Path):
             conn.define_network(PROD)
         t_boot = time.monotonic()
         with lv.connect(src.uri) as conn:
-            for comp in HOSTS:
+            for comp, h in HOSTS.items():
                 disk = src.workdir / "dc1" / f"fo-{comp}.qcow2"
                 subprocess.run(["cp", "--sparse=always", str(image), str(disk)], check=True)
                 os.chmod(disk, 0o644)
                 src.own(disk)
-                conn.define(source_xml(f"fo-{comp}", disk, src.workdir))
+                conn.define(appworld.source_xml(f"fo-{comp}", disk, src.workdir,
+                                                appworld.user_nic(f"52:54:00:91:00:{h:02x}")))
                 conn.start(f"fo-{comp}")
         consoles = [sg.Console(src.workdir / f"fo-{c}.sock") for c in HOSTS]
-        named = Named(base / "named", zone=ZONE).start()
-        servers.append(named)
-        haproxy = HAProxy(base / "haproxy", {"web": f"{SRC}.13:80"}).start()
-        servers.append(haproxy)
-        loc_proc, loc_url = start_locator(base / "locator")
-        ruleset = base / "dr.nft"
-        path = manifest(base / "app.yaml", src, netlibvirtd, named, haproxy, loc_url, ruleset)
-        from vmferry.plans.model import SiteDns, Tsig
-
-        world = {"src": src, "src_proc": src_proc, "net": netlibvirtd, "named": named, "haproxy": haproxy,
-                 "locator": loc_url, "ruleset": ruleset, "manifest": path, "state": state,
-                 "env": {"VMFERRY_STATE": str(state)}, "db": consoles[0], "base": base,
-                 "dns": SiteDns("127.0.0.1", named.port, Tsig(named.key_name, named.secret, "hmac-sha256"))}
-        set_surroundings(world, SRC)
-        world["boot_seconds"] = time.monotonic() - t_boot
-        t0 = time.monotonic()
-        res = run_vmferry("protect", path, "--from", "dc1", "--to", "dr", "--domain-type", "qemu", "--json",
-                          env=world["env"], timeout=900)
-        if res.returncode != 0:
-            raise RuntimeError(f"vmferry protect failed: {res.stderr}")
-        world["protect_seconds"] = time.monotonic() - t0
-        yield world
+        with appworld.servers(base, zone=ZONE, src=SRC, keys=("dr-1",)) as srv:
+            ruleset = base / "dr.nft"
+            path = manifest(base / "app.yaml", src, netlibvirtd, srv, ruleset)
+            world = {**srv, "src": src, "src_proc": src_proc, "net": netlibvirtd, "ruleset": ruleset,
+                     "manifest": path, "state": state, "env": {"VMFERRY_STATE": str(state)}, "db": consoles[0],
+                     "base": base}
+            set_surroundings(world, SRC)
+            world["boot_seconds"] = time.monotonic() - t_boot
+            t0 = time.monotonic()
+            res = run_vmferry("protect", path, "--from", "dc1", "--to", "dr", "--domain-type", "qemu", "--json",
+                              env=world["env"], timeout=900)
+            if res.returncode != 0:
+                raise RuntimeError(f"vmferry protect failed: {res.stderr}")
+            world["protect_seconds"] = time.monotonic() - t0
+            yield world
     finally:
         for c in consoles:
             c.close()
-        if "loc_proc" in locals() and loc_proc.poll() is None:
-            loc_proc.terminate()
-            loc_proc.wait(timeout=15)
-        for s in servers:
-            s.close()
         with lv.connect(netlibvirtd.uri) as conn:
             for name in ("shop-db", "shop-app", "shop-web"):
                 if name in conn.names():

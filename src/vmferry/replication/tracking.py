@@ -4,7 +4,8 @@ A recovery point of a running domain is one libvirt *pull-mode backup* started t
 *checkpoint* (``virDomainBackupBegin`` with a ``<domainbackup mode='pull'>`` and a
 ``<domaincheckpoint>``): at that one moment QEMU starts a persistent dirty bitmap per disk (the
 checkpoint, kept in each qcow2 disk) and exports every disk's state *as of that moment* over NBD on a
-Unix socket, keeping the guest running (writes after the moment go through a scratch file). When the
+Unix socket, keeping the guest running (writes after the moment go through a scratch file, which vmferry
+creates beside the socket, owned like it, for libvirt to reuse: any daemon's QEMU can open it). When the
 previous point's checkpoint exists, the backup is *incremental*: each export also carries the bitmap of
 the blocks written since that checkpoint as the NBD metadata context
 ``qemu:dirty-bitmap:backup-<disk>``, and only those blocks are read. Without a previous checkpoint (the
@@ -109,7 +110,8 @@ def _backup_xml(disks: list[str], socket: Path, scratch: Path, since: str | None
     items = "".join(
         f"<disk name={quoteattr(d)} backup='yes' type='file' exportname={quoteattr(d)}"
         + (f" exportbitmap={quoteattr('backup-' + d)}" if since else "")
-        + f"><scratch file={quoteattr(str(scratch / (d + '.scratch')))}/></disk>" for d in disks)
+        + f"><driver type='qcow2'/><scratch file={quoteattr(str(scratch / (d + '.scratch')))}/></disk>"
+        for d in disks)
     return (f"<domainbackup mode='pull'>{inc}<server transport='unix' socket={quoteattr(str(socket))}/>"
             f"<disks>{items}</disks></domainbackup>")
 
@@ -195,8 +197,10 @@ def _begin_one(dom, req: CaptureRequest, workdir: Path) -> dict:
             reason = f"checkpoint {since} of domain {req.domain} is missing"
             since = None
         ck_xml = _checkpoint_xml(req.checkpoint, disks)
+        sizes = {d: int(dom.blockInfo(d, 0)[0]) for d in disks}
+        reuse = _make_scratch(capture, sizes)
         try:
-            dom.backupBegin(_backup_xml(disks, socket, capture, since), ck_xml, 0)
+            dom.backupBegin(_backup_xml(disks, socket, capture, since), ck_xml, reuse)
         except libvirt.libvirtError as exc:
             if not since:
                 raise ReplicationError(f"domain {req.domain}: backup could not start: {message(exc)}") from exc
@@ -205,10 +209,10 @@ def _begin_one(dom, req: CaptureRequest, workdir: Path) -> dict:
             try:
                 if req.checkpoint in _checkpoints(dom):
                     dom.checkpointLookupByName(req.checkpoint).delete(0)
-                dom.backupBegin(_backup_xml(disks, socket, capture, None), ck_xml, 0)
+                _make_scratch(capture, sizes)          # fresh scratch files for the full backup
+                dom.backupBegin(_backup_xml(disks, socket, capture, None), ck_xml, reuse)
             except libvirt.libvirtError as exc2:
                 raise ReplicationError(f"domain {req.domain}: backup could not start: {message(exc2)}") from exc2
-        sizes = {d: int(dom.blockInfo(d, 0)[0]) for d in disks}
         state = {"uri": req.uri, "domain": req.domain, "checkpoint": req.checkpoint, "since": since,
                  "socket": str(socket), "capture_dir": str(capture), "disks": sizes, "resync_reason": reason}
         tmp = capture / "state.json.tmp"
@@ -218,6 +222,23 @@ def _begin_one(dom, req: CaptureRequest, workdir: Path) -> dict:
         _undo(dom, {"socket": str(socket), "checkpoint": req.checkpoint, "capture_dir": str(capture)})
         raise
     return state
+
+
+def _make_scratch(capture: Path, sizes: dict[str, int]) -> int:
+    """Create each disk's scratch file (an empty qcow2 of the disk's size, owned like the capture
+    directory) for the backup job to reuse; the flag that tells libvirt so. libvirt creating the scratch
+    itself leaves it to its security drivers to let QEMU open it: a daemon without dynamic ownership
+    (or with root-squashed storage) creates a file its QEMU user cannot open."""
+    from vmferry.disks.qcow2_write import create_image
+
+    owner = capture.stat()
+    for disk, size in sizes.items():
+        path = capture / f"{disk}.scratch"
+        path.unlink(missing_ok=True)
+        create_image(path, size)              # in process: what qemu-img create -f qcow2 makes
+        if os.geteuid() == 0:
+            os.chown(path, owner.st_uid, owner.st_gid)
+    return binding().VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL
 
 
 def begin_captures(requests: list[CaptureRequest], workdir: str | os.PathLike, *,
