@@ -85,9 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     only = argv[0] if argv and argv[0] in COMMANDS else None
     debug = os.environ.get("VMFERRY_DEBUG") == "1"
     code = _main(argv, only, debug)
-    if as_program and "temporalio" in sys.modules:
+    quick = only is not None and getattr(sys.modules.get(COMMANDS[only][0]), "END_WITHOUT_FINALIZING", False)
+    if as_program and ("temporalio" in sys.modules or quick):
         # The Temporal SDK's Rust threads can abort the interpreter while it finalizes
-        # (temporalio/sdk-python#300): a command that used it ends without finalizing.
+        # (temporalio/sdk-python#300): a command that used it ends without finalizing. So does a command
+        # whose module says its work is on disk when it returns (END_WITHOUT_FINALIZING: tearing down
+        # libvirt, libnbd and lxml takes longer than a short sync's copy).
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

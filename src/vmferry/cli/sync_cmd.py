@@ -8,6 +8,10 @@ import sys
 
 from vmferry.cli.common import emit_json, human_bytes
 
+# a sync has written everything before it returns (no Python buffer holds any of it; what must last is
+# fsync'd): cli/main ends the process without finalizing the interpreter
+END_WITHOUT_FINALIZING = True
+
 
 def add_arguments(p) -> None:
     p.add_argument("app", metavar="APP", help="the application's name")
