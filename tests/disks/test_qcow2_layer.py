@@ -196,3 +196,38 @@ def test_the_writer_takes_only_whole_clusters_of_plain_layers(tmp_path):
     lazy_writer = LayerWriter.open(lazy)                     # lazy refcounts: a compatible bit only
     assert lazy_writer is not None
     lazy_writer.close()
+
+
+def test_a_layer_digest_from_known_cluster_hashes_is_the_one_read_from_the_file(tmp_path):
+    import hashlib
+
+    from vmferry.disks.qcow2_map import data_clusters
+    from vmferry.replication import imageio
+
+    layer = tmp_path / "l.qcow2"
+    size = 64 * MIB + 512
+    create_image(layer, size)
+    blocks = {}
+    with LayerWriter.open(layer) as writer:
+        for n, guest in enumerate(random.Random(5).sample(range(size // 65536), 40)):
+            data = bytes([n + 1]) * 65536
+            writer.pwrite(guest * 65536, data)
+            blocks[guest] = hashlib.sha256(data).digest()
+        writer.zero(0, 65536)
+        writer.flush()
+    read = imageio.layer_digest(layer)
+    assert read.startswith(imageio.LAYER_DIGEST)
+    cluster, hosts = data_clusters(layer)
+    assert cluster == 65536 and sorted(hosts.values()) == sorted(blocks)
+    asked = []
+
+    def known(index):
+        asked.append(index)
+        return blocks.get(hosts.get(index))
+
+    assert imageio.layer_digest(layer, known) == read
+    assert imageio.digest_matches(layer, read) and imageio.digest_matches(layer, imageio.file_digest(layer))
+    with open(layer, "r+b") as fh:          # one byte of one data cluster changed
+        fh.seek(min(hosts) * 65536 + 7)
+        fh.write(b"\xee")
+    assert not imageio.digest_matches(layer, read)

@@ -23,6 +23,8 @@ from vmferry.disks.qcow2_header import (
 )
 
 COPIED = 1 << 63          # L1/L2 flag: reference count exactly one (says nothing about allocation)
+COMPRESSED = 1 << 62      # L2 flag: a compressed cluster (its descriptor is not a plain offset)
+ZERO_FLAG = 1             # v3 L2 flag: the cluster reads as zeros whatever its offset holds
 READABLE_INCOMPAT = INCOMPAT_DIRTY | INCOMPAT_COMPRESSION
 
 
@@ -30,10 +32,36 @@ def held_ranges(path: str | os.PathLike) -> list[tuple[int, int]] | None:
     """(guest offset, length) runs, in order, of the clusters the qcow2 file at ``path`` holds itself;
     None when its layout is not the plain one this reads (see the module's description)."""
     with open(path, "rb") as fh:
-        return _held(fh.fileno(), os.fstat(fh.fileno()).st_size)
+        table = _table(fh.fileno(), os.fstat(fh.fileno()).st_size)
+    if table is None:
+        return None
+    cluster, size, entries = table
+    runs: list[tuple[int, int]] = []
+    for guest, _entry in entries:
+        start = guest * cluster
+        length = min(cluster, size - start)
+        if runs and runs[-1][0] + runs[-1][1] == start:
+            runs[-1] = (runs[-1][0], runs[-1][1] + length)
+        else:
+            runs.append((start, length))
+    return runs
 
 
-def _held(fd: int, file_size: int) -> list[tuple[int, int]] | None:
+def data_clusters(path: str | os.PathLike) -> tuple[int, dict[int, int]] | None:
+    """(cluster size, {host cluster index: guest cluster index}) of the clusters whose bytes the file
+    holds as they are (data clusters: neither compressed nor marked as reading zeros); None when its
+    layout is not the plain one this reads."""
+    with open(path, "rb") as fh:
+        table = _table(fh.fileno(), os.fstat(fh.fileno()).st_size)
+    if table is None:
+        return None
+    cluster, _size, entries = table
+    return cluster, {(e & OFFSET_MASK) // cluster: guest for guest, e in entries
+                     if e & OFFSET_MASK and not e & (COMPRESSED | ZERO_FLAG)}
+
+
+def _table(fd: int, file_size: int) -> tuple[int, int, list[tuple[int, int]]] | None:
+    """(cluster size, virtual size, [(guest cluster, L2 entry)] of the clusters the file holds, in order)."""
     head = os.pread(fd, HEADER_V2.size + HEADER_V3.size, 0)
     if len(head) < HEADER_V2.size:
         return None
@@ -56,7 +84,7 @@ def _held(fd: int, file_size: int) -> list[tuple[int, int]] | None:
     raw = os.pread(fd, l1_size * 8, l1_offset) if l1_size else b""
     if len(raw) != l1_size * 8:
         return None
-    runs: list[tuple[int, int]] = []
+    held: list[tuple[int, int]] = []
     for index, entry in enumerate(struct.unpack(f">{l1_size}Q", raw)):
         l2_offset = entry & OFFSET_MASK
         first = index * per_l2
@@ -69,11 +97,5 @@ def _held(fd: int, file_size: int) -> list[tuple[int, int]] | None:
             return None
         count = min(per_l2, clusters - first)
         entries = struct.unpack_from(f">{count}Q", table)
-        for i in [i for i, l2 in enumerate(entries) if l2 & ~COPIED]:   # the others read from the backing file
-            start = (first + i) * cluster
-            length = min(cluster, size - start)
-            if runs and runs[-1][0] + runs[-1][1] == start:
-                runs[-1] = (runs[-1][0], runs[-1][1] + length)
-            else:
-                runs.append((start, length))
-    return runs
+        held += [(first + i, l2) for i, l2 in enumerate(entries) if l2 & ~COPIED]   # others: the backing's
+    return cluster, size, held

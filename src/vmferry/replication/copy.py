@@ -111,7 +111,7 @@ def copy_extents(source: ChangeSource, target: nbd.Export | LayerWriter, *, exte
             raise ReplicationError(f"short read from the source: {len(data)} of {piece.length} bytes "
                                    f"at {piece.offset}")
         hashes = digests.hash(piece, data) if digests is not None else None
-        if data == zero_buf[:piece.length]:
+        if zero_buf.startswith(data):   # all zeros (a memcmp, no slice of zero_buf copied)
             target.zero(piece.offset, piece.length)
             return True, hashes
         target.pwrite(piece.offset, data)

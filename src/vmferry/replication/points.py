@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from vmferry.disks.qcow2_map import held_ranges
+from vmferry.disks.qcow2_map import data_clusters, held_ranges
 from vmferry.disks.qcow2_write import create_image
 from vmferry.errors import ReplicationError, VmferryError
 from vmferry.replication import blocklog, copy, imageio, synclease
@@ -319,10 +319,13 @@ def seal_point(draft: PointDraft, *, store: Store | None = None) -> RecoveryPoin
         # threads while the block maps are put together here (hashing and libvirt calls release the GIL)
         with ThreadPoolExecutor(max_workers=len(draft.disks) + 1, thread_name_prefix="vmferry-seal") as pool:
             stopping = pool.submit(_stop_jobs, draft)
-            file_digests = {ref.key: pool.submit(imageio.file_digest, draft_layer(draft, ref)) for ref in draft.disks}
+            logs = {ref.key: blocklog.read_log(_log_path(draft, ref), ref.size, imageio.BLOCK_SIZE)
+                    for ref in draft.disks}
+            file_digests = {ref.key: pool.submit(_layer_digest, draft_layer(draft, ref), logs[ref.key], ref.size)
+                            for ref in draft.disks}
             for ref in draft.disks:
                 layer = draft_layer(draft, ref)
-                hashes = _point_map(group, draft, ref)
+                hashes = _point_map(group, draft, ref, logged=logs[ref.key])
                 _write_map(os.path.join(draft.draft_dir, f"{ref.key}.map"), hashes)
                 with contextlib.suppress(FileNotFoundError):   # the map holds it now (a re-seal re-reads)
                     os.unlink(_log_path(draft, ref))
@@ -397,14 +400,36 @@ def forget_copy_digests(draft: PointDraft, ref: DiskRef) -> None:
         os.unlink(_log_path(draft, ref))
 
 
-def _point_map(group: ProtectionGroup, draft: PointDraft, ref: DiskRef) -> bytes:
+def _layer_digest(layer: str, logged: dict[int, bytes] | None, size: int) -> str:
+    """The digest of the layer file (:func:`imageio.layer_digest`): a data cluster holding a whole guest
+    block the copy logged is not read again, its SHA-256 is the one the copy took of those very bytes
+    (:mod:`vmferry.replication.blocklog`); the header, the tables and anything else are read."""
+    bs = imageio.BLOCK_SIZE
+    mapping = data_clusters(layer) if logged else None
+    if mapping is None or mapping[0] != bs or imageio.LAYER_PIECE != bs:
+        return imageio.layer_digest(layer)
+    hosts = mapping[1]
+    whole = os.path.getsize(layer) // bs    # pieces of the file that are whole clusters
+
+    def known(index: int) -> bytes | None:
+        guest = hosts.get(index)
+        if guest is None or index >= whole or (guest + 1) * bs > size:
+            return None
+        return logged.get(guest)
+
+    return imageio.layer_digest(layer, known)
+
+
+def _point_map(group: ProtectionGroup, draft: PointDraft, ref: DiskRef, *,
+               logged: dict[int, bytes] | None | bool = True) -> bytes:
     """The block hashes of the disk in the draft: the parent's map (a first point: an all-zero disk's)
     with the hashes ``sync_disk`` took of the bytes it copied (:mod:`vmferry.replication.blocklog`); a
     block the layer holds that the log does not name is re-read through the chain and hashed. Without
     a log, every block the layer holds is re-read (a first point: the whole disk). The map as the
     ``.map`` file holds it: the 32-byte hashes one after the other."""
     bs = imageio.BLOCK_SIZE
-    logged = blocklog.read_log(_log_path(draft, ref), ref.size, bs)
+    if logged is True:   # not read by the caller
+        logged = blocklog.read_log(_log_path(draft, ref), ref.size, bs)
     if logged is None:
         return _reread_map(group, draft, ref)
     if draft.parent is None:
@@ -519,7 +544,7 @@ def verify_point(group: ProtectionGroup, point_id: str, *, deep: bool = True) ->
         if not os.path.exists(layer):
             problems.append(f"{disk.ref.key}: layer {layer} is missing")
             continue
-        if imageio.file_digest(layer) != disk.file_digest:
+        if not imageio.digest_matches(layer, disk.file_digest):
             problems.append(f"{disk.ref.key}: layer file digest differs from the one recorded at sealing")
         if deep:
             try:
