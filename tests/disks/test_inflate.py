@@ -88,3 +88,36 @@ def test_a_deflated_stream_cut_short_is_refused():
     packed = zlib.compress(os.urandom(GRAIN // 2) * 2, 1)
     with pytest.raises(DiskError, match="corrupt"):
         inflate.inflate_grain(0, packed[:len(packed) // 2], GRAIN, GRAIN)
+
+
+@pytest.mark.usefixtures("lib")
+def test_a_stored_grain_as_views_of_the_stream():
+    """views=True: the data as views of the packed bytes (nothing copied), cut at the capacity like bytes."""
+    data = os.urandom(GRAIN)
+    packed = bytearray(stored(data))
+    _at, got = inflate.inflate_grain(0, packed, GRAIN, GRAIN, views=True)
+    assert isinstance(got, inflate.Pieces) and inflate.nbytes(got) == GRAIN and b"".join(got) == data
+    packed[10] ^= 0xFF                      # the views are of the stream itself
+    assert b"".join(got) != data
+    for n in (1000, 65535, 65535 + 1):      # inside the first stored block, at its end, the whole grain
+        _at, cut = inflate.inflate_grain(GRAIN, stored(data), GRAIN, GRAIN + n, views=True)
+        assert b"".join(cut) == data[:n] and inflate.nbytes(cut) == n
+    _at, deflated = inflate.inflate_grain(0, zlib.compress(data[:100] * 600, 1), GRAIN, GRAIN, views=True)
+    assert isinstance(deflated, bytes)      # an inflated grain is new bytes
+
+
+def test_zero_runs_of_stored_grains_are_not_written():
+    """data_runs on Pieces: a 128 KiB stored grain (two runs) whose second run is zeros gives only the first;
+    a grain of zeros gives nothing; bytes and Pieces of the same data give the same runs."""
+    from vmferry.disks.vhd_write import data_runs
+
+    data = os.urandom(GRAIN) + bytes(GRAIN)
+    _at, pieces = inflate.inflate_grain(0, stored(data), 2 * GRAIN, 4 * GRAIN, views=True)
+    runs = data_runs(1 << 20, pieces)
+    assert b"".join(v for _o, v in runs) == data[:GRAIN]
+    assert [o for o, _v in runs][0] == 1 << 20 and sum(len(v) for _o, v in runs) == GRAIN
+    assert [(o, bytes(v)) for o, v in data_runs(1 << 20, data)] == [(1 << 20, data[:GRAIN])]
+    _at, zeros = inflate.inflate_grain(0, stored(bytes(GRAIN)), GRAIN, GRAIN, views=True)
+    assert data_runs(0, zeros) == [] and data_runs(0, bytes(GRAIN)) == []
+    tail = bytes(GRAIN - 1) + b"\1"                 # zeros but the last byte: data
+    assert len(data_runs(0, tail)) == 1

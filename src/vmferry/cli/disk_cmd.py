@@ -128,7 +128,10 @@ def run(args) -> int:
 def _target_align(target: str | None, fmt: str) -> int:
     """The size alignment a target's row asks of fixed VHD and raw images (Azure: whole MiB); a sector."""
     from vmferry.disks.convert import PLAIN_WRITERS
+
+    if not target or fmt not in PLAIN_WRITERS:
+        return 512
     from vmferry.tables.targets import TARGETS
 
-    spec = getattr(TARGETS.get(target or ""), "cloud", None)
+    spec = getattr(TARGETS.get(target), "cloud", None)
     return max(spec.size_align, 512) if spec is not None and fmt in PLAIN_WRITERS else 512

@@ -29,10 +29,21 @@ _lib = _fast or zlib
 _errors = (zlib.error,) + ((_fast.error,) if _fast is not None else ())
 
 
-def _stored_blocks(packed, limit: int, out: memoryview | None = None) -> bytes | memoryview | None:
-    """The data of a zlib stream made only of stored blocks (copied into ``out`` when it fits, else
-    joined into new bytes); None when it has another kind of block (then an inflater reads it). Raises
-    when the stream is damaged or holds more than ``limit`` bytes."""
+class Pieces(tuple):
+    """A stored grain's bytes as the consecutive views of its stored blocks, where they lie (a member's
+    mapping): nothing copied; :func:`nbytes` is their length, :func:`vmferry.disks.vhd_write.data_runs`
+    and the writers take them as they take bytes."""
+
+
+def nbytes(data) -> int:
+    """The length of a grain's ``data`` (bytes, a view or :class:`Pieces`)."""
+    return sum(len(p) for p in data) if isinstance(data, Pieces) else len(data)
+
+
+def _stored_blocks(packed, limit: int, views: bool = False) -> bytes | Pieces | None:
+    """The data of a zlib stream made only of stored blocks (joined into new bytes, or as :class:`Pieces`
+    with ``views``); None when it has another kind of block (then an inflater reads it). Raises when the
+    stream is damaged or holds more than ``limit`` bytes."""
     n = len(packed)
     if n < 2 + 5 + 4:
         return None
@@ -56,33 +67,42 @@ def _stored_blocks(packed, limit: int, out: memoryview | None = None) -> bytes |
         total += length
         if total > limit:
             raise OverflowError
-        pieces.append(packed[pos:pos + length])
+        if length:
+            pieces.append(memoryview(packed)[pos:pos + length])
         pos += length
         if head & 1:        # BFINAL
             break
     if pos + 4 > n:
         raise zlib.error("the stream ends before its Adler-32")
-    if out is not None and total <= len(out):
-        at = 0
-        for piece in pieces:
-            out[at:at + len(piece)] = piece
-            at += len(piece)
-        data = out[:total]
-    else:
-        data = b"".join(pieces)
-    if _lib.adler32(data) != int.from_bytes(packed[pos:pos + 4], "big"):
+    check = 1
+    for piece in pieces:
+        check = _lib.adler32(piece, check)
+    if check != int.from_bytes(packed[pos:pos + 4], "big"):
         raise zlib.error("incorrect data check")
-    return data
+    return Pieces(pieces) if views else b"".join(pieces)
+
+
+def _cut(data, n: int):
+    """The first ``n`` bytes of ``data`` (bytes or :class:`Pieces`)."""
+    if not isinstance(data, Pieces):
+        return data[:n]
+    out, left = [], n
+    for piece in data:
+        if left <= 0:
+            break
+        out.append(piece[:left])
+        left -= len(piece)
+    return Pieces(out)
 
 
 def inflate_grain(offset: int, packed, grain: int, capacity: int,
-                  out: memoryview | None = None) -> tuple[int, bytes | memoryview]:
+                  views: bool = False) -> tuple[int, bytes | Pieces]:
     """The guest bytes of the compressed grain ``packed`` at guest byte ``offset``: at most ``grain`` bytes,
-    cut at the disk's ``capacity``. (offset, data). ``out``: a buffer of the caller's that a stored grain's
-    data is copied into (the data returned is then a view of it, valid until the caller reuses it): a
-    writer that reuses its buffers allocates no memory per grain."""
+    cut at the disk's ``capacity``. (offset, data). ``views``: a stored grain's data is returned as
+    :class:`Pieces` of ``packed`` (valid as long as ``packed`` is), not copied — for a writer that writes
+    them before it lets ``packed`` go."""
     try:
-        data = _stored_blocks(packed, grain, out)
+        data = _stored_blocks(packed, grain, views)
         if data is None:
             d = _lib.decompressobj()
             data = d.decompress(packed, grain)
@@ -94,4 +114,4 @@ def inflate_grain(offset: int, packed, grain: int, capacity: int,
         raise DiskError(f"the grain at byte {offset} inflates to more than a grain") from None
     except _errors as exc:
         raise DiskError(f"the grain at byte {offset} is corrupt: {exc}") from exc
-    return offset, data[:max(0, capacity - offset)]
+    return offset, _cut(data, max(0, capacity - offset))

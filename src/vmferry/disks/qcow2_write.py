@@ -26,7 +26,6 @@ REFCOUNT_ORDER = 4                       # 16-bit reference counts
 REFS_PER_BLOCK = CLUSTER * 8 // (1 << REFCOUNT_ORDER)
 COPIED = 1 << 63                         # L1/L2 entries of clusters with a reference count of exactly one
 HEADER = struct.Struct(">4sIQIIQIIQQIIQQQQII")   # version 3 header, 104 bytes
-ZERO = bytes(CLUSTER)
 
 
 def _clusters(n: int) -> int:
@@ -52,23 +51,26 @@ class Qcow2Writer:
     def put_many(self, grains: list[tuple[int, bytes | memoryview]]) -> int:
         """:meth:`put` for a run of clusters: those holding data get consecutive host clusters (one
         taking of the lock) and are written together (:func:`~vmferry.disks.vhd_write.write_gathered`)."""
-        from vmferry.disks.vhd_write import write_gathered
+        from vmferry.disks.inflate import nbytes
+        from vmferry.disks.vhd_write import data_runs, write_gathered
 
         keep = []
         for guest, data in grains:
-            if guest % CLUSTER or len(data) > CLUSTER or guest + len(data) > self.size:
-                raise DiskError(f"{len(data)} bytes at {guest} are not one cluster of the disk")
-            if data != ZERO[:len(data)]:
-                keep.append((guest, data))
+            n = nbytes(data)
+            if guest % CLUSTER or n > CLUSTER or guest + n > self.size:
+                raise DiskError(f"{n} bytes at {guest} are not one cluster of the disk")
+            runs = data_runs(0, data)      # one run at most: a cluster is 64 KiB
+            if runs:
+                keep.append((guest, runs))
         if not keep:
             return 0
         with self.lock:
             first = self.next
             self.next += len(keep)
-            for i, (guest, _data) in enumerate(keep):
+            for i, (guest, _runs) in enumerate(keep):
                 self.map[guest // CLUSTER] = first + i
-        return write_gathered(self.fd, [((first + i) * CLUSTER, memoryview(data))
-                                        for i, (_guest, data) in enumerate(keep)])
+        return write_gathered(self.fd, [((first + i) * CLUSTER + at, view)
+                                        for i, (_guest, runs) in enumerate(keep) for at, view in runs])
 
     def finish(self, backing: str | None = None, backing_format: str = "qcow2") -> int:
         """Write the tables and the header; the file's size. ``backing`` (a file name, relative to the

@@ -128,9 +128,9 @@ def iter_grains(stream: ByteStream, header: StreamHeader) -> Iterator[tuple[int,
         raise DiskError(f"unknown VMDK marker type {kind}")
 
 
-def _inflate(offset: int, packed: bytes, grain: int, capacity: int, out=None) -> tuple[int, bytes]:
+def _inflate(offset: int, packed: bytes, grain: int, capacity: int, views: bool = False) -> tuple[int, bytes]:
     """(offset, guest bytes) of one compressed grain (:func:`vmferry.disks.inflate.inflate_grain`)."""
-    return inflate_grain(offset, packed, grain, capacity, out)
+    return inflate_grain(offset, packed, grain, capacity, views)
 
 
 def stream_import(blocks: Iterable[bytes], out: str, fmt: formats.DiskFormat | str, *, force: bool = False,

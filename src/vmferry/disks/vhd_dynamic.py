@@ -85,11 +85,12 @@ class DynamicVhdWriter:
         """:meth:`put` for a run of grains: their non-zero 64 KiB runs written, adjacent ones together
         (:func:`~vmferry.disks.vhd_write.write_gathered`), the blocks they fall in allocated first (one
         taking of the lock)."""
+        from vmferry.disks.inflate import nbytes
         from vmferry.disks.vhd_write import data_runs, write_gathered
 
         runs = []
         for guest, data in grains:
-            n = len(data)
+            n = nbytes(data)
             if guest % SECTOR or guest < 0 or guest + n > self.size or guest // BLOCK != (guest + n - 1) // BLOCK:
                 raise DiskError(f"{n} bytes at {guest} are not inside one block of the disk")
             runs += data_runs(guest, data)
