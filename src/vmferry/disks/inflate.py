@@ -16,9 +16,12 @@ more than a grain is refused with :class:`~vmferry.errors.DiskError` either way.
 
 from __future__ import annotations
 
+import struct
 import zlib
 
 from vmferry.errors import DiskError
+
+_BLOCK = struct.Struct("<BHH")     # a stored block's header byte, LEN, NLEN
 
 try:   # pragma: no cover - which one depends on the installation
     from isal import isal_zlib as _fast
@@ -52,14 +55,14 @@ def _stored_blocks(packed, limit: int, views: bool = False) -> bytes | Pieces | 
         return None     # not a plain deflate stream: the inflater says what is wrong
     pieces = []
     total, pos = 0, 2
+    view = memoryview(packed)
     while True:
         if pos + 5 > n:
             raise zlib.error("the stream ends inside a block header")
-        head = packed[pos]
+        head, length, nlen = _BLOCK.unpack_from(packed, pos)
         if head & 0x06:     # BTYPE is not 00 (stored): a Huffman-coded block
             return None
-        length = packed[pos + 1] | packed[pos + 2] << 8
-        if length ^ (packed[pos + 3] | packed[pos + 4] << 8) != 0xFFFF:
+        if length ^ nlen != 0xFFFF:
             raise zlib.error("invalid stored block lengths")
         pos += 5
         if pos + length > n:
@@ -68,7 +71,7 @@ def _stored_blocks(packed, limit: int, views: bool = False) -> bytes | Pieces | 
         if total > limit:
             raise OverflowError
         if length:
-            pieces.append(memoryview(packed)[pos:pos + length])
+            pieces.append(view[pos:pos + length])
         pos += length
         if head & 1:        # BFINAL
             break

@@ -281,7 +281,7 @@ def member_grains(path: str, offset: int, size: int, put: Callable[[list[tuple[i
             grains: list[tuple[int, memoryview]] = []
             reached = 0
             while True:
-                marker = reader.get(pos, SECTOR)
+                marker = reader.get(pos, 16)
                 value, length = struct.unpack_from("<QI", marker)
                 if length:
                     if length > limit:
@@ -304,6 +304,7 @@ def member_grains(path: str, offset: int, size: int, put: Callable[[list[tuple[i
                     yield group(grains, 0)
                     grains = []
                 kind, = struct.unpack_from("<I", marker, 12)
+                reader.get(pos, SECTOR)   # a metadata marker is a whole sector (raises when the member ends in it)
                 if kind == 0:
                     break
                 if kind not in (1, 2, 3) or value > 1 << 24:
