@@ -24,8 +24,9 @@ TSIG), HAProxy (runtime API), the locator service, an nftables ruleset checked w
 measured in the same run. Waiting for a guest is, as seen by this script's own watchers (every 50 ms,
 outside vmferry): per boot group, from the group's launch (its last VM started) to its last guest
 printing SERVING on its console (its services are up: nothing vmferry could do would prove it sooner);
-for a planned failover also the source guests' shutdown, from vmferry's request to the last source
-domain being off. Everything else in the RTO is vmferry's own: step and process overhead, libvirt
+for a planned failover also the source guests' shutdown, from vmferry's first request to the last source
+domain being off (a request a guest's agent missed — its port closed — is asked again through the agent
+every second: that wait, at most ~1 s, is counted as the guest's). Everything else in the RTO is vmferry's own: step and process overhead, libvirt
 definitions, overlays, OVF environment ISOs, networks, the final sync's copy, the proof loop's lag after
 a guest served, the surroundings (apply and read back against BIND/HAProxy/locator/nft), the
 application checks, record writes. Goal: under 10% of the RTO.
