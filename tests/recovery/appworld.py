@@ -152,6 +152,13 @@ def locators(world: dict) -> dict[str, list[str]]:
         return out
 
 
+def registered_by(world: dict) -> set[str]:
+    """The sites (locator keys' names) whose registrations the components' EIDs resolve through now."""
+    eids = world["src_prefix"]
+    with LocatorClient(world["locator"]) as client:
+        return {m.site for h in HOSTS.values() if (m := client.resolve(f"{eids}.{h}").mapping) is not None}
+
+
 def http(url: str, timeout: float = 5) -> str:
     with urllib.request.urlopen(url, timeout=timeout) as resp:   # noqa: S310 - test, our own guest
         return resp.read().decode()

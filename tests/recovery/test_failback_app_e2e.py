@@ -77,7 +77,7 @@ def world(netlibvirtd, tmp_path_factory):
                 conn.define(appworld.source_xml(name, disk, net.workdir,
                                                 appworld.network_nic("fb-dc1-lan", f"52:54:00:93:00:{h:02x}")))
                 conn.start(name)
-        srv = stack.enter_context(appworld.servers(base, zone=ZONE, src=SRC, keys=("dr-1", "dc1-1")))
+        srv = stack.enter_context(appworld.servers(base, zone=ZONE, src=SRC, keys=("dc1-1", "dr-1")))
         rulesets = {site: base / f"{site}.nft" for site in ("dc1", "dr")}
         path = appworld.manifest(
             base / "app.yaml", app=APP, zone=ZONE, domains="fb-", src=SRC, dr=DR,
@@ -88,6 +88,7 @@ def world(netlibvirtd, tmp_path_factory):
         world = {**srv, "uri": net.uri, "rulesets": rulesets, "state": state, "env": {"VMFERRY_STATE": str(state)},
                  "figures": {}}
         appworld.set_surroundings(world, SRC)
+        assert appworld.registered_by(world) == {"dc1"}
         world["figures"]["boot"] = time.monotonic() - t_boot
         t0 = time.monotonic()
         res = run_vmferry("protect", path, "--from", "dc1", "--to", "dr", "--domain-type", "qemu", "--json",
@@ -115,6 +116,7 @@ def test_failover_to_dr_then_reprotect_moves_back_only_what_dr_wrote(world):
     assert dig(world["named"], f"www.{ZONE}") == [f"{DR}.13"]                  # the surroundings went to dr
     assert world["haproxy"].state() == {"web": f"{DR}.13:80"}
     assert locators(world) == {f"{SRC}.{h}": [f"{DR}.{h}"] for h in HOSTS.values()}
+    assert appworld.registered_by(world) == {"dr"}                              # with dr's locator key
 
     appguest.write_data(world["uri"], f"{APP}-db", f"at-dr-{uuid.uuid4().hex[:8]}")   # moved back by the reprotect
     rp = _recover(world, "--reprotect")
@@ -149,6 +151,7 @@ def test_failback_returns_the_application_and_its_surroundings_to_dc1(world):
     assert dig(named, f"app.{ZONE}") == [f"{SRC}.12"] and dig(named, f"db.{ZONE}") == [f"{SRC}.11"]
     assert world["haproxy"].state() == {"web": f"{SRC}.13:80"}
     assert locators(world) == {f"{SRC}.{h}": [f"{SRC}.{h}"] for h in HOSTS.values()}
+    assert appworld.registered_by(world) == {"dc1"}         # registered with dc1's key: dc1's site section applied
     ruleset = world["rulesets"]["dc1"]
     text = ruleset.read_text()
     assert f"ip saddr {SRC}.12 ip daddr {SRC}.11 tcp dport 80 accept" in text and DR not in text
