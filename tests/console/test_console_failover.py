@@ -6,6 +6,7 @@ console made."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 from tests.console.records import record
@@ -31,7 +32,12 @@ def test_a_confirmed_failover_starts_the_failover_workflow(tmp_path):
         res = client.post("/apps/shop/failover", data={"confirm_name": "shop", "mode": "disaster"}, headers=bearer,
                           follow_redirects=False)
         assert res.status_code == 303 and res.headers["location"] == "/runs/vmferry-failover-shop"
-        assert "vmferry-failover-shop" in client.get("/runs", headers=bearer).text
+        # Temporal's list of runs (its visibility store) follows a start a moment later: the page as an
+        # operator reloading it sees it, within seconds
+        deadline = time.monotonic() + 20
+        while "vmferry-failover-shop" not in (page := client.get("/runs", headers=bearer).text):
+            assert time.monotonic() < deadline, page[-500:]
+            time.sleep(0.2)
 
         async def started():
             temporal = await Client.connect(server.address)
