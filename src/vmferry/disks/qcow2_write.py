@@ -165,17 +165,7 @@ def write_qcow2_from_member(path: str, offset: int, size: int, fd: int, *, worke
     """The streamOptimized VMDK (64 KiB grains) at ``[offset, offset+size)`` of ``path`` as a qcow2
     image in the empty file ``fd`` (see :func:`vmferry.disks.vhd_write.member_grains`: read once,
     ``feed`` gets every byte). (virtual size, guest bytes written)."""
-    from vmferry.disks.vhd_write import member_grains
+    from vmferry.disks.vhd_write import write_member_with
 
-    box: dict[str, Qcow2Writer] = {}
-
-    def start(capacity: int) -> None:
-        box["w"] = Qcow2Writer(fd, capacity)
-
-    def put(grains: list[tuple[int, bytes]]) -> int:
-        return box["w"].put_many(grains)
-
-    capacity, populated = member_grains(path, offset, size, put, workers=workers, progress=progress, feed=feed,
-                                        check=start, name=name)
-    box["w"].finish()
-    return capacity, populated
+    return write_member_with(Qcow2Writer, path, offset, size, fd, workers=workers, progress=progress, feed=feed,
+                             name=name)

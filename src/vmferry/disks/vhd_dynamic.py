@@ -135,17 +135,7 @@ def write_vhd_from_member(path: str, offset: int, size: int, fd: int, *, workers
     """The streamOptimized VMDK at ``[offset, offset+size)`` of ``path`` as a dynamic VHD in the empty file
     ``fd`` (:func:`vmferry.disks.vhd_write.member_grains`: read once, ``feed`` gets every byte, grains
     inflated and written on a pool). (virtual size, guest bytes written)."""
-    from vmferry.disks.vhd_write import member_grains
+    from vmferry.disks.vhd_write import write_member_with
 
-    box: dict[str, DynamicVhdWriter] = {}
-
-    def start(capacity: int) -> None:
-        box["w"] = DynamicVhdWriter(fd, capacity)
-
-    def put(grains: list[tuple[int, bytes]]) -> int:
-        return box["w"].put_many(grains)
-
-    capacity, populated = member_grains(path, offset, size, put, workers=workers, progress=progress, feed=feed,
-                                        check=start, name=name)
-    box["w"].finish()
-    return capacity, populated
+    return write_member_with(DynamicVhdWriter, path, offset, size, fd, workers=workers, progress=progress, feed=feed,
+                             name=name)

@@ -382,3 +382,22 @@ def file_blocks(path: str, offset: int, size: int, block: int = 1 << 20) -> Iter
             yield data
     finally:
         os.close(fd)
+
+
+def write_member_with(make_writer: Callable[[int, int], object], path: str, offset: int, size: int, fd: int, *,
+                      workers: int | None = None, progress: Callable[[int], object] | None = None,
+                      feed: Callable[[bytes], object] | None = None,
+                      name: str | None = None) -> tuple[int, int]:
+    """The streamOptimized VMDK at ``[offset, offset+size)`` of ``path`` written into the empty file ``fd``
+    by ``make_writer(fd, capacity)`` (an object with ``put_many(grains)`` and ``finish()``), through
+    :func:`member_grains`: read once, ``feed`` gets every byte. (virtual size, guest bytes written)."""
+    box: dict = {}
+
+    def start(capacity: int) -> None:
+        box["w"] = make_writer(fd, capacity)
+
+    capacity, populated = member_grains(path, offset, size, lambda grains: box["w"].put_many(grains),
+                                        workers=workers, progress=progress, feed=feed, check=start, name=name)
+    box["w"].finish()
+    return capacity, populated
+
