@@ -90,6 +90,22 @@ def pytest_collection_modifyitems(config, items):
     if hostnet:
         first = set(map(id, hostnet))
         items[:] = hostnet + [i for i in items if id(i) not in first]
+    if config.getvalue("loadgroup"):
+        _group_by_xdist_group(items)
+
+
+def _group_by_xdist_group(items) -> None:
+    """pytest-xdist's ``--dist loadgroup`` schedules by a ``@group`` suffix of each test's node id, which it
+    sets through ``item._nodeid``; pytest 9 keeps the id in ``item._id`` and ignores that, so every test
+    was its own group: a module's tests ran on both workers, each setting up the module's world (two
+    privileged daemons, the same bridges and subnets: clean-clone CI failed on it). The suffix is set here."""
+    from _pytest.nodeid import coerce_node_id
+
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        if names and "@" not in item.nodeid and hasattr(item, "_id"):
+            item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(names)}")
 
 
 # --- every documented rule must be produced by some test ------------------------------------------
