@@ -90,7 +90,7 @@ def pytest_collection_modifyitems(config, items):
     if hostnet:
         first = set(map(id, hostnet))
         items[:] = hostnet + [i for i in items if id(i) not in first]
-    if config.getvalue("loadgroup"):
+    if getattr(config.option, "loadgroup", False):      # set on xdist workers only
         _group_by_xdist_group(items)
 
 
