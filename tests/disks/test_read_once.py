@@ -96,7 +96,7 @@ def test_the_other_own_writers_read_the_member_once_too(tmp_path, read_once_only
         assert qemu("compare", "-f", "raw", "-F", qemu_fmt, src, str(out)).returncode == 0
 
 
-@pytest.mark.parametrize("fmt", ["qcow2", "raw", "vmdk-stream"])
+@pytest.mark.parametrize("fmt", ["qcow2", "raw", "vmdk-stream", "vhd"])
 def test_an_altered_member_is_refused_by_its_manifest_line_and_nothing_is_left(tmp_path, fmt):
     ova, _src = stream_ova(tmp_path, 9 * MIB, [(0, 300_000), (4 * MIB, 2 * MIB)])
     with tarfile.open(ova) as tar:
