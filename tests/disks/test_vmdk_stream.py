@@ -151,7 +151,7 @@ def test_random_layouts_round_trip(tmp_path):
 def test_isal_is_used_when_installed_and_levels_above_3_use_zlib():
     import zlib
 
-    from vmferry.disks.vmdk_stream import best_deflate
+    from vmferry.disks.deflate import best_deflate
 
     try:
         from isal import isal_zlib

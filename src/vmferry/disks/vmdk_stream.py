@@ -18,10 +18,9 @@ several times faster than level 6 and costs a few percent of size on typical gue
 optional ``isal`` package (Intel ISA-L, extra ``vmferry[fast]``) is installed, levels 1-3 use its
 zlib-compatible deflate, about four times faster than zlib on this machine; the output is the
 same format (RFC 1950 streams) either way.
-Incompressible grains (already-compressed files, encrypted or random data) are detected by
-deflating two 2 KiB samples first: when those do not shrink by 3 %, the grain is stored as
-deflate level 0 (stored blocks: still a valid zlib stream), which costs a memory copy instead of
-a full deflate that would save nothing.
+Incompressible grains (already-compressed files, encrypted or random data) are stored as deflate
+level 0 (``disks.deflate.worth_deflating``: two 2 KiB samples deflated first), still a valid zlib
+stream, which costs a memory copy instead of a full deflate that would save nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from vmferry.disks.deflate import Deflate, best_deflate, worth_deflating
 from vmferry.disks.formats import VMDK_HEADER
 from vmferry.errors import DiskError
 
@@ -87,30 +87,6 @@ def descriptor(capacity_sectors: int, *, name: str = "disk.vmdk", adapter: str =
     return text.ljust(DESCRIPTOR_SECTORS * SECTOR, b"\0")
 
 
-PROBE = 2048
-Deflate = Callable[[bytes, int], bytes]
-
-
-def best_deflate(level: int) -> Deflate:
-    """The fastest zlib-format compressor available for ``level``: ISA-L for levels 1-3 when the
-    optional ``isal`` package is installed, else zlib."""
-    if 1 <= level <= 3:
-        try:
-            from isal import isal_zlib
-        except ImportError:
-            return zlib.compress
-        return isal_zlib.compress
-    return zlib.compress
-
-
-def _compressible(grain: bytes, level: int, deflate: Deflate) -> bool:
-    """Whether deflating ``grain`` is worth it, judged on two small samples."""
-    if level == 0:
-        return False
-    sample = grain[:PROBE] + grain[GRAIN // 2:GRAIN // 2 + PROBE]
-    return len(deflate(sample, level)) < len(sample) * 0.97
-
-
 def _compress_batch(read: Callable[[int, int], bytes], first_grain: int, count: int, level: int,
                     size: int, deflate: Deflate = zlib.compress) -> list[tuple[int, bytes]]:
     """Read ``count`` grains from ``first_grain`` and return ``(grain, record)`` for non-zero ones."""
@@ -123,7 +99,7 @@ def _compress_batch(read: Callable[[int, int], bytes], first_grain: int, count: 
         if not grain or grain == ZERO_GRAIN[:len(grain)]:
             continue
         raw = bytes(grain).ljust(GRAIN, b"\0")  # the last grain is padded to a full grain
-        packed = deflate(raw, level) if _compressible(raw, level, deflate) else zlib.compress(raw, 0)
+        packed = deflate(raw, level) if worth_deflating(raw, level, deflate) else zlib.compress(raw, 0)
         record = struct.pack("<QI", (first_grain + i) * GRAIN_SECTORS, len(packed)) + packed
         record += b"\0" * (-len(record) % SECTOR)
         out.append((first_grain + i, record))
