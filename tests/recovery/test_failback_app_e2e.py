@@ -13,6 +13,7 @@ the dc1 member and serves through it, the locator resolves the dc1 locators, the
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -28,6 +29,8 @@ from tests.plans.test_apply import dig
 from tests.recovery import appguest, appworld
 from tests.recovery.appworld import HOSTS, http, locators
 from vmferry.tools import libvirt as lv
+from vmferry.workflows.runs import schedule_of
+from vmferry.workflows.server import DevServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500), pytest.mark.xdist_group("hostnet")]
 APP, ZONE = "fbshop", "shop.fb.test"
@@ -108,6 +111,29 @@ def _recover(world, *args: str) -> dict:
     return doc
 
 
+def _paused_schedule(address: str) -> None:
+    from vmferry.workflows.endpoint import connect
+    from vmferry.workflows.protection import ScheduleRequest
+    from vmferry.workflows.schedules import ensure_schedule, pause_schedule
+
+    async def go() -> None:
+        client = await connect(address)
+        await ensure_schedule(client, ScheduleRequest(APP, "dc1", "dr", 14 * 86400))
+        await pause_schedule(client, APP, f"failover of {APP} to dr (planned)")
+
+    asyncio.run(go())
+
+
+def _remove_schedule(address: str) -> None:
+    from vmferry.workflows.endpoint import connect
+    from vmferry.workflows.schedules import remove_schedule
+
+    async def go() -> None:
+        await remove_schedule(await connect(address), APP)
+
+    asyncio.run(go())
+
+
 def test_failover_to_dr_then_reprotect_moves_back_only_what_dr_wrote(world):
     doc = _recover(world, "--to", "dr", "--failover", "--planned", "--domain-type", "qemu", "--timeout", str(TIMEOUT),
                    "--shutdown-timeout", "90")
@@ -118,8 +144,22 @@ def test_failover_to_dr_then_reprotect_moves_back_only_what_dr_wrote(world):
     assert locators(world) == {f"{SRC}.{h}": [f"{DR}.{h}"] for h in HOSTS.values()}
     assert appworld.registered_by(world) == {"dr"}                              # with dr's locator key
 
+    res = run_vmferry("sync", APP, env=world["env"])                          # dc1 is not the source any more
+    assert res.returncode == 2 and "runs at site 'dr'" in res.stderr and "--reprotect" in res.stderr
+
     appguest.write_data(world["uri"], f"{APP}-db", f"at-dr-{uuid.uuid4().hex[:8]}")   # moved back by the reprotect
-    rp = _recover(world, "--reprotect")
+    # the application's sync schedule, paused as a durable failover leaves it: the reprotect points it
+    # from dr to dc1 and resumes it
+    server = DevServer(world["state"].parent / "temporal").start()
+    try:
+        _paused_schedule(server.address)
+        rp = _recover(world, "--reprotect", "--temporal", server.address)
+        schedule = schedule_of(server.address, APP)
+        _remove_schedule(server.address)
+    finally:
+        server.stop()
+    assert rp["schedule"] == schedule and not schedule["paused"]
+    assert (schedule["source_site"], schedule["target_site"]) == ("dr", "dc1")
     assert (rp["source_site"], rp["target_site"]) == ("dr", "dc1") and sorted(rp["undefined"]) == sorted(SOURCES)
     disks = {d["key"]: d for d in rp["disks"]}
     assert sorted(disks) == sorted(f"{name}.vda" for name in SOURCES)        # keyed by the dc1 domains

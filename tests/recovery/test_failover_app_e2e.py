@@ -216,7 +216,25 @@ def _start_worker(world, log: Path, address: str) -> subprocess.Popen:
     return proc
 
 
+def _schedule(address: str, action: str) -> None:
+    import asyncio
+
+    from vmferry.workflows.endpoint import connect
+    from vmferry.workflows.protection import ScheduleRequest
+    from vmferry.workflows.schedules import ensure_schedule, remove_schedule
+
+    async def go() -> None:
+        client = await connect(address)
+        if action == "ensure":
+            await ensure_schedule(client, ScheduleRequest("shop", "dc1", "dr", 14 * 86400))
+        else:
+            await remove_schedule(client, "shop")
+
+    asyncio.run(go())
+
+
 def test_disaster_failover_survives_kill9_of_the_worker_with_the_source_gone(world):
+    from vmferry.workflows.runs import schedule_of
     from vmferry.workflows.server import DevServer
 
     _reset_to_source(world)
@@ -228,6 +246,8 @@ def test_disaster_failover_survives_kill9_of_the_worker_with_the_source_gone(wor
     workers = []
     cli = None
     try:
+        # the application's sync schedule, as protect made it (its interval of a week: it does not fire here)
+        _schedule(server.address, "ensure")
         workers.append(_start_worker(world, world["base"] / "worker-1.log", server.address))
         cli = subprocess.Popen([sys.executable, "-m", "vmferry", "recover", "shop", "--to", "dr", "--failover",
                                 "--disaster", "--domain-type", "qemu", "--timeout", str(TIMEOUT), "--json",
@@ -252,6 +272,8 @@ def test_disaster_failover_survives_kill9_of_the_worker_with_the_source_gone(wor
         assert "launch-3" not in killed_in["steps"]                          # it really was in the middle
         workers.append(_start_worker(world, world["base"] / "worker-2.log", server.address))
         out, err = cli.communicate(timeout=900)
+        schedule = schedule_of(server.address, "shop")
+        _schedule(server.address, "remove")
     finally:
         if cli is not None and cli.poll() is None:
             cli.kill()
@@ -263,6 +285,10 @@ def test_disaster_failover_survives_kill9_of_the_worker_with_the_source_gone(wor
     doc = json.loads(out)
     assert cli.returncode == 0, json.dumps(doc, indent=1)[:4000] + err
     assert doc["ok"] and doc["kind"] == "failover-disaster" and doc["point"] == newest
+    # the failover paused the schedule first, naming itself; a sync from the old source is refused
+    assert schedule["paused"] and "failover of shop to dr (disaster)" in schedule["note"], schedule
+    res = run_vmferry("sync", "shop", env=world["env"])
+    assert res.returncode == 2 and "runs at site 'dr'" in res.stderr and "--reprotect" in res.stderr
     assert doc["data_loss_seconds"] > 0 and doc["source_stopped"] == {}
     record = failover_record.load(world["state"], "shop")
     assert {name: v["starts"] for name, v in record["vms"].items()} == {"shop-db": 1, "shop-app": 1, "shop-web": 1}

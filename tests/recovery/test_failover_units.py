@@ -65,3 +65,37 @@ def test_cli_refuses_bad_failover_requests(tmp_path):
     res = run_vmferry("recover", "shop", "--to", "dr", "--failover", "--disaster", env=env)
     assert res.returncode == 2 and "shop" in res.stderr                 # not protected: one clear line
     assert not (tmp_path / "state" / "recovery").exists()
+
+
+def test_no_sync_over_a_failover_that_launched_the_application(tmp_path):
+    """Once a failover started a VM at the target, a sync in the old direction is refused (one line, exit 2;
+    the durable run's first step says the same); a failover that launched nothing yet refuses nothing
+    (its own final sync runs then), and the reprotect's removal of the record lets syncs run again."""
+    from datetime import UTC, datetime
+
+    from tests.console.records import record
+    from vmferry.errors import ReplicationError
+    from vmferry.replication.store import Store
+    from vmferry.workflows.library import StoreLibrary
+
+    state = tmp_path / "state"
+    record(Store(state), "shop", age=10, now=datetime.now(UTC))
+    doc = {"version": rec.VERSION, "app": "shop", "run": "20261201T060000Z-ab12cd", "mode": "planned",
+           "source_site": "dc1", "target_site": "dr", "status": "running", "steps": {},
+           "vms": {"shop-db": {"state": "defining"}}}
+    rec.save(state, doc)
+    rec.refuse_sync(state, "shop")                               # nothing launched yet: allowed
+    doc["vms"]["shop-db"]["state"] = "started"
+    rec.save(state, doc)
+    with pytest.raises(ReplicationError, match="--reprotect"):
+        rec.refuse_sync(state, "shop")
+    with pytest.raises(ReplicationError, match="runs at site 'dr'"):
+        StoreLibrary(state).begin_point("shop")
+    res = run_vmferry("sync", "shop", env={"VMFERRY_STATE": str(state), "VMFERRY_TEMPORAL": ""})
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "planned failover (run 20261201T060000Z-ab12cd)" in res.stderr and "--reprotect" in res.stderr
+    (state / "recovery" / "failover" / "shop.json").write_text("{ damaged")
+    with pytest.raises(ReplicationError, match="unreadable"):
+        rec.refuse_sync(state, "shop")
+    rec.record_path(state, "shop").unlink()
+    rec.refuse_sync(state, "shop")                               # forgotten (reprotected): allowed again

@@ -123,3 +123,44 @@ def test_unprotect_with_temporal_removes_the_schedule(temporal, tmp_path):
         return False
 
     assert run(gone())
+
+
+def test_the_schedule_follows_failover_and_reprotect(temporal):
+    """A failover pauses the schedule with a note naming the run; the reprotect points it the other way
+    (the reversed group's sites and RPO) and resumes it; nothing is created for an application without one."""
+    from dataclasses import dataclass
+
+    from vmferry.workflows.runs import follow_direction, schedule_of
+    from vmferry.workflows.schedules import pause_schedule
+
+    @dataclass
+    class Reversed:             # the fields of a ProtectionGroup that the schedule reads
+        app: str
+        source_site: str
+        target_site: str
+        rpo_seconds: int
+
+    async def protect_and_fail_over():
+        client = await connect(temporal.address)
+        await ensure_schedule(client, ScheduleRequest("crm", "dc1", "dr", 14 * 86400, FAST))
+        first = await pause_schedule(client, "crm", "failover of crm to dr (planned), run vmferry-failover-crm/r1")
+        again = await pause_schedule(client, "crm", "failover of crm to dr (planned), run vmferry-failover-crm/r1")
+        none = await pause_schedule(client, "nothing-here", "x")
+        return first, again, none
+
+    assert run(protect_and_fail_over()) == (True, True, False)
+    paused = schedule_of(temporal.address, "crm")
+    assert paused["paused"] and "failover of crm to dr" in paused["note"]
+    assert (paused["source_site"], paused["target_site"], paused["every_seconds"]) == ("dc1", "dr", 7 * 86400)
+
+    after = follow_direction(temporal.address, Reversed("crm", "dr", "dc1", 2 * 86400))
+    assert after == schedule_of(temporal.address, "crm")
+    assert not after["paused"]
+    assert (after["source_site"], after["target_site"], after["every_seconds"]) == ("dr", "dc1", 86400)
+    assert follow_direction(temporal.address, Reversed("none", "dr", "dc1", 900)) is None
+    assert schedule_of(temporal.address, "none") is None
+
+    async def cleanup():
+        await remove_schedule(await connect(temporal.address), "crm")
+
+    run(cleanup())

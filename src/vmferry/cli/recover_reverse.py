@@ -2,7 +2,8 @@
 
 ``--reprotect``: after a failover, the copies running at the recovery site become the source and the old
 source site's disks receive only what changed since the failover point; the protection record is
-reversed (``vmferry status`` shows the new direction). ``--failback``: after a reprotect, a planned
+reversed (``vmferry status`` shows the new direction), and the application's sync schedule, paused by the
+failover, syncs the new direction and runs again. ``--failback``: after a reprotect, a planned
 failover back to the original site (:mod:`vmferry.cli.failover_cmd` runs it: the copies shut down, a final
 point, the application launched, proved and its surroundings moved back). Exit status 0 when done, 1 when
 the failback did not come up, 2 on bad input.
@@ -23,12 +24,24 @@ def run(args, state: str) -> int:
     if args.reprotect:
         from vmferry.recovery.reprotect import render_text, reprotect
         from vmferry.replication.store import Store
+        from vmferry.workflows.endpoint import resolve_address
 
-        report = reprotect(args.app, store=Store(state), say=say)
+        store = Store(state)
+        report = reprotect(args.app, store=store, say=say)
+        address = resolve_address(args.temporal, state)
+        # the sync schedule (paused by the failover) now syncs the new direction, resumed
+        schedule = None
+        if address:
+            from vmferry.workflows.runs import follow_direction
+
+            schedule = follow_direction(address, store.load(args.app))
         if args.json:
-            emit_json(report.to_dict())
+            emit_json({**report.to_dict(), "schedule": schedule})
         else:
             sys.stdout.write(render_text(report))
+            if schedule:
+                sys.stdout.write(f"sync schedule {schedule['id']}: {schedule['source_site']} -> "
+                                 f"{schedule['target_site']} every {schedule['every_seconds']:g} s, resumed\n")
         return 0
     # failback: the planned failover of the reprotected record (back to the original site), surroundings
     # included, in this process or as a durable run (the failover command's options and report)

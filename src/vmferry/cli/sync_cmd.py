@@ -24,11 +24,14 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from vmferry.recovery.failover_record import refuse_sync
     from vmferry.replication.model import to_json
     from vmferry.replication.protect import parse_rate, sync_app
+    from vmferry.replication.store import Store
     from vmferry.workflows.endpoint import resolve_address
 
     rate = None if args.max_rate is None else parse_rate(args.max_rate)
+    refuse_sync(Store().root, args.app)          # the durable run's first step says the same
     address = resolve_address(args.temporal)
     if address:
         from vmferry.progress import make_reporter

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from vmferry.errors import RecoveryError
+from vmferry.errors import RecoveryError, ReplicationError
 
 VERSION = 1
 MODES = ("planned", "disaster")
@@ -114,3 +114,23 @@ def remove(state: str | os.PathLike, app: str) -> bool:
             Path(journal).unlink(missing_ok=True)
         path.unlink()
     return True
+
+
+def launched(doc: dict | None) -> bool:
+    """Whether the failover of ``doc`` started any VM at its target: the application runs there now."""
+    return bool(doc) and any(vm.get("state") == "started" for vm in doc.get("vms", {}).values())
+
+
+def refuse_sync(state: str | os.PathLike, app: str) -> None:
+    """Refuse a sync of ``app`` in its protected direction once a failover launched it at the target: the
+    source is stopped or gone, and the copies at the target are the application now. Its protection
+    resumes, in the other direction, with ``--reprotect`` (which forgets the record)."""
+    try:
+        doc = load(state, app)
+    except RecoveryError as exc:        # a damaged record may hide a failover: nothing is synced over it
+        raise ReplicationError(f"application {app!r}: {exc}; no sync while it is unreadable") from exc
+    if launched(doc):
+        raise ReplicationError(f"application {app!r} runs at site {doc.get('target_site')!r} since its "
+                               f"{doc.get('mode', '')} failover (run {doc.get('run')}): it is not synced from "
+                               f"{doc.get('source_site')!r} any more; 'vmferry recover {app} --reprotect' protects "
+                               "it back in the other direction")

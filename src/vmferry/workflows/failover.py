@@ -1,7 +1,9 @@
 """The failover as a Temporal workflow: thin code that runs the steps of
 :mod:`vmferry.recovery.failover_steps` as activities, each at the site where it must run.
 
-* ``failover_begin`` (target site) — the failover record; ``failover_groups`` — how many boot groups;
+* ``failover_begin`` (target site) — the failover record; ``pause_schedule`` (control queue) — the
+  application's sync schedule is paused, its note naming this run (:mod:`vmferry.workflows.schedules`);
+  ``failover_groups`` — how many boot groups;
 * planned only: ``failover_stop_source`` then ``failover_final_sync`` (source site: they talk to the
   source's libvirt and read the source disks);
 * ``failover_launch`` per boot group (target site; heartbeats while the group proves itself);
@@ -27,7 +29,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from vmferry.recovery.failover_steps import FailoverRequest
     from vmferry.workflows.beat import StepBeat
-    from vmferry.workflows.endpoint import site_queue
+    from vmferry.workflows.endpoint import CONTROL_QUEUE, site_queue
     from vmferry.workflows.recovery import NON_RETRYABLE
 
 
@@ -120,6 +122,13 @@ class FailoverWorkflow:
         req, target = run.request, run.request.site
         app = req.app
         await self._do(run, "failover_begin", req, site=target, result_type=str)
+        if workflow.patched("pause-sync-schedule"):      # runs begun before this step replay without it
+            self._step = "pausing the sync schedule"
+            await workflow.execute_activity(
+                "pause_schedule", args=[app, f"failover of {app} to {target} ({req.mode}), run "
+                                            f"{workflow.info().workflow_id}/{workflow.info().run_id}"],
+                task_queue=CONTROL_QUEUE, result_type=bool, start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)))
         try:
             if req.mode == "planned":
                 await self._do(run, "failover_stop_source", app, site=run.source_site)
@@ -146,8 +155,6 @@ def workflow_id(app: str) -> str:
 
 async def start_failover(client, run: FailoverRun):
     from temporalio.common import WorkflowIDConflictPolicy
-
-    from vmferry.workflows.endpoint import CONTROL_QUEUE
 
     return await client.start_workflow("Failover", run, id=workflow_id(run.request.app), task_queue=CONTROL_QUEUE,
                                        result_type=dict, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)

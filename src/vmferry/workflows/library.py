@@ -57,6 +57,9 @@ class StoreLibrary:
 
     def begin_point(self, app: str, fresh: bool = True, *, owner: str = "",
                     alive: Callable[[str], bool] | None = None) -> PointDraft:
+        from vmferry.recovery.failover_record import refuse_sync
+
+        refuse_sync(self.store.root, app)
         return points.begin_point(app, store=self.store, reuse_open=not fresh, owner=owner, alive=alive)
 
     def sync_disk(self, draft: PointDraft, ref: DiskRef, *, resume_at: int = 0,

@@ -212,3 +212,29 @@ def unschedule(address: str, app: str, namespace: str = DEFAULT_NAMESPACE) -> bo
         return await remove_schedule(await connect(address, namespace), app)
 
     return asyncio.run(go())
+
+
+def follow_direction(address: str, group, namespace: str = DEFAULT_NAMESPACE) -> dict | None:
+    """After ``--reprotect``: the application's schedule now syncs ``group``'s direction (from the site it
+    runs at) within its RPO, resumed; its state, or None when it has no schedule."""
+    from vmferry.workflows.protection import ScheduleRequest
+    from vmferry.workflows.schedules import redirect_schedule, schedule_state
+
+    async def go() -> dict | None:
+        client = await connect(address, namespace)
+        request = ScheduleRequest(group.app, group.source_site, group.target_site, group.rpo_seconds)
+        if not await redirect_schedule(client, request):
+            return None
+        return await schedule_state(client, group.app)
+
+    return asyncio.run(go())
+
+
+def schedule_of(address: str, app: str, namespace: str = DEFAULT_NAMESPACE) -> dict | None:
+    """The application's schedule (:func:`vmferry.workflows.schedules.schedule_state`)."""
+    from vmferry.workflows.schedules import schedule_state
+
+    async def go() -> dict | None:
+        return await schedule_state(await connect(address, namespace), app)
+
+    return asyncio.run(go())
