@@ -144,7 +144,7 @@ def stop_source_step(state, app: str, *, say: Say = _quiet) -> dict:
     return doc["steps"]["stop-source"]
 
 
-def final_sync_step(state, app: str, *, say: Say = _quiet) -> dict:
+def final_sync_step(state, app: str, *, say: Say = _quiet, alive=None) -> dict:
     from vmferry.recovery.source import final_sync
     from vmferry.replication.store import Store
 
@@ -154,7 +154,7 @@ def final_sync_step(state, app: str, *, say: Say = _quiet) -> dict:
         return done
     if rec.step_done(doc, "stop-source") is None:
         raise RecoveryError("the final sync comes after the source stopped")
-    point = final_sync(_group(state, app), store=Store(state), say=say)
+    point = final_sync(_group(state, app), store=Store(state), say=say, alive=alive)
     with rec.locked(state, app):
         doc = _load(state, app)
         doc["point_id"], doc["point_taken_at"] = point.point_id, point.taken_at

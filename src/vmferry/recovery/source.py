@@ -13,7 +13,8 @@
   :mod:`vmferry.replication.synclease`): a sync already running (a scheduled one, begun before the
   source stopped) is never abandoned nor overtaken; the final sync waits for it to end (sealed, or
   abandoned once its capture died with the shutdown), at most ``lease_wait`` seconds, then begins its
-  own point, which is therefore the newest.
+  own point, which is therefore the newest. A lease whose owner no longer runs (``alive``: a workflow
+  run that ended, asked of Temporal by the durable step; a dead process of this host) is not waited for.
 
 Package sources have nothing to stop: their package is what it is; the final sync reads it once more.
 """
@@ -140,15 +141,18 @@ def _ask_shutdown(dom, lib, *, acpi: bool = True) -> bool:
 
 
 def final_sync(group, *, store=None, say: Say | None = None, lease_wait: float = LEASE_WAIT,
-               clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
-    """The last recovery point of the stopped application (see the module text); the RecoveryPoint."""
+               clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+               alive: Callable[[str], bool] | None = None):
+    """The last recovery point of the stopped application (see the module text); the RecoveryPoint.
+    ``alive`` asks whether the owner of a running sync's lease still runs (a durable run asks Temporal
+    about a workflow owner): a dead owner's point is abandoned at once instead of waited for."""
     from vmferry.tools import libvirt as lv
 
     say = say or (lambda _m: None)
     names = source_domains(group)
     if not names:                         # packages only: nothing to start, the sync reads them once more
         say("taking the final recovery point")
-        return _sync_alone(group.app, store, say, lease_wait, clock, sleep)
+        return _sync_alone(group.app, store, say, lease_wait, clock, sleep, alive)
     lib = lv.binding()
     with _connect(group) as conn:
         started = []
@@ -170,7 +174,7 @@ def final_sync(group, *, store=None, say: Say | None = None, lease_wait: float =
             if failures:
                 raise next(iter(failures.values()))
             say("taking the final recovery point")
-            point = _sync_alone(group.app, store, say, lease_wait, clock, sleep)
+            point = _sync_alone(group.app, store, say, lease_wait, clock, sleep, alive)
         except lib.libvirtError as exc:
             raise RecoveryError(f"cannot start the source domains paused for the final sync: {lv.message(exc)}") \
                 from exc
@@ -180,7 +184,7 @@ def final_sync(group, *, store=None, say: Say | None = None, lease_wait: float =
 
 
 def _sync_alone(app: str, store, say: Say, wait: float, clock: Callable[[], float],
-                sleep: Callable[[float], None]):
+                sleep: Callable[[float], None], alive: Callable[[str], bool] | None = None):
     """``sync_app`` once no other sync of ``app`` holds its open point (waited for, at most ``wait`` s)."""
     from vmferry.replication.protect import sync_app
     from vmferry.replication.synclease import SyncRunning
@@ -189,7 +193,7 @@ def _sync_alone(app: str, store, say: Say, wait: float, clock: Callable[[], floa
     told = False
     while True:
         try:
-            return sync_app(app, store=store)
+            return sync_app(app, store=store, alive=alive)
         except SyncRunning as exc:
             if clock() >= deadline:
                 raise RecoveryError(f"the final recovery point of {app!r} cannot be taken: another sync of the "

@@ -414,13 +414,15 @@ def _remove_checkpoints(group: ProtectionGroup) -> list[str]:
 
 
 # -- sync ---------------------------------------------------------------------------------------------
-def sync_app(app: str, *, store: Store | None = None, heartbeat=None, max_rate: int | None = None) -> RecoveryPoint:
+def sync_app(app: str, *, store: Store | None = None, heartbeat=None, max_rate: int | None = None,
+             alive: synclease.Alive | None = None) -> RecoveryPoint:
     """One recovery point of every VM of ``app`` at one moment; older points beyond the group's
     retention are merged. A failure leaves no draft behind. ``max_rate`` (bytes/s) limits this sync's
-    disk copies instead of the group's own limit."""
+    disk copies instead of the group's own limit. ``alive`` tells whether the owner of another sync's open
+    point still runs (default: processes of this host asked, other owners taken as running)."""
     store = store or Store()
     draft = points.begin_point(app, store=store, reuse_open=False, owner=synclease.process_owner(),
-                               alive=synclease.process_alive)
+                               alive=alive or synclease.process_alive)
     try:
         for ref in draft.disks:
             points.sync_disk(draft, ref, heartbeat=heartbeat, store=store, max_rate=max_rate)

@@ -74,6 +74,20 @@ async def run_is_open(client, owner: str) -> bool:
     return desc.status == WorkflowExecutionStatus.RUNNING
 
 
+def owner_alive(client, loop: asyncio.AbstractEventLoop) -> Callable[[str], bool]:
+    """``alive(owner)`` for a sync lease, callable from an activity's thread: a workflow owner is asked of
+    Temporal (through ``client`` on the worker's ``loop``), a process owner of this host is asked of the
+    kernel (:func:`vmferry.replication.synclease.process_alive`); anything else is taken as running."""
+    from vmferry.replication.synclease import process_alive
+
+    def alive(owner: str) -> bool:
+        if owner.startswith("workflow:"):
+            return asyncio.run_coroutine_threadsafe(run_is_open(client, owner), loop).result(60)
+        return process_alive(owner)
+
+    return alive
+
+
 def resume_offset(details: object) -> int:
     """The byte count of the last heartbeat of a previous attempt (0 when there is none)."""
     if isinstance(details, (list, tuple)) and details:
@@ -98,12 +112,7 @@ class ReplicationActivities:
         fresh = info.attempt == 1
         if not getattr(self.library, "owns_points", False):
             return await asyncio.to_thread(self.library.begin_point, app, fresh)
-        client = activity.client()
-        loop = asyncio.get_running_loop()
-
-        def alive(owner: str) -> bool:
-            return asyncio.run_coroutine_threadsafe(run_is_open(client, owner), loop).result(60)
-
+        alive = owner_alive(activity.client(), asyncio.get_running_loop())
         return await asyncio.to_thread(self.library.begin_point, app, fresh,
                                        owner=f"workflow:{info.workflow_id}/{info.workflow_run_id}", alive=alive)
 

@@ -45,8 +45,12 @@ class FailoverRun:
 
 
 class FailoverActivities:
-    def __init__(self, state_dir: str | os.PathLike) -> None:
+    """``client`` and ``loop`` (the worker's) let the final sync ask Temporal whether the workflow run
+    holding a running sync's lease still runs; without them such an owner is taken as running."""
+
+    def __init__(self, state_dir: str | os.PathLike, client=None, loop=None) -> None:
         self.state = os.fspath(state_dir)
+        self.client, self.loop = client, loop
 
     @activity.defn(name="failover_begin")
     def begin(self, request: FailoverRequest) -> str:
@@ -70,9 +74,11 @@ class FailoverActivities:
     @activity.defn(name="failover_final_sync")
     def final_sync(self, app: str) -> dict:
         from vmferry.recovery.failover_steps import final_sync_step
+        from vmferry.workflows.activities import owner_alive
 
+        alive = owner_alive(self.client, self.loop) if self.client is not None and self.loop is not None else None
         with StepBeat(5.0) as beat:
-            return final_sync_step(self.state, app, say=beat.say)
+            return final_sync_step(self.state, app, say=beat.say, alive=alive)
 
     @activity.defn(name="failover_launch")
     def launch(self, app: str, index: int) -> dict:

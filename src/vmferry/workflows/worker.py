@@ -70,7 +70,7 @@ def build_workers(client, plan: WorkerPlan, library: ReplicationLibrary | None,
         store = getattr(library, "store", None)   # the real library: recovery runs over the same state dir
         if store is not None:
             site_acts += recovery.RecoveryActivities(recovery.StoreRecoveryLibrary(store.root)).activities()
-            site_acts += failover.FailoverActivities(store.root).site_activities()
+            site_acts += failover.FailoverActivities(store.root, client, asyncio.get_running_loop()).site_activities()
             site_acts += burst.BurstActivities(burst.StoreBurstLibrary(store.root)).activities()
         for site in plan.sites:
             workers.append(Worker(client, task_queue=site_queue(site), activities=site_acts,
