@@ -349,8 +349,12 @@ def seal_point(draft: PointDraft, *, store: Store | None = None) -> RecoveryPoin
         os.rename(draft.draft_dir, final)
         fsync_dir(group.points_dir)
         store.save(replace(group, points=(*group.points, point), draft=None))
-        synclease.release(store, draft.app, draft.point_id)
-    _end_captures(draft, sealed=True)
+        # the backup jobs end and older checkpoints retire before the lease goes: a next sync could
+        # otherwise begin its own job on a domain whose job this seal then aborts
+        try:
+            _end_captures(draft, sealed=True)
+        finally:
+            synclease.release(store, draft.app, draft.point_id)
     return point
 
 
