@@ -12,7 +12,7 @@ import pytest
 
 from tests.replication.conftest import make_ova
 from vmferry.errors import ReplicationError
-from vmferry.replication import imageio, points
+from vmferry.replication import imageio, points, retention
 from vmferry.replication.model import DiskRef, Extent
 from vmferry.replication.store import ProtectionGroup, ReplicaVm, Store
 
@@ -207,7 +207,15 @@ def test_retention_merges_older_points_without_changing_what_kept_points_hold(tm
         ids.append(p.point_id)
         contents.append(_content(store, p.point_id))
     digests = {p.point_id: p.disks[0].content_digest for p in store.load("shop").points}
-    merged = points.apply_retention("shop", store=store)
+    group = store.load("shop")
+    # the sealed layers' piece hashes sit beside them; one of them damaged is not trusted by the merge
+    side = points.pieces_path(points.point_dir(group, ids[0]), ref.key)
+    layer = os.path.join(points.point_dir(group, ids[0]), group.point(ids[0]).disks[0].file)
+    assert open(side, "rb").read() == b"".join(imageio.layer_pieces(layer))
+    os.chmod(side, 0o600)
+    with open(side, "r+b") as fh:
+        fh.write(b"\xff" * 32)
+    merged = retention.apply_retention("shop", store=store)
     assert merged == ids[:2]
     group = store.load("shop")
     assert [p.point_id for p in group.points] == ids[2:]
@@ -218,6 +226,9 @@ def test_retention_merges_older_points_without_changing_what_kept_points_hold(tm
         assert _content(store, pid) == content
         assert group.point(pid).disks[0].content_digest == digests[pid]
         assert points.verify_point(group, pid) == []
+        pdir, disk = points.point_dir(group, pid), group.point(pid).disks[0]
+        assert open(points.pieces_path(pdir, ref.key), "rb").read() == \
+            b"".join(imageio.layer_pieces(os.path.join(pdir, disk.file)))
     # the kept base stands alone; the newer layer still names it (libvirt and libguestfs follow the header)
     info = subprocess.run(["qemu-img", "info", "--backing-chain", "--output=json", "-f", "qcow2",
                            os.path.join(points.point_dir(group, ids[3]), "shop-web.vmdisk1.qcow2")],

@@ -47,6 +47,16 @@ def held_ranges(path: str | os.PathLike) -> list[tuple[int, int]] | None:
     return runs
 
 
+def held_clusters(path: str | os.PathLike) -> tuple[int, set[int]] | None:
+    """(cluster size, the guest clusters the file holds itself: data, zeros or compressed); None when its
+    layout is not the plain one this reads."""
+    with open(path, "rb") as fh:
+        table = _table(fh.fileno(), os.fstat(fh.fileno()).st_size)
+    if table is None:
+        return None
+    return table[0], {guest for guest, _entry in table[2]}
+
+
 def data_clusters(path: str | os.PathLike) -> tuple[int, dict[int, int]] | None:
     """(cluster size, {host cluster index: guest cluster index}) of the clusters whose bytes the file
     holds as they are (data clusters: neither compressed nor marked as reading zeros); None when its

@@ -148,6 +148,16 @@ def layer_digest(path: str | os.PathLike, known: Callable[[int], bytes | None] |
     the file in order (the last piece as long as the file leaves it). ``known(index)`` may give a
     piece's SHA-256 without the piece being read (the seal knows the hashes of the data clusters the
     copy wrote); every other piece is read here."""
+    return pieces_digest(layer_pieces(path, known))
+
+
+def pieces_digest(pieces: list[bytes]) -> str:
+    """:func:`layer_digest` of a file whose pieces have the SHA-256 ``pieces``."""
+    return LAYER_DIGEST + hashlib.sha256(b"".join(pieces)).hexdigest()
+
+
+def layer_pieces(path: str | os.PathLike, known: Callable[[int], bytes | None] | None = None) -> list[bytes]:
+    """The SHA-256 of each ``LAYER_PIECE`` of the file (see :func:`layer_digest`)."""
     pieces = []
     try:
         with open(path, "rb") as fh:
@@ -171,7 +181,7 @@ def layer_digest(path: str | os.PathLike, known: Callable[[int], bytes | None] |
         raise ReplicationError(f"cannot read: {exc.strerror}", path=path) from exc
     if len(pieces) != count:
         raise ReplicationError("the layer file changed while it was read", path=path)
-    return LAYER_DIGEST + hashlib.sha256(b"".join(pieces)).hexdigest()
+    return pieces
 
 
 def digest_matches(path: str | os.PathLike, recorded: str) -> bool:

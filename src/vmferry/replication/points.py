@@ -1,10 +1,12 @@
-"""Recovery points: a qcow2 layer chain per disk, sealed with digests, verified, thinned by retention.
+"""Recovery points: a qcow2 layer chain per disk, sealed with digests, verified (retention: replication/retention.py).
 
 Layout in the replica directory (the target site's storage)::
 
     points/<point_id>/<vm>.<disk>.qcow2   the point's layer: only what changed since the parent point,
                                           backed by ../<parent_id>/<vm>.<disk>.qcow2 (qcow2, relative)
     points/<point_id>/<vm>.<disk>.map     SHA-256 of every 64 KiB block of the disk as the guest sees it
+    points/<point_id>/<vm>.<disk>.pieces  SHA-256 of every 64 KiB piece of the layer file (its file digest's
+                                          parts: retention re-reads only the pieces a merge changed)
     points/<point_id>/<vm>.<disk>.sync.json   what sync_disk moved (bytes read/written, extents)
     points/.draft-<point_id>/<vm>.<disk>.blocks   block hashes taken while copying (replication/blocklog.py;
                                           folded into the .map at sealing, then removed)
@@ -86,7 +88,7 @@ def draft_spec(group: ProtectionGroup, draft: PointDraft, ref: DiskRef) -> Image
     return ImageSpec(draft_layer(draft, ref), "qcow2", backing=backing)
 
 
-def _qemu_img(argv: list[str], what: str, path: str, timeout: float = 3600) -> proc.Result:
+def qemu_img_step(argv: list[str], what: str, path: str, timeout: float = 3600) -> proc.Result:
     try:
         return proc.run(["qemu-img", *argv], timeout=timeout)
     except VmferryError as exc:
@@ -270,7 +272,7 @@ def sync_disk(draft: PointDraft, ref: DiskRef, resume_at: int = 0, heartbeat: He
                                          digests=digests)
         result = DiskSyncResult(moved.bytes_read, moved.bytes_written, moved.extents, full=full,
                                 resumed_at=moved.resumed_at, resync_reason=reason)
-        _write_json(os.path.join(draft.draft_dir, f"{ref.key}.sync.json"), to_json(result))
+        write_json(os.path.join(draft.draft_dir, f"{ref.key}.sync.json"), to_json(result))
         return result
     finally:
         if owned:
@@ -321,19 +323,21 @@ def seal_point(draft: PointDraft, *, store: Store | None = None) -> RecoveryPoin
             stopping = pool.submit(_stop_jobs, draft)
             logs = {ref.key: blocklog.read_log(_log_path(draft, ref), ref.size, imageio.BLOCK_SIZE)
                     for ref in draft.disks}
-            file_digests = {ref.key: pool.submit(_layer_digest, draft_layer(draft, ref), logs[ref.key], ref.size)
-                            for ref in draft.disks}
+            file_pieces = {ref.key: pool.submit(_layer_pieces, draft_layer(draft, ref), logs[ref.key], ref.size)
+                           for ref in draft.disks}
             for ref in draft.disks:
                 layer = draft_layer(draft, ref)
                 hashes = _point_map(group, draft, ref, logged=logs[ref.key])
-                _write_map(os.path.join(draft.draft_dir, f"{ref.key}.map"), hashes)
+                write_hashes(os.path.join(draft.draft_dir, f"{ref.key}.map"), hashes)
                 with contextlib.suppress(FileNotFoundError):   # the map holds it now (a re-seal re-reads)
                     os.unlink(_log_path(draft, ref))
                 sync = _read_sync(draft, ref)
                 bytes_read += sync.bytes_read if sync else 0
                 bytes_written += sync.bytes_written if sync else 0
+                pieces = file_pieces[ref.key].result()
+                write_hashes(pieces_path(draft.draft_dir, ref.key), b"".join(pieces))
                 disks.append(PointDisk(ref, layer_name(ref), imageio.map_digest(hashes, ref.size, imageio.BLOCK_SIZE),
-                                       file_digests[ref.key].result(), imageio.BLOCK_SIZE,
+                                       imageio.pieces_digest(pieces), imageio.BLOCK_SIZE,
                                        sync.bytes_written if sync else _allocated_bytes(layer)))
             with contextlib.suppress(VmferryError):   # not needed to seal: end_capture stops it otherwise
                 stopping.result()
@@ -342,9 +346,9 @@ def seal_point(draft: PointDraft, *, store: Store | None = None) -> RecoveryPoin
         point = RecoveryPoint(draft.app, draft.point_id, draft.taken_at, sealed_at.isoformat(timespec="seconds"),
                               draft.parent, draft.consistency, draft.sessions, tuple(disks), bytes_read,
                               bytes_written, round((sealed_at - taken).total_seconds(), 3))
-        _write_json(os.path.join(draft.draft_dir, "point.json"), to_json(point))
+        write_json(os.path.join(draft.draft_dir, "point.json"), to_json(point))
         for name in os.listdir(draft.draft_dir):
-            _read_only(os.path.join(draft.draft_dir, name))
+            make_read_only(os.path.join(draft.draft_dir, name))
         final = point_dir(group, draft.point_id)
         os.rename(draft.draft_dir, final)
         fsync_dir(group.points_dir)
@@ -404,14 +408,20 @@ def forget_copy_digests(draft: PointDraft, ref: DiskRef) -> None:
         os.unlink(_log_path(draft, ref))
 
 
-def _layer_digest(layer: str, logged: dict[int, bytes] | None, size: int) -> str:
-    """The digest of the layer file (:func:`imageio.layer_digest`): a data cluster holding a whole guest
-    block the copy logged is not read again, its SHA-256 is the one the copy took of those very bytes
+def pieces_path(directory: str, key: str) -> str:
+    """The SHA-256 of each 64 KiB piece of the layer file of disk ``key`` (:func:`imageio.layer_pieces`),
+    kept beside it so that retention re-reads only the pieces a merge changed."""
+    return os.path.join(directory, f"{key}.pieces")
+
+
+def _layer_pieces(layer: str, logged: dict[int, bytes] | None, size: int) -> list[bytes]:
+    """The piece hashes of the layer file (:func:`imageio.layer_pieces`): a data cluster holding a whole
+    guest block the copy logged is not read again, its SHA-256 is the one the copy took of those very bytes
     (:mod:`vmferry.replication.blocklog`); the header, the tables and anything else are read."""
     bs = imageio.BLOCK_SIZE
     mapping = data_clusters(layer) if logged else None
     if mapping is None or mapping[0] != bs or imageio.LAYER_PIECE != bs:
-        return imageio.layer_digest(layer)
+        return imageio.layer_pieces(layer)
     hosts = mapping[1]
     whole = os.path.getsize(layer) // bs    # pieces of the file that are whole clusters
 
@@ -421,7 +431,7 @@ def _layer_digest(layer: str, logged: dict[int, bytes] | None, size: int) -> str
             return None
         return logged.get(guest)
 
-    return imageio.layer_digest(layer, known)
+    return imageio.layer_pieces(layer, known)
 
 
 def _point_map(group: ProtectionGroup, draft: PointDraft, ref: DiskRef, *,
@@ -478,7 +488,7 @@ def layer_extents(layer: str) -> list[tuple[int, int]]:
         raise ReplicationError(f"cannot read the point layer: {exc.strerror}", path=layer) from exc
     if held is not None:
         return held
-    result = _qemu_img(["map", "--output=json", *ImageSpec(layer, "qcow2").argv()], "mapping a point layer", layer)
+    result = qemu_img_step(["map", "--output=json", *ImageSpec(layer, "qcow2").argv()], "mapping a point layer", layer)
     try:
         doc = json.loads(result.stdout)
     except ValueError as exc:
@@ -508,14 +518,14 @@ def _map_bytes(path: str, size: int, block_size: int) -> bytes:
     return data
 
 
-def _write_map(path: str, hashes: bytes) -> None:
+def write_hashes(path: str, hashes: bytes) -> None:
     with open(path, "wb") as fh:
         fh.write(hashes)
         fh.flush()
         os.fsync(fh.fileno())
 
 
-def _write_json(path: str, data: object) -> None:
+def write_json(path: str, data: object) -> None:
     temp = path + ".tmp"
     with open(temp, "w", encoding="utf-8") as fh:
         json.dump(data, fh, sort_keys=True)
@@ -532,7 +542,7 @@ def _read_sync(draft: PointDraft, ref: DiskRef) -> DiskSyncResult | None:
         return from_json(DiskSyncResult, json.load(fh))
 
 
-def _read_only(path: str) -> None:
+def make_read_only(path: str) -> None:
     mode = os.stat(path).st_mode
     os.chmod(path, mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
@@ -560,67 +570,6 @@ def verify_point(group: ProtectionGroup, point_id: str, *, deep: bool = True) ->
             if imageio.map_digest(hashes, disk.ref.size, disk.block_size) != disk.content_digest:
                 problems.append(f"{disk.ref.key}: the disk's content differs from the digest recorded at sealing")
     return problems
-
-
-# -- retention ----------------------------------------------------------------------------------------
-def apply_retention(app: str, keep: int | None = None, *, store: Store | None = None) -> list[str]:
-    """Keep the newest ``keep`` points (the group's own setting by default): each older point is merged
-    into the next one (``qemu-img commit`` of the next layer into the old one, which then takes the next
-    layer's name), so every kept point reads exactly the bytes it was sealed with. Returns the ids of
-    the points merged away. Resumable: an interrupted merge is finished by the next call."""
-    store = store or Store()
-    merged = []
-    with store.locked(app):
-        group = store.load(app)
-        keep = group.keep if keep is None else keep
-        if keep < 1:
-            raise ReplicationError(f"retention must keep at least one point, not {keep}")
-        group = _finish_retiring(store, group)
-        while len(group.points) > keep:
-            oldest = group.points[0]
-            group = replace(group, points=group.points[1:], retiring=(oldest,))
-            store.save(group)
-            group = _finish_retiring(store, group)
-            merged.append(oldest.point_id)
-    return merged
-
-
-def _finish_retiring(store: Store, group: ProtectionGroup) -> ProtectionGroup:
-    if not group.retiring:
-        return group
-    (old,) = group.retiring
-    nxt = group.points[0]
-    old_dir, nxt_dir = point_dir(group, old.point_id), point_dir(group, nxt.point_id)
-    disks = []
-    for disk in nxt.disks:
-        nxt_layer = os.path.join(nxt_dir, disk.file)
-        old_layer = os.path.join(old_dir, old.disk(disk.ref.key).file)
-        if os.path.exists(old_layer):
-            if _has_backing(nxt_layer):
-                os.chmod(old_layer, 0o600)
-                spec = ImageSpec(nxt_layer, "qcow2", backing=ImageSpec(old_layer, "qcow2"))
-                _qemu_img(["commit", "-q", "-d", *spec.argv()], "merging a recovery point", nxt_layer)
-                os.chmod(nxt_layer, 0o600)
-                os.replace(old_layer, nxt_layer)
-                fsync_dir(nxt_dir)
-            _read_only(nxt_layer)
-        disks.append(replace(disk, file_digest=imageio.file_digest(nxt_layer)))
-    merged = replace(nxt, parent=None, disks=tuple(disks), merged_from=(*old.merged_from, old.point_id,
-                                                                         *nxt.merged_from))
-    record = os.path.join(nxt_dir, "point.json")
-    os.chmod(record, 0o600)
-    _write_json(record, to_json(merged))
-    _read_only(record)
-    shutil.rmtree(old_dir, ignore_errors=True)
-    group = replace(group, points=(merged, *group.points[1:]), retiring=())
-    store.save(group)
-    return group
-
-
-def _has_backing(layer: str) -> bool:
-    result = _qemu_img(["info", "--output=json", *ImageSpec(layer, "qcow2").argv(chain=False)],
-                       "reading a point layer", layer, timeout=60)
-    return bool(json.loads(result.stdout).get("backing-filename"))
 
 
 def dump_point(point: RecoveryPoint) -> str:

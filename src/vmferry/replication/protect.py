@@ -20,7 +20,7 @@ from dataclasses import replace
 from lxml import etree
 
 from vmferry.errors import ReplicationError, VmferryError
-from vmferry.replication import points, synclease
+from vmferry.replication import points, retention, synclease
 from vmferry.replication.hashsync import PackageChanges, write_source_map
 from vmferry.replication.model import DiskRef, RecoveryPoint
 from vmferry.replication.store import GuestNote, ProtectionGroup, ReplicaVm, Store
@@ -430,7 +430,7 @@ def sync_app(app: str, *, store: Store | None = None, heartbeat=None, max_rate: 
     except BaseException:
         points.abandon_point(draft, store=store)
         raise
-    points.apply_retention(app, store=store)
+    retention.apply_retention(app, store=store)
     return point
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vmferry.errors import ReplicationError
-from vmferry.replication import points
+from vmferry.replication import points, retention
 from vmferry.replication.model import DiskRef, DiskSyncResult, PointDraft, RecoveryPoint
 from vmferry.replication.store import Store
 
@@ -70,7 +70,7 @@ class StoreLibrary:
         from vmferry.replication.protect import seal_repaired
 
         point = seal_repaired(draft, store=self.store)
-        points.apply_retention(draft.app, store=self.store)
+        retention.apply_retention(draft.app, store=self.store)
         return point
 
     def abandon_point(self, draft: PointDraft) -> None:
