@@ -33,7 +33,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
+sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "src"))
+
+from bench.pagecache import evict  # noqa: E402
 
 from vmferry.disks.qcow2_map import held_clusters  # noqa: E402
 from vmferry.replication import imageio, retention  # noqa: E402
@@ -76,28 +79,19 @@ def write_top(path: str, base: str, size: int, percent: float, rnd: random.Rando
     qemu_io(path, cmds)
 
 
-def drop_cache(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
 def merge(base: str, top: str, incremental: bool, cold: bool) -> tuple[float, float, str, int]:
     """(commit seconds, digest seconds, digest, bytes read for the digest)."""
     before = imageio.layer_pieces(base) if incremental else None     # the .pieces file the seal wrote
     held = held_clusters(top)
     whole = os.path.getsize(base) // C
     if cold:
-        drop_cache(base)
-        drop_cache(top)
+        evict(base)
+        evict(top)
     t0 = time.perf_counter()
     subprocess.run(["qemu-img", "commit", "-q", "-d", "-f", "qcow2", top], check=True)
     t1 = time.perf_counter()
     if cold:
-        drop_cache(base)      # what commit wrote is on disk; the digest reads as the next sync would
+        evict(base)      # what commit wrote is on disk; the digest reads as the next sync would
     read_before = _read_bytes()
     pieces = retention.merged_pieces(base, before, held, whole) if incremental else imageio.layer_pieces(base)
     t2 = time.perf_counter()

@@ -55,6 +55,8 @@ import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from bench.pagecache import evict  # noqa: E402
+
 from tests.guest import libvirtd as private_libvirtd  # noqa: E402
 from tests.replication import sourceguest as sg  # noqa: E402
 from vmferry.disks.qcow2_write import create_image  # noqa: E402
@@ -74,17 +76,6 @@ class Side:
     seconds: float
     moved: int
     note: str = ""
-
-
-def evict(path: Path) -> None:
-    """Write back and drop the page cache of one file (the source disk): a cold read, as a DR sync reads
-    a disk that is not in the replicating host's memory. Only this file's pages, nobody else's."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 def fill(image: Path, size: int) -> None:
