@@ -152,12 +152,25 @@ def create_app(state: ConsoleState):
         return JSONResponse(status(store=state.store()))
 
     @app.get("/apps/{name}", response_class=HTMLResponse)
-    def application(request: Request, name: str):
+    async def application(request: Request, name: str):
         try:
-            detail = views.app_detail(name, store=state.store())
+            detail = await asyncio.to_thread(views.app_detail, name, store=state.store())
         except VmferryError as exc:
             return page(request, "refused.html", 404, reason=str(exc))
-        return page(request, "app.html", d=detail, name=name)
+        return page(request, "app.html", d=detail, name=name, schedule=await _schedule(name))
+
+    async def _schedule(name: str) -> dict:
+        """The application's sync schedule as Temporal has it, or why it cannot be shown."""
+        from vmferry.workflows.schedules import schedule_state
+
+        async def ask():
+            return await schedule_state(await state.client(), name)
+
+        try:
+            found = await asyncio.wait_for(ask(), 5)
+        except Exception as exc:  # noqa: BLE001 - Temporal down or not configured: the page says so
+            return {"error": str(exc) or type(exc).__name__}
+        return found or {"none": True}
 
     @app.get("/runs", response_class=HTMLResponse)
     async def runs_page(request: Request):

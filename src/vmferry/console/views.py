@@ -155,7 +155,24 @@ def app_detail(app: str, *, store=None, now: datetime | None = None) -> dict:
         vms.append({**vm, "disks": [{"key": d.key, "size": d.size} for d in replica.disks]})
     return {"row": row, "app": data, "vms": vms, "timeline": timeline(data["points"], now),
             "throughput": throughput(group), "findings": doc["findings"], "plan": plan_graph(group),
-            "burst": burst(store.root, app), "now": doc["now"]}
+            "burst": burst(store.root, app), "failover": failover_state(store.root, app), "now": doc["now"]}
+
+
+def failover_state(state_dir: str, app: str) -> dict | None:
+    """The application's failover, when one is recorded: where it runs, how, and whether its VMs started
+    (then its syncs in the old direction stop until a reprotect)."""
+    from vmferry.errors import VmferryError
+    from vmferry.recovery import failover_record
+
+    try:
+        doc = failover_record.load(state_dir, app)
+    except VmferryError as exc:
+        return {"error": str(exc)}
+    if doc is None:
+        return None
+    return {"run": doc.get("run"), "mode": doc.get("mode"), "status": doc.get("status"),
+            "target_site": doc.get("target_site"), "source_site": doc.get("source_site"),
+            "launched": failover_record.launched(doc), "started_at": doc.get("started_at")}
 
 
 def burst(state_dir: str, app: str) -> list[dict] | None:
