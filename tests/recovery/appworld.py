@@ -162,3 +162,32 @@ def registered_by(world: dict) -> set[str]:
 def http(url: str, timeout: float = 5) -> str:
     with urllib.request.urlopen(url, timeout=timeout) as resp:   # noqa: S310 - test, our own guest
         return resp.read().decode()
+
+
+def start_worker(env: dict, log: Path, address: str, *sites: str):
+    """A ``vmferry worker`` serving ``sites`` and the workflows on Temporal at ``address`` (killed if the
+    test process dies); returns once it serves."""
+    import subprocess
+    import time
+
+    from tests.workflows.conftest import REPO, _dies_with_us, _env
+
+    argv = [sys.executable, "-m", "vmferry", "worker"]
+    for site in sites:
+        argv += ["--site", site]
+    with open(log, "w") as sink:
+        proc = subprocess.Popen([*argv, "--workflows", "--temporal", address], stdout=subprocess.DEVNULL,
+                                stderr=sink, cwd=REPO, env=_env(env), preexec_fn=_dies_with_us)
+    deadline = time.monotonic() + 60
+    while "serving" not in log.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+    return proc
+
+
+def stop_worker(proc) -> None:
+    import signal
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)

@@ -1,7 +1,9 @@
 """Issue 13 failback end to end, surroundings included: the three-component application of
 :mod:`tests.recovery.appworld` (db <- app <- web behind HAProxy, DNS names, a firewall rule, locator
 EIDs) runs at dc1, is protected to dr, fails over to dr (planned), is reprotected (dr -> dc1: only the
-blocks written at dr go back) and fails back: ``vmferry recover APP --failback``. Both sites live on the
+blocks written at dr go back; the sync schedule, paused, is turned round and resumed) and fails back as a
+durable run (``vmferry recover APP --failback --temporal``: the Failover workflow on a worker serving both
+sites, which pauses the schedule again first). Both sites live on the
 shared privileged libvirtd, each with a production network on a host bridge (the proofs reach the guests
 at either site); both sites name the same BIND 9, HAProxy and locator service on 127.0.0.1 (each with its
 own locator key) and a ruleset file of their own.
@@ -88,13 +90,15 @@ def world(netlibvirtd, tmp_path_factory):
                       **appworld.site_surroundings(srv, "dc1-1", rulesets["dc1"], "vmferry_fbshop")},
             dr_site={"libvirt": {"uri": net.uri, "storage": str(storage["dr"]), "networks": {"lan": "fb-dr-lan"}},
                      **appworld.site_surroundings(srv, "dr-1", rulesets["dr"], "vmferry_fbshop")})
+        temporal = DevServer(base / "temporal").start()      # the durable runs' service (reprotect, failback)
+        stack.callback(temporal.stop)
         world = {**srv, "uri": net.uri, "rulesets": rulesets, "state": state, "env": {"VMFERRY_STATE": str(state)},
-                 "figures": {}}
+                 "figures": {}, "temporal": temporal.address, "base": base}
         appworld.set_surroundings(world, SRC)
         assert appworld.registered_by(world) == {"dc1"}
         world["figures"]["boot"] = time.monotonic() - t_boot
         t0 = time.monotonic()
-        res = run_vmferry("protect", path, "--from", "dc1", "--to", "dr", "--domain-type", "qemu", "--json",
+        res = run_vmferry("protect", path, "--from", "dc1", "--to", "dr", "--domain-type", "qemu", "--rpo", "2d", "--json",
                           env=world["env"], timeout=900)
         assert res.returncode == 0, res.stderr
         world["figures"]["protect"] = time.monotonic() - t0
@@ -124,16 +128,6 @@ def _paused_schedule(address: str) -> None:
     asyncio.run(go())
 
 
-def _remove_schedule(address: str) -> None:
-    from vmferry.workflows.endpoint import connect
-    from vmferry.workflows.schedules import remove_schedule
-
-    async def go() -> None:
-        await remove_schedule(await connect(address), APP)
-
-    asyncio.run(go())
-
-
 def test_failover_to_dr_then_reprotect_moves_back_only_what_dr_wrote(world):
     doc = _recover(world, "--to", "dr", "--failover", "--planned", "--domain-type", "qemu", "--timeout", str(TIMEOUT),
                    "--shutdown-timeout", "90")
@@ -150,16 +144,11 @@ def test_failover_to_dr_then_reprotect_moves_back_only_what_dr_wrote(world):
     appguest.write_data(world["uri"], f"{APP}-db", f"at-dr-{uuid.uuid4().hex[:8]}")   # moved back by the reprotect
     # the application's sync schedule, paused as a durable failover leaves it: the reprotect points it
     # from dr to dc1 and resumes it
-    server = DevServer(world["state"].parent / "temporal").start()
-    try:
-        _paused_schedule(server.address)
-        rp = _recover(world, "--reprotect", "--temporal", server.address)
-        schedule = schedule_of(server.address, APP)
-        _remove_schedule(server.address)
-    finally:
-        server.stop()
+    _paused_schedule(world["temporal"])
+    rp = _recover(world, "--reprotect", "--temporal", world["temporal"])
+    schedule = schedule_of(world["temporal"], APP)
     assert rp["schedule"] == schedule and not schedule["paused"]
-    assert (schedule["source_site"], schedule["target_site"]) == ("dr", "dc1")
+    assert (schedule["source_site"], schedule["target_site"], schedule["every_seconds"]) == ("dr", "dc1", 86400)
     assert (rp["source_site"], rp["target_site"]) == ("dr", "dc1") and sorted(rp["undefined"]) == sorted(SOURCES)
     disks = {d["key"]: d for d in rp["disks"]}
     assert sorted(disks) == sorted(f"{name}.vda" for name in SOURCES)        # keyed by the dc1 domains
@@ -175,8 +164,18 @@ def test_failover_to_dr_then_reprotect_moves_back_only_what_dr_wrote(world):
 def test_failback_returns_the_application_and_its_surroundings_to_dc1(world):
     marker = f"before-failback-{uuid.uuid4().hex[:12]}"
     appguest.write_data(world["uri"], f"{APP}-db", marker)                      # written at dr, just before
-    doc = _recover(world, "--failback", "--domain-type", "qemu", "--timeout", str(TIMEOUT), "--shutdown-timeout", "90")
+    # a durable failback: the Failover workflow on a worker serving both sites
+    worker = appworld.start_worker(world["env"], world["base"] / "worker.log", world["temporal"], "dr", "dc1")
+    try:
+        doc = _recover(world, "--failback", "--domain-type", "qemu", "--timeout", str(TIMEOUT), "--shutdown-timeout",
+                       "90", "--temporal", world["temporal"])
+    finally:
+        appworld.stop_worker(worker)
     print(f"failback: RTO {doc['rto_seconds']:.0f} s")
+    schedule = schedule_of(world["temporal"], APP)           # the failback paused the dr -> dc1 syncs first
+    assert schedule["paused"] and f"failover of {APP} to dc1 (planned)" in schedule["note"], schedule
+    res = run_vmferry("sync", APP, env=world["env"])
+    assert res.returncode == 2 and "runs at site 'dc1'" in res.stderr
     assert doc["ok"] and doc["site"] == "dc1" and doc["kind"] == "failover-planned" and doc["data_loss_seconds"] == 0
     assert doc["source_stopped"] == {name: "clean" for name in COPIES}
     assert [(g["group"], g["components"]) for g in doc["groups"]] == [(1, ["db"]), (2, ["app"]), (3, ["web"])]

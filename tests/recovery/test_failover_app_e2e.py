@@ -202,20 +202,6 @@ def _reset_to_source(world) -> None:
     set_surroundings(world, SRC)
 
 
-def _start_worker(world, log: Path, address: str) -> subprocess.Popen:
-    from tests.workflows.conftest import _dies_with_us, _env
-
-    with open(log, "w") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "vmferry", "worker", "--site", "dr", "--workflows",
-                                 "--temporal", address], stdout=subprocess.DEVNULL, stderr=sink, cwd=REPO,
-                                env=_env(world["env"]), preexec_fn=_dies_with_us)
-    deadline = time.monotonic() + 60
-    while "serving" not in log.read_text():
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.1)
-    return proc
-
-
 def _schedule(address: str, action: str) -> None:
     import asyncio
 
@@ -248,7 +234,7 @@ def test_disaster_failover_survives_kill9_of_the_worker_with_the_source_gone(wor
     try:
         # the application's sync schedule, as protect made it (its interval of a week: it does not fire here)
         _schedule(server.address, "ensure")
-        workers.append(_start_worker(world, world["base"] / "worker-1.log", server.address))
+        workers.append(appworld.start_worker(world["env"], world["base"] / "worker-1.log", server.address, "dr"))
         cli = subprocess.Popen([sys.executable, "-m", "vmferry", "recover", "shop", "--to", "dr", "--failover",
                                 "--disaster", "--domain-type", "qemu", "--timeout", str(TIMEOUT), "--json",
                                 "--temporal", server.address], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -270,7 +256,7 @@ def test_disaster_failover_survives_kill9_of_the_worker_with_the_source_gone(wor
             ids_before = {name: conn.domain(name).ID() for name, v in killed_in["vms"].items()
                           if v["state"] == "started"}
         assert "launch-3" not in killed_in["steps"]                          # it really was in the middle
-        workers.append(_start_worker(world, world["base"] / "worker-2.log", server.address))
+        workers.append(appworld.start_worker(world["env"], world["base"] / "worker-2.log", server.address, "dr"))
         out, err = cli.communicate(timeout=900)
         schedule = schedule_of(server.address, "shop")
         _schedule(server.address, "remove")
@@ -278,9 +264,7 @@ def test_disaster_failover_survives_kill9_of_the_worker_with_the_source_gone(wor
         if cli is not None and cli.poll() is None:
             cli.kill()
         for w in workers:
-            if w.poll() is None:
-                w.send_signal(signal.SIGTERM)
-                w.wait(timeout=20)
+            appworld.stop_worker(w)
         server.stop()
     doc = json.loads(out)
     assert cli.returncode == 0, json.dumps(doc, indent=1)[:4000] + err
