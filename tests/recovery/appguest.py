@@ -24,31 +24,12 @@ echo ok > /tmp/www/health
 if [ -f /var/vmferry-data ]; then cp /var/vmferry-data /tmp/www/data.txt; else echo none > /tmp/www/data.txt; fi
 busybox httpd -p 80 -h /tmp/www
 for p in $(prop vmferry.test.tcp | tr ',' ' '); do busybox httpd -p "$p" -h /tmp/www; done
-port=
-for p in /sys/class/virtio-ports/*; do
-  [ -f "$p/name" ] && [ "$(cat "$p/name")" = org.qemu.guest_agent.0 ] && port=/dev/$(busybox basename "$p")
-done
-if [ -n "$port" ]; then
-  (
-    while :; do
-      exec 3<>"$port"
-      while read -t 15 -r line <&3; do
-        case "$line" in
-          *guest-sync*) id=$(echo "$line" | sed -n 's/.*"id" *: *\([0-9]*\).*/\1/p'); echo "{\"return\": $id}" >&3 ;;
-          *guest-ping*) echo '{"return": {}}' >&3 ;;
-          *guest-shutdown*) echo "VMFERRY-SVC-SHUTDOWN" > /dev/ttyS0; busybox sync; mount -o remount,ro /; poweroff -f ;;
+""" + serviceguest.agent_loop(r"""          *guest-shutdown*) echo "VMFERRY-SVC-SHUTDOWN" > /dev/ttyS0; busybox sync; mount -o remount,ro /; poweroff -f ;;
           *vmferry-write-data*)
             d=$(echo "$line" | sed -n 's/.*"data" *: *"\([A-Za-z0-9._-]*\)".*/\1/p')
             if [ -n "$d" ] && echo "$d" > /var/vmferry-data && busybox sync; then echo '{"return": {}}' >&3
             else echo '{"error": {"class": "GenericError", "desc": "vmferry test agent: not written"}}' >&3; fi ;;
-          *) echo '{"error": {"class": "CommandNotFound", "desc": "vmferry test agent"}}' >&3 ;;
-        esac
-      done
-      exec 3<&-
-    done
-  ) &
-fi
-(
+""") + r"""(
   exec </dev/ttyS0 >/dev/ttyS0 2>&1
   busybox stty -echo
   while read -r id cmd; do

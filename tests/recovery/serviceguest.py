@@ -49,32 +49,43 @@ busybox ip link set eth0 up
 [ -n "$gw" ] && busybox ip route add default via "$gw"
 echo "VMFERRY-SVC-NET eth0 ${addr:-none} gw ${gw:-none}"
 """
-INIT = INIT_MOUNTS + 'echo "VMFERRY-SVC-BOOTED"\n' + OVF_ENV + "name=$(prop vmferry.hostname)\n" + NET_UP + r"""mkdir -p /tmp/www
-echo "vmferry test service ${name:-unnamed}" > /tmp/www/index.html
-busybox httpd -p 80 -h /tmp/www
-for p in $(prop vmferry.test.tcp | tr ',' ' '); do busybox httpd -p "$p" -h /tmp/www; done
-port=
+
+
+def agent_loop(extra_cases: str = "", comment: str = "") -> str:
+    """The guest agent in busybox shell: finds the ``org.qemu.guest_agent.0`` port and answers
+    ``guest-sync``/``guest-ping`` (and the ``case`` branches of ``extra_cases``) in the background. The
+    port is closed and opened again after 15 s without a command: the host side then sees the agent
+    appear again (one missed "port opened" event must not hide the agent for good)."""
+    return r"""port=
 for p in /sys/class/virtio-ports/*; do
   [ -f "$p/name" ] && [ "$(cat "$p/name")" = org.qemu.guest_agent.0 ] && port=/dev/$(busybox basename "$p")
 done
 if [ -n "$port" ]; then
   (
-    # the port is closed and opened again after 15 s without a command: the host side then sees the
-    # agent appear again (one missed "port opened" event must not hide the agent for good)
-    while :; do
+""" + comment + r"""    while :; do
       exec 3<>"$port"
       while read -t 15 -r line <&3; do
         case "$line" in
           *guest-sync*) id=$(echo "$line" | sed -n 's/.*"id" *: *\([0-9]*\).*/\1/p'); echo "{\"return\": $id}" >&3 ;;
           *guest-ping*) echo '{"return": {}}' >&3 ;;
-          *) echo '{"error": {"class": "CommandNotFound", "desc": "vmferry test agent"}}' >&3 ;;
+""" + extra_cases + r"""          *) echo '{"error": {"class": "CommandNotFound", "desc": "vmferry test agent"}}' >&3 ;;
         esac
       done
       exec 3<&-
     done
   ) &
 fi
-echo "VMFERRY-SVC-SERVING agent=${port:-none}"
+"""
+
+
+# (the comment stays in this guest's init as it was: it is part of the cached image's key)
+INIT = INIT_MOUNTS + 'echo "VMFERRY-SVC-BOOTED"\n' + OVF_ENV + "name=$(prop vmferry.hostname)\n" + NET_UP + r"""mkdir -p /tmp/www
+echo "vmferry test service ${name:-unnamed}" > /tmp/www/index.html
+busybox httpd -p 80 -h /tmp/www
+for p in $(prop vmferry.test.tcp | tr ',' ' '); do busybox httpd -p "$p" -h /tmp/www; done
+""" + agent_loop(comment="""    # the port is closed and opened again after 15 s without a command: the host side then sees the
+    # agent appear again (one missed "port opened" event must not hide the agent for good)
+""") + r"""echo "VMFERRY-SVC-SERVING agent=${port:-none}"
 while :; do sleep 3600; done
 """
 
