@@ -144,6 +144,10 @@ def gce_format(vmferry: list[str], ova: str, src: str, work: str, repeat: int) -
         ours_runs.append(timed([*vmferry, "convert", ova, "--to", "gce", "--no-guest", "-o", out]))
         base_runs.append(chain([["qemu-img", "convert", src, "-O", "raw", os.path.join(base, "disk.raw")],
                                 ["tar", "--format=oldgnu", "-Sczf", "disk.tar.gz", "disk.raw"]], cwd=base))
+    ours_size = sum(os.path.getsize(os.path.join(out, n)) for n in os.listdir(out) if n.endswith(".tar.gz"))
+    base_size = os.path.getsize(os.path.join(base, "disk.tar.gz"))
+    print(f"gce archive: vmferry {ours_size / MiB:.1f} MiB, tar -Sczf {base_size / MiB:.1f} MiB "
+          f"(ratio {ours_size / base_size:.3f})", flush=True)
     rm(out, base)
     return min(ours_runs), min(base_runs)
 
