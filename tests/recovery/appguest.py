@@ -52,12 +52,24 @@ def app_image() -> Path:
 def write_data(uri: str, domain: str, text: str) -> None:
     """Write ``text`` to :data:`DATA` in the running guest ``domain`` through its guest agent (synced)."""
     import json
+    import time
 
+    from vmferry.errors import TargetError
     from vmferry.tools import libvirt as lv
 
+    command = json.dumps({"execute": "vmferry-write-data", "arguments": {"data": text}})
+    deadline = time.monotonic() + 60
     with lv.connect(uri) as conn:
-        answer = json.loads(conn.agent_command(domain, json.dumps(
-            {"execute": "vmferry-write-data", "arguments": {"data": text}}), timeout=30))
+        while True:
+            try:
+                answer = json.loads(conn.agent_command(domain, command, timeout=30))
+                break
+            except TargetError as exc:
+                # the agent closes and opens its port again after 15 s without a command: libvirt then says
+                # "not connected" for a moment
+                if "not connected" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
     if "return" not in answer:
         raise RuntimeError(f"{domain}: the guest did not write its data: {answer}")
 
