@@ -130,11 +130,17 @@ class FailoverWorkflow:
         await self._do(run, "failover_begin", req, site=target, result_type=str)
         if workflow.patched("pause-sync-schedule"):      # runs begun before this step replay without it
             self._step = "pausing the sync schedule"
-            await workflow.execute_activity(
-                "pause_schedule", args=[app, f"failover of {app} to {target} ({req.mode}), run "
-                                            f"{workflow.info().workflow_id}/{workflow.info().run_id}"],
-                task_queue=CONTROL_QUEUE, result_type=bool, start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)))
+            try:
+                await workflow.execute_activity(
+                    "pause_schedule", args=[app, f"failover of {app} to {target} ({req.mode}), run "
+                                                f"{workflow.info().workflow_id}/{workflow.info().run_id}"],
+                    task_queue=CONTROL_QUEUE, result_type=bool, start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1),
+                                             maximum_interval=timedelta(seconds=10), maximum_attempts=5))
+            except ActivityError:
+                # a failover is never held back by its schedule: the syncs it would start are refused anyway
+                # once the application runs at the target (failover_record.refuse_sync)
+                workflow.logger.warning("the sync schedule of %s could not be paused; the failover goes on", app)
         try:
             if req.mode == "planned":
                 await self._do(run, "failover_stop_source", app, site=run.source_site)
