@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -188,6 +189,26 @@ def test_journal_of_another_plan_is_refused(example, tmp_path, capsys):
     code = main(["plan", str(example), "--from", "dc1", "--to", "cloud", "--apply", "--state", str(state)])
     err = capsys.readouterr().err
     assert code == 2 and "belongs to other dc1->cloud" in err and str(state) in err
+
+
+def test_a_second_apply_of_the_same_journal_is_refused_while_one_runs(example, tmp_path, capsys):
+    """One apply of a journal at a time (its run lock, held here by another process); nothing is applied
+    and the journal is not written by the refused run."""
+    state = tmp_path / "state.json"
+    edit_yaml(example, lambda d: d["sites"]["cloud"].setdefault("services", {}).update(
+        ldap={"kind": "ldap", "host": "10.20.9.10", "port": 636}))
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+                               f"{state}.lock"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code = main(["plan", str(example), "--from", "dc1", "--to", "cloud", "--apply", "--state", str(state)])
+        err = capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert code == 2 and "another apply of this plan is running" in err and len(err.strip().splitlines()) == 1
+    assert not state.exists()
 
 
 def test_runtime_api_over_tcp(haproxy):

@@ -5,15 +5,21 @@ A step whose digest is in the journal is skipped without contacting anything, so
 ``--apply`` changes nothing; a run that failed midway records what it did and the next run does
 the rest. Every executor is itself idempotent (it reads the current state first), so a step that
 succeeded but was not journaled (a crash between the two) is harmless when run again.
+
+One apply of a journal at a time: the run holds an exclusive ``flock`` on ``<journal>.lock`` while it
+lives; a second run of the same journal is refused at once (two runs would each rewrite the journal from
+what they read at their start, and one would lose the other's steps).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +77,8 @@ class Journal:
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
             with os.fdopen(fd, "w") as fh:
                 fh.write(doc + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(tmp, self.path)
         except OSError as exc:
             raise PlanError(f"cannot write the apply journal: {exc.strerror}", path=self.path) from exc
@@ -121,9 +129,32 @@ def default_journal(manifest: str | os.PathLike, plan: Plan) -> Path:
     return path.with_name(f"{path.stem}.{plan.source}-to-{plan.target}.state.json")
 
 
+@contextlib.contextmanager
+def journal_lock(journal_path: str | os.PathLike) -> Iterator[None]:
+    """Hold the journal's run lock, or refuse: another apply of it is running."""
+    path = Path(f"{os.fspath(journal_path)}.lock")
+    try:
+        fh = open(path, "a")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise PlanError(f"cannot lock the apply journal: {exc.strerror}", path=path) from exc
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise PlanError("another apply of this plan is running (its journal is locked); let it end first",
+                            path=os.fspath(journal_path)) from exc
+        yield
+
+
 def apply_plan(plan: Plan, site: Site, journal_path: str | os.PathLike,
                progress: Callable[[StepResult], None] | None = None) -> ApplyReport:
     """Run the plan's steps in order; stop at the first failure (the rest stay pending)."""
+    with journal_lock(journal_path):
+        return _apply(plan, site, journal_path, progress)
+
+
+def _apply(plan: Plan, site: Site, journal_path: str | os.PathLike,
+           progress: Callable[[StepResult], None] | None) -> ApplyReport:
     journal = Journal(journal_path, plan)
     report = ApplyReport(str(journal_path))
     failed = False

@@ -112,6 +112,7 @@ def remove(state: str | os.PathLike, app: str) -> bool:
         journal = doc.get("apply_journal")
         if journal:
             Path(journal).unlink(missing_ok=True)
+            Path(f"{journal}.lock").unlink(missing_ok=True)     # its run lock (plans/apply.journal_lock)
         path.unlink()
     return True
 
