@@ -4,13 +4,20 @@ On start the pusher replaces the A/AAAA records of every registered name inside 
 follows the service's changes in version order: a registration replaces the name's A and AAAA
 rrsets with its best usable locators (record TTL from the mapping), a deregistration deletes them.
 A failed update is retried (with back-off) before the next one is sent, so the server never sees
-changes out of order. Names deleted while the service was not running are not removed.
+changes out of order.
+
+The **ledger** (``ledger`` in the file; default: the push file's path + ``.pushed``) lists the names this
+pusher has put in the server (JSON, replaced atomically after each change). On start, a name in the
+ledger that is no longer registered (deregistered while the pusher was not running: the service ran
+without ``--dns-push``, or another instance on the same etcd removed it) has its A/AAAA records deleted.
+Only names in the ledger are ever deleted that way: records vmferry did not push are never touched.
 
 The push configuration file (TOML)::
 
     zone = "example.com"          # names outside the zone are not pushed
     server = "127.0.0.1:53"       # the primary server accepting updates
     instance_id = 0               # optional, default 0
+    ledger = "/var/lib/vmferry/push.pushed"   # optional (see above)
     [tsig]
     name = "vmferry-update"       # key name as configured in the server
     algorithm = "hmac-sha256"     # optional
@@ -19,8 +26,10 @@ The push configuration file (TOML)::
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import tempfile
 import threading
 import tomllib
 from dataclasses import dataclass
@@ -51,6 +60,7 @@ class PushConfig:
     secret: str
     algorithm: str = "hmac-sha256"
     instance_id: int = 0
+    ledger: str = ""
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PushConfig:
@@ -62,7 +72,8 @@ class PushConfig:
             config = cls(zone=str(data["zone"]).rstrip(".").lower(), host=host.strip("[]"), port=int(port),
                          key_name=str(tsig["name"]), secret=str(tsig["secret"]),
                          algorithm=str(tsig.get("algorithm", "hmac-sha256")),
-                         instance_id=int(data.get("instance_id", 0)))
+                         instance_id=int(data.get("instance_id", 0)),
+                         ledger=str(data.get("ledger") or f"{path}.pushed"))
             dns.tsigkeyring.from_text({config.key_name: config.secret})
         except OSError as exc:
             raise LocatorError(f"cannot read DNS push file: {exc.strerror}", path=path) from exc
@@ -82,6 +93,7 @@ class DnsPusher:
         self.zone = dns.name.from_text(config.zone + ".")
         self.keyring = dns.tsigkeyring.from_text({config.key_name: config.secret})
         self.pushed_version = 0
+        self.ledger = Ledger(config.ledger) if config.ledger else None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -100,9 +112,20 @@ class DnsPusher:
 
     def _run(self) -> None:
         version = self.service.version
+        current = {}
         for mapping in self.service.mappings(self.config.instance_id):
             if mapping.eid.is_name and self.in_zone(mapping.eid.text):
-                self._send(mapping.eid.text, mapping)
+                current[mapping.eid.text] = mapping
+        if self.ledger is not None:
+            stale = self.ledger.names - set(current)
+            self.ledger.replace(self.ledger.names | set(current))     # before pushing: never less than is there
+            for name in sorted(stale):
+                if self.in_zone(name):
+                    log.info("removing %s from DNS: deregistered while not pushing", name)
+                    self._send(name, None)
+            self.ledger.replace(set(current))
+        for name, mapping in current.items():
+            self._send(name, mapping)
         self.pushed_version = version
         for item in self.service.watch(version, heartbeat=1.0, stop=self._stop):
             if isinstance(item, Heartbeat):
@@ -113,6 +136,8 @@ class DnsPusher:
                 continue
             if eid.instance_id == self.config.instance_id and eid.is_name and self.in_zone(eid.text):
                 self._send(eid.text, item.mapping)
+                if self.ledger is not None:
+                    (self.ledger.add if item.mapping is not None else self.ledger.discard)(eid.text)
             self.pushed_version = item.version
 
     def _send(self, name: str, mapping: Mapping | None) -> None:
@@ -145,3 +170,47 @@ class DnsPusher:
         if reply.rcode() != dns.rcode.NOERROR:
             raise LocatorError(f"DNS server {self.config.host}:{self.config.port} refused the update of "
                                f"{name}: {dns.rcode.to_text(reply.rcode())}")
+
+
+class Ledger:
+    """The names a pusher has put in the DNS server, kept in a JSON file (see the module text)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.names: set[str] = set()
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            log.warning("DNS push ledger %s unreadable (%s): names deregistered while not pushing stay", path, exc)
+            return
+        if isinstance(data, dict) and isinstance(data.get("names"), list):
+            self.names = {n for n in data["names"] if isinstance(n, str)}
+
+    def replace(self, names: set[str]) -> None:
+        if names != self.names:
+            self.names = set(names)
+            self._save()
+
+    def add(self, name: str) -> None:
+        if name not in self.names:
+            self.names.add(name)
+            self._save()
+
+    def discard(self, name: str) -> None:
+        if name in self.names:
+            self.names.discard(name)
+            self._save()
+
+    def _save(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"names": sorted(self.names)}, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.warning("cannot write the DNS push ledger %s: %s", self.path, exc.strerror)
