@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) bench/ovfenv.py
 	$(PY) bench/plans.py
 	$(PY) bench/guest.py
+	$(PY) bench/retention.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
