@@ -6,7 +6,6 @@ nothing; never a traceback, a hang or a stray file. The seeds are fixed: a failu
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import shutil
