@@ -54,7 +54,7 @@ def test_kill9_mid_copy_resumes_from_last_heartbeat(temporal, start_worker, tmp_
         handle = await client.start_workflow("SyncWorkflow", SyncRequest("shop", "dc1", "dr", FAST),
                                              id="kill9-shop", task_queue="vmferry",
                                              result_type=RecoveryPoint)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180   # a loaded CI host starts workers slowly
         while await pending_heartbeat(handle, client.data_converter) < size // 4:
             assert time.monotonic() < deadline, "the copy never heartbeat a quarter of the disk"
             await asyncio.sleep(0.1)
@@ -108,7 +108,7 @@ def test_cancelled_run_abandons_its_draft(temporal, start_worker, tmp_path):
         client = await connect(temporal.address)
         handle = await client.start_workflow("SyncWorkflow", SyncRequest("crm", "dc1", "dr", FAST),
                                              id="cancel-crm", task_queue="vmferry")
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180   # a loaded CI host starts workers slowly
         while await pending_heartbeat(handle, client.data_converter) < CHUNK:
             assert time.monotonic() < deadline, "the copy never heartbeat"
             await asyncio.sleep(0.1)
@@ -198,7 +198,7 @@ def test_a_dead_runs_draft_is_never_picked_up(temporal, start_worker, tmp_path):
         client = await connect(temporal.address)
         dead = await client.start_workflow("SyncWorkflow", SyncRequest("hr", "dc1", "dr", FAST),
                                            id="dead-hr", task_queue="vmferry")
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180   # a loaded CI host starts workers slowly
         while await pending_heartbeat(dead, client.data_converter) < CHUNK:
             assert time.monotonic() < deadline, "the copy never heartbeat"
             await asyncio.sleep(0.1)

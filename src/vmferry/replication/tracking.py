@@ -30,6 +30,7 @@ import json
 import os
 import re
 import threading
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -388,7 +389,13 @@ def open_source(session: VmSession, disk: str) -> DomainChangeSource:
     return DomainChangeSource(session, disk)
 
 
+ABORT_WAIT = 30.0   # seconds a stopped backup job may take to be gone (QEMU ends it after abortJob returns)
+
+
 def _abort(dom) -> None:
+    """Stop the domain's backup job and wait until it is gone: libvirt may still describe it for a moment
+    after ``abortJob`` returns (longer on a loaded host), and a next capture of the domain would then be
+    refused, or an undo leave it running."""
     libvirt = binding()
     try:
         dom.abortJob()
@@ -396,6 +403,12 @@ def _abort(dom) -> None:
         if dom.isActive() and _running_backup(dom) is not None:
             raise ReplicationError(f"domain {dom.name()}: the backup job could not be stopped: "
                                    f"{message(exc)}") from exc
+    deadline = time.monotonic() + ABORT_WAIT
+    while dom.isActive() and _running_backup(dom) is not None:
+        if time.monotonic() > deadline:
+            raise ReplicationError(f"domain {dom.name()}: the backup job is still there {ABORT_WAIT:g} s after "
+                                   "it was stopped")
+        time.sleep(0.05)
 
 
 def stop_job(session: VmSession) -> None:
