@@ -7,12 +7,12 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from vmferry.burst.model import BurstRecord
 from vmferry.errors import BurstError
+from vmferry.tools.files import replace_file
 
 KEEP_DECISIONS = 50
 
@@ -50,17 +50,9 @@ def save(state, record: BurstRecord) -> None:
     if not record.copies and not record.decisions:
         path.unlink(missing_ok=True)
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(record.to_dict(), fh, indent=1, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        replace_file(path, json.dumps(record.to_dict(), indent=1, sort_keys=True) + "\n", mode=0o600)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise BurstError(f"cannot write the burst record: {exc.strerror}", path=str(path)) from exc
 
 

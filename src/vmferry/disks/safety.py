@@ -24,6 +24,7 @@ import threading
 from collections.abc import Iterator
 
 from vmferry.errors import DiskError, UsageError
+from vmferry.tools.files import fsync_dir
 
 TEMP_MARK = ".vmferry-tmp-"
 
@@ -110,7 +111,7 @@ def atomic_output(path: str | os.PathLike, *, force: bool = False) -> Iterator[s
             yield temp
         flush(temp)
         os.replace(temp, final)
-        flush(parent)
+        fsync_dir(parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
@@ -118,19 +119,20 @@ def atomic_output(path: str | os.PathLike, *, force: bool = False) -> Iterator[s
 
 
 def flush(path: str) -> None:
-    """fsync the file or directory ``path``; a directory's files (not following symlinks) first."""
-    if os.path.isdir(path) and not os.path.islink(path):
-        for name in os.listdir(path):
-            child = os.path.join(path, name)
-            if not os.path.islink(child) and (os.path.isfile(child) or os.path.isdir(child)):
-                flush(child)
-    elif not os.path.isfile(path) or os.path.islink(path):
+    """fsync the file ``path``, or every file under the directory ``path`` and the directories (symlinks
+    are not followed)."""
+    if os.path.islink(path):
         return
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    if os.path.isdir(path):
+        for name in os.listdir(path):
+            flush(os.path.join(path, name))
+        fsync_dir(path)
+    elif os.path.isfile(path):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 @contextlib.contextmanager
@@ -155,8 +157,8 @@ def atomic_directory(path: str | os.PathLike, *, force: bool = False) -> Iterato
         for name in os.listdir(temp):
             os.replace(os.path.join(temp, name), os.path.join(final, name))
         os.rmdir(temp)
-        flush(final)
-        flush(parent)
+        fsync_dir(final)          # the entries moved in; their data was flushed above
+        fsync_dir(parent)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
@@ -180,7 +182,7 @@ def atomic_files(path: str | os.PathLike, *, force: bool = False) -> Iterator[st
         for name in names:
             os.replace(os.path.join(temp, name), os.path.join(parent, name))
         os.rmdir(temp)
-        flush(parent)
+        fsync_dir(parent)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise

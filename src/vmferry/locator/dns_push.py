@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 import tomllib
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from vmferry.errors import LocatorError
 from vmferry.locator.feed import Heartbeat
 from vmferry.locator.model import Mapping
 from vmferry.locator.service import LocatorService
+from vmferry.tools.files import replace_file
 
 log = logging.getLogger("vmferry.locator.dnspush")
 
@@ -206,11 +206,6 @@ class Ledger:
     def _save(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"names": sorted(self.names)}, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
+            replace_file(self.path, json.dumps({"names": sorted(self.names)}), mode=0o600)
         except OSError as exc:
             log.warning("cannot write the DNS push ledger %s: %s", self.path, exc.strerror)

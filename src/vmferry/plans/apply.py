@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pathlib import Path
 from vmferry.errors import PlanError, VmferryError
 from vmferry.plans.model import Site
 from vmferry.plans.plan import Plan, Step
+from vmferry.tools.files import replace_file
 
 
 @dataclass
@@ -74,12 +74,7 @@ class Journal:
         self.done[step.id] = {"digest": step.digest, "at": time.time(), "detail": detail}
         doc = json.dumps({**self.key, "done": self.done}, indent=1, sort_keys=True)
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(doc + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
+            replace_file(self.path, doc + "\n", mode=0o600)
         except OSError as exc:
             raise PlanError(f"cannot write the apply journal: {exc.strerror}", path=self.path) from exc
 

@@ -26,13 +26,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from vmferry.errors import RecoveryError, ReplicationError
+from vmferry.tools.files import replace_file
 
 VERSION = 1
 MODES = ("planned", "disaster")
@@ -69,12 +69,7 @@ def save(state: str | os.PathLike, doc: dict) -> None:
     path = record_path(state, doc["app"])
     try:
         d.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=d)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(doc, indent=1, sort_keys=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        replace_file(path, json.dumps(doc, indent=1, sort_keys=True) + "\n", mode=0o600)
     except OSError as exc:
         raise RecoveryError(f"cannot write the failover record: {exc.strerror}", path=str(path)) from exc
 

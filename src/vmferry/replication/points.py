@@ -49,8 +49,9 @@ from vmferry.replication.model import (
     parse_point_id,
     to_json,
 )
-from vmferry.replication.store import ProtectionGroup, Store, fsync_dir
+from vmferry.replication.store import ProtectionGroup, Store
 from vmferry.tools import proc
+from vmferry.tools.files import fsync_dir
 from vmferry.tools.qemu_img import ImageSpec
 
 COPY_CHUNK = copy.CHUNK   # the unit of copying and resumption

@@ -34,10 +34,10 @@ from vmferry.replication.points import (
     pieces_path,
     point_dir,
     qemu_img_step,
-    write_hashes,
     write_json,
 )
-from vmferry.replication.store import ProtectionGroup, Store, fsync_dir
+from vmferry.replication.store import ProtectionGroup, Store
+from vmferry.tools.files import fsync_dir, replace_file
 from vmferry.tools.qemu_img import ImageSpec
 
 
@@ -139,9 +139,7 @@ def merged_pieces(layer: str, before: list[bytes] | None, top: tuple[int, set[in
 
 
 def _replace_pieces(path: str, pieces: list[bytes]) -> None:
-    temp = path + ".tmp"
-    write_hashes(temp, b"".join(pieces))
-    os.replace(temp, path)
+    replace_file(path, b"".join(pieces))
     make_read_only(path)
 
 

@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import os
 import re
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -30,6 +29,7 @@ from vmferry.replication.model import (
     dumps,
     loads,
 )
+from vmferry.tools.files import fsync_dir, replace_file
 
 _APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -170,20 +170,8 @@ class Store:
 
     def save(self, group: ProtectionGroup) -> None:
         """Write the record whole: temporary file, fsync, rename, fsync of the directory."""
-        path = self._path(group.app, ".json")
         os.makedirs(self.groups_dir, mode=0o700, exist_ok=True)
-        temp = f"{path}.tmp-{secrets.token_hex(4)}"
-        try:
-            with open(temp, "x", encoding="utf-8") as fh:
-                fh.write(dumps(group))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-            raise
-        fsync_dir(self.groups_dir)
+        replace_file(self._path(group.app, ".json"), dumps(group))
 
     def delete(self, app: str) -> None:
         for suffix in (".json", ".lock"):
@@ -200,14 +188,5 @@ class Store:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
-        finally:
-            os.close(fd)
-
-
-def fsync_dir(path: str) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
         finally:
             os.close(fd)
