@@ -10,18 +10,12 @@ import subprocess
 
 import pytest
 
+from tests.replication.test_copy import qemu_io
 from vmferry.disks.qcow2_map import data_clusters, held_clusters
 from vmferry.replication import imageio, retention
 
 C = 64 * 1024
 SIZE = 16 * 1024 * 1024          # 256 clusters
-
-
-def qemu_io(path: str, *commands: str) -> None:
-    argv = ["qemu-io", "-f", "qcow2"]
-    for c in commands:
-        argv += ["-c", c]
-    subprocess.run([*argv, path], check=True, capture_output=True)
 
 
 def as_raw(image: str, out) -> bytes:

@@ -34,13 +34,14 @@ def run(args, state: str) -> int:
         if address:
             from vmferry.workflows.runs import follow_direction
 
+            group = store.load(args.app)
             try:
-                schedule = follow_direction(address, store.load(args.app))
+                schedule = follow_direction(address, group)
             except Exception as exc:  # noqa: BLE001 - the reprotect is done; its schedule stays paused (safe)
                 schedule = {"error": f"the sync schedule was not turned round: {exc}"}
                 sys.stderr.write(f"vmferry: warning: {schedule['error']} (it stays paused: no sync runs in the old "
-                                 f"direction; point it at {store.load(args.app).source_site} -> "
-                                 f"{store.load(args.app).target_site} with Temporal's schedule tools)\n")
+                                 f"direction; point it at {group.source_site} -> {group.target_site} with "
+                                 "Temporal's schedule tools)\n")
         if args.json:
             emit_json({**report.to_dict(), "schedule": schedule})
         else:
