@@ -44,9 +44,11 @@ async def pending_heartbeat(handle, data_converter) -> int:
 
 
 def test_kill9_mid_copy_resumes_from_last_heartbeat(temporal, start_worker, tmp_path):
-    size = 8 * 1024 * 1024  # 32 chunks of 256 KiB, 0.08 s each
+    # 32 chunks of 256 KiB, read one at a time, 0.25 s each: the copy spans several heartbeats (the worker
+    # sends one a second at most), so the server keeps one past a quarter of the disk while the copy runs
+    size = 8 * 1024 * 1024
     make_app(tmp_path, "shop", {"web.vda": size})
-    slow = {"VMFERRY_TEST_CHUNK_DELAY": "0.08"}
+    slow = {"VMFERRY_TEST_CHUNK_DELAY": "0.25"}
     first = start_worker(temporal.address, tmp_path, "--site", "dc1", "--site", "dr", "--workflows", env=slow)
 
     async def scenario():
@@ -54,7 +56,7 @@ def test_kill9_mid_copy_resumes_from_last_heartbeat(temporal, start_worker, tmp_
         handle = await client.start_workflow("SyncWorkflow", SyncRequest("shop", "dc1", "dr", FAST),
                                              id="kill9-shop", task_queue="vmferry",
                                              result_type=RecoveryPoint)
-        deadline = time.monotonic() + 180   # a loaded CI host starts workers slowly
+        deadline = time.monotonic() + 60
         while await pending_heartbeat(handle, client.data_converter) < size // 4:
             assert time.monotonic() < deadline, "the copy never heartbeat a quarter of the disk"
             await asyncio.sleep(0.1)
@@ -102,13 +104,13 @@ def test_kill9_mid_copy_resumes_from_last_heartbeat(temporal, start_worker, tmp_
 def test_cancelled_run_abandons_its_draft(temporal, start_worker, tmp_path):
     make_app(tmp_path, "crm", {"db.vda": 4 * 1024 * 1024, "db.vdb": 4 * 1024 * 1024})
     start_worker(temporal.address, tmp_path, "--site", "dc1", "--site", "dr", "--workflows",
-                 env={"VMFERRY_TEST_CHUNK_DELAY": "0.1"})
+                 env={"VMFERRY_TEST_CHUNK_DELAY": "0.3"})   # the copy outlasts its first heartbeats
 
     async def scenario():
         client = await connect(temporal.address)
         handle = await client.start_workflow("SyncWorkflow", SyncRequest("crm", "dc1", "dr", FAST),
                                              id="cancel-crm", task_queue="vmferry")
-        deadline = time.monotonic() + 180   # a loaded CI host starts workers slowly
+        deadline = time.monotonic() + 60
         while await pending_heartbeat(handle, client.data_converter) < CHUNK:
             assert time.monotonic() < deadline, "the copy never heartbeat"
             await asyncio.sleep(0.1)
@@ -192,13 +194,13 @@ def test_a_dead_runs_draft_is_never_picked_up(temporal, start_worker, tmp_path):
     size = 4 * 1024 * 1024
     make_app(tmp_path, "hr", {"app.vda": size}, seed=9)
     first = start_worker(temporal.address, tmp_path, "--site", "dc1", "--site", "dr", "--workflows",
-                         env={"VMFERRY_TEST_CHUNK_DELAY": "0.1"})
+                         env={"VMFERRY_TEST_CHUNK_DELAY": "0.3"})   # the copy outlasts its first heartbeats
 
     async def scenario():
         client = await connect(temporal.address)
         dead = await client.start_workflow("SyncWorkflow", SyncRequest("hr", "dc1", "dr", FAST),
                                            id="dead-hr", task_queue="vmferry")
-        deadline = time.monotonic() + 180   # a loaded CI host starts workers slowly
+        deadline = time.monotonic() + 60
         while await pending_heartbeat(dead, client.data_converter) < CHUNK:
             assert time.monotonic() < deadline, "the copy never heartbeat"
             await asyncio.sleep(0.1)
